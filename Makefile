@@ -1,0 +1,95 @@
+# quotatop: see README.md. `make demo` and `make test` are the two commands a new
+# user needs; both install missing Debian packages first (scripts/deps.sh).
+
+CC      ?= gcc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+PKGS    := ncursesw libcurl libcjson libmicrohttpd hiredis sqlite3
+
+PC_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PC_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude $(PC_CFLAGS) \
+           -DQT_DATADIR='"$(PREFIX)/share/quotatop"' $(EXTRA_CFLAGS)
+LDFLAGS += $(EXTRA_LDFLAGS)
+LDLIBS  += $(PC_LIBS) -lpthread -lm
+
+LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c src/ui/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+BENCH_SRC:= $(wildcard bench/*.c)
+
+.PHONY: all deps demo test test-unit test-integration sanitize tsan bench install clean
+
+all: $(BUILD)/quotatop
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libquotatop.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/quotatop: $(BUILD)/src/main.o $(BUILD)/libquotatop.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# All unit suites in one Criterion binary (one synthesis line) ...
+$(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libquotatop.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+# ... and one binary per suite for quick iteration: make build/tests/test_limiter
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libquotatop.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libquotatop.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/quotatop demo
+
+test: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/unit_tests
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-integration
+
+test-unit: $(BUILD)/unit_tests
+	$(BUILD)/unit_tests --jobs 2 $(UNIT_ARGS)
+
+test-integration: $(BUILD)/quotatop
+	tests/integration/run.sh $(BUILD)/quotatop
+
+# ASan + UBSan over every test; ThreadSanitizer over the threaded ones
+# (unit tests named threads_* and the integration tests that run workers).
+sanitize: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  EXTRA_CFLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test-unit test-integration
+
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan \
+	  EXTRA_CFLAGS="-O1 -fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" \
+	  UNIT_ARGS="--filter '*/threads_*'" test-unit
+	@$(MAKE) --no-print-directory BUILD=build-tsan \
+	  EXTRA_CFLAGS="-O1 -fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" \
+	  build-tsan/quotatop
+	QT_INTEGRATION_FILTER=threads tests/integration/run.sh build-tsan/quotatop
+
+bench: $(BENCH_SRC:%.c=$(BUILD)/%)
+	@for b in $^; do echo "== $$b"; $$b; done
+
+install: $(BUILD)/quotatop
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/quotatop/themes
+	install -m 755 $(BUILD)/quotatop $(DESTDIR)$(PREFIX)/bin/quotatop
+	install -m 644 themes/*.theme $(DESTDIR)$(PREFIX)/share/quotatop/themes/
+
+clean:
+	rm -rf build build-asan build-tsan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

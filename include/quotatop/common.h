@@ -1,0 +1,31 @@
+/* common.h: the one error enum of quotatop and small shared helpers.
+ *
+ * Every fallible function returns a qt_err (QT_OK = 0) or NULL, in the manner
+ * of curl's CURLcode; qt_strerror() names the code. There is no global error
+ * state. Thread-safety: everything here is safe from any thread.
+ */
+#ifndef QT_COMMON_H
+#define QT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    QT_OK = 0,
+    QT_ERR_NOMEM,      /* allocation failed */
+    QT_ERR_INVALID,    /* bad argument or malformed input */
+    QT_ERR_NOTFOUND,   /* no such id / name */
+    QT_ERR_IO,         /* file or socket error */
+    QT_ERR_LIMIT,      /* a limit (rate, budget, size) refuses it */
+    QT_ERR_CLOSED,     /* the object was closed / shut down */
+    QT_ERR_TIMEOUT,    /* a wait ran out */
+    QT_ERR_BACKEND,    /* shared backend (Redis) failed */
+} qt_err;
+
+/* Returns a static, human-readable name for an error code. Never NULL. */
+const char *qt_strerror(qt_err err);
+
+/* Number of elements of a true array. */
+#define QT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif /* QT_COMMON_H */

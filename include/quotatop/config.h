@@ -1,0 +1,138 @@
+/* config.h: the JSON config of DESIGN.md loaded into plain structs.
+ *
+ * qt_config_load() parses with cJSON, fills defaults, validates (types,
+ * ranges, references between providers, models and fallbacks, cycles, URLs)
+ * and reports every problem with its JSON path in a qt_diag. Limits are kept
+ * as configured; qt_config_effective_*() apply limits.headroom. A value of 0
+ * for any limit means unlimited.
+ *
+ * Thread-safety: a loaded qt_config is immutable; any thread may read it.
+ */
+#ifndef QT_CONFIG_H
+#define QT_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "quotatop/common.h"
+
+typedef enum { QT_KIND_OPENAI = 0, QT_KIND_ANTHROPIC = 1 } qt_provider_kind;
+typedef enum { QT_EXHAUSTED_REJECT = 0, QT_EXHAUSTED_DOWNGRADE = 1 } qt_on_exhausted;
+typedef enum { QT_BACKEND_LOCAL = 0, QT_BACKEND_REDIS = 1 } qt_backend_kind;
+
+#define QT_CACHE_MODEL "@cache"   /* fallback entry answering from the cache */
+
+typedef struct {
+    char *name;               /* key in "providers" */
+    qt_provider_kind kind;
+    char *base_url;           /* without trailing slash */
+    char *api_key_env;        /* name of the env variable; may be NULL */
+    double rpm, tpm;          /* configured limits, 0 = unlimited */
+    int max_concurrent;       /* 0 = unlimited */
+    int timeout_ms;           /* default 60000 */
+    double weight;            /* default 1 */
+} qt_provider_cfg;
+
+typedef struct {
+    char *name;               /* key in "models" */
+    char **providers;         /* provider names, n_providers >= 1 */
+    int *provider_idx;        /* index into qt_config.providers */
+    size_t n_providers;
+    char *upstream_model;     /* name sent upstream; defaults to name */
+    double rpm, tpm;          /* configured limits, 0 = unlimited */
+    double input_usd_per_mtok, output_usd_per_mtok;
+    long context_window;      /* tokens, 0 = unknown/unlimited */
+    int default_max_tokens;   /* used when a job gives none (anthropic needs one); default 1024 */
+    char **fallback;          /* model names or QT_CACHE_MODEL */
+    size_t n_fallback;
+} qt_model_cfg;
+
+typedef struct {
+    char *name;
+    double usd;               /* 0 = unlimited */
+} qt_workflow_budget;
+
+typedef struct {
+    int workers;                           /* default 8 */
+    qt_provider_cfg *providers;  size_t n_providers;
+    qt_model_cfg *models;        size_t n_models;
+    struct {
+        double headroom;                   /* (0,1], default 1.0 */
+        double burst_ms;                   /* pacing burst tolerance, default 1000/60... see limiter */
+    } limits;
+    struct {
+        int max_attempts;                  /* default 5 */
+        long base_ms, cap_ms;              /* default 1000, 60000 */
+        long max_retry_after_ms;           /* default 120000 */
+        double budget_ratio;               /* retries <= ratio * recent requests, default 0.5 */
+    } retry;
+    struct {
+        int failure_threshold;             /* default 5 */
+        double failure_ratio;              /* default 0.5 */
+        long window_ms;                    /* default 10000 */
+        long cooldown_ms;                  /* default 30000 */
+        long cooldown_max_ms;              /* default 300000 */
+        int half_open_max;                 /* default 1 */
+    } circuit;
+    struct {
+        double run_usd, day_usd;           /* 0 = unlimited */
+        double warn_ratio;                 /* default 0.8 */
+        qt_workflow_budget *workflows; size_t n_workflows;
+        qt_on_exhausted on_exhausted;      /* default reject */
+    } budget;
+    struct {
+        long aging_ms;                     /* default 30000, 0 = no aging */
+    } queue;
+    struct {
+        qt_backend_kind kind;
+        char *url;                         /* redis://host:port */
+        char *prefix;                      /* key prefix, default "quotatop" */
+    } backend;
+    char *state_dir;                       /* "~" expanded; default ~/.local/state/quotatop */
+    struct {
+        char *listen;                      /* default 127.0.0.1:8787 */
+        char *token_env;                   /* may be NULL */
+        long max_queue;                    /* default 1000 */
+        long max_wait_ms;                  /* default 30000 */
+        long max_body_bytes;               /* default 1 MiB */
+        char *default_workflow;            /* default "default" */
+        int default_priority;              /* default 5 */
+    } proxy;
+} qt_config;
+
+/* Diagnostics gathered while loading: errors make the config invalid,
+ * warnings (unknown keys) do not. Each message starts with its JSON path. */
+typedef struct {
+    char **errors;   size_t n_errors;
+    char **warnings; size_t n_warnings;
+} qt_diag;
+
+void qt_diag_free(qt_diag *d);   /* frees the messages; the struct itself is the caller's */
+void qt_diag_print(const qt_diag *d, FILE *out, const char *origin);
+
+/* Parses and validates a config from text. On success returns a config the
+ * caller frees with qt_config_free; diag may still hold warnings. On any error
+ * returns NULL and diag holds at least one error. diag may not be NULL. */
+qt_config *qt_config_parse(const char *text, size_t len, qt_diag *diag);
+
+/* Reads and parses a file (as qt_config_parse). A missing or unreadable file
+ * is reported as an error in diag. */
+qt_config *qt_config_load(const char *path, qt_diag *diag);
+
+void qt_config_free(qt_config *cfg);   /* accepts NULL */
+
+/* Lookups by name; return the index or -1. */
+int qt_config_model_index(const qt_config *cfg, const char *name);
+int qt_config_provider_index(const qt_config *cfg, const char *name);
+
+/* Limits after headroom (0 stays 0 = unlimited). */
+double qt_config_effective(const qt_config *cfg, double configured);
+
+/* Budget of a workflow in USD, 0 when it has none. */
+double qt_config_workflow_budget(const qt_config *cfg, const char *workflow);
+
+/* Writes the effective config (limits after headroom, each model's full
+ * chain, whether each provider's api_key_env is set - never its value). */
+void qt_config_print_effective(const qt_config *cfg, FILE *out);
+
+#endif /* QT_CONFIG_H */

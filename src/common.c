@@ -1,0 +1,18 @@
+/* common.c: qt_strerror. See include/quotatop/common.h. */
+#include "quotatop/common.h"
+
+const char *qt_strerror(qt_err err)
+{
+    switch (err) {
+    case QT_OK:           return "ok";
+    case QT_ERR_NOMEM:    return "out of memory";
+    case QT_ERR_INVALID:  return "invalid argument or input";
+    case QT_ERR_NOTFOUND: return "not found";
+    case QT_ERR_IO:       return "input/output error";
+    case QT_ERR_LIMIT:    return "limit exceeded";
+    case QT_ERR_CLOSED:   return "closed";
+    case QT_ERR_TIMEOUT:  return "timed out";
+    case QT_ERR_BACKEND:  return "backend error";
+    }
+    return "unknown error";
+}

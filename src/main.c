@@ -1,0 +1,43 @@
+/* main.c: the command line. One function per subcommand (src/cmd.h); this
+ * file only dispatches and prints usage. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const char usage[] =
+    "usage: quotatop <command> [options]\n"
+    "\n"
+    "  demo  [--headless] [--duration SECONDS] [--theme NAME]\n"
+    "  run   -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--workers N] [--resume] JOBS|-\n"
+    "  serve -c CONFIG [--listen HOST:PORT] [--headless]\n"
+    "  mock  [--listen HOST:PORT] [--kind openai|anthropic] [--rpm N] [--tpm N] [--fail-rate F] [--latency-ms N]\n"
+    "  check -c CONFIG\n"
+    "  spend [-c CONFIG] [--by workflow|model|day] [--since DAYS]\n"
+    "\n"
+    "Run `quotatop <command> --help` for a command's options.\n";
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+} commands[] = {
+    { "demo",  qt_cmd_demo },
+    { "run",   qt_cmd_run },
+    { "serve", qt_cmd_serve },
+    { "mock",  qt_cmd_mock },
+    { "check", qt_cmd_check },
+    { "spend", qt_cmd_spend },
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "quotatop: unknown command '%s'\n\n%s", argv[1], usage);
+    return 2;
+}

@@ -1,0 +1,88 @@
+# lib.sh: helpers for integration tests (sourced). Tests drive the real binary
+# ($QT_BIN) against servers they start on free loopback ports and stop on exit.
+set -uo pipefail
+
+QT_BIN=${QT_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/quotatop}
+TMP=$(mktemp -d /tmp/qt-it.XXXXXX)
+_pids=()
+
+cleanup() {
+    for p in "${_pids[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null
+    done
+    for p in "${_pids[@]:-}"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+
+# check NAME COMMAND...: PASS when the command succeeds.
+check() {
+    local name=$1; shift
+    if "$@"; then pass "$name"; else fail "$name" "command failed: $*"; fi
+}
+
+# expect_eq NAME ACTUAL EXPECTED
+expect_eq() {
+    if [ "$2" == "$3" ]; then pass "$1"; else fail "$1" "got '$2', expected '$3'"; fi
+}
+
+# expect_le / expect_ge NAME ACTUAL BOUND (numbers, may be decimals)
+expect_le() {
+    if awk -v a="$2" -v b="$3" 'BEGIN{exit !(a+0 <= b+0)}'; then pass "$1"; else fail "$1" "$2 > $3"; fi
+}
+expect_ge() {
+    if awk -v a="$2" -v b="$3" 'BEGIN{exit !(a+0 >= b+0)}'; then pass "$1"; else fail "$1" "$2 < $3"; fi
+}
+
+# expect_contains NAME HAYSTACK NEEDLE
+expect_contains() {
+    if [[ "$2" == *"$3"* ]]; then pass "$1"; else fail "$1" "'$3' not in: ${2:0:300}"; fi
+}
+expect_not_contains() {
+    if [[ "$2" != *"$3"* ]]; then pass "$1"; else fail "$1" "'$3' found in output"; fi
+}
+
+# free_port: prints a loopback TCP port nobody listens on.
+free_port() {
+    local p
+    while :; do
+        p=$(( 20000 + RANDOM % 30000 ))
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+# wait_port PORT [SECONDS]: waits until something listens on PORT.
+wait_port() {
+    local i
+    for ((i = 0; i < ${2:-10} * 20; i++)); do
+        (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# bg COMMAND...: starts a command in the background, stopped at exit; sets $BG_PID.
+bg() {
+    "$@" &
+    BG_PID=$!
+    _pids+=("$BG_PID")
+}
+
+# start_mock ARGS...: starts `quotatop mock` on a free port; sets MOCK_PORT, MOCK_URL, MOCK_PID.
+start_mock() {
+    MOCK_PORT=$(free_port)
+    bg "$QT_BIN" mock --listen "127.0.0.1:$MOCK_PORT" "$@" 2>"$TMP/mock.$MOCK_PORT.log"
+    MOCK_PID=$BG_PID
+    MOCK_URL="http://127.0.0.1:$MOCK_PORT"
+    wait_port "$MOCK_PORT" 10 || { fail "start_mock" "mock did not listen on $MOCK_PORT"; return 1; }
+}
+
+# jq-free JSON field reader: json_get FILE_OR_- EXPR (python3 expression on `d`)
+json_get() {
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1]) if sys.argv[1]!="-" else sys.stdin); print(eval(sys.argv[2]))' "$1" "$2"
+}
