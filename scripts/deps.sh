@@ -25,6 +25,7 @@ need_pc criterion libcriterion-dev
 need_cmd tmux tmux
 need_cmd redis-server redis-server
 need_cmd curl curl
+need_cmd python3 python3
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
