@@ -1,0 +1,403 @@
+/* retry.c: classification, wait hints, backoff and the retry budget.
+ *
+ * DESIGN
+ * The parsers are hand-written scanners over ASCII: no strptime (its month
+ * names follow the locale) and no timegm (a GNU extension; plain arithmetic
+ * is just as short): calendar dates become epoch days with the
+ * days-from-civil algorithm. Durations are summed in integer nanoseconds
+ * (fractions through a double, which is exact far below one nanosecond for
+ * the magnitudes involved) and rounded up to milliseconds: a wait hint that is
+ * rounded down makes us come back early and earn another 429.
+ */
+#include "quotatop/retry.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+/* ---- small scanning helpers --------------------------------------------- */
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
+
+/* Trims spaces: sets *b and *e to the first and one-past-last non-space chars. */
+static void trim(const char *s, const char **b, const char **e)
+{
+    const char *p = s, *q = s + strlen(s);
+    while (p < q && is_space(*p))
+        p++;
+    while (q > p && is_space(q[-1]))
+        q--;
+    *b = p;
+    *e = q;
+}
+
+/* Reads exactly n digits at *p (not beyond e) into *v; advances *p. */
+static int read_digits(const char **p, const char *e, int n, int *v)
+{
+    int x = 0;
+    for (int i = 0; i < n; i++) {
+        if (*p + i >= e || !is_digit((*p)[i]))
+            return -1;
+        x = x * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *v = x;
+    return 0;
+}
+
+/* Reads 1..max digits into *v; advances *p. */
+static int read_upto_digits(const char **p, const char *e, int max, int *v)
+{
+    int x = 0, n = 0;
+    while (*p < e && is_digit(**p) && n < max) {
+        x = x * 10 + (**p - '0');
+        (*p)++;
+        n++;
+    }
+    if (n == 0 || (*p < e && is_digit(**p)))
+        return -1;
+    *v = x;
+    return 0;
+}
+
+static int expect(const char **p, const char *e, char c)
+{
+    if (*p >= e || **p != c)
+        return -1;
+    (*p)++;
+    return 0;
+}
+
+/* Case-insensitive match of the word w at *p; advances on success. */
+static int match_word(const char **p, const char *e, const char *w)
+{
+    size_t n = strlen(w);
+    if ((size_t)(e - *p) < n)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (lower((*p)[i]) != w[i])
+            return -1;
+    *p += n;
+    return 0;
+}
+
+/* ---- calendar ----------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Year of a Unix epoch millisecond instant (inverse of days_from_civil). */
+static int64_t year_of_epoch_ms(int64_t ms)
+{
+    int64_t z = (ms >= 0 ? ms : ms - 86399999) / 86400000 + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    return y + (m <= 2);
+}
+
+static int is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+static int days_in_month(int64_t y, int m)
+{
+    static const int dm[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    return m == 2 && is_leap(y) ? 29 : dm[m - 1];
+}
+
+/* Validates the fields and returns epoch seconds in *out. Second 60 (a leap
+ * second) is accepted and counts as the next second. */
+static int civil_to_epoch_s(int64_t y, int mo, int d, int h, int mi, int s, int64_t *out)
+{
+    if (y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+        h > 23 || mi > 59 || s > 60 || h < 0 || mi < 0 || s < 0)
+        return -1;
+    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+    return 0;
+}
+
+static const char *const month_names[12] = {
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+};
+static const char *const day_short[7] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
+static const char *const day_long[7] = {
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+};
+
+/* Reads a three-letter month name; *m = 1..12. */
+static int read_month(const char **p, const char *e, int *m)
+{
+    for (int i = 0; i < 12; i++)
+        if (match_word(p, e, month_names[i]) == 0) {
+            *m = i + 1;
+            return 0;
+        }
+    return -1;
+}
+
+/* Reads "HH:MM:SS". */
+static int read_hms(const char **p, const char *e, int *h, int *mi, int *s)
+{
+    if (read_digits(p, e, 2, h) || expect(p, e, ':') || read_digits(p, e, 2, mi) ||
+        expect(p, e, ':') || read_digits(p, e, 2, s))
+        return -1;
+    return 0;
+}
+
+/* ---- Go durations ------------------------------------------------------- */
+
+int qt_retry_parse_duration_ms(const char *s, int64_t *out_ms)
+{
+    static const struct { const char *name; int64_t ns; } units[] = {
+        { "ns", 1 },
+        { "us", 1000 },
+        { "\xc2\xb5s", 1000 },   /* U+00B5 micro sign */
+        { "\xce\xbcs", 1000 },   /* U+03BC greek mu */
+        { "ms", 1000000 },
+        { "s", 1000000000LL },
+        { "m", 60LL * 1000000000LL },
+        { "h", 3600LL * 1000000000LL },
+    };
+    if (!s || !out_ms)
+        return -1;
+    const char *p, *e;
+    trim(s, &p, &e);
+    if (p < e && *p == '+')
+        p++;
+    if (p == e)
+        return -1;
+    if (e - p == 1 && *p == '0') {           /* Go's special case: bare "0" */
+        *out_ms = 0;
+        return 0;
+    }
+    int64_t total_ns = 0;
+    while (p < e) {
+        /* number: digits [ '.' digits ], at least one digit on some side */
+        int64_t whole = 0;
+        int nwhole = 0;
+        while (p < e && is_digit(*p)) {
+            int d = *p - '0';
+            if (whole > (INT64_MAX - d) / 10)
+                return -1;
+            whole = whole * 10 + d;
+            p++;
+            nwhole++;
+        }
+        double frac = 0.0, scale = 1.0;
+        int nfrac = 0;
+        if (p < e && *p == '.') {
+            p++;
+            while (p < e && is_digit(*p)) {
+                if (nfrac < 18) {            /* further digits are below 1 ns */
+                    frac = frac * 10.0 + (*p - '0');
+                    scale *= 10.0;
+                }
+                p++;
+                nfrac++;
+            }
+        }
+        if (nwhole == 0 && nfrac == 0)
+            return -1;
+        /* unit: everything up to the next digit or '.' */
+        const char *u = p;
+        while (p < e && !is_digit(*p) && *p != '.')
+            p++;
+        size_t ulen = (size_t)(p - u);
+        int64_t unit = 0;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (strlen(units[i].name) == ulen && memcmp(units[i].name, u, ulen) == 0)
+                unit = units[i].ns;
+        if (unit == 0)
+            return -1;
+        if (whole > INT64_MAX / unit)
+            return -1;
+        int64_t v = whole * unit;
+        if (nfrac > 0)
+            v += (int64_t)(frac * ((double)unit / scale));   /* < unit: no overflow of this term */
+        if (v < 0 || total_ns > INT64_MAX - v)
+            return -1;
+        total_ns += v;
+    }
+    *out_ms = total_ns / 1000000 + (total_ns % 1000000 != 0);
+    return 0;
+}
+
+/* ---- Retry-After -------------------------------------------------------- */
+
+/* Parses the HTTP-date forms of RFC 9110 5.6.7 into epoch seconds. */
+static int parse_http_date(const char *p, const char *e, int64_t now_wall_ms, int64_t *out_s)
+{
+    int wday = -1, long_name = 0;
+    for (int i = 0; i < 7 && wday < 0; i++) {
+        if (match_word(&p, e, day_long[i]) == 0) {
+            wday = i;
+            long_name = 1;
+        } else if (match_word(&p, e, day_short[i]) == 0) {
+            wday = i;
+        }
+    }
+    if (wday < 0)
+        return -1;
+    int d, mo, h, mi, sec;
+    int64_t y;
+    if (p < e && *p == ',') {
+        p++;
+        if (expect(&p, e, ' '))
+            return -1;
+        if (!long_name) {
+            /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+            int yy;
+            if (read_digits(&p, e, 2, &d) || expect(&p, e, ' ') || read_month(&p, e, &mo) ||
+                expect(&p, e, ' ') || read_digits(&p, e, 4, &yy) || expect(&p, e, ' ') ||
+                read_hms(&p, e, &h, &mi, &sec) || expect(&p, e, ' ') || match_word(&p, e, "gmt"))
+                return -1;
+            y = yy;
+        } else {
+            /* RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT" */
+            int yy;
+            if (read_digits(&p, e, 2, &d) || expect(&p, e, '-') || read_month(&p, e, &mo) ||
+                expect(&p, e, '-') || read_digits(&p, e, 2, &yy) || expect(&p, e, ' ') ||
+                read_hms(&p, e, &h, &mi, &sec) || expect(&p, e, ' ') || match_word(&p, e, "gmt"))
+                return -1;
+            int64_t now_y = year_of_epoch_ms(now_wall_ms);
+            y = now_y - now_y % 100 + yy;
+            if (y > now_y + 50)
+                y -= 100;
+        }
+    } else if (!long_name && p < e && *p == ' ') {
+        /* asctime: "Sun Nov  6 08:49:37 1994" (day space-padded or 2 digits) */
+        int yy;
+        p++;
+        if (read_month(&p, e, &mo) || expect(&p, e, ' '))
+            return -1;
+        if (p < e && *p == ' ')
+            p++;
+        if (read_upto_digits(&p, e, 2, &d) || expect(&p, e, ' ') ||
+            read_hms(&p, e, &h, &mi, &sec) || expect(&p, e, ' ') || read_digits(&p, e, 4, &yy))
+            return -1;
+        y = yy;
+    } else {
+        return -1;
+    }
+    if (p != e)
+        return -1;
+    return civil_to_epoch_s(y, mo, d, h, mi, sec, out_s);
+}
+
+int qt_retry_parse_retry_after_ms(const char *s, int64_t now_wall_ms, int64_t *out_ms)
+{
+    if (!s || !out_ms)
+        return -1;
+    const char *p, *e;
+    trim(s, &p, &e);
+    if (p == e)
+        return -1;
+    if (is_digit(*p) || *p == '.') {
+        /* delta-seconds, with an optional fraction */
+        int64_t whole = 0;
+        int nwhole = 0, nfrac = 0;
+        int64_t frac_ms = 0;       /* first three fraction digits */
+        int frac_rest = 0;         /* any non-zero digit beyond them */
+        while (p < e && is_digit(*p)) {
+            if (whole > (INT64_MAX / 1000 - 9) / 10)
+                return -1;
+            whole = whole * 10 + (*p - '0');
+            p++;
+            nwhole++;
+        }
+        if (p < e && *p == '.') {
+            p++;
+            while (p < e && is_digit(*p)) {
+                if (nfrac < 3)
+                    frac_ms = frac_ms * 10 + (*p - '0');
+                else if (*p != '0')
+                    frac_rest = 1;
+                p++;
+                nfrac++;
+            }
+        }
+        if (p != e || (nwhole == 0 && nfrac == 0))
+            return -1;
+        for (int i = nfrac; i < 3; i++)
+            frac_ms *= 10;
+        *out_ms = whole * 1000 + frac_ms + frac_rest;
+        return 0;
+    }
+    int64_t when_s;
+    if (parse_http_date(p, e, now_wall_ms, &when_s))
+        return -1;
+    int64_t wait = when_s * 1000 - now_wall_ms;
+    *out_ms = wait > 0 ? wait : 0;
+    return 0;
+}
+
+/* ---- RFC 3339 ----------------------------------------------------------- */
+
+int qt_retry_parse_rfc3339_ms(const char *s, int64_t *out_epoch_ms)
+{
+    if (!s || !out_epoch_ms)
+        return -1;
+    const char *p, *e;
+    trim(s, &p, &e);
+    int y, mo, d, h, mi, sec;
+    if (read_digits(&p, e, 4, &y) || expect(&p, e, '-') || read_digits(&p, e, 2, &mo) ||
+        expect(&p, e, '-') || read_digits(&p, e, 2, &d))
+        return -1;
+    if (p >= e || (*p != 'T' && *p != 't' && *p != ' '))
+        return -1;
+    p++;
+    if (read_hms(&p, e, &h, &mi, &sec))
+        return -1;
+    int64_t frac_ms = 0;
+    if (p < e && *p == '.') {
+        int n = 0, rest = 0;
+        p++;
+        while (p < e && is_digit(*p)) {
+            if (n < 3)
+                frac_ms = frac_ms * 10 + (*p - '0');
+            else if (*p != '0')
+                rest = 1;
+            n++;
+            p++;
+        }
+        if (n == 0)
+            return -1;
+        for (int i = n; i < 3; i++)
+            frac_ms *= 10;
+        frac_ms += rest;
+    }
+    int64_t off_s = 0;
+    if (p < e && (*p == 'Z' || *p == 'z')) {
+        p++;
+    } else if (p < e && (*p == '+' || *p == '-')) {
+        int sign = *p == '-' ? -1 : 1, oh, om;
+        p++;
+        if (read_digits(&p, e, 2, &oh) || expect(&p, e, ':') || read_digits(&p, e, 2, &om) ||
+            oh > 23 || om > 59)
+            return -1;
+        off_s = sign * (oh * 3600 + om * 60);
+    } else {
+        return -1;
+    }
+    if (p != e)
+        return -1;
+    int64_t t;
+    if (civil_to_epoch_s(y, mo, d, h, mi, sec, &t))
+        return -1;
+    *out_epoch_ms = (t - off_s) * 1000 + frac_ms;
+    return 0;
+}
