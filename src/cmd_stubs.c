@@ -14,4 +14,3 @@ int qt_cmd_run(int argc, char **argv)   { (void)argc; (void)argv; return not_yet
 int qt_cmd_serve(int argc, char **argv) { (void)argc; (void)argv; return not_yet("serve"); }
 int qt_cmd_demo(int argc, char **argv)  { (void)argc; (void)argv; return not_yet("demo"); }
 int qt_cmd_spend(int argc, char **argv) { (void)argc; (void)argv; return not_yet("spend"); }
-int qt_cmd_check(int argc, char **argv) { (void)argc; (void)argv; return not_yet("check"); }
