@@ -11,8 +11,8 @@
  */
 #include "quotatop/retry.h"
 
-#include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- small scanning helpers --------------------------------------------- */
@@ -400,4 +400,295 @@ int qt_retry_parse_rfc3339_ms(const char *s, int64_t *out_epoch_ms)
         return -1;
     *out_epoch_ms = (t - off_s) * 1000 + frac_ms;
     return 0;
+}
+
+/* ---- classification ----------------------------------------------------- */
+
+static int str_eq(const char *a, const char *b) { return a && strcmp(a, b) == 0; }
+
+/* Case-insensitive substring search in ASCII; NULL haystack never matches. */
+static int contains_ci(const char *hay, const char *needle)
+{
+    if (!hay)
+        return 0;
+    size_t n = strlen(needle);
+    for (const char *p = hay; *p; p++) {
+        size_t i = 0;
+        while (i < n && p[i] && lower(p[i]) == needle[i])
+            i++;
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
+/* Does this error say the prompt does not fit the model's context window?
+ * OpenAI: code "context_length_exceeded" ("This model's maximum context length
+ * is ..."); Anthropic: invalid_request_error "prompt is too long: N tokens > M
+ * maximum". Other phrasings are approximated by keywords. */
+static int is_context_length(int status, const char *type, const char *code, const char *msg)
+{
+    if (str_eq(code, "context_length_exceeded") || str_eq(type, "context_length_exceeded"))
+        return 1;
+    if (status != 400 && status != 413)
+        return 0;
+    if (type && !str_eq(type, "invalid_request_error") && !str_eq(type, "request_too_large"))
+        return 0;
+    return contains_ci(msg, "prompt is too long") || contains_ci(msg, "context length") ||
+           contains_ci(msg, "context window") || contains_ci(msg, "maximum context") ||
+           (contains_ci(msg, "too many tokens") && !contains_ci(msg, "per min"));
+}
+
+static int is_model_not_found(int status, const char *type, const char *code, const char *msg)
+{
+    if (str_eq(code, "model_not_found") || str_eq(type, "model_not_found"))
+        return status >= 400 && status < 500;
+    /* Anthropic: 404 {"type":"not_found_error","message":"model: claude-x"} */
+    return status == 404 && str_eq(type, "not_found_error") && contains_ci(msg, "model");
+}
+
+static qt_retry_verdict verdict(qt_retry_class cls, const char *reason, int failure, int rl)
+{
+    qt_retry_verdict v = { cls, reason, failure, rl };
+    return v;
+}
+
+qt_retry_verdict qt_retry_classify(int http_status, const char *error_type,
+                                   const char *error_code, const char *message,
+                                   qt_retry_transport transport)
+{
+    switch (transport) {
+    case QT_RETRY_TRANSPORT_NONE:
+        break;
+    case QT_RETRY_TRANSPORT_TIMEOUT:
+        return verdict(QT_RETRY_RETRYABLE, "timeout", 1, 0);
+    case QT_RETRY_TRANSPORT_CONNECT:
+        return verdict(QT_RETRY_RETRYABLE, "connection failed", 1, 0);
+    default:
+        return verdict(QT_RETRY_RETRYABLE, "transport error", 1, 0);
+    }
+    int st = http_status;
+    if (st >= 200 && st < 300)
+        return verdict(QT_RETRY_OK, "ok", 0, 0);
+    if (st == 0)
+        return verdict(QT_RETRY_FATAL, "no status and no transport error", 0, 0);
+    if (is_context_length(st, error_type, error_code, message))
+        return verdict(QT_RETRY_FALLBACK, "context length exceeded", 0, 0);
+    if (is_model_not_found(st, error_type, error_code, message))
+        return verdict(QT_RETRY_FALLBACK, "model not found at this provider", 0, 0);
+    switch (st) {
+    case 408:
+        return verdict(QT_RETRY_RETRYABLE, "request timeout (408)", 1, 0);
+    case 429:
+        if (str_eq(error_code, "insufficient_quota") || str_eq(error_type, "insufficient_quota"))
+            return verdict(QT_RETRY_FATAL, "insufficient quota (429, billing)", 0, 0);
+        return verdict(QT_RETRY_RETRYABLE, "rate limited (429)", 0, 1);
+    case 500: return verdict(QT_RETRY_RETRYABLE, "server error (500)", 1, 0);
+    case 502: return verdict(QT_RETRY_RETRYABLE, "bad gateway (502)", 1, 0);
+    case 503: return verdict(QT_RETRY_RETRYABLE, "unavailable (503)", 1, 0);
+    case 504: return verdict(QT_RETRY_RETRYABLE, "gateway timeout (504)", 1, 0);
+    case 529: return verdict(QT_RETRY_RETRYABLE, "overloaded (529)", 1, 0);
+    case 400: return verdict(QT_RETRY_FATAL, "bad request (400)", 0, 0);
+    case 401: return verdict(QT_RETRY_FATAL, "unauthorized (401)", 0, 0);
+    case 403: return verdict(QT_RETRY_FATAL, "forbidden (403)", 0, 0);
+    case 404: return verdict(QT_RETRY_FATAL, "not found (404)", 0, 0);
+    case 501: return verdict(QT_RETRY_FATAL, "not implemented (501)", 0, 0);
+    case 505: return verdict(QT_RETRY_FATAL, "HTTP version not supported (505)", 0, 0);
+    default:
+        break;
+    }
+    if (st >= 500 && st < 600)
+        return verdict(QT_RETRY_RETRYABLE, "server error (5xx)", 1, 0);
+    if (st >= 400 && st < 500)
+        return verdict(QT_RETRY_FATAL, "client error (4xx)", 0, 0);
+    return verdict(QT_RETRY_FATAL, "unexpected status", 0, 0);
+}
+
+const char *qt_retry_class_name(qt_retry_class cls)
+{
+    switch (cls) {
+    case QT_RETRY_OK:        return "ok";
+    case QT_RETRY_RETRYABLE: return "retryable";
+    case QT_RETRY_FALLBACK:  return "fallback";
+    case QT_RETRY_FATAL:     return "fatal";
+    }
+    return "unknown";
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+void qt_retry_hints_init(qt_retry_hints *h)
+{
+    if (!h)
+        return;
+    h->retry_after_ms = -1;
+    h->retry_after_wait_ms = -1;
+    h->reset_requests_ms = -1;
+    h->reset_tokens_ms = -1;
+    h->reset_requests_epoch_ms = -1;
+    h->reset_tokens_epoch_ms = -1;
+    h->now_wall_ms = -1;
+    h->remaining_requests = -1;
+    h->remaining_tokens = -1;
+}
+
+/* The wait one reset hint asks for: the duration if given, else the epoch
+ * minus the response's wall time (never negative); -1 when absent. */
+static int64_t reset_wait(int64_t dur_ms, int64_t epoch_ms, int64_t now_wall_ms)
+{
+    if (dur_ms >= 0)
+        return dur_ms;
+    if (epoch_ms >= 0 && now_wall_ms >= 0)
+        return epoch_ms > now_wall_ms ? epoch_ms - now_wall_ms : 0;
+    return -1;
+}
+
+/* The hinted wait, or -1 when the response gave none (see the header). */
+static int64_t hinted_wait(const qt_retry_hints *h)
+{
+    if (!h)
+        return -1;
+    if (h->retry_after_ms >= 0)
+        return h->retry_after_ms;
+    if (h->retry_after_wait_ms >= 0)
+        return h->retry_after_wait_ms;
+    int64_t rq = reset_wait(h->reset_requests_ms, h->reset_requests_epoch_ms, h->now_wall_ms);
+    int64_t tk = reset_wait(h->reset_tokens_ms, h->reset_tokens_epoch_ms, h->now_wall_ms);
+    int rq_out = rq >= 0 && h->remaining_requests == 0;
+    int tk_out = tk >= 0 && h->remaining_tokens == 0;
+    if (rq_out || tk_out)     /* the exhausted limit(s): wait for the later one */
+        return rq_out && tk_out ? (rq > tk ? rq : tk) : (rq_out ? rq : tk);
+    if (rq >= 0 && tk >= 0)   /* unknown which one: the earlier, backoff covers the rest */
+        return rq < tk ? rq : tk;
+    return rq >= 0 ? rq : tk;
+}
+
+qt_retry_decision qt_retry_wait_ms(const qt_retry_policy *p, int attempts,
+                                   const qt_retry_hints *h, uint64_t rnd, int64_t *wait_ms)
+{
+    if (!p || !wait_ms) {
+        if (wait_ms)
+            *wait_ms = 0;
+        return QT_RETRY_GIVE_UP;
+    }
+    if (attempts < 1)
+        attempts = 1;
+    if (p->max_attempts > 0 && attempts >= p->max_attempts) {
+        *wait_ms = 0;
+        return QT_RETRY_GIVE_UP;
+    }
+    int64_t hint = hinted_wait(h);
+    if (hint >= 0) {
+        *wait_ms = hint;
+        if (p->max_retry_after_ms > 0 && hint > p->max_retry_after_ms)
+            return QT_RETRY_MOVE_ON;
+        return QT_RETRY_WAIT;
+    }
+    /* Full jitter: ceiling = min(cap, base * 2^(attempts-1)), saturating. */
+    int64_t ceil_ms = p->base_ms > 0 ? p->base_ms : 0;
+    for (int i = 1; i < attempts && ceil_ms < INT64_MAX / 4; i++) {
+        ceil_ms *= 2;
+        if (p->cap_ms > 0 && ceil_ms >= p->cap_ms)
+            break;
+    }
+    if (p->cap_ms > 0 && ceil_ms > p->cap_ms)
+        ceil_ms = p->cap_ms;
+    *wait_ms = (int64_t)(rnd % ((uint64_t)ceil_ms + 1));
+    return QT_RETRY_WAIT;
+}
+
+const char *qt_retry_decision_name(qt_retry_decision d)
+{
+    switch (d) {
+    case QT_RETRY_WAIT:    return "wait";
+    case QT_RETRY_GIVE_UP: return "give_up";
+    case QT_RETRY_MOVE_ON: return "move_on";
+    }
+    return "unknown";
+}
+
+/* ---- retry budget ------------------------------------------------------- */
+
+#define BUDGET_BUCKETS 10
+
+struct qt_retry_budget {
+    double ratio;                /* retries allowed per first attempt */
+    int min_retries;             /* retries allowed per window regardless */
+    uint64_t width_ms;           /* one bucket's span: ceil(window_ms / BUDGET_BUCKETS) */
+    uint64_t last_ms;            /* latest time seen (time never runs backwards here) */
+    struct {
+        uint64_t id;             /* bucket number + 1 (time / width_ms + 1); 0 = empty */
+        int64_t requests, retries;
+    } b[BUDGET_BUCKETS];
+};
+
+qt_retry_budget *qt_retry_budget_new(double ratio, uint64_t window_ms, int min_retries)
+{
+    if (!(ratio >= 0.0) || window_ms == 0 || min_retries < 0)
+        return NULL;
+    qt_retry_budget *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->ratio = ratio;
+    b->min_retries = min_retries;
+    b->width_ms = (window_ms + BUDGET_BUCKETS - 1) / BUDGET_BUCKETS;
+    return b;
+}
+
+void qt_retry_budget_free(qt_retry_budget *b) { free(b); }
+
+static uint64_t budget_now(const qt_retry_budget *b, uint64_t now_ms)
+{
+    return now_ms > b->last_ms ? now_ms : b->last_ms;
+}
+
+/* Sums the live buckets (the current one and the BUDGET_BUCKETS-1 before it). */
+static void budget_sum(const qt_retry_budget *b, uint64_t now_ms, int64_t *req, int64_t *ret)
+{
+    uint64_t cur = now_ms / b->width_ms + 1;
+    *req = *ret = 0;
+    for (int i = 0; i < BUDGET_BUCKETS; i++)
+        if (b->b[i].id != 0 && b->b[i].id + BUDGET_BUCKETS > cur && b->b[i].id <= cur) {
+            *req += b->b[i].requests;
+            *ret += b->b[i].retries;
+        }
+}
+
+/* Returns the bucket for now_ms, emptied if it held an older period. */
+static int budget_slot(qt_retry_budget *b, uint64_t now_ms)
+{
+    uint64_t id = now_ms / b->width_ms + 1;
+    int i = (int)(id % BUDGET_BUCKETS);
+    if (b->b[i].id != id) {
+        b->b[i].id = id;
+        b->b[i].requests = b->b[i].retries = 0;
+    }
+    return i;
+}
+
+void qt_retry_budget_record_request(qt_retry_budget *b, uint64_t now_ms)
+{
+    if (!b)
+        return;
+    now_ms = b->last_ms = budget_now(b, now_ms);
+    b->b[budget_slot(b, now_ms)].requests++;
+}
+
+int64_t qt_retry_budget_available(const qt_retry_budget *b, uint64_t now_ms)
+{
+    if (!b)
+        return 0;
+    int64_t req, ret;
+    budget_sum(b, budget_now(b, now_ms), &req, &ret);
+    int64_t allowed = b->min_retries + (int64_t)(b->ratio * (double)req);
+    return allowed > ret ? allowed - ret : 0;
+}
+
+int qt_retry_budget_try_spend(qt_retry_budget *b, uint64_t now_ms)
+{
+    if (!b || qt_retry_budget_available(b, now_ms) <= 0)
+        return 0;
+    now_ms = b->last_ms = budget_now(b, now_ms);
+    b->b[budget_slot(b, now_ms)].retries++;
+    return 1;
 }
