@@ -1,0 +1,57 @@
+/* provider_int.h: helpers shared by the provider files (private to src/).
+ *
+ * provider.c holds the kind-independent parts (the ops lookup, error and
+ * rate-limit header parsing, the OpenAI rendering of a result);
+ * provider_openai.c and provider_anthropic.c the per-kind request building
+ * and response parsing; provider_stream.c the SSE parser and the stream
+ * translators. Thread-safety: as provider.h.
+ */
+#ifndef QT_PROVIDER_INT_H
+#define QT_PROVIDER_INT_H
+
+#include "quotatop/provider.h"
+
+extern const qt_provider_ops qt_provider_openai_ops;
+extern const qt_provider_ops qt_provider_anthropic_ops;
+
+/* snprintf into err when err is not NULL and errlen > 0. */
+void qt_prov_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Parses body as one JSON value with nothing but whitespace after it.
+ * Returns the tree (caller deletes) or NULL with "upstream response is not
+ * JSON at byte N" / "... is truncated (N bytes)" / "... is empty" in err. */
+cJSON *qt_prov_parse_json(const char *body, size_t len, char *err, size_t errlen);
+
+/* strdup that returns NULL for NULL. */
+char *qt_prov_strdup(const char *s);
+
+/* Copies at most dstlen-1 bytes of src into dst, NUL-terminated. */
+void qt_prov_copy(char *dst, size_t dstlen, const char *src);
+
+/* Anthropic stop_reason -> OpenAI finish_reason (static strings, or s). */
+const char *qt_prov_finish_from_anthropic(const char *s);
+
+/* Kind-independent parse_error and parse_limit_headers (both tolerate both
+ * API families). */
+void qt_prov_parse_error(int status, const char *body, size_t len, qt_provider_error *out);
+void qt_prov_parse_limit_headers(const qt_http_header *headers, size_t n,
+                                 int64_t now_wall_ms, qt_provider_limits *out);
+
+/* Appends the header line "name: value" to r. QT_ERR_NOMEM, or QT_ERR_LIMIT
+ * when r already holds QT_PROVIDER_MAX_HEADERS lines. */
+qt_err qt_prov_add_header(qt_provider_request *r, const char *name, const char *value);
+
+/* Checks what both kinds need of a job: an object with a non-empty
+ * "messages" array, and a key (when given) without control characters (it
+ * goes into a header line). QT_ERR_INVALID with a message that never
+ * includes the key. */
+qt_err qt_prov_check_job(const cJSON *job, const char *api_key, char *err, size_t errlen);
+
+/* A non-negative number field as long; false when absent or not a number. */
+bool qt_prov_get_count(const cJSON *obj, const char *key, long *out);
+
+/* A string field, or NULL. */
+const char *qt_prov_get_str(const cJSON *obj, const char *key);
+
+#endif /* QT_PROVIDER_INT_H */

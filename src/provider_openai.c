@@ -1,0 +1,147 @@
+/* provider_openai.c: the OpenAI chat-completions kind.
+ *
+ * DESIGN. The upstream body is the job object itself, copied field by field
+ * in the job's order, minus quotatop's own fields (provider.h lists them),
+ * with `model` swapped for the upstream name and the stream fields set from
+ * the build flag. Unknown fields are the caller's business and pass through.
+ * A 2xx body is read as {id, model, choices[0].message.content,
+ * choices[0].finish_reason, usage.prompt_tokens, usage.completion_tokens};
+ * anything missing is an error on that attempt, with the field named.
+ */
+#include "quotatop/provider.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "provider_int.h"
+
+/* Job keys that never go upstream (see provider.h). "model" is replaced,
+ * "stream"/"stream_options" are re-added from the build flag. */
+static bool dropped_key(const char *k)
+{
+    static const char *const drop[] = {"id", "workflow", "priority", "stream", "stream_options"};
+    for (size_t i = 0; i < QT_ARRAY_LEN(drop); i++)
+        if (!strcmp(k, drop[i]))
+            return true;
+    return strncmp(k, "quotatop_", 9) == 0;
+}
+
+static qt_err openai_build_request(const cJSON *job, const qt_model_cfg *model,
+                                   const char *api_key, bool stream,
+                                   qt_provider_request *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    qt_err rc = qt_prov_check_job(job, api_key, err, errlen);
+    if (rc != QT_OK)
+        return rc;
+    const char *upstream = model ? (model->upstream_model ? model->upstream_model : model->name) : NULL;
+    const cJSON *job_model = cJSON_GetObjectItemCaseSensitive(job, "model");
+    if (upstream == NULL)
+        upstream = cJSON_IsString(job_model) ? job_model->valuestring : NULL;
+    if (upstream == NULL) {
+        qt_prov_errf(err, errlen, "no model to send upstream");
+        return QT_ERR_INVALID;
+    }
+
+    cJSON *body = cJSON_CreateObject();
+    bool ok = body != NULL;
+    if (ok && job_model == NULL)
+        ok = cJSON_AddStringToObject(body, "model", upstream) != NULL;
+    for (const cJSON *f = job->child; ok && f; f = f->next) {
+        if (f->string == NULL || dropped_key(f->string))
+            continue;
+        if (!strcmp(f->string, "model")) {
+            ok = cJSON_AddStringToObject(body, "model", upstream) != NULL;
+        } else {
+            cJSON *dup = cJSON_Duplicate(f, 1);
+            ok = dup && cJSON_AddItemToObject(body, f->string, dup);
+            if (!ok)
+                cJSON_Delete(dup);
+        }
+    }
+    if (ok && stream) {
+        cJSON *so;
+        ok = cJSON_AddTrueToObject(body, "stream")
+            && (so = cJSON_AddObjectToObject(body, "stream_options")) != NULL
+            && cJSON_AddTrueToObject(so, "include_usage");
+    }
+    if (ok)
+        ok = (out->body = cJSON_PrintUnformatted(body)) != NULL;
+    cJSON_Delete(body);
+    if (ok && api_key) {
+        size_t n = strlen(api_key) + 8;
+        char *bearer = malloc(n);
+        ok = bearer != NULL;
+        if (ok) {
+            snprintf(bearer, n, "Bearer %s", api_key);
+            ok = qt_prov_add_header(out, "Authorization", bearer) == QT_OK;
+            memset(bearer, 0, n);
+            free(bearer);
+        }
+    }
+    if (ok)
+        ok = qt_prov_add_header(out, "Content-Type", "application/json") == QT_OK;
+    if (!ok) {
+        qt_provider_request_free(out);
+        qt_prov_errf(err, errlen, "out of memory building the request");
+        return QT_ERR_NOMEM;
+    }
+    out->path = "/chat/completions";
+    out->body_len = strlen(out->body);
+    return QT_OK;
+}
+
+static qt_err openai_parse_response(const char *body, size_t len, qt_provider_result *out,
+                                    char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *root = qt_prov_parse_json(body, len, err, errlen);
+    if (root == NULL)
+        return QT_ERR_INVALID;
+    qt_err rc = QT_ERR_INVALID;
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+    const cJSON *c0 = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c0, "message");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
+    if (!cJSON_IsObject(root)) {
+        qt_prov_errf(err, errlen, "upstream response is not a JSON object");
+    } else if (!cJSON_IsArray(choices)) {
+        qt_prov_errf(err, errlen, "choices missing");
+    } else if (!cJSON_IsObject(c0)) {
+        qt_prov_errf(err, errlen, "choices[0] missing");
+    } else if (!cJSON_IsObject(msg)) {
+        qt_prov_errf(err, errlen, "choices[0].message missing");
+    } else if (!cJSON_IsString(content) && !cJSON_IsNull(content)) {
+        /* null is legal (tool calls, refusals): it reads as "". */
+        qt_prov_errf(err, errlen, "choices[0].message.content missing");
+    } else if (!cJSON_IsObject(usage)) {
+        qt_prov_errf(err, errlen, "usage missing");
+    } else if (!qt_prov_get_count(usage, "prompt_tokens", &out->prompt_tokens)) {
+        qt_prov_errf(err, errlen, "usage.prompt_tokens missing");
+    } else if (!qt_prov_get_count(usage, "completion_tokens", &out->completion_tokens)) {
+        qt_prov_errf(err, errlen, "usage.completion_tokens missing");
+    } else {
+        const char *id = qt_prov_get_str(root, "id"), *m = qt_prov_get_str(root, "model");
+        const char *fr = qt_prov_get_str(c0, "finish_reason");
+        out->id = strdup(id ? id : "");
+        out->model = strdup(m ? m : "");
+        out->content = strdup(cJSON_IsString(content) ? content->valuestring : "");
+        out->finish_reason = strdup(fr ? fr : "");
+        rc = (out->id && out->model && out->content && out->finish_reason) ? QT_OK : QT_ERR_NOMEM;
+        if (rc == QT_ERR_NOMEM)
+            qt_prov_errf(err, errlen, "out of memory parsing the response");
+    }
+    cJSON_Delete(root);
+    if (rc != QT_OK)
+        qt_provider_result_free(out);
+    return rc;
+}
+
+const qt_provider_ops qt_provider_openai_ops = {
+    .name = "openai",
+    .build_request = openai_build_request,
+    .parse_response = openai_parse_response,
+    .parse_error = qt_prov_parse_error,
+    .parse_limit_headers = qt_prov_parse_limit_headers,
+};
