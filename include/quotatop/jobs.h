@@ -1,0 +1,106 @@
+/* jobs.h: the job and result contracts of DESIGN.md.
+ *
+ * A job is one JSON object per line: id, workflow, priority, model, messages,
+ * max_tokens and any fields passed through to the upstream. qt_job_parse
+ * turns a line into a qt_job or into a clear reason naming the line. A result
+ * is one JSON object per line; qt_results writes them, flushed per line, so
+ * exactly one line per job reaches the file as soon as the job ends.
+ *
+ * Thread-safety: qt_job values belong to one thread at a time (the queue
+ * hands them over). qt_results_write may be called from any thread (one
+ * internal mutex, held only while formatting and writing one line).
+ */
+#ifndef QT_JOBS_H
+#define QT_JOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quotatop/common.h"
+#include "quotatop/config.h"
+
+typedef struct cJSON cJSON;
+
+typedef struct {
+    char *id;             /* from the line, or the line number */
+    char *workflow;       /* default "default" */
+    int priority;         /* 1 (most urgent) .. 10, default 5 */
+    char *model;          /* a configured model name */
+    int model_idx;        /* index into qt_config.models */
+    cJSON *body;          /* the whole job object (owned); providers build from it */
+    int max_tokens;       /* from the job, 0 when absent */
+    size_t prompt_chars;  /* characters of all message contents (token estimate input) */
+    long line_no;         /* 1-based line in the jobs input, 0 when not from a file */
+    uint64_t enqueued_ms; /* monotonic time it entered the queue */
+} qt_job;
+
+/* Status of a result line. */
+typedef enum {
+    QT_STATUS_OK = 0,
+    QT_STATUS_FAILED,     /* retries or chain exhausted, or fatal upstream error */
+    QT_STATUS_REJECTED,   /* budget refused it */
+    QT_STATUS_CANCELLED,  /* by key or signal */
+    QT_STATUS_INVALID,    /* the line could not be used */
+} qt_status;
+
+const char *qt_status_name(qt_status s);
+
+typedef struct {
+    const char *id;
+    const char *workflow;
+    qt_status status;
+    const char *model;         /* requested model (may be NULL for invalid lines) */
+    const char *model_used;    /* model that answered, NULL if none */
+    const char *provider;      /* provider that answered, NULL if none */
+    int attempts;              /* upstream requests made for this job */
+    long prompt_tokens, completion_tokens;
+    double cost_usd;
+    long queued_ms, latency_ms;
+    int cached;
+    const char *error;         /* NULL when ok */
+    const char *content;       /* NULL when not ok */
+} qt_result;
+
+/* Parses one job line. On success returns QT_OK and *out (free with
+ * qt_job_free). On failure returns QT_ERR_INVALID, *out is NULL, err holds a
+ * reason naming the line ("line 4: malformed JSON at column 12"), and
+ * *id_out and *workflow_out receive what could be read of the id and workflow
+ * (heap strings the caller frees; the id defaults to the line number) so the
+ * invalid result line can still name the job. cfg resolves the model. */
+qt_err qt_job_parse(const char *line, size_t len, long line_no, const qt_config *cfg,
+                    qt_job **out, char **id_out, char **workflow_out, char *err, size_t errlen);
+
+/* Builds a job from an already parsed object (the proxy's request body).
+ * Takes ownership of body on success and on failure. Same contract as
+ * qt_job_parse otherwise; id_out and workflow_out may be NULL. */
+qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job **out,
+                        char **id_out, char **workflow_out, char *err, size_t errlen);
+
+void qt_job_free(qt_job *job);   /* accepts NULL */
+
+typedef struct qt_results qt_results;
+
+/* Opens path for writing results: truncates, or appends when append is set.
+ * "-" writes to stdout. Returns NULL with errno set on failure. */
+qt_results *qt_results_open(const char *path, int append);
+
+/* Writes one result line and flushes it. Returns QT_OK or QT_ERR_IO. */
+qt_err qt_results_write(qt_results *r, const qt_result *res);
+
+/* Formats one result as a JSON line without the newline; caller frees. */
+char *qt_result_to_json(const qt_result *res);
+
+void qt_results_close(qt_results *r);   /* accepts NULL; flushes and closes */
+
+/* A set of job ids (for --resume). */
+typedef struct qt_idset qt_idset;
+
+/* Reads an existing results file and returns the set of ids that have an
+ * "ok" line. A missing file gives an empty set. Malformed lines are skipped.
+ * Returns NULL only when out of memory. */
+qt_idset *qt_results_ok_ids(const char *path);
+int qt_idset_has(const qt_idset *s, const char *id);
+size_t qt_idset_count(const qt_idset *s);
+void qt_idset_free(qt_idset *s);
+
+#endif /* QT_JOBS_H */

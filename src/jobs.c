@@ -1,0 +1,374 @@
+/* jobs.c: job lines in, result lines out, and the ok-id set for --resume.
+ *
+ * DESIGN
+ * A job line is parsed with cJSON_ParseWithLengthOpts so a syntax error can
+ * name its column; then the fields quotatop reads are checked one by one,
+ * each failure producing a message that names the line and the field. The
+ * parsed object is kept whole in the job (body) because providers pass
+ * unknown fields through. Results are formatted with cJSON and written under
+ * one mutex, one fflush per line, so a crash loses at most the line being
+ * written and readers can tail the file. The id set is a small open-addressing
+ * hash table of strings.
+ */
+#include "quotatop/jobs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+const char *qt_status_name(qt_status s)
+{
+    switch (s) {
+    case QT_STATUS_OK:        return "ok";
+    case QT_STATUS_FAILED:    return "failed";
+    case QT_STATUS_REJECTED:  return "rejected";
+    case QT_STATUS_CANCELLED: return "cancelled";
+    case QT_STATUS_INVALID:   return "invalid";
+    }
+    return "failed";
+}
+
+/* Characters of the text in one message's content (string or text parts). */
+static size_t content_chars(const cJSON *content)
+{
+    if (cJSON_IsString(content))
+        return strlen(content->valuestring);
+    size_t n = 0;
+    const cJSON *part;
+    if (cJSON_IsArray(content)) {
+        cJSON_ArrayForEach(part, content) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+            if (cJSON_IsString(t))
+                n += strlen(t->valuestring);
+        }
+    }
+    return n;
+}
+
+static char *id_of(const cJSON *v, long line_no)
+{
+    char buf[64];
+    if (cJSON_IsString(v) && v->valuestring[0])
+        return strdup(v->valuestring);
+    if (cJSON_IsNumber(v)) {
+        snprintf(buf, sizeof buf, "%.17g", v->valuedouble);
+        return strdup(buf);
+    }
+    snprintf(buf, sizeof buf, "%ld", line_no);
+    return strdup(buf);
+}
+
+qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job **out,
+                        char **id_out, char **workflow_out, char *err, size_t errlen)
+{
+    char where[48];
+    if (line_no > 0)
+        snprintf(where, sizeof where, "line %ld: ", line_no);
+    else
+        where[0] = '\0';
+    *out = NULL;
+    if (id_out)
+        *id_out = NULL;
+    if (workflow_out)
+        *workflow_out = NULL;
+    if (!cJSON_IsObject(body)) {
+        snprintf(err, errlen, "%sa job must be a JSON object", where);
+        if (id_out)
+            *id_out = id_of(NULL, line_no);
+        if (workflow_out)
+            *workflow_out = strdup("default");
+        cJSON_Delete(body);
+        return QT_ERR_INVALID;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "id");
+    const cJSON *wf = cJSON_GetObjectItemCaseSensitive(body, "workflow");
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(body, "priority");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(body, "max_tokens");
+    if (id_out)
+        *id_out = id_of(id, line_no);
+    if (workflow_out)
+        *workflow_out = strdup(cJSON_IsString(wf) && wf->valuestring[0] ? wf->valuestring : "default");
+
+    const char *problem = NULL;
+    char detail[200] = "";
+    int model_idx = -1;
+    if (id && !cJSON_IsString(id) && !cJSON_IsNumber(id))
+        problem = "\"id\" must be a string or a number";
+    else if (wf && !cJSON_IsString(wf))
+        problem = "\"workflow\" must be a string";
+    else if (pr && (!cJSON_IsNumber(pr) || pr->valuedouble < 1 || pr->valuedouble > 10
+                    || pr->valuedouble != (int)pr->valuedouble))
+        problem = "\"priority\" must be a whole number from 1 (most urgent) to 10";
+    else if (!model)
+        problem = "missing \"model\"";
+    else if (!cJSON_IsString(model))
+        problem = "\"model\" must be a string";
+    else if ((model_idx = qt_config_model_index(cfg, model->valuestring)) < 0) {
+        snprintf(detail, sizeof detail, "unknown model \"%.80s\" (not in the config)",
+                 model->valuestring);
+        problem = detail;
+    } else if (!msgs)
+        problem = "no \"messages\"";
+    else if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
+        problem = "\"messages\" must be a non-empty array";
+    else if (mt && (!cJSON_IsNumber(mt) || mt->valuedouble < 1 || mt->valuedouble > 10000000))
+        problem = "\"max_tokens\" must be a positive number";
+    if (!problem) {
+        const cJSON *m;
+        int i = 0;
+        cJSON_ArrayForEach(m, msgs) {
+            const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+            if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
+                snprintf(detail, sizeof detail, "messages[%d] needs a \"role\" string", i);
+                problem = detail;
+                break;
+            }
+            i++;
+        }
+    }
+    if (problem) {
+        snprintf(err, errlen, "%s%s", where, problem);
+        cJSON_Delete(body);
+        return QT_ERR_INVALID;
+    }
+
+    qt_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        snprintf(err, errlen, "%sout of memory", where);
+        cJSON_Delete(body);
+        return QT_ERR_NOMEM;
+    }
+    job->id = id_of(id, line_no);
+    job->workflow = strdup(cJSON_IsString(wf) && wf->valuestring[0] ? wf->valuestring : "default");
+    job->priority = pr ? (int)pr->valuedouble : 5;
+    job->model = strdup(model->valuestring);
+    job->model_idx = model_idx;
+    job->max_tokens = mt ? (int)mt->valuedouble : 0;
+    job->line_no = line_no;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs)
+        job->prompt_chars += content_chars(cJSON_GetObjectItemCaseSensitive(m, "content"));
+    job->body = body;
+    *out = job;
+    return QT_OK;
+}
+
+qt_err qt_job_parse(const char *line, size_t len, long line_no, const qt_config *cfg,
+                    qt_job **out, char **id_out, char **workflow_out, char *err, size_t errlen)
+{
+    const char *end = NULL;
+    cJSON *body = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+    *out = NULL;
+    if (!body) {
+        size_t col = end && end >= line ? (size_t)(end - line) + 1 : 1;
+        snprintf(err, errlen, "line %ld: malformed JSON near column %zu", line_no, col);
+        if (id_out)
+            *id_out = id_of(NULL, line_no);
+        if (workflow_out)
+            *workflow_out = strdup("default");
+        return QT_ERR_INVALID;
+    }
+    return qt_job_from_json(body, line_no, cfg, out, id_out, workflow_out, err, errlen);
+}
+
+void qt_job_free(qt_job *job)
+{
+    if (!job)
+        return;
+    free(job->id);
+    free(job->workflow);
+    free(job->model);
+    cJSON_Delete(job->body);
+    free(job);
+}
+
+/* ------------------------------------------------------------- results */
+
+struct qt_results {
+    pthread_mutex_t lock;   /* guards f: one line at a time */
+    FILE *f;
+    int is_stdout;
+};
+
+qt_results *qt_results_open(const char *path, int append)
+{
+    qt_results *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (!strcmp(path, "-")) {
+        r->f = stdout;
+        r->is_stdout = 1;
+    } else {
+        r->f = fopen(path, append ? "a" : "w");
+        if (!r->f) {
+            int e = errno;
+            free(r);
+            errno = e;
+            return NULL;
+        }
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    return r;
+}
+
+static void add_str_or_null(cJSON *o, const char *k, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
+char *qt_result_to_json(const qt_result *res)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    add_str_or_null(o, "id", res->id);
+    add_str_or_null(o, "workflow", res->workflow);
+    cJSON_AddStringToObject(o, "status", qt_status_name(res->status));
+    add_str_or_null(o, "model", res->model);
+    add_str_or_null(o, "model_used", res->model_used);
+    add_str_or_null(o, "provider", res->provider);
+    cJSON_AddNumberToObject(o, "attempts", res->attempts);
+    cJSON_AddNumberToObject(o, "prompt_tokens", (double)res->prompt_tokens);
+    cJSON_AddNumberToObject(o, "completion_tokens", (double)res->completion_tokens);
+    /* Round to a micro-dollar fraction so the file stays readable. */
+    char cost[32];
+    snprintf(cost, sizeof cost, "%.9f", res->cost_usd);
+    cJSON_AddRawToObject(o, "cost_usd", cost);
+    cJSON_AddNumberToObject(o, "queued_ms", (double)res->queued_ms);
+    cJSON_AddNumberToObject(o, "latency_ms", (double)res->latency_ms);
+    cJSON_AddBoolToObject(o, "cached", res->cached);
+    add_str_or_null(o, "error", res->error);
+    add_str_or_null(o, "content", res->content);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+qt_err qt_results_write(qt_results *r, const qt_result *res)
+{
+    char *line = qt_result_to_json(res);
+    if (!line)
+        return QT_ERR_NOMEM;
+    pthread_mutex_lock(&r->lock);
+    int bad = fputs(line, r->f) < 0 || fputc('\n', r->f) == EOF || fflush(r->f) != 0;
+    pthread_mutex_unlock(&r->lock);
+    free(line);
+    return bad ? QT_ERR_IO : QT_OK;
+}
+
+void qt_results_close(qt_results *r)
+{
+    if (!r)
+        return;
+    fflush(r->f);
+    if (!r->is_stdout)
+        fclose(r->f);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* --------------------------------------------------------------- id set */
+
+struct qt_idset {
+    char **slots;   /* open addressing, NULL = empty */
+    size_t cap;     /* power of two */
+    size_t count;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int idset_put(qt_idset *s, char *id)
+{
+    if ((s->count + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 64;
+        char **n = calloc(ncap, sizeof *n);
+        if (!n)
+            return -1;
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->slots[i])
+                continue;
+            size_t j = hash_str(s->slots[i]) & (ncap - 1);
+            while (n[j])
+                j = (j + 1) & (ncap - 1);
+            n[j] = s->slots[i];
+        }
+        free(s->slots);
+        s->slots = n;
+        s->cap = ncap;
+    }
+    size_t j = hash_str(id) & (s->cap - 1);
+    while (s->slots[j]) {
+        if (!strcmp(s->slots[j], id)) {
+            free(id);
+            return 0;
+        }
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->slots[j] = id;
+    s->count++;
+    return 0;
+}
+
+int qt_idset_has(const qt_idset *s, const char *id)
+{
+    if (!s || !s->cap)
+        return 0;
+    size_t j = hash_str(id) & (s->cap - 1);
+    while (s->slots[j]) {
+        if (!strcmp(s->slots[j], id))
+            return 1;
+        j = (j + 1) & (s->cap - 1);
+    }
+    return 0;
+}
+
+size_t qt_idset_count(const qt_idset *s) { return s ? s->count : 0; }
+
+void qt_idset_free(qt_idset *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->cap; i++)
+        free(s->slots[i]);
+    free(s->slots);
+    free(s);
+}
+
+qt_idset *qt_results_ok_ids(const char *path)
+{
+    qt_idset *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return s;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        cJSON *o = cJSON_ParseWithLength(line, (size_t)n);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "status");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+        if (cJSON_IsString(st) && !strcmp(st->valuestring, "ok") && cJSON_IsString(id))
+            idset_put(s, strdup(id->valuestring));
+        cJSON_Delete(o);
+    }
+    free(line);
+    fclose(f);
+    return s;
+}

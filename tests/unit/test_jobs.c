@@ -1,0 +1,175 @@
+/* test_jobs.c: job lines become jobs or clear reasons; result lines carry
+ * every field of the contract; --resume finds the ok ids. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "quotatop/jobs.h"
+
+static qt_config *cfg;
+
+static void setup(void)
+{
+    const char *json = "{\"providers\": {\"oa\": {\"kind\": \"openai\", \"base_url\": \"http://127.0.0.1:1/v1\"}},"
+                       "\"models\": {\"gpt-4o\": {\"providers\": [\"oa\"]}}}";
+    qt_diag d = { 0 };
+    cfg = qt_config_parse(json, strlen(json), &d);
+    cr_assert_not_null(cfg);
+    qt_diag_free(&d);
+}
+
+static void teardown(void) { qt_config_free(cfg); }
+
+TestSuite(jobs, .init = setup, .fini = teardown);
+
+Test(jobs, full_job_line)
+{
+    const char *line = "{\"id\": \"j1\", \"workflow\": \"support\", \"priority\": 2, \"model\": \"gpt-4o\","
+                       " \"messages\": [{\"role\": \"user\", \"content\": \"hello\"},"
+                       " {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"abc\"}]}],"
+                       " \"max_tokens\": 64, \"temperature\": 0.2}";
+    qt_job *j = NULL;
+    char *id = NULL, *wf = NULL, err[256];
+    cr_assert_eq(qt_job_parse(line, strlen(line), 3, cfg, &j, &id, &wf, err, sizeof err), QT_OK, "%s", err);
+    cr_expect_str_eq(j->id, "j1");
+    cr_expect_str_eq(j->workflow, "support");
+    cr_expect_eq(j->priority, 2);
+    cr_expect_str_eq(j->model, "gpt-4o");
+    cr_expect_eq(j->model_idx, 0);
+    cr_expect_eq(j->max_tokens, 64);
+    cr_expect_eq(j->prompt_chars, 8);
+    cr_expect_eq(j->line_no, 3);
+    cr_expect_not_null(cJSON_GetObjectItem(j->body, "temperature"), "passthrough field lost");
+    free(id);
+    free(wf);
+    qt_job_free(j);
+}
+
+Test(jobs, defaults_id_is_line_number)
+{
+    const char *line = "{\"model\": \"gpt-4o\", \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}";
+    qt_job *j = NULL;
+    char err[256];
+    cr_assert_eq(qt_job_parse(line, strlen(line), 17, cfg, &j, NULL, NULL, err, sizeof err), QT_OK);
+    cr_expect_str_eq(j->id, "17");
+    cr_expect_str_eq(j->workflow, "default");
+    cr_expect_eq(j->priority, 5);
+    cr_expect_eq(j->max_tokens, 0);
+    qt_job_free(j);
+}
+
+struct bad_line {
+    char line[200];
+    char expect[120];
+    char id[16];
+};
+
+static struct bad_line bad_lines[] = {
+    { "{\"id\": \"a\", \"model\": ", "line 9: malformed JSON near column", "9" },
+    { "[1,2]", "line 9: a job must be a JSON object", "9" },
+    { "{\"id\": \"a\", \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}", "line 9: missing \"model\"", "a" },
+    { "{\"id\": \"b\", \"model\": \"gpt4o\", \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
+      "line 9: unknown model \"gpt4o\"", "b" },
+    { "{\"id\": \"c\", \"model\": \"gpt-4o\"}", "line 9: no \"messages\"", "c" },
+    { "{\"id\": \"d\", \"model\": \"gpt-4o\", \"messages\": []}", "line 9: \"messages\" must be a non-empty array", "d" },
+    { "{\"id\": 7, \"model\": \"gpt-4o\", \"messages\": [{\"content\": \"x\"}]}", "line 9: messages[0] needs a \"role\"", "7" },
+    { "{\"model\": \"gpt-4o\", \"priority\": 11, \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
+      "line 9: \"priority\" must be a whole number from 1", "9" },
+    { "{\"model\": \"gpt-4o\", \"max_tokens\": -4, \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}",
+      "line 9: \"max_tokens\" must be a positive number", "9" },
+    { "{\"model\": 5, \"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}", "line 9: \"model\" must be a string", "9" },
+};
+
+ParameterizedTestParameters(jobs, bad_lines_are_named)
+{
+    return cr_make_param_array(struct bad_line, bad_lines, sizeof bad_lines / sizeof bad_lines[0]);
+}
+
+ParameterizedTest(struct bad_line *bl, jobs, bad_lines_are_named)
+{
+    qt_job *j = NULL;
+    char *id = NULL, *wf = NULL, err[256] = "";
+    cr_expect_eq(qt_job_parse(bl->line, strlen(bl->line), 9, cfg, &j, &id, &wf, err, sizeof err),
+                 QT_ERR_INVALID, "accepted: %s", bl->line);
+    cr_expect_null(j);
+    cr_expect(strstr(err, bl->expect), "error [%s] lacks [%s]", err, bl->expect);
+    cr_expect_str_eq(id, bl->id);
+    cr_expect_str_eq(wf, "default");
+    free(id);
+    free(wf);
+}
+
+Test(jobs, result_line_has_every_field)
+{
+    qt_result r = { .id = "j1", .workflow = "support", .status = QT_STATUS_OK, .model = "gpt-4o",
+                    .model_used = "gpt-4o-mini", .provider = "openai", .attempts = 2,
+                    .prompt_tokens = 12, .completion_tokens = 40, .cost_usd = 0.000026,
+                    .queued_ms = 310, .latency_ms = 820, .cached = 0, .error = NULL, .content = "hi \"there\"" };
+    char *s = qt_result_to_json(&r);
+    cJSON *o = cJSON_Parse(s);
+    cr_assert_not_null(o, "not JSON: %s", s);
+    cr_expect_str_eq(cJSON_GetObjectItem(o, "status")->valuestring, "ok");
+    cr_expect_str_eq(cJSON_GetObjectItem(o, "model_used")->valuestring, "gpt-4o-mini");
+    cr_expect_eq(cJSON_GetObjectItem(o, "attempts")->valueint, 2);
+    cr_expect_float_eq(cJSON_GetObjectItem(o, "cost_usd")->valuedouble, 0.000026, 1e-12);
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(o, "error")));
+    cr_expect(cJSON_IsFalse(cJSON_GetObjectItem(o, "cached")));
+    cr_expect_str_eq(cJSON_GetObjectItem(o, "content")->valuestring, "hi \"there\"");
+    const char *keys[] = { "id", "workflow", "status", "model", "model_used", "provider", "attempts",
+                           "prompt_tokens", "completion_tokens", "cost_usd", "queued_ms", "latency_ms",
+                           "cached", "error", "content" };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        cr_expect(cJSON_HasObjectItem(o, keys[i]), "missing %s", keys[i]);
+    cJSON_Delete(o);
+    free(s);
+}
+
+Test(jobs, results_file_and_resume_ids)
+{
+    char path[] = "/tmp/qt-results-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    qt_results *w = qt_results_open(path, 0);
+    cr_assert_not_null(w);
+    qt_result a = { .id = "a", .workflow = "w", .status = QT_STATUS_OK };
+    qt_result b = { .id = "b", .workflow = "w", .status = QT_STATUS_CANCELLED, .error = "cancelled" };
+    qt_result c = { .id = "c", .workflow = "w", .status = QT_STATUS_OK };
+    cr_expect_eq(qt_results_write(w, &a), QT_OK);
+    cr_expect_eq(qt_results_write(w, &b), QT_OK);
+    qt_results_close(w);
+    w = qt_results_open(path, 1);
+    cr_expect_eq(qt_results_write(w, &c), QT_OK);
+    qt_results_close(w);
+    FILE *f = fopen(path, "a");
+    fputs("not json\n", f);
+    fclose(f);
+    qt_idset *ids = qt_results_ok_ids(path);
+    cr_expect_eq(qt_idset_count(ids), 2);
+    cr_expect(qt_idset_has(ids, "a"));
+    cr_expect(!qt_idset_has(ids, "b"), "a cancelled job must run again on resume");
+    cr_expect(qt_idset_has(ids, "c"));
+    qt_idset_free(ids);
+    unlink(path);
+}
+
+Test(jobs, idset_grows)
+{
+    char path[] = "/tmp/qt-results-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    for (int i = 0; i < 5000; i++)
+        fprintf(f, "{\"id\": \"job-%d\", \"status\": \"%s\"}\n", i, i % 5 ? "ok" : "failed");
+    fclose(f);
+    qt_idset *ids = qt_results_ok_ids(path);
+    cr_expect_eq(qt_idset_count(ids), 4000);
+    cr_expect(qt_idset_has(ids, "job-4999"));
+    cr_expect(!qt_idset_has(ids, "job-4995"));
+    qt_idset_free(ids);
+    unlink(path);
+}
