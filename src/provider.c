@@ -63,6 +63,32 @@ void qt_prov_copy(char *dst, size_t dstlen, const char *src)
     dst[n] = '\0';
 }
 
+/* True when body ends inside a string or with an object or array still
+ * open: the sign of a cut-off response rather than a wrong one. */
+static bool ends_open(const char *body, size_t len)
+{
+    long depth = 0;
+    bool in_str = false, esc = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_str) {
+            if (esc)
+                esc = false;
+            else if (c == '\\')
+                esc = true;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return in_str || depth > 0;
+}
+
 cJSON *qt_prov_parse_json(const char *body, size_t len, char *err, size_t errlen)
 {
     size_t i = 0;
@@ -76,8 +102,7 @@ cJSON *qt_prov_parse_json(const char *body, size_t len, char *err, size_t errlen
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (root == NULL) {
         size_t pos = (end && end >= body) ? (size_t)(end - body) : 0;
-        /* cJSON reports the last byte when it ran out of input. */
-        if (pos + 1 >= len)
+        if (pos + 1 >= len || ends_open(body, len))
             qt_prov_errf(err, errlen, "upstream response is truncated JSON (%zu bytes)", len);
         else
             qt_prov_errf(err, errlen, "upstream response is not JSON at byte %zu", pos);
