@@ -71,7 +71,8 @@ typedef struct {
                                                 * the URL is base_url + path */
     char *headers[QT_PROVIDER_MAX_HEADERS];    /* "Name: value" lines, heap; the auth
                                                 * line (with the key) comes first when a
-                                                * key was given */
+                                                * key was given; hand them to qt_http_post
+                                                * as (const char *const *)headers */
     size_t n_headers;
     char *body;                                /* JSON text, heap, NUL-terminated */
     size_t body_len;
