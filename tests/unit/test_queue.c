@@ -303,7 +303,7 @@ Test(queue, close_pops_leftovers_then_closed)
 Test(queue, drain_everything)
 {
     qt_queue *q = qt_queue_new(100, 0);
-    char ids[50][8];
+    char ids[50][16];
     for (int i = 0; i < 50; i++) {
         snprintf(ids[i], sizeof ids[i], "d%d", i);
         qt_queue_job j = {.id = ids[i], .workflow = i % 3 ? "x" : "y",
@@ -336,12 +336,12 @@ Test(queue, snapshot_order_equals_pop_order)
      * the entries later popped, in the same order */
     qt_queue *q = qt_queue_new(700, 0);
     srand(42);
-    char ids[2000][12];
+    char ids[2000][16];
     int live = 0;
     uint64_t now = 0;
     for (int i = 0; i < 2000; i++) {
         snprintf(ids[i], sizeof ids[i], "r%d", i);
-        char wf[8];
+        char wf[16];
         snprintf(wf, sizeof wf, "w%d", rand() % 7);
         qt_queue_job j = {.id = ids[i], .workflow = wf, .priority = 1 + rand() % 10,
                           .payload = ids[i], .model = i % 2 ? "gpt-4o" : NULL};
@@ -422,7 +422,7 @@ Test(queue, large_random_against_model)
      * sorted by (key, seq) among ready entries */
     qt_queue *q = qt_queue_new(50, 0);
     srand(7);
-    char (*ids)[12] = malloc(20000 * sizeof *ids);
+    char (*ids)[16] = malloc(20000 * sizeof *ids);
     for (int i = 0; i < 20000; i++) {
         snprintf(ids[i], sizeof ids[i], "%d", i);
         qt_queue_job j = {.id = ids[i], .workflow = (i % 4) ? "bulk" : "live",
