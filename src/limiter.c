@@ -167,7 +167,7 @@ static void ring_add(key *k, uint64_t ms, int64_t dreq, int64_t dtok, int create
     uint64_t sec = ms / 1000;
     bucket *b = &k->ring[sec % RING_SECS];
     if (b->sec != sec) {
-        if (!create || b->sec > sec)
+        if (!create || (b->sec != UINT64_MAX && b->sec > sec))
             return;           /* that second has left the ring */
         b->sec = sec;
         b->req = b->tok = 0;
