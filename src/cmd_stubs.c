@@ -10,7 +10,6 @@ static int not_yet(const char *name)
     return 2;
 }
 
-int qt_cmd_run(int argc, char **argv)   { (void)argc; (void)argv; return not_yet("run"); }
 int qt_cmd_serve(int argc, char **argv) { (void)argc; (void)argv; return not_yet("serve"); }
 int qt_cmd_demo(int argc, char **argv)  { (void)argc; (void)argv; return not_yet("demo"); }
 int qt_cmd_spend(int argc, char **argv) { (void)argc; (void)argv; return not_yet("spend"); }

@@ -821,6 +821,32 @@ double qt_config_workflow_budget(const qt_config *cfg, const char *workflow)
     return 0;
 }
 
+size_t qt_config_chain(const qt_config *cfg, int model_idx, int *out, size_t max,
+                       int *has_cache)
+{
+    *has_cache = 0;
+    if (model_idx < 0 || (size_t)model_idx >= cfg->n_models || max == 0)
+        return 0;
+    size_t n = 1, head = 0;
+    out[0] = model_idx;
+    while (head < n) {
+        const qt_model_cfg *cur = &cfg->models[out[head++]];
+        for (size_t k = 0; k < cur->n_fallback; k++) {
+            if (!strcmp(cur->fallback[k], QT_CACHE_MODEL)) {
+                *has_cache = 1;
+                continue;
+            }
+            int w = qt_config_model_index(cfg, cur->fallback[k]);
+            int seen = w < 0;
+            for (size_t j = 0; j < n && !seen; j++)
+                seen = out[j] == w;
+            if (!seen && n < max)
+                out[n++] = w;
+        }
+    }
+    return n;
+}
+
 static void print_limit(FILE *out, const char *label, double configured, double eff)
 {
     if (configured <= 0)
@@ -875,35 +901,14 @@ void qt_config_print_effective(const qt_config *cfg, FILE *out)
             fprintf(out, " context %ld", m->context_window);
         fprintf(out, " $%.2f/$%.2f per Mtok in/out\n", m->input_usd_per_mtok,
                 m->output_usd_per_mtok);
-        /* The full chain: breadth-first over fallbacks, each model once. */
+        int chain[64], cache = 0;
+        size_t n = qt_config_chain(cfg, (int)i, chain, 64, &cache);
         fprintf(out, "  %-14s chain: %s", "", m->name);
-        size_t cap = cfg->n_models + 1, n = 1, head = 0;
-        int *seen = calloc(cap, sizeof *seen), *order = calloc(cap, sizeof *order);
-        int cache = 0;
-        if (seen && order) {
-            order[0] = (int)i;
-            seen[i] = 1;
-            while (head < n) {
-                const qt_model_cfg *cur = &cfg->models[order[head++]];
-                for (size_t k = 0; k < cur->n_fallback; k++) {
-                    if (!strcmp(cur->fallback[k], QT_CACHE_MODEL)) {
-                        cache = 1;
-                        continue;
-                    }
-                    int w = qt_config_model_index(cfg, cur->fallback[k]);
-                    if (w >= 0 && !seen[w]) {
-                        seen[w] = 1;
-                        order[n++] = w;
-                        fprintf(out, " -> %s", cfg->models[w].name);
-                    }
-                }
-            }
-        }
+        for (size_t k = 1; k < n; k++)
+            fprintf(out, " -> %s", cfg->models[chain[k]].name);
         if (cache)
             fprintf(out, " -> @cache");
         fputc('\n', out);
-        free(seen);
-        free(order);
     }
     fprintf(out, "\nretry: max_attempts %d, backoff %ld..%ldms full jitter, "
                  "max_retry_after %ldms, retry budget %.0f%% of requests\n",

@@ -131,6 +131,13 @@ double qt_config_effective(const qt_config *cfg, double configured);
 /* Budget of a workflow in USD, 0 when it has none. */
 double qt_config_workflow_budget(const qt_config *cfg, const char *workflow);
 
+/* The chain of a model: the model, then its fallbacks, breadth-first over
+ * their own fallbacks, each model once. Writes up to max model indices into
+ * out and returns how many; *has_cache is set when "@cache" appears anywhere
+ * in the chain (it is consulted last). */
+size_t qt_config_chain(const qt_config *cfg, int model_idx, int *out, size_t max,
+                       int *has_cache);
+
 /* Writes the effective config (limits after headroom, each model's full
  * chain, whether each provider's api_key_env is set - never its value). */
 void qt_config_print_effective(const qt_config *cfg, FILE *out);

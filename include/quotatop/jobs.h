@@ -32,6 +32,7 @@ typedef struct {
     size_t prompt_chars;  /* characters of all message contents (token estimate input) */
     long line_no;         /* 1-based line in the jobs input, 0 when not from a file */
     uint64_t enqueued_ms; /* monotonic time it entered the queue */
+    uint64_t dispatched_ms; /* monotonic time of its first upstream request, 0 before */
 } qt_job;
 
 /* Status of a result line. */

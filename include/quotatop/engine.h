@@ -1,0 +1,160 @@
+/* engine.h: the scheduler. Owns the policy objects (queue, limiter, budget,
+ * circuits, retry budgets, estimator, cache) behind one mutex, and a pool of
+ * worker threads that carry each job to exactly one result.
+ *
+ * A worker pops the most urgent job and loops: route (first model of the
+ * chain whose circuits admit it, that is not cooling down after a 429, whose
+ * context window fits and whose estimated cost fits the budget) -> reserve
+ * the budget and the limiter (waiting exactly until the limiter's earliest
+ * time, in priority order among workers that share a key) -> send without
+ * the lock -> classify -> commit / retry after a wait / fall back / fail.
+ * When every model of the chain is momentarily unavailable the job waits for
+ * the earliest one to come back instead of failing.
+ *
+ * Results leave through the on_result callback, called exactly once per job
+ * (from a worker, from qt_engine_submit_invalid, or from shutdown) and never
+ * with the engine lock held.
+ *
+ * Thread-safety: every function may be called from any thread (the engine
+ * serialises internally); qt_engine_new/start/free from one controlling
+ * thread. The on_result callback runs on worker threads concurrently.
+ */
+#ifndef QT_ENGINE_H
+#define QT_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quotatop/clock.h"
+#include "quotatop/common.h"
+#include "quotatop/config.h"
+#include "quotatop/jobs.h"
+#include "quotatop/queue.h"
+
+typedef struct qt_engine qt_engine;
+typedef struct qt_events qt_events;
+
+/* Extra information about a finished job for callers that answer clients
+ * (the proxy): the upstream answer rendered in OpenAI's chat.completion shape. */
+typedef struct {
+    const char *openai_json;     /* NULL unless status ok */
+    int http_status;             /* last upstream status (0 none) */
+} qt_result_extra;
+
+typedef void (*qt_engine_on_result)(void *ud, const qt_job *job, const qt_result *res,
+                                    const qt_result_extra *extra);
+
+typedef struct {
+    const qt_config *cfg;        /* must outlive the engine */
+    qt_clock *clock;             /* NULL = system clock */
+    int workers;                 /* 0 = cfg->workers */
+    qt_engine_on_result on_result;
+    void *on_result_ud;
+    uint64_t seed;               /* jitter PRNG seed, 0 = from time */
+    int want_openai_json;        /* render ok answers for qt_result_extra (proxy) */
+} qt_engine_opts;
+
+/* Per model / provider row of a snapshot. */
+typedef struct {
+    char name[48];
+    int is_provider;
+    char circuit[12];            /* CLOSED / OPEN / HALF_OPEN */
+    uint64_t next_probe_in_ms;   /* OPEN: time until the next probe */
+    double rpm, tpm;             /* effective limits now, 0 = unlimited */
+    double cfg_rpm, cfg_tpm;     /* after headroom, as configured */
+    int changed_live;
+    uint64_t requests_60s, tokens_60s;
+    int in_flight, max_concurrent;
+    uint64_t requests, ok, rate_limited, errors, retries, fallbacks;
+    uint64_t prompt_tokens, completion_tokens;
+    double cost_usd;
+    double p50_ms, p95_ms;
+    uint64_t held_until_in_ms;   /* >0 while held after a 429 */
+} qt_engine_row;
+
+typedef struct {
+    char name[48];
+    uint64_t jobs, done, ok, failed, rejected, cancelled, invalid;
+    uint64_t prompt_tokens, completion_tokens;
+    double cost_usd, limit_usd;
+    size_t queued;
+    int paused;
+} qt_engine_wf;
+
+typedef struct {
+    uint64_t uptime_ms;
+    int paused;
+    int workers, busy;
+    size_t queued;
+    uint64_t jobs, done, ok, failed, rejected, cancelled, invalid;
+    uint64_t requests, retries, upstream_429, fallbacks, circuit_transitions, cache_hits;
+    uint64_t prompt_tokens, completion_tokens;
+    double cost_usd;
+    double run_spent_usd, run_limit_usd, day_spent_usd, day_limit_usd;
+    qt_engine_row *rows;         /* models first, then providers */
+    size_t n_rows;
+    qt_engine_wf *workflows;
+    size_t n_workflows;
+} qt_engine_snapshot;
+
+/* Creates an engine for opts->cfg (registers limiter keys, circuits, budget
+ * limits). Workers do not run until qt_engine_start. Returns NULL with a
+ * message in err when out of memory or a worker cannot start. */
+qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen);
+
+/* Starts the worker threads. QT_OK or QT_ERR_NOMEM. */
+qt_err qt_engine_start(qt_engine *e);
+
+/* Queues a job (the engine takes ownership). QT_ERR_CLOSED after intake was
+ * closed (the job is then given a `cancelled` result and freed). */
+qt_err qt_engine_submit(qt_engine *e, qt_job *job);
+
+/* Records a job that could not be used (an invalid line): counts it and
+ * emits its `invalid` result at once. */
+void qt_engine_submit_invalid(qt_engine *e, const char *id, const char *workflow,
+                              const char *reason);
+
+/* No more jobs will be submitted; workers exit once the queue is empty. */
+void qt_engine_close_intake(qt_engine *e);
+
+/* Waits until every submitted job has its result (intake must be closed for
+ * this to be final), up to timeout_ms (< 0 forever). Returns 1 when done. */
+int qt_engine_wait_done(qt_engine *e, int64_t timeout_ms);
+
+/* Shutdown: stop dispatching, let requests in flight finish for up to
+ * grace_ms, then give every unfinished job (queued or waiting) a `cancelled`
+ * result. Returns when every job has its result and workers have exited. */
+void qt_engine_shutdown(qt_engine *e, int64_t grace_ms);
+
+/* Frees everything (calls qt_engine_shutdown(e, 0) if needed). Accepts NULL. */
+void qt_engine_free(qt_engine *e);
+
+/* ---- controls (dashboard keys) ---- */
+void qt_engine_pause(qt_engine *e, int paused);   /* all dispatch */
+int qt_engine_paused(qt_engine *e);
+qt_err qt_engine_pause_workflow(qt_engine *e, const char *workflow, int paused);
+qt_err qt_engine_cancel(qt_engine *e, const char *job_id);   /* queued jobs */
+qt_err qt_engine_reprioritize(qt_engine *e, const char *job_id, int priority);
+/* Scales a model's (is_provider 0) or provider's limit by factor (RPM when
+ * which is 'r', TPM when 't'); factor <= 0 restores the configured limits. */
+qt_err qt_engine_scale_limit(qt_engine *e, const char *name, int is_provider, char which,
+                             double factor);
+
+/* How long a job of this model and size would wait for the limiter now (ms),
+ * for proxy backpressure. UINT64_MAX when unknown (blocked on concurrency). */
+uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_chars,
+                                    int max_tokens);
+size_t qt_engine_queue_depth(qt_engine *e);
+int qt_engine_in_flight(qt_engine *e);   /* requests on the wire now */
+
+/* ---- readers ---- */
+qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *out);
+void qt_engine_snapshot_free(qt_engine_snapshot *s);
+qt_events *qt_engine_events(qt_engine *e);     /* owned by the engine */
+/* Copies the first max queued jobs in dispatch order. */
+size_t qt_engine_queue_head(qt_engine *e, qt_queue_view *out, size_t max);
+
+/* Writes the summary object of DESIGN.md as JSON. Caller frees. */
+char *qt_engine_summary_json(qt_engine *e, double elapsed_s);
+
+#endif /* QT_ENGINE_H */

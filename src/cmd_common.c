@@ -1,0 +1,129 @@
+/* cmd_common.c: config loading, signals, progress lines and the human
+ * summary shared by run, serve and demo. */
+#include "cmd_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "quotatop/clock.h"
+
+static volatile sig_atomic_t signals_seen;   /* written only by the handler */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    signals_seen++;
+}
+
+void qt_cmd_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int qt_cmd_signal_count(void) { return (int)signals_seen; }
+
+qt_config *qt_cmd_load_config(const char *path)
+{
+    qt_diag d = { 0 };
+    qt_config *cfg = qt_config_load(path, &d);
+    qt_diag_print(&d, stderr, path);
+    qt_diag_free(&d);
+    if (!cfg)
+        fprintf(stderr, "%s: invalid config (see `quotatop check -c %s`)\n", path, path);
+    return cfg;
+}
+
+int open_readonly(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        errno = EISDIR;
+        return -1;
+    }
+    return fd;
+}
+
+static void fmt_limit(char *buf, size_t len, double used, double limit)
+{
+    if (limit > 0)
+        snprintf(buf, len, "%.0f/%.0f", used, limit);
+    else
+        snprintf(buf, len, "%.0f", used);
+}
+
+void qt_cmd_print_progress(FILE *out, const qt_engine_snapshot *s)
+{
+    fprintf(out, "[%5.1fs] %s done %llu/%llu ok %llu failed %llu", (double)s->uptime_ms / 1000.0,
+            s->paused ? "PAUSED" : "", (unsigned long long)s->done, (unsigned long long)s->jobs,
+            (unsigned long long)s->ok,
+            (unsigned long long)(s->failed + s->rejected + s->cancelled + s->invalid));
+    fprintf(out, " | queue %zu busy %d/%d", s->queued, s->busy, s->workers);
+    for (size_t i = 0; i < s->n_rows; i++) {
+        const qt_engine_row *r = &s->rows[i];
+        if (r->is_provider || (r->requests == 0 && r->requests_60s == 0))
+            continue;
+        char rpm[32], tpm[40];
+        fmt_limit(rpm, sizeof rpm, (double)r->requests_60s, r->rpm);
+        fmt_limit(tpm, sizeof tpm, (double)r->tokens_60s, r->tpm);
+        fprintf(out, " | %s rpm %s tpm %s", r->name, rpm, tpm);
+        if (strcmp(r->circuit, "CLOSED"))
+            fprintf(out, " %s", r->circuit);
+    }
+    fprintf(out, " | $%.4f", s->cost_usd);
+    if (s->run_limit_usd > 0)
+        fprintf(out, "/$%.2f", s->run_limit_usd);
+    fputc('\n', out);
+    fflush(out);
+}
+
+void qt_cmd_print_summary(FILE *out, const qt_engine_snapshot *s, double elapsed_s)
+{
+    fprintf(out, "quotatop: %llu jobs in %.1fs: %llu ok, %llu failed, %llu rejected, %llu cancelled, "
+                 "%llu invalid\n",
+            (unsigned long long)s->jobs, elapsed_s, (unsigned long long)s->ok,
+            (unsigned long long)s->failed, (unsigned long long)s->rejected,
+            (unsigned long long)s->cancelled, (unsigned long long)s->invalid);
+    fprintf(out, "quotatop: %llu requests, %llu retries, %llu upstream 429s, %llu fallbacks, "
+                 "%llu tokens (%llu in, %llu out), $%.6f spent\n",
+            (unsigned long long)s->requests, (unsigned long long)s->retries,
+            (unsigned long long)s->upstream_429, (unsigned long long)s->fallbacks,
+            (unsigned long long)(s->prompt_tokens + s->completion_tokens),
+            (unsigned long long)s->prompt_tokens, (unsigned long long)s->completion_tokens, s->cost_usd);
+}
+
+/* The dashboard lives in src/ui; without a terminal (or before it exists)
+ * the watch loop prints progress lines. */
+__attribute__((weak)) int qt_ui_run(qt_engine *e, const char *mode, uint64_t t0_ms);
+
+void qt_cmd_watch(qt_engine *e, const char *mode, uint64_t t0_ms, int progress)
+{
+    if (mode && qt_ui_run) {
+        qt_ui_run(e, mode, t0_ms);
+        return;
+    }
+    uint64_t next = qt_now_ms() + 1000;
+    while (!qt_cmd_signal_count() && !qt_engine_wait_done(e, 100)) {
+        if (progress && qt_now_ms() >= next) {
+            qt_engine_snapshot s;
+            if (qt_engine_snapshot_take(e, &s) == QT_OK) {
+                qt_cmd_print_progress(stderr, &s);
+                qt_engine_snapshot_free(&s);
+            }
+            next += 1000;
+        }
+    }
+}

@@ -1,0 +1,279 @@
+/* cmd_run.c: `quotatop run`: jobs in, one result line per job out.
+ *
+ * DESIGN
+ * Three threads of control: a reader thread turns job lines into engine
+ * submissions as they arrive (a file, or stdin for agents piping jobs in
+ * live); the engine's workers produce results, written by the on_result
+ * callback one flushed line at a time; the main thread shows progress (the
+ * dashboard, or one line per second on stderr) and watches the signal flag.
+ * SIGINT/SIGTERM stop intake, give requests in flight a short grace and
+ * cancel the rest; a second SIGINT cancels at once. Either way every job gets
+ * exactly one result line before the process exits.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "cmd.h"
+#include "cmd_common.h"
+#include "quotatop/config.h"
+#include "quotatop/engine.h"
+#include "quotatop/http.h"
+#include "quotatop/jobs.h"
+
+#define GRACE_MS 2000
+
+typedef struct {
+    qt_engine *engine;
+    const qt_config *cfg;
+    int fd;                     /* jobs input */
+    qt_idset *skip;             /* --resume: ids already ok */
+    volatile int stop;          /* set by main: stop reading */
+    size_t skipped;
+    int read_error;
+} reader;
+
+/* Handles one line of the jobs input. */
+static void take_line(reader *rd, char *line, size_t len, long line_no)
+{
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        line[--len] = '\0';
+    size_t lead = strspn(line, " \t");
+    if (lead == len)
+        return;   /* blank lines are not jobs */
+    qt_job *job = NULL;
+    char *id = NULL, *wf = NULL, err[300];
+    if (qt_job_parse(line, len, line_no, rd->cfg, &job, &id, &wf, err, sizeof err) != QT_OK) {
+        if (!rd->skip || !qt_idset_has(rd->skip, id))
+            qt_engine_submit_invalid(rd->engine, id, wf, err);
+    } else if (rd->skip && qt_idset_has(rd->skip, job->id)) {
+        rd->skipped++;
+        qt_job_free(job);
+    } else {
+        qt_engine_submit(rd->engine, job);
+    }
+    free(id);
+    free(wf);
+}
+
+/* Reads lines with poll() so the thread notices `stop` even on an idle pipe. */
+static void *reader_main(void *arg)
+{
+    reader *rd = arg;
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    long line_no = 0;
+    while (buf && !rd->stop) {
+        struct pollfd pfd = { .fd = rd->fd, .events = POLLIN };
+        int pr = poll(&pfd, 1, 100);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0)
+            continue;
+        if (len + 4096 > cap) {
+            char *g = realloc(buf, cap * 2);
+            if (!g)
+                break;
+            buf = g;
+            cap *= 2;
+        }
+        ssize_t n = read(rd->fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rd->read_error = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        size_t start = 0;
+        for (size_t i = len - (size_t)n; i < len; i++) {
+            if (buf[i] != '\n')
+                continue;
+            buf[i] = '\0';
+            take_line(rd, buf + start, i - start, ++line_no);
+            start = i + 1;
+        }
+        memmove(buf, buf + start, len - start);
+        len -= start;
+    }
+    if (buf && len > 0 && !rd->stop) {   /* a last line without a newline */
+        buf[len] = '\0';
+        take_line(rd, buf, len, ++line_no);
+    }
+    free(buf);
+    qt_engine_close_intake(rd->engine);
+    return NULL;
+}
+
+typedef struct {
+    qt_results *out;
+    int write_failed;
+} sink;
+
+static void on_result(void *ud, const qt_job *job, const qt_result *res, const qt_result_extra *x)
+{
+    sink *s = ud;
+    (void)job;
+    (void)x;
+    if (qt_results_write(s->out, res) != QT_OK)
+        s->write_failed = 1;
+}
+
+static const char run_usage[] =
+    "usage: quotatop run -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--workers N]\n"
+    "                    [--resume] JOBS|-\n"
+    "Runs every job of JOBS (one JSON object per line; - reads stdin as lines arrive)\n"
+    "and writes one result line per job to RESULTS (default results.jsonl).\n"
+    "  --summary FILE  write the run's summary object as JSON\n"
+    "  --headless      no dashboard: a progress line per second on stderr\n"
+    "  --workers N     worker threads (default: config workers, else 8)\n"
+    "  --resume        skip jobs that already have an ok line in RESULTS, append\n";
+
+int qt_cmd_run(int argc, char **argv)
+{
+    const char *cfg_path = NULL, *out_path = "results.jsonl", *summary_path = NULL, *jobs = NULL;
+    int headless = 0, workers = 0, resume = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc)
+            cfg_path = argv[++i];
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc)
+            out_path = argv[++i];
+        else if (!strcmp(a, "--summary") && i + 1 < argc)
+            summary_path = argv[++i];
+        else if (!strcmp(a, "--headless"))
+            headless = 1;
+        else if (!strcmp(a, "--resume"))
+            resume = 1;
+        else if (!strcmp(a, "--workers") && i + 1 < argc) {
+            char *end;
+            long w = strtol(argv[++i], &end, 10);
+            if (*end || w < 1 || w > 1024) {
+                fprintf(stderr, "quotatop run: --workers must be 1..1024, got '%s'\n", argv[i]);
+                return 2;
+            }
+            workers = (int)w;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(run_usage, stdout);
+            return 0;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "quotatop run: unknown option '%s'\n%s", a, run_usage);
+            return 2;
+        } else if (!jobs) {
+            jobs = a;
+        } else {
+            fprintf(stderr, "quotatop run: unexpected argument '%s'\n%s", a, run_usage);
+            return 2;
+        }
+    }
+    if (!cfg_path || !jobs) {
+        fprintf(stderr, "quotatop run: %s\n%s", !cfg_path ? "missing -c CONFIG" : "missing JOBS", run_usage);
+        return 2;
+    }
+    qt_config *cfg = qt_cmd_load_config(cfg_path);
+    if (!cfg)
+        return 2;
+    int fd = 0;
+    if (strcmp(jobs, "-")) {
+        fd = open_readonly(jobs);
+        if (fd < 0) {
+            fprintf(stderr, "quotatop run: cannot open %s: %s\n", jobs, strerror(errno));
+            qt_config_free(cfg);
+            return 2;
+        }
+    }
+    qt_idset *skip = resume ? qt_results_ok_ids(out_path) : NULL;
+    sink snk = { .out = qt_results_open(out_path, resume) };
+    if (!snk.out) {
+        fprintf(stderr, "quotatop run: cannot write %s: %s\n", out_path, strerror(errno));
+        if (fd > 0)
+            close(fd);
+        qt_idset_free(skip);
+        qt_config_free(cfg);
+        return 2;
+    }
+    qt_http_global_init();
+    qt_cmd_signals_install();
+
+    char err[256];
+    qt_engine_opts eo = { .cfg = cfg, .workers = workers, .on_result = on_result, .on_result_ud = &snk };
+    qt_engine *e = qt_engine_new(&eo, err, sizeof err);
+    if (!e || qt_engine_start(e) != QT_OK) {
+        fprintf(stderr, "quotatop run: %s\n", e ? "cannot start workers" : err);
+        qt_engine_free(e);
+        qt_results_close(snk.out);
+        qt_http_global_cleanup();
+        qt_idset_free(skip);
+        qt_config_free(cfg);
+        return 2;
+    }
+    if (skip && qt_idset_count(skip))
+        fprintf(stderr, "quotatop run: --resume: %zu jobs already ok in %s are skipped\n",
+                qt_idset_count(skip), out_path);
+
+    reader rd = { .engine = e, .cfg = cfg, .fd = fd, .skip = skip };
+    pthread_t rt;
+    pthread_create(&rt, NULL, reader_main, &rd);
+
+    uint64_t t0 = qt_now_ms();
+    int interactive = !headless && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO) && fd != 0;
+    qt_cmd_watch(e, interactive ? "run" : NULL, t0, headless || !interactive);
+
+    rd.stop = 1;
+    if (qt_cmd_signal_count()) {
+        /* Stop dispatching; requests in flight get a grace period unless a
+         * second signal asks to stop at once. */
+        fprintf(stderr, "quotatop run: stopping (in-flight requests get %ds; signal again to stop now)\n",
+                GRACE_MS / 1000);
+        qt_engine_pause(e, 1);
+        uint64_t deadline = qt_now_ms() + GRACE_MS;
+        while (qt_cmd_signal_count() < 2 && qt_now_ms() < deadline && qt_engine_in_flight(e) > 0)
+            usleep(20000);
+    }
+    pthread_join(rt, NULL);
+    /* Every job has its result once shutdown returns (cancelled if unfinished). */
+    qt_engine_shutdown(e, 0);
+    double elapsed = (double)(qt_now_ms() - t0) / 1000.0;
+
+    qt_engine_snapshot s;
+    int rc = 1;
+    if (qt_engine_snapshot_take(e, &s) == QT_OK) {
+        qt_cmd_print_summary(stderr, &s, elapsed);
+        rc = s.ok == s.jobs ? 0 : 1;
+        qt_engine_snapshot_free(&s);
+    }
+    if (summary_path) {
+        char *js = qt_engine_summary_json(e, elapsed);
+        FILE *f = fopen(summary_path, "w");
+        if (!f || !js || fputs(js, f) < 0 || fputc('\n', f) == EOF) {
+            fprintf(stderr, "quotatop run: cannot write summary %s: %s\n", summary_path, strerror(errno));
+            rc = rc ? rc : 1;
+        }
+        if (f)
+            fclose(f);
+        free(js);
+    }
+    if (snk.write_failed) {
+        fprintf(stderr, "quotatop run: writing %s failed; some results are missing\n", out_path);
+        rc = 1;
+    }
+    if (rd.read_error)
+        fprintf(stderr, "quotatop run: reading %s failed: %s\n", jobs, strerror(rd.read_error));
+    qt_engine_free(e);
+    qt_results_close(snk.out);
+    if (fd > 0)
+        close(fd);
+    qt_idset_free(skip);
+    qt_http_global_cleanup();
+    qt_config_free(cfg);
+    return rc;
+}

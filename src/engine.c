@@ -1,0 +1,1080 @@
+/* engine.c: the scheduler: policy objects behind one mutex, and workers.
+ *
+ * DESIGN
+ * One mutex (e->lock) guards every policy object (queue, limiter, budget,
+ * circuits, retry budgets, estimator, cache) and every counter of the
+ * engine. Workers hold it only to decide and to record; they never hold it
+ * while building a request, talking to the network or calling on_result.
+ * Three condition variables, all on CLOCK_MONOTONIC:
+ *   work_cond   a job was queued, dispatch was resumed, or we are stopping;
+ *   admit_cond  capacity may have freed (a commit or release, a limit or
+ *               pause change, a circuit transition), or we are stopping;
+ *   done_cond   a job got its result.
+ * A worker that must wait for the limiter sleeps exactly until the earliest
+ * time the limiter gave it (or until admit_cond), never polls. Workers
+ * waiting on limiter keys they share are admitted in (priority, pop order):
+ * a worker does not try to reserve while a more urgent waiter shares one of
+ * its keys, so capacity goes to waiters one at a time and in order, with no
+ * thundering herd.
+ *
+ * A job's life in a worker (run_job): route -> reserve -> send -> record,
+ * looping until it has a final status. The per-job routing state (which
+ * models of the chain are exhausted, attempts per model, the backoff) lives
+ * on the worker's stack in a job_ctx.
+ */
+#include "quotatop/engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
+
+#include "quotatop/budget.h"
+#include "quotatop/cache.h"
+#include "quotatop/circuit.h"
+#include "quotatop/events.h"
+#include "quotatop/http.h"
+#include "quotatop/limiter.h"
+#include "quotatop/provider.h"
+#include "quotatop/queue.h"
+#include "quotatop/retry.h"
+#include "engine_int.h"
+
+#define MAX_CHAIN 32
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t now_of(qt_engine *e) { return qt_clock_now_ms(e->clock); }
+static uint64_t wall_of(qt_engine *e) { return qt_clock_wall_ms(e->clock); }
+
+/* xorshift64*: jitter for backoff and weighted provider choice. */
+static uint64_t next_rand(qt_engine *e)
+{
+    uint64_t x = e->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    e->rng = x;
+    return x * 2685821657736338717ull;
+}
+
+/* Waits on cond until the engine clock reads until_ms (or a signal). Real
+ * waits are capped at one second so a manual clock or a missed wakeup can
+ * never stall a worker for long. Called with e->lock held. */
+static void wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms)
+{
+    uint64_t now = now_of(e);
+    uint64_t delta = until_ms > now ? until_ms - now : 0;
+    if (delta > 1000)
+        delta = 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(delta / 1000);
+    ts.tv_nsec += (long)(delta % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cond, &e->lock, &ts);
+}
+
+static wf_stats *wf_get(qt_engine *e, const char *name)
+{
+    for (size_t i = 0; i < e->n_wf; i++)
+        if (!strcmp(e->wf[i].name, name))
+            return &e->wf[i];
+    if (e->n_wf == e->cap_wf) {
+        size_t cap = e->cap_wf ? e->cap_wf * 2 : 8;
+        wf_stats *g = realloc(e->wf, cap * sizeof *g);
+        if (!g)
+            return NULL;
+        e->wf = g;
+        e->cap_wf = cap;
+    }
+    wf_stats *w = &e->wf[e->n_wf++];
+    memset(w, 0, sizeof *w);
+    snprintf(w->name, sizeof w->name, "%s", name);
+    return w;
+}
+
+/* Appends an event (the ring has its own short lock; order: engine -> events). */
+__attribute__((format(printf, 7, 8)))
+static void event(qt_engine *e, qt_event_type type, const char *model, const char *provider,
+                  const char *workflow, const char *job_id, const char *fmt, ...)
+{
+    qt_event ev;
+    qt_event_init(&ev, type, now_of(e), wall_of(e));
+    qt_event_subject(&ev, model, provider, workflow, job_id);
+    char msg[QT_EVENT_MSG_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    qt_event_msgf(&ev, "%s", msg);
+    qt_events_add(e->events, &ev);
+}
+
+static void circuit_event(qt_engine *e, const char *what, const qt_circuit_transition *tr)
+{
+    if (!tr->changed)
+        return;
+    e->circuit_transitions++;
+    qt_event ev;
+    qt_event_init(&ev, QT_EV_CIRCUIT, now_of(e), wall_of(e));
+    qt_event_transition(&ev, qt_circuit_state_name(tr->from), qt_circuit_state_name(tr->to),
+                        tr->reason);
+    qt_event_subject(&ev, what, NULL, NULL, NULL);
+    qt_event_msgf(&ev, "circuit %s %s -> %s (%s)", what, qt_circuit_state_name(tr->from),
+                  qt_circuit_state_name(tr->to), tr->reason);
+    qt_events_add(e->events, &ev);
+    pthread_cond_broadcast(&e->admit_cond);
+}
+
+/* ------------------------------------------------------------ results */
+
+typedef struct {
+    qt_status status;
+    const char *model_used, *provider;
+    int attempts;
+    long prompt_tokens, completion_tokens;
+    double cost_usd;
+    long latency_ms;
+    int cached;
+    const char *error, *content, *openai_json;
+    int http_status;
+} outcome;
+
+/* Emits the one result of a job, updates the counters and frees the job.
+ * Called WITHOUT the lock (on_result may do I/O). */
+static void finish(qt_engine *e, qt_job *job, const outcome *o)
+{
+    uint64_t now = now_of(e);
+    qt_result r = {
+        .id = job->id, .workflow = job->workflow, .status = o->status, .model = job->model,
+        .model_used = o->model_used, .provider = o->provider, .attempts = o->attempts,
+        .prompt_tokens = o->prompt_tokens, .completion_tokens = o->completion_tokens,
+        .cost_usd = o->cost_usd, .queued_ms = job->dispatched_ms > job->enqueued_ms
+                                                 ? (long)(job->dispatched_ms - job->enqueued_ms) : 0,
+        .latency_ms = o->latency_ms, .cached = o->cached, .error = o->error, .content = o->content,
+    };
+    if (!job->dispatched_ms)
+        r.queued_ms = now > job->enqueued_ms ? (long)(now - job->enqueued_ms) : 0;
+    qt_result_extra extra = { .openai_json = o->openai_json, .http_status = o->http_status };
+    if (e->on_result)
+        e->on_result(e->on_result_ud, job, &r, &extra);
+
+    pthread_mutex_lock(&e->lock);
+    e->done++;
+    wf_stats *w = wf_get(e, job->workflow);
+    if (w)
+        w->done++;
+    switch (o->status) {
+    case QT_STATUS_OK:        e->ok++;        if (w) w->ok++;        break;
+    case QT_STATUS_FAILED:    e->failed++;    if (w) w->failed++;    break;
+    case QT_STATUS_REJECTED:  e->rejected++;  if (w) w->rejected++;  break;
+    case QT_STATUS_CANCELLED: e->cancelled++; if (w) w->cancelled++; break;
+    case QT_STATUS_INVALID:   e->invalid++;   if (w) w->invalid++;   break;
+    }
+    if (o->status == QT_STATUS_FAILED)
+        event(e, QT_EV_ERROR, job->model, o->provider, job->workflow, job->id, "job %s failed: %.100s",
+              job->id, o->error ? o->error : "?");
+    pthread_cond_broadcast(&e->done_cond);
+    pthread_mutex_unlock(&e->lock);
+    qt_job_free(job);
+}
+
+static void finish_simple(qt_engine *e, qt_job *job, qt_status st, int attempts, const char *err)
+{
+    outcome o = { .status = st, .attempts = attempts, .error = err };
+    finish(e, job, &o);
+}
+
+void engine_finish_cancelled(qt_engine *e, qt_job *job, const char *why)
+{
+    finish_simple(e, job, QT_STATUS_CANCELLED, 0, why);
+}
+
+/* ------------------------------------------------------------ routing */
+
+typedef struct {
+    int chain[MAX_CHAIN];
+    size_t n;
+    int has_cache;
+    unsigned char exhausted[MAX_CHAIN];
+    int tries[MAX_CHAIN];          /* failed attempts per model */
+    int attempts;                  /* upstream requests for this job */
+    uint64_t not_before;           /* backoff: no attempt before this */
+    int last_k;                    /* chain index last tried, -1 none */
+    int budget_refused;            /* every refusal so far came from the budget */
+    char last_error[300];
+    int last_status;
+    uint64_t order;                /* pop order, for admission fairness */
+} job_ctx;
+
+enum route_result { ROUTE_GO, ROUTE_WAIT, ROUTE_END, ROUTE_REJECT };
+
+static int64_t est_prompt(qt_engine *e, const qt_job *job, int mi)
+{
+    int64_t t = qt_estimator_estimate(e->est, e->cfg->models[mi].name, job->prompt_chars);
+    /* Providers add a few tokens of framing per message; estimate high. */
+    int nmsg = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(job->body, "messages"));
+    return t + 4 * nmsg + 3;
+}
+
+static int max_tokens_of(const qt_engine *e, const qt_job *job, int mi)
+{
+    return job->max_tokens > 0 ? job->max_tokens : e->cfg->models[mi].default_max_tokens;
+}
+
+static double est_cost(qt_engine *e, const qt_job *job, int mi)
+{
+    const qt_model_cfg *m = &e->cfg->models[mi];
+    return qt_budget_cost(m->input_usd_per_mtok, m->output_usd_per_mtok, est_prompt(e, job, mi),
+                          max_tokens_of(e, job, mi));
+}
+
+static int key_held(qt_engine *e, int key, uint64_t now, uint64_t *until)
+{
+    qt_limiter_stats st;
+    if (qt_limiter_key_stats(e->limiter, key, now, &st) != QT_OK)
+        return 0;
+    if (st.held_until_ms > now) {
+        *until = st.held_until_ms;
+        return 1;
+    }
+    return 0;
+}
+
+/* Marks chain position k exhausted and, when a later model exists, records
+ * a fallback (event + counters). Lock held. */
+static void give_up_model(qt_engine *e, job_ctx *c, const qt_job *job, size_t k, const char *why)
+{
+    c->exhausted[k] = 1;
+    size_t next = k + 1;
+    while (next < c->n && c->exhausted[next])
+        next++;
+    const char *from = e->cfg->models[c->chain[k]].name;
+    if (next < c->n || c->has_cache) {
+        const char *to = next < c->n ? e->cfg->models[c->chain[next]].name : QT_CACHE_MODEL;
+        e->fallbacks++;
+        e->models[c->chain[k]].n.fallbacks++;
+        qt_event ev;
+        qt_event_init(&ev, QT_EV_FALLBACK, now_of(e), wall_of(e));
+        qt_event_subject(&ev, from, NULL, job->workflow, job->id);
+        qt_event_transition(&ev, from, to, why);
+        qt_event_msgf(&ev, "fallback %s -> %s (%s)", from, to, why);
+        qt_events_add(e->events, &ev);
+    }
+}
+
+/* Picks a provider of model mi whose circuit admits and that is not held,
+ * by weight. Returns its index or -1 (then *until is when one may return). */
+static int pick_provider(qt_engine *e, int mi, uint64_t now, uint64_t *until)
+{
+    const qt_model_cfg *m = &e->cfg->models[mi];
+    int ok[16];
+    double weights[16], total = 0;
+    size_t n = 0;
+    for (size_t k = 0; k < m->n_providers && n < 16; k++) {
+        int pi = m->provider_idx[k];
+        provider_rt *p = &e->providers[pi];
+        uint64_t t;
+        if (!qt_circuit_peek(p->circuit, now)) {
+            t = qt_circuit_next_probe_ms(p->circuit, now);
+            if (t < *until)
+                *until = t;
+            continue;
+        }
+        if (key_held(e, p->key, now, &t)) {
+            if (t < *until)
+                *until = t;
+            continue;
+        }
+        ok[n] = pi;
+        weights[n] = p->cfg->weight > 0 ? p->cfg->weight : 0;
+        total += weights[n];
+        n++;
+    }
+    if (n == 0)
+        return -1;
+    if (n == 1 || total <= 0)
+        return ok[0];
+    double r = (double)(next_rand(e) >> 11) / 9007199254740992.0 * total;
+    for (size_t i = 0; i < n; i++) {
+        if (r < weights[i])
+            return ok[i];
+        r -= weights[i];
+    }
+    return ok[n - 1];
+}
+
+/* Chooses where the job goes next. Lock held.
+ * ROUTE_GO: *k_out, *pi_out set. ROUTE_WAIT: nothing available before *until.
+ * ROUTE_END: every model is exhausted. ROUTE_REJECT: the budget refuses
+ * (on_exhausted reject); c->last_error holds the reason. */
+static int route(qt_engine *e, job_ctx *c, const qt_job *job, uint64_t now, size_t *k_out,
+                 int *pi_out, uint64_t *until)
+{
+    *until = UINT64_MAX;
+    int any_left = 0;
+    for (size_t k = 0; k < c->n; k++) {
+        if (c->exhausted[k])
+            continue;
+        int mi = c->chain[k];
+        const qt_model_cfg *m = &e->cfg->models[mi];
+        int64_t prompt = est_prompt(e, job, mi);
+        int mt = max_tokens_of(e, job, mi);
+        if (m->context_window > 0 && prompt + mt > m->context_window) {
+            snprintf(c->last_error, sizeof c->last_error,
+                     "%s: prompt (~%lld tokens) + max_tokens %d exceeds its context window %ld",
+                     m->name, (long long)prompt, mt, m->context_window);
+            c->budget_refused = 0;
+            give_up_model(e, c, job, k, "context window");
+            continue;
+        }
+        double cost = est_cost(e, job, mi);
+        if (!qt_budget_fits(e->budget, job->workflow, cost, wall_of(e))) {
+            qt_budget_res probe;
+            unsigned evs = 0;
+            char reason[256] = "";
+            if (qt_budget_reserve(e->budget, job->workflow, cost, wall_of(e), &probe, reason,
+                                  sizeof reason, &evs) == QT_OK)
+                qt_budget_release(e->budget, &probe, wall_of(e));
+            if (evs & (QT_BUDGET_EV_EXHAUSTED_RUN | QT_BUDGET_EV_EXHAUSTED_DAY
+                       | QT_BUDGET_EV_EXHAUSTED_WORKFLOW))
+                event(e, QT_EV_BUDGET_EXHAUSTED, m->name, NULL, job->workflow, job->id,
+                      "budget exhausted: %.120s", reason);
+            snprintf(c->last_error, sizeof c->last_error, "%s: %s", m->name, reason);
+            if (e->cfg->budget.on_exhausted == QT_EXHAUSTED_REJECT)
+                return ROUTE_REJECT;
+            c->budget_refused = 1;
+            give_up_model(e, c, job, k, "budget");
+            continue;
+        }
+        any_left = 1;
+        model_rt *mr = &e->models[mi];
+        uint64_t t;
+        if (!qt_circuit_peek(mr->circuit, now)) {
+            t = qt_circuit_next_probe_ms(mr->circuit, now);
+            if (t < *until)
+                *until = t;
+            continue;
+        }
+        if (key_held(e, mr->key, now, &t)) {
+            if (t < *until)
+                *until = t;
+            continue;
+        }
+        int pi = pick_provider(e, mi, now, until);
+        if (pi < 0)
+            continue;
+        *k_out = k;
+        *pi_out = pi;
+        return ROUTE_GO;
+    }
+    return any_left ? ROUTE_WAIT : ROUTE_END;
+}
+
+/* 1 when a waiter more urgent than worker w shares one of keys. Lock held. */
+static int blocked_by_better(qt_engine *e, int w, const int keys[2])
+{
+    const waiter *me = &e->waiters[w];
+    for (int i = 0; i < e->nworkers; i++) {
+        const waiter *o = &e->waiters[i];
+        if (i == w || !o->active)
+            continue;
+        if (o->priority > me->priority || (o->priority == me->priority && o->order > me->order))
+            continue;
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                if (o->keys[a] == keys[b])
+                    return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ sending */
+
+typedef struct {
+    qt_http_response resp;
+    qt_provider_result res;
+    int parsed_ok;              /* res valid */
+    qt_provider_error perr;
+    char err[640];
+    qt_retry_verdict verdict;
+    qt_provider_limits limits;
+    int built;                  /* the request could be built */
+} attempt;
+
+/* Builds and sends one request; classifies the answer. No lock held. */
+static void send_once(qt_engine *e, qt_http *http, const qt_job *job, int mi, int pi, attempt *a)
+{
+    const qt_model_cfg *m = &e->cfg->models[mi];
+    provider_rt *p = &e->providers[pi];
+    qt_provider_request req = { 0 };
+    memset(a, 0, sizeof *a);
+    if (p->ops->build_request(job->body, m, p->api_key, false, &req, a->err, sizeof a->err) != QT_OK) {
+        a->verdict.cls = QT_RETRY_FALLBACK;
+        a->verdict.reason = "request cannot be expressed for this provider";
+        return;
+    }
+    a->built = 1;
+    char url[600];
+    snprintf(url, sizeof url, "%s%s", p->cfg->base_url, req.path);
+    qt_http_post(http, url, (const char *const *)req.headers, req.n_headers, req.body,
+                 req.body_len, p->cfg->timeout_ms, &a->resp);
+    qt_provider_request_free(&req);
+
+    qt_retry_transport tr = QT_RETRY_TRANSPORT_NONE;
+    switch (a->resp.transport) {
+    case QT_HTTP_OK:      break;
+    case QT_HTTP_TIMEOUT: tr = QT_RETRY_TRANSPORT_TIMEOUT; break;
+    case QT_HTTP_CONNECT: tr = QT_RETRY_TRANSPORT_CONNECT; break;
+    default:              tr = QT_RETRY_TRANSPORT_OTHER; break;
+    }
+    p->ops->parse_limit_headers(a->resp.headers, a->resp.n_headers, (int64_t)wall_of(e), &a->limits);
+    if (tr != QT_RETRY_TRANSPORT_NONE) {
+        a->verdict = qt_retry_classify(0, NULL, NULL, NULL, tr);
+        snprintf(a->err, sizeof a->err, "%.100s: %.256s", p->cfg->name, a->resp.error);
+        return;
+    }
+    int st = a->resp.status;
+    if (st >= 200 && st < 300) {
+        if (p->ops->parse_response(a->resp.body, a->resp.body_len, &a->res, a->err,
+                                   sizeof a->err) == QT_OK) {
+            a->parsed_ok = 1;
+            a->verdict = qt_retry_classify(st, NULL, NULL, NULL, tr);
+        } else {
+            /* A 2xx we cannot read: the upstream misbehaved; try again. */
+            a->verdict.cls = QT_RETRY_RETRYABLE;
+            a->verdict.reason = "malformed upstream response";
+            a->verdict.upstream_failure = 1;
+        }
+        return;
+    }
+    p->ops->parse_error(st, a->resp.body, a->resp.body_len, &a->perr);
+    a->verdict = qt_retry_classify(st, a->perr.type, a->perr.code, a->perr.message, tr);
+    snprintf(a->err, sizeof a->err, "%d %.64s%s%.256s", st, a->perr.type[0] ? a->perr.type : "error",
+             a->perr.message[0] ? ": " : "", a->perr.message);
+}
+
+static void attempt_free(attempt *a)
+{
+    qt_http_response_free(&a->resp);
+    qt_provider_result_free(&a->res);
+}
+
+/* Converts what the response said about limits into limiter feedback. */
+static void feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now)
+{
+    qt_limit_feedback fb = { -1, -1, 0, 0 };
+    if (l->requests.remaining >= 0 && l->requests.reset_ms >= 0) {
+        fb.remaining_requests = l->requests.remaining;
+        fb.reset_requests_ms = now + (uint64_t)l->requests.reset_ms;
+    }
+    const qt_limit_window *tw = l->tokens.remaining >= 0 ? &l->tokens : &l->input_tokens;
+    if (tw->remaining >= 0 && tw->reset_ms >= 0) {
+        fb.remaining_tokens = tw->remaining;
+        fb.reset_tokens_ms = now + (uint64_t)tw->reset_ms;
+    }
+    if (fb.remaining_requests >= 0 || fb.remaining_tokens >= 0)
+        qt_limiter_feedback(e->limiter, key, &fb, now);
+}
+
+/* ------------------------------------------------------------ the worker */
+
+/* Carries one job to its result. Called without the lock. */
+static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
+{
+    job_ctx c;
+    memset(&c, 0, sizeof c);
+    c.last_k = -1;
+    c.order = order;
+    c.n = qt_config_chain(e->cfg, job->model_idx, c.chain, MAX_CHAIN, &c.has_cache);
+    snprintf(c.last_error, sizeof c.last_error, "no model of the chain could take the job");
+    waiter *me = &e->waiters[wk->index];
+
+    pthread_mutex_lock(&e->lock);
+    for (;;) {
+        uint64_t now = now_of(e);
+        if (e->aborting) {
+            me->active = 0;
+            pthread_mutex_unlock(&e->lock);
+            finish_simple(e, job, QT_STATUS_CANCELLED, c.attempts, "cancelled: quotatop is shutting down");
+            return;
+        }
+        if (now < c.not_before) {
+            wait_until(e, &e->admit_cond, c.not_before);
+            continue;
+        }
+        if (e->paused || qt_queue_workflow_paused(e->queue, job->workflow)) {
+            /* Nothing new is sent while paused; the job keeps its place. */
+            wait_until(e, &e->admit_cond, now + 1000);
+            continue;
+        }
+        size_t k = 0;
+        int pi = -1;
+        uint64_t until;
+        int r = route(e, &c, job, now, &k, &pi, &until);
+        if (r == ROUTE_REJECT || r == ROUTE_END) {
+            me->active = 0;
+            char *content = NULL, *used = NULL;
+            if (r == ROUTE_END && c.has_cache
+                && qt_cache_get(e->cache, qt_cache_key(job->model, job->body), &content, &used)) {
+                e->cache_hits++;
+                event(e, QT_EV_CACHE_HIT, job->model, NULL, job->workflow, job->id,
+                      "job %s answered from cache (%s)", job->id, used);
+                pthread_mutex_unlock(&e->lock);
+                outcome o = { .status = QT_STATUS_OK, .model_used = used, .provider = QT_CACHE_MODEL,
+                              .attempts = c.attempts, .cached = 1, .content = content };
+                finish(e, job, &o);
+                free(content);
+                free(used);
+                return;
+            }
+            int rejected = r == ROUTE_REJECT || c.budget_refused;
+            pthread_mutex_unlock(&e->lock);
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s%s", c.last_error,
+                     rejected || c.n <= 1 ? "" : " (every model of the chain was tried)");
+            finish_simple(e, job, rejected ? QT_STATUS_REJECTED : QT_STATUS_FAILED, c.attempts, msg);
+            return;
+        }
+        if (r == ROUTE_WAIT) {
+            me->active = 0;
+            wait_until(e, &e->admit_cond, until);
+            continue;
+        }
+
+        int mi = c.chain[k];
+        model_rt *mr = &e->models[mi];
+        provider_rt *pr = &e->providers[pi];
+        int keys[2] = { mr->key, pr->key };
+        int64_t prompt_est = est_prompt(e, job, mi);
+        int64_t est_tokens = prompt_est + max_tokens_of(e, job, mi);
+        me->active = 1;
+        me->priority = job->priority;
+        me->order = c.order;
+        me->keys[0] = keys[0];
+        me->keys[1] = keys[1];
+        if (blocked_by_better(e, wk->index, keys)) {
+            wait_until(e, &e->admit_cond, now + 1000);
+            continue;
+        }
+        qt_limiter_res lres;
+        uint64_t earliest = 0;
+        qt_err lr = qt_limiter_reserve(e->limiter, keys, 2, est_tokens, now, &lres, &earliest);
+        if (lr != QT_OK) {
+            wait_until(e, &e->admit_cond, earliest == QT_LIMITER_NEVER ? now + 1000 : earliest);
+            continue;
+        }
+        /* Admitted by the limiter: reserve the worst-case cost and take the
+         * circuits' permits, all under the same lock, or give it all back. */
+        qt_budget_res bres;
+        unsigned bev = 0;
+        char reason[256] = "";
+        double cost = est_cost(e, job, mi);
+        if (qt_budget_reserve(e->budget, job->workflow, cost, wall_of(e), &bres, reason,
+                              sizeof reason, &bev) != QT_OK) {
+            qt_limiter_release(e->limiter, &lres, now);
+            continue;   /* route() will see the refusal and decide */
+        }
+        qt_circuit_permit mperm = { 0 }, pperm = { 0 };
+        qt_circuit_transition tr;
+        memset(&tr, 0, sizeof tr);
+        int m_ok = qt_circuit_allow(mr->circuit, now, &mperm, &tr);
+        circuit_event(e, mr->cfg->name, &tr);
+        memset(&tr, 0, sizeof tr);
+        int p_ok = m_ok && qt_circuit_allow(pr->circuit, now, &pperm, &tr);
+        circuit_event(e, pr->cfg->name, &tr);
+        if (!m_ok || !p_ok) {
+            if (m_ok)
+                qt_circuit_record(mr->circuit, &mperm, QT_CIRCUIT_IGNORED, now, &tr);
+            qt_limiter_release(e->limiter, &lres, now);
+            qt_budget_release(e->budget, &bres, wall_of(e));
+            pthread_cond_broadcast(&e->admit_cond);
+            continue;
+        }
+        me->active = 0;
+        pthread_cond_broadcast(&e->admit_cond);   /* the next waiter may go */
+        c.last_k = (int)k;
+        c.attempts++;
+        e->requests++;
+        mr->n.requests++;
+        pr->n.requests++;
+        mr->n.in_flight++;
+        pr->n.in_flight++;
+        if (c.attempts == 1)   /* retries do not feed the budget that limits them */
+            qt_retry_budget_record_request(pr->rbudget, now);
+        if (!job->dispatched_ms)
+            job->dispatched_ms = now;
+        pthread_mutex_unlock(&e->lock);
+
+        /* ---- no lock: build, send, parse ---- */
+        attempt a;
+        send_once(e, wk->http, job, mi, pi, &a);
+
+        pthread_mutex_lock(&e->lock);
+        now = now_of(e);
+        uint64_t wall = wall_of(e);
+        mr->n.in_flight--;
+        pr->n.in_flight--;
+        qt_retry_verdict v = a.verdict;
+        long latency = a.resp.elapsed_ms;
+        c.last_status = a.resp.status;
+        feed_limits(e, mr->key, &a.limits, now);
+
+        /* Reconcile the reservations with what happened. */
+        if (v.cls == QT_RETRY_OK) {
+            long pt = a.res.prompt_tokens, ct = a.res.completion_tokens;
+            /* Providers count prompt + max_tokens against TPM when they admit
+             * a request and do not give unused max_tokens back, so that is
+             * what the limiter keeps: the estimate's error on the prompt is
+             * refunded or charged, the unused completion is not. */
+            int64_t charged = pt + max_tokens_of(e, job, mi);
+            qt_limiter_commit(e->limiter, &lres, charged > pt + ct ? charged : pt + ct, now);
+            double actual = qt_budget_cost(mr->cfg->input_usd_per_mtok, mr->cfg->output_usd_per_mtok,
+                                           pt, ct);
+            bev = 0;
+            qt_budget_commit(e->budget, &bres, actual, pt, ct, wall, &bev);
+            if (bev & (QT_BUDGET_EV_WARN_RUN | QT_BUDGET_EV_WARN_DAY | QT_BUDGET_EV_WARN_WORKFLOW)) {
+                const char *which = bev & QT_BUDGET_EV_WARN_RUN ? "run"
+                                    : bev & QT_BUDGET_EV_WARN_DAY ? "day" : "workflow";
+                event(e, QT_EV_BUDGET_WARN, mr->cfg->name, NULL, job->workflow, job->id,
+                      "%s budget passed %.0f%% (workflow %s)", which,
+                      e->cfg->budget.warn_ratio * 100, job->workflow);
+            }
+            qt_estimator_observe(e->est, mr->cfg->name, job->prompt_chars,
+                                 pt > 4 ? pt : 0);
+            mr->n.ok++;
+            pr->n.ok++;
+            mr->n.prompt_tokens += (uint64_t)pt;
+            mr->n.completion_tokens += (uint64_t)ct;
+            mr->n.cost += actual;
+            pr->n.prompt_tokens += (uint64_t)pt;
+            pr->n.completion_tokens += (uint64_t)ct;
+            pr->n.cost += actual;
+            e->prompt_tokens += (uint64_t)pt;
+            e->completion_tokens += (uint64_t)ct;
+            e->cost += actual;
+            wf_stats *w = wf_get(e, job->workflow);
+            if (w) {
+                w->prompt_tokens += (uint64_t)pt;
+                w->completion_tokens += (uint64_t)ct;
+                w->cost += actual;
+            }
+            lat_add(&mr->n.lat, latency);
+            lat_add(&pr->n.lat, latency);
+            if (c.has_cache)
+                qt_cache_put(e->cache, qt_cache_key(job->model, job->body), a.res.content,
+                             mr->cfg->name);
+        } else if (a.built && a.resp.transport == QT_HTTP_CONNECT) {
+            qt_limiter_release(e->limiter, &lres, now);   /* never reached the provider */
+            qt_budget_release(e->budget, &bres, wall);
+        } else {
+            /* It reached the provider (or may have): the request counts, the
+             * tokens were not consumed, nothing is billed. */
+            qt_limiter_commit(e->limiter, &lres, a.resp.transport == QT_HTTP_TIMEOUT ? est_tokens : 0, now);
+            qt_budget_release(e->budget, &bres, wall);
+        }
+        qt_circuit_outcome co = v.cls == QT_RETRY_OK ? QT_CIRCUIT_SUCCESS
+                                : v.upstream_failure ? QT_CIRCUIT_FAILURE
+                                : v.rate_limited ? QT_CIRCUIT_IGNORED
+                                : a.built ? QT_CIRCUIT_SUCCESS : QT_CIRCUIT_IGNORED;
+        memset(&tr, 0, sizeof tr);
+        qt_circuit_record(mr->circuit, &mperm, co, now, &tr);
+        circuit_event(e, mr->cfg->name, &tr);
+        memset(&tr, 0, sizeof tr);
+        qt_circuit_record(pr->circuit, &pperm, co, now, &tr);
+        circuit_event(e, pr->cfg->name, &tr);
+        pthread_cond_broadcast(&e->admit_cond);
+
+        if (v.cls == QT_RETRY_OK) {
+            char *oj = e->want_openai_json
+                           ? qt_provider_to_openai_json(&a.res, job->model, (int64_t)(wall / 1000))
+                           : NULL;
+            pthread_mutex_unlock(&e->lock);
+            double actual = qt_budget_cost(mr->cfg->input_usd_per_mtok, mr->cfg->output_usd_per_mtok,
+                                           a.res.prompt_tokens, a.res.completion_tokens);
+            outcome o = { .status = QT_STATUS_OK, .model_used = mr->cfg->name,
+                          .provider = pr->cfg->name, .attempts = c.attempts,
+                          .prompt_tokens = a.res.prompt_tokens,
+                          .completion_tokens = a.res.completion_tokens, .cost_usd = actual,
+                          .latency_ms = latency, .content = a.res.content, .openai_json = oj,
+                          .http_status = a.resp.status };
+            finish(e, job, &o);
+            free(oj);
+            attempt_free(&a);
+            return;
+        }
+
+        /* Not ok: remember why, count it, decide. */
+        if (a.built)
+            snprintf(c.last_error, sizeof c.last_error, "%.60s via %.60s: %.170s", mr->cfg->name,
+                     pr->cfg->name, a.err[0] ? a.err : v.reason);
+        else
+            snprintf(c.last_error, sizeof c.last_error, "%.60s: %.230s", mr->cfg->name, a.err);
+        c.budget_refused = 0;
+        if (v.rate_limited) {
+            e->upstream_429++;
+            mr->n.rate_limited++;
+            pr->n.rate_limited++;
+        } else {
+            mr->n.errors++;
+            pr->n.errors++;
+        }
+        if (v.cls == QT_RETRY_FATAL) {
+            pthread_mutex_unlock(&e->lock);
+            finish_simple(e, job, QT_STATUS_FAILED, c.attempts, c.last_error);
+            attempt_free(&a);
+            return;
+        }
+        if (v.cls == QT_RETRY_FALLBACK) {
+            give_up_model(e, &c, job, k, v.reason);
+            attempt_free(&a);
+            continue;
+        }
+        /* Retryable: wait as the upstream asks, else back off with jitter. */
+        c.tries[k]++;
+        qt_retry_policy pol = { e->cfg->retry.max_attempts, e->cfg->retry.base_ms,
+                                e->cfg->retry.cap_ms, e->cfg->retry.max_retry_after_ms };
+        qt_retry_hints h;
+        qt_retry_hints_init(&h);
+        h.now_wall_ms = (int64_t)wall;
+        if (a.limits.retry_after_ms >= 0)
+            h.retry_after_ms = a.limits.retry_after_ms;
+        if (v.rate_limited) {
+            if (a.limits.requests.remaining == 0)
+                h.reset_requests_ms = a.limits.requests.reset_ms;
+            if (a.limits.tokens.remaining == 0)
+                h.reset_tokens_ms = a.limits.tokens.reset_ms;
+        }
+        int64_t wait = 0;
+        qt_retry_decision d = qt_retry_wait_ms(&pol, c.tries[k], &h, next_rand(e), &wait);
+        if (d == QT_RETRY_WAIT && !v.rate_limited && !qt_retry_budget_try_spend(pr->rbudget, now)) {
+            d = QT_RETRY_MOVE_ON;
+            v.reason = "retry budget spent";
+        }
+        if (d == QT_RETRY_WAIT) {
+            e->retries++;
+            mr->n.retries++;
+            qt_event ev;
+            qt_event_init(&ev, v.rate_limited ? QT_EV_RATE_LIMITED : QT_EV_RETRY, now, wall);
+            qt_event_subject(&ev, mr->cfg->name, pr->cfg->name, job->workflow, job->id);
+            ev.http_status = a.resp.status;
+            ev.attempt = c.tries[k];
+            ev.wait_ms = (uint64_t)wait;
+            qt_event_transition(&ev, NULL, NULL, v.reason);
+            qt_event_msgf(&ev, "%s %s: %s, retry %d in %lldms", v.rate_limited ? "429" : "retry",
+                          mr->cfg->name, v.reason, c.tries[k], (long long)wait);
+            qt_events_add(e->events, &ev);
+            if (v.rate_limited)
+                qt_limiter_hold(e->limiter, mr->key, now + (uint64_t)wait);   /* cooldown */
+            else
+                c.not_before = now + (uint64_t)wait;
+        } else {
+            give_up_model(e, &c, job, k, d == QT_RETRY_MOVE_ON ? v.reason : "attempts used up");
+        }
+        attempt_free(&a);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *wk = arg;
+    qt_engine *e = wk->engine;
+    pthread_mutex_lock(&e->lock);
+    for (;;) {
+        void *payload = NULL;
+        qt_err r = QT_ERR_NOTFOUND;
+        if (!e->stopping)
+            r = qt_queue_pop(e->queue, &payload, NULL);
+        if (r == QT_OK) {
+            qt_job *job = payload;
+            uint64_t order = ++e->pop_order;
+            e->busy++;
+            pthread_mutex_unlock(&e->lock);
+            run_job(e, wk, job, order);
+            pthread_mutex_lock(&e->lock);
+            e->busy--;
+            continue;
+        }
+        if (e->stopping || (r == QT_ERR_CLOSED && e->intake_closed))
+            break;
+        pthread_cond_wait(&e->work_cond, &e->lock);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
+{
+    const qt_config *cfg = opts->cfg;
+    qt_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->cfg = cfg;
+    e->clock = opts->clock ? opts->clock : qt_clock_system();
+    e->nworkers = opts->workers > 0 ? opts->workers : cfg->workers;
+    e->on_result = opts->on_result;
+    e->on_result_ud = opts->on_result_ud;
+    e->want_openai_json = opts->want_openai_json;
+    e->rng = opts->seed ? opts->seed : (qt_wall_ms() ^ 0x9e3779b97f4a7c15ull) | 1;
+    e->start_ms = now_of(e);
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->work_cond, &ca);
+    pthread_cond_init(&e->admit_cond, &ca);
+    pthread_cond_init(&e->done_cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    e->queue = qt_queue_new((uint64_t)cfg->queue.aging_ms, 0);
+    e->limiter = qt_limiter_new(cfg->limits.burst_ms);
+    e->budget = qt_budget_new(cfg->budget.run_usd, cfg->budget.day_usd, cfg->budget.warn_ratio,
+                              cfg->budget.on_exhausted);
+    e->est = qt_estimator_new();
+    e->cache = qt_cache_new(1024);
+    e->events = qt_events_new(1024);
+    e->models = calloc(cfg->n_models + 1, sizeof *e->models);
+    e->providers = calloc(cfg->n_providers + 1, sizeof *e->providers);
+    e->waiters = calloc((size_t)e->nworkers, sizeof *e->waiters);
+    e->workers = calloc((size_t)e->nworkers, sizeof *e->workers);
+    if (!e->queue || !e->limiter || !e->budget || !e->est || !e->cache || !e->events
+        || !e->models || !e->providers || !e->waiters || !e->workers) {
+        snprintf(err, errlen, "out of memory");
+        qt_engine_free(e);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->budget.n_workflows; i++)
+        qt_budget_set_workflow(e->budget, cfg->budget.workflows[i].name, cfg->budget.workflows[i].usd);
+
+    qt_circuit_params cp = qt_circuit_params_default();
+    cp.failure_threshold = cfg->circuit.failure_threshold;
+    cp.failure_ratio = cfg->circuit.failure_ratio;
+    cp.window_ms = (uint64_t)cfg->circuit.window_ms;
+    cp.cooldown_ms = (uint64_t)(cfg->circuit.cooldown_ms > 0 ? cfg->circuit.cooldown_ms : 1);
+    cp.cooldown_max_ms = (uint64_t)cfg->circuit.cooldown_max_ms;
+    cp.half_open_max = cfg->circuit.half_open_max;
+    for (size_t i = 0; i < cfg->n_providers; i++) {
+        provider_rt *p = &e->providers[i];
+        const qt_provider_cfg *pc = &cfg->providers[i];
+        p->cfg = pc;
+        p->ops = qt_provider_ops_for(pc->kind);
+        char keyname[300];
+        snprintf(keyname, sizeof keyname, "provider:%s", pc->name);
+        p->key = qt_limiter_add_key(e->limiter, keyname, qt_config_effective(cfg, pc->rpm),
+                                    qt_config_effective(cfg, pc->tpm), pc->max_concurrent);
+        p->circuit = qt_circuit_new(&cp);
+        p->rbudget = qt_retry_budget_new(cfg->retry.budget_ratio, 10000, 10);
+        const char *k = pc->api_key_env ? getenv(pc->api_key_env) : NULL;
+        p->api_key = k && *k ? strdup(k) : NULL;
+        if (!p->ops || p->key < 0 || !p->circuit || !p->rbudget) {
+            snprintf(err, errlen, "cannot set up provider %s", pc->name);
+            qt_engine_free(e);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        model_rt *m = &e->models[i];
+        const qt_model_cfg *mc = &cfg->models[i];
+        m->cfg = mc;
+        char keyname[300];
+        snprintf(keyname, sizeof keyname, "model:%s", mc->name);
+        m->key = qt_limiter_add_key(e->limiter, keyname, qt_config_effective(cfg, mc->rpm),
+                                    qt_config_effective(cfg, mc->tpm), 0);
+        m->circuit = qt_circuit_new(&cp);
+        if (m->key < 0 || !m->circuit) {
+            snprintf(err, errlen, "cannot set up model %s", mc->name);
+            qt_engine_free(e);
+            return NULL;
+        }
+    }
+    return e;
+}
+
+qt_err qt_engine_start(qt_engine *e)
+{
+    for (int i = 0; i < e->nworkers; i++) {
+        worker *w = &e->workers[i];
+        w->engine = e;
+        w->index = i;
+        w->http = qt_http_new();
+        if (!w->http || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            qt_http_free(w->http);
+            w->http = NULL;
+            return QT_ERR_NOMEM;
+        }
+        w->started = 1;
+    }
+    e->started = 1;
+    return QT_OK;
+}
+
+qt_err qt_engine_submit(qt_engine *e, qt_job *job)
+{
+    pthread_mutex_lock(&e->lock);
+    job->enqueued_ms = now_of(e);
+    e->jobs++;
+    wf_stats *w = wf_get(e, job->workflow);
+    if (w)
+        w->jobs++;
+    int64_t est = qt_estimator_estimate(e->est, job->model, job->prompt_chars)
+                  + max_tokens_of(e, job, job->model_idx);
+    qt_queue_job qj = { .id = job->id, .workflow = job->workflow, .model = job->model,
+                        .priority = job->priority,
+                        .est_tokens = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est,
+                        .payload = job };
+    qt_err r = e->intake_closed || e->stopping ? QT_ERR_CLOSED : qt_queue_push(e->queue, &qj, job->enqueued_ms);
+    if (r == QT_OK)
+        pthread_cond_signal(&e->work_cond);
+    pthread_mutex_unlock(&e->lock);
+    if (r != QT_OK) {
+        char msg[200];
+        if (r == QT_ERR_INVALID)
+            snprintf(msg, sizeof msg, "duplicate job id \"%.100s\" (a job with this id is still queued)",
+                     job->id);
+        else
+            snprintf(msg, sizeof msg, "not queued: %s", r == QT_ERR_CLOSED ? "quotatop is shutting down"
+                                                                         : qt_strerror(r));
+        finish_simple(e, job, r == QT_ERR_INVALID ? QT_STATUS_INVALID : QT_STATUS_CANCELLED, 0, msg);
+    }
+    return r;
+}
+
+void qt_engine_submit_invalid(qt_engine *e, const char *id, const char *workflow, const char *reason)
+{
+    qt_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return;
+    job->id = strdup(id ? id : "?");
+    job->workflow = strdup(workflow ? workflow : "default");
+    pthread_mutex_lock(&e->lock);
+    e->jobs++;
+    wf_stats *w = wf_get(e, job->workflow);
+    if (w)
+        w->jobs++;
+    job->enqueued_ms = now_of(e);
+    pthread_mutex_unlock(&e->lock);
+    finish_simple(e, job, QT_STATUS_INVALID, 0, reason);
+}
+
+void qt_engine_close_intake(qt_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    e->intake_closed = 1;
+    qt_queue_close(e->queue);
+    pthread_cond_broadcast(&e->work_cond);
+    pthread_mutex_unlock(&e->lock);
+}
+
+int qt_engine_wait_done(qt_engine *e, int64_t timeout_ms)
+{
+    pthread_mutex_lock(&e->lock);
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_of(e) + (uint64_t)timeout_ms;
+    while (e->done < e->jobs || !e->intake_closed) {
+        if (now_of(e) >= deadline)
+            break;
+        wait_until(e, &e->done_cond, deadline);
+    }
+    int done = e->done >= e->jobs && e->intake_closed;
+    pthread_mutex_unlock(&e->lock);
+    return done;
+}
+
+/* Gives every queued job a `cancelled` result. */
+static void cancel_queued(qt_engine *e, const char *why)
+{
+    for (;;) {
+        void *payloads[64];
+        pthread_mutex_lock(&e->lock);
+        size_t n = qt_queue_drain(e->queue, payloads, NULL, 64);
+        pthread_mutex_unlock(&e->lock);
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++)
+            finish_simple(e, payloads[i], QT_STATUS_CANCELLED, 0, why);
+    }
+}
+
+void qt_engine_shutdown(qt_engine *e, int64_t grace_ms)
+{
+    pthread_mutex_lock(&e->lock);
+    if (e->shut_down) {
+        pthread_mutex_unlock(&e->lock);
+        return;
+    }
+    e->stopping = 1;
+    e->intake_closed = 1;
+    qt_queue_close(e->queue);
+    pthread_cond_broadcast(&e->work_cond);
+    pthread_mutex_unlock(&e->lock);
+    cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
+
+    /* Grace: requests in flight may finish; waiting jobs are cancelled after. */
+    pthread_mutex_lock(&e->lock);
+    uint64_t deadline = now_of(e) + (uint64_t)(grace_ms > 0 ? grace_ms : 0);
+    while (e->busy > 0 && now_of(e) < deadline)
+        wait_until(e, &e->done_cond, deadline);
+    __atomic_store_n(&e->aborting, 1, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&e->admit_cond);
+    pthread_cond_broadcast(&e->work_cond);
+    pthread_mutex_unlock(&e->lock);
+
+    for (int i = 0; i < e->nworkers; i++)
+        if (e->workers[i].started) {
+            pthread_join(e->workers[i].thread, NULL);
+            e->workers[i].started = 0;
+        }
+    cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
+    pthread_mutex_lock(&e->lock);
+    e->shut_down = 1;
+    pthread_mutex_unlock(&e->lock);
+}
+
+void qt_engine_free(qt_engine *e)
+{
+    if (!e)
+        return;
+    if (e->started)
+        qt_engine_shutdown(e, 0);
+    for (int i = 0; e->workers && i < e->nworkers; i++)
+        qt_http_free(e->workers[i].http);
+    for (size_t i = 0; e->providers && i < e->cfg->n_providers; i++) {
+        qt_circuit_free(e->providers[i].circuit);
+        qt_retry_budget_free(e->providers[i].rbudget);
+        if (e->providers[i].api_key) {
+            memset(e->providers[i].api_key, 0, strlen(e->providers[i].api_key));
+            free(e->providers[i].api_key);
+        }
+    }
+    for (size_t i = 0; e->models && i < e->cfg->n_models; i++)
+        qt_circuit_free(e->models[i].circuit);
+    free(e->models);
+    free(e->providers);
+    free(e->waiters);
+    free(e->workers);
+    free(e->wf);
+    qt_queue_free(e->queue);
+    qt_limiter_free(e->limiter);
+    qt_budget_free(e->budget);
+    qt_estimator_free(e->est);
+    qt_cache_free(e->cache);
+    qt_events_free(e->events);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->work_cond);
+    pthread_cond_destroy(&e->admit_cond);
+    pthread_cond_destroy(&e->done_cond);
+    free(e);
+}

@@ -1,0 +1,390 @@
+/* engine_ctl.c: the engine's controls (pause, cancel, reprioritize,
+ * throttle), its snapshot for readers, and the summary object.
+ *
+ * DESIGN
+ * Every function takes e->lock for as short as it can: controls change the
+ * policy objects and broadcast admit_cond so waiting workers re-decide at
+ * once; readers copy plain values out under the lock and do all formatting
+ * (percentiles, JSON) after releasing it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "engine_int.h"
+
+static uint64_t now_of(qt_engine *e) { return qt_clock_now_ms(e->clock); }
+
+void qt_engine_pause(qt_engine *e, int paused)
+{
+    pthread_mutex_lock(&e->lock);
+    int was = e->paused;
+    e->paused = paused ? 1 : 0;
+    if (paused)
+        qt_queue_pause_all(e->queue);
+    else
+        qt_queue_resume_all(e->queue);
+    pthread_cond_broadcast(&e->work_cond);
+    pthread_cond_broadcast(&e->admit_cond);
+    pthread_mutex_unlock(&e->lock);
+    if (was != e->paused)
+        qt_events_addf(e->events, paused ? QT_EV_PAUSE : QT_EV_RESUME, now_of(e),
+                       qt_clock_wall_ms(e->clock), NULL, NULL, NULL, "%s",
+                       paused ? "dispatch paused" : "dispatch resumed");
+}
+
+int qt_engine_paused(qt_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    int p = e->paused;
+    pthread_mutex_unlock(&e->lock);
+    return p;
+}
+
+qt_err qt_engine_pause_workflow(qt_engine *e, const char *workflow, int paused)
+{
+    pthread_mutex_lock(&e->lock);
+    qt_err r = paused ? qt_queue_pause_workflow(e->queue, workflow)
+                      : qt_queue_resume_workflow(e->queue, workflow);
+    pthread_cond_broadcast(&e->work_cond);
+    pthread_cond_broadcast(&e->admit_cond);
+    pthread_mutex_unlock(&e->lock);
+    if (r == QT_OK)
+        qt_events_addf(e->events, paused ? QT_EV_PAUSE : QT_EV_RESUME, now_of(e),
+                       qt_clock_wall_ms(e->clock), NULL, workflow, NULL, "workflow %s %s", workflow,
+                       paused ? "paused" : "resumed");
+    return r;
+}
+
+qt_err qt_engine_cancel(qt_engine *e, const char *job_id)
+{
+    void *payload = NULL;
+    pthread_mutex_lock(&e->lock);
+    qt_err r = qt_queue_cancel(e->queue, job_id, &payload);
+    pthread_mutex_unlock(&e->lock);
+    if (r != QT_OK)
+        return r;
+    qt_job *job = payload;
+    qt_events_addf(e->events, QT_EV_CANCEL, now_of(e), qt_clock_wall_ms(e->clock), job->model,
+                   job->workflow, job->id, "job %s cancelled", job->id);
+    engine_finish_cancelled(e, job, "cancelled by the operator");
+    return QT_OK;
+}
+
+qt_err qt_engine_reprioritize(qt_engine *e, const char *job_id, int priority)
+{
+    pthread_mutex_lock(&e->lock);
+    qt_err r = qt_queue_reprioritize(e->queue, job_id, priority);
+    pthread_mutex_unlock(&e->lock);
+    return r;
+}
+
+qt_err qt_engine_scale_limit(qt_engine *e, const char *name, int is_provider, char which,
+                             double factor)
+{
+    pthread_mutex_lock(&e->lock);
+    int key = -1;
+    if (is_provider) {
+        int i = qt_config_provider_index(e->cfg, name);
+        if (i >= 0)
+            key = e->providers[i].key;
+    } else {
+        int i = qt_config_model_index(e->cfg, name);
+        if (i >= 0)
+            key = e->models[i].key;
+    }
+    if (key < 0) {
+        pthread_mutex_unlock(&e->lock);
+        return QT_ERR_NOTFOUND;
+    }
+    uint64_t now = now_of(e);
+    qt_limiter_stats st;
+    qt_limiter_key_stats(e->limiter, key, now, &st);
+    double old = which == 't' ? st.tpm : st.rpm, nv = old;
+    qt_err r;
+    if (factor <= 0) {
+        r = qt_limiter_restore(e->limiter, key, now);
+        nv = which == 't' ? st.cfg_tpm : st.cfg_rpm;
+    } else {
+        /* An unlimited limit cannot be scaled; a limited one never drops
+         * below one unit per minute. */
+        nv = old > 0 ? old * factor : 0;
+        if (nv > 0 && nv < 1)
+            nv = 1;
+        r = qt_limiter_set_limits(e->limiter, key, which == 't' ? -1 : nv, which == 't' ? nv : -1, -1,
+                                  now);
+    }
+    pthread_cond_broadcast(&e->admit_cond);
+    pthread_mutex_unlock(&e->lock);
+    if (r == QT_OK) {
+        qt_event ev;
+        qt_event_init(&ev, QT_EV_LIMIT_CHANGE, now, qt_clock_wall_ms(e->clock));
+        qt_event_subject(&ev, is_provider ? NULL : name, is_provider ? name : NULL, NULL, NULL);
+        ev.value = nv;
+        ev.limit = old;
+        qt_event_msgf(&ev, "%s %s limit %s: %.0f -> %.0f", name, which == 't' ? "TPM" : "RPM",
+                      factor <= 0 ? "restored" : factor < 1 ? "lowered" : "raised", old, nv);
+        qt_events_add(e->events, &ev);
+    }
+    return r;
+}
+
+uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens)
+{
+    if (model_idx < 0 || (size_t)model_idx >= e->cfg->n_models)
+        return UINT64_MAX;
+    pthread_mutex_lock(&e->lock);
+    const qt_model_cfg *m = &e->cfg->models[model_idx];
+    int keys[2] = { e->models[model_idx].key, e->providers[m->provider_idx[0]].key };
+    int64_t est = qt_estimator_estimate(e->est, m->name, prompt_chars)
+                  + (max_tokens > 0 ? max_tokens : m->default_max_tokens);
+    uint64_t w = qt_limiter_wait_ms(e->limiter, keys, 2, est, now_of(e));
+    /* Jobs already queued for the same keys go first: each costs at least
+     * one emission interval of the model's RPM. */
+    qt_queue_counts qc;
+    qt_queue_counts_get(e->queue, &qc);
+    qt_limiter_stats st;
+    qt_limiter_key_stats(e->limiter, keys[0], now_of(e), &st);
+    if (w != UINT64_MAX && st.rpm > 0)
+        w += (uint64_t)((double)qc.total * 60000.0 / st.rpm);
+    pthread_mutex_unlock(&e->lock);
+    return w;
+}
+
+size_t qt_engine_queue_depth(qt_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    qt_queue_counts qc;
+    qt_queue_counts_get(e->queue, &qc);
+    pthread_mutex_unlock(&e->lock);
+    return qc.total;
+}
+
+int qt_engine_in_flight(qt_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    int n = 0;
+    for (size_t i = 0; i < e->cfg->n_providers; i++)
+        n += e->providers[i].n.in_flight;
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
+size_t qt_engine_queue_head(qt_engine *e, qt_queue_view *out, size_t max)
+{
+    pthread_mutex_lock(&e->lock);
+    size_t n = qt_queue_snapshot(e->queue, now_of(e), 1, out, max);
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
+qt_events *qt_engine_events(qt_engine *e) { return e->events; }
+
+/* ------------------------------------------------------------ snapshot */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void percentiles(const lat_ring *r, double *p50, double *p95)
+{
+    *p50 = *p95 = 0;
+    if (r->n == 0)
+        return;
+    uint32_t tmp[LAT_SAMPLES];
+    memcpy(tmp, r->ms, r->n * sizeof tmp[0]);
+    qsort(tmp, r->n, sizeof tmp[0], cmp_u32);
+    *p50 = tmp[(r->n - 1) * 50 / 100];
+    *p95 = tmp[(r->n - 1) * 95 / 100];
+}
+
+static void fill_row(qt_engine *e, qt_engine_row *row, const char *name, int is_provider, int key,
+                     const qt_circuit *circ, const row_counts *n, uint64_t now)
+{
+    snprintf(row->name, sizeof row->name, "%s", name);
+    row->is_provider = is_provider;
+    qt_circuit_status cs = qt_circuit_state(circ, now);
+    snprintf(row->circuit, sizeof row->circuit, "%s", qt_circuit_state_name(cs));
+    uint64_t probe = qt_circuit_next_probe_ms(circ, now);
+    row->next_probe_in_ms = cs == QT_CIRCUIT_OPEN && probe != QT_CIRCUIT_NEVER && probe > now
+                                ? probe - now : 0;
+    qt_limiter_stats st;
+    if (qt_limiter_key_stats(e->limiter, key, now, &st) == QT_OK) {
+        row->rpm = st.rpm;
+        row->tpm = st.tpm;
+        row->cfg_rpm = st.cfg_rpm;
+        row->cfg_tpm = st.cfg_tpm;
+        row->changed_live = st.changed_live;
+        row->requests_60s = st.requests_60s;
+        row->tokens_60s = st.tokens_60s;
+        row->max_concurrent = st.max_concurrent;
+        row->held_until_in_ms = st.held_until_ms > now ? st.held_until_ms - now : 0;
+    }
+    row->in_flight = n->in_flight;
+    row->requests = n->requests;
+    row->ok = n->ok;
+    row->rate_limited = n->rate_limited;
+    row->errors = n->errors;
+    row->retries = n->retries;
+    row->fallbacks = n->fallbacks;
+    row->prompt_tokens = n->prompt_tokens;
+    row->completion_tokens = n->completion_tokens;
+    row->cost_usd = n->cost;
+    percentiles(&n->lat, &row->p50_ms, &row->p95_ms);
+}
+
+qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_lock(&e->lock);
+    uint64_t now = now_of(e);
+    size_t nrows = e->cfg->n_models + e->cfg->n_providers;
+    s->rows = calloc(nrows + 1, sizeof *s->rows);
+    s->workflows = calloc(e->n_wf + 1, sizeof *s->workflows);
+    if (!s->rows || !s->workflows) {
+        pthread_mutex_unlock(&e->lock);
+        qt_engine_snapshot_free(s);
+        return QT_ERR_NOMEM;
+    }
+    s->uptime_ms = now - e->start_ms;
+    s->paused = e->paused;
+    s->workers = e->nworkers;
+    s->busy = e->busy;
+    qt_queue_counts qc;
+    qt_queue_counts_get(e->queue, &qc);
+    s->queued = qc.total;
+    s->jobs = e->jobs;
+    s->done = e->done;
+    s->ok = e->ok;
+    s->failed = e->failed;
+    s->rejected = e->rejected;
+    s->cancelled = e->cancelled;
+    s->invalid = e->invalid;
+    s->requests = e->requests;
+    s->retries = e->retries;
+    s->upstream_429 = e->upstream_429;
+    s->fallbacks = e->fallbacks;
+    s->circuit_transitions = e->circuit_transitions;
+    s->cache_hits = e->cache_hits;
+    s->prompt_tokens = e->prompt_tokens;
+    s->completion_tokens = e->completion_tokens;
+    s->cost_usd = e->cost;
+    for (size_t i = 0; i < e->cfg->n_models; i++)
+        fill_row(e, &s->rows[s->n_rows++], e->cfg->models[i].name, 0, e->models[i].key,
+                 e->models[i].circuit, &e->models[i].n, now);
+    for (size_t i = 0; i < e->cfg->n_providers; i++)
+        fill_row(e, &s->rows[s->n_rows++], e->cfg->providers[i].name, 1, e->providers[i].key,
+                 e->providers[i].circuit, &e->providers[i].n, now);
+    qt_budget_snap bs;
+    if (qt_budget_snapshot(e->budget, qt_clock_wall_ms(e->clock), &bs) == QT_OK) {
+        s->run_spent_usd = bs.run_spent_usd;
+        s->run_limit_usd = bs.run_limit_usd;
+        s->day_spent_usd = bs.day_spent_usd;
+        s->day_limit_usd = bs.day_limit_usd;
+        qt_budget_snap_free(&bs);
+    }
+    qt_queue_workflow_count wc[64];
+    size_t nwc = qt_queue_workflow_counts(e->queue, wc, 64);
+    for (size_t i = 0; i < e->n_wf; i++) {
+        qt_engine_wf *w = &s->workflows[s->n_workflows++];
+        const wf_stats *src = &e->wf[i];
+        snprintf(w->name, sizeof w->name, "%s", src->name);
+        w->jobs = src->jobs;
+        w->done = src->done;
+        w->ok = src->ok;
+        w->failed = src->failed;
+        w->rejected = src->rejected;
+        w->cancelled = src->cancelled;
+        w->invalid = src->invalid;
+        w->prompt_tokens = src->prompt_tokens;
+        w->completion_tokens = src->completion_tokens;
+        w->cost_usd = src->cost;
+        w->limit_usd = qt_config_workflow_budget(e->cfg, src->name);
+        for (size_t k = 0; k < nwc && k < 64; k++)
+            if (!strcmp(wc[k].name, src->name)) {
+                w->queued = wc[k].count;
+                w->paused = wc[k].paused;
+            }
+    }
+    pthread_mutex_unlock(&e->lock);
+    return QT_OK;
+}
+
+void qt_engine_snapshot_free(qt_engine_snapshot *s)
+{
+    if (!s)
+        return;
+    free(s->rows);
+    free(s->workflows);
+    s->rows = NULL;
+    s->workflows = NULL;
+}
+
+/* ------------------------------------------------------------ summary */
+
+char *qt_engine_summary_json(qt_engine *e, double elapsed_s)
+{
+    qt_engine_snapshot s;
+    if (qt_engine_snapshot_take(e, &s) != QT_OK)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "jobs", (double)s.jobs);
+    cJSON_AddNumberToObject(o, "ok", (double)s.ok);
+    cJSON_AddNumberToObject(o, "failed", (double)s.failed);
+    cJSON_AddNumberToObject(o, "rejected", (double)s.rejected);
+    cJSON_AddNumberToObject(o, "cancelled", (double)s.cancelled);
+    cJSON_AddNumberToObject(o, "invalid", (double)s.invalid);
+    cJSON_AddNumberToObject(o, "requests", (double)s.requests);
+    cJSON_AddNumberToObject(o, "retries", (double)s.retries);
+    cJSON_AddNumberToObject(o, "upstream_429", (double)s.upstream_429);
+    cJSON_AddNumberToObject(o, "fallbacks", (double)s.fallbacks);
+    cJSON_AddNumberToObject(o, "circuit_transitions", (double)s.circuit_transitions);
+    cJSON_AddNumberToObject(o, "cache_hits", (double)s.cache_hits);
+    cJSON_AddNumberToObject(o, "prompt_tokens", (double)s.prompt_tokens);
+    cJSON_AddNumberToObject(o, "completion_tokens", (double)s.completion_tokens);
+    char num[40];
+    snprintf(num, sizeof num, "%.9f", s.cost_usd);
+    cJSON_AddRawToObject(o, "cost_usd", num);
+    snprintf(num, sizeof num, "%.3f", elapsed_s);
+    cJSON_AddRawToObject(o, "elapsed_s", num);
+    cJSON *wfs = cJSON_AddObjectToObject(o, "workflows");
+    for (size_t i = 0; i < s.n_workflows; i++) {
+        const qt_engine_wf *w = &s.workflows[i];
+        cJSON *x = cJSON_AddObjectToObject(wfs, w->name);
+        cJSON_AddNumberToObject(x, "jobs", (double)w->jobs);
+        cJSON_AddNumberToObject(x, "ok", (double)w->ok);
+        cJSON_AddNumberToObject(x, "failed", (double)w->failed);
+        cJSON_AddNumberToObject(x, "rejected", (double)w->rejected);
+        cJSON_AddNumberToObject(x, "cancelled", (double)w->cancelled);
+        cJSON_AddNumberToObject(x, "invalid", (double)w->invalid);
+        cJSON_AddNumberToObject(x, "prompt_tokens", (double)w->prompt_tokens);
+        cJSON_AddNumberToObject(x, "completion_tokens", (double)w->completion_tokens);
+        snprintf(num, sizeof num, "%.9f", w->cost_usd);
+        cJSON_AddRawToObject(x, "cost_usd", num);
+    }
+    cJSON *ms = cJSON_AddObjectToObject(o, "models");
+    cJSON *ps = cJSON_AddObjectToObject(o, "providers");
+    for (size_t i = 0; i < s.n_rows; i++) {
+        const qt_engine_row *r = &s.rows[i];
+        cJSON *x = cJSON_AddObjectToObject(r->is_provider ? ps : ms, r->name);
+        cJSON_AddNumberToObject(x, "requests", (double)r->requests);
+        cJSON_AddNumberToObject(x, "ok", (double)r->ok);
+        cJSON_AddNumberToObject(x, "upstream_429", (double)r->rate_limited);
+        cJSON_AddNumberToObject(x, "errors", (double)r->errors);
+        cJSON_AddNumberToObject(x, "retries", (double)r->retries);
+        cJSON_AddNumberToObject(x, "fallbacks", (double)r->fallbacks);
+        cJSON_AddNumberToObject(x, "prompt_tokens", (double)r->prompt_tokens);
+        cJSON_AddNumberToObject(x, "completion_tokens", (double)r->completion_tokens);
+        snprintf(num, sizeof num, "%.9f", r->cost_usd);
+        cJSON_AddRawToObject(x, "cost_usd", num);
+        cJSON_AddStringToObject(x, "circuit", r->circuit);
+    }
+    qt_engine_snapshot_free(&s);
+    char *out = cJSON_Print(o);
+    cJSON_Delete(o);
+    return out;
+}
