@@ -41,6 +41,7 @@
 #include "quotatop/events.h"
 #include "quotatop/http.h"
 #include "quotatop/limiter.h"
+#include "quotatop/metrics.h"
 #include "quotatop/provider.h"
 #include "quotatop/queue.h"
 #include "quotatop/retry.h"
@@ -84,25 +85,6 @@ static void wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms)
     pthread_cond_timedwait(cond, &e->lock, &ts);
 }
 
-static wf_stats *wf_get(qt_engine *e, const char *name)
-{
-    for (size_t i = 0; i < e->n_wf; i++)
-        if (!strcmp(e->wf[i].name, name))
-            return &e->wf[i];
-    if (e->n_wf == e->cap_wf) {
-        size_t cap = e->cap_wf ? e->cap_wf * 2 : 8;
-        wf_stats *g = realloc(e->wf, cap * sizeof *g);
-        if (!g)
-            return NULL;
-        e->wf = g;
-        e->cap_wf = cap;
-    }
-    wf_stats *w = &e->wf[e->n_wf++];
-    memset(w, 0, sizeof *w);
-    snprintf(w->name, sizeof w->name, "%s", name);
-    return w;
-}
-
 /* Appends an event (the ring has its own short lock; order: engine -> events). */
 __attribute__((format(printf, 7, 8)))
 static void event(qt_engine *e, qt_event_type type, const char *model, const char *provider,
@@ -124,7 +106,7 @@ static void circuit_event(qt_engine *e, const char *what, const qt_circuit_trans
 {
     if (!tr->changed)
         return;
-    e->circuit_transitions++;
+    qt_metrics_count(e->metrics, QT_COUNTER_CIRCUIT_TRANSITIONS, 1);
     qt_event ev;
     qt_event_init(&ev, QT_EV_CIRCUIT, now_of(e), wall_of(e));
     qt_event_transition(&ev, qt_circuit_state_name(tr->from), qt_circuit_state_name(tr->to),
@@ -169,18 +151,18 @@ static void finish(qt_engine *e, qt_job *job, const outcome *o)
     if (e->on_result)
         e->on_result(e->on_result_ud, job, &r, &extra);
 
+    static const qt_job_status map[] = {
+        [QT_STATUS_OK] = QT_JOB_OK, [QT_STATUS_FAILED] = QT_JOB_FAILED,
+        [QT_STATUS_REJECTED] = QT_JOB_REJECTED, [QT_STATUS_CANCELLED] = QT_JOB_CANCELLED,
+        [QT_STATUS_INVALID] = QT_JOB_INVALID,
+    };
+    qt_metrics_record_job(e->metrics, qt_metrics_workflow_index(e->metrics, job->workflow),
+                          map[o->status]);
     pthread_mutex_lock(&e->lock);
     e->done++;
-    wf_stats *w = wf_get(e, job->workflow);
-    if (w)
-        w->done++;
-    switch (o->status) {
-    case QT_STATUS_OK:        e->ok++;        if (w) w->ok++;        break;
-    case QT_STATUS_FAILED:    e->failed++;    if (w) w->failed++;    break;
-    case QT_STATUS_REJECTED:  e->rejected++;  if (w) w->rejected++;  break;
-    case QT_STATUS_CANCELLED: e->cancelled++; if (w) w->cancelled++; break;
-    case QT_STATUS_INVALID:   e->invalid++;   if (w) w->invalid++;   break;
-    }
+    for (int i = 0; i < e->nworkers; i++)   /* nobody may reach it after the free below */
+        if (e->workers[i].current == job)
+            e->workers[i].current = NULL;
     if (o->status == QT_STATUS_FAILED)
         event(e, QT_EV_ERROR, job->model, o->provider, job->workflow, job->id, "job %s failed: %.100s",
               job->id, o->error ? o->error : "?");
@@ -262,8 +244,8 @@ static void give_up_model(qt_engine *e, job_ctx *c, const qt_job *job, size_t k,
     const char *from = e->cfg->models[c->chain[k]].name;
     if (next < c->n || c->has_cache) {
         const char *to = next < c->n ? e->cfg->models[c->chain[next]].name : QT_CACHE_MODEL;
-        e->fallbacks++;
-        e->models[c->chain[k]].n.fallbacks++;
+        qt_metrics_record_fallback(e->metrics, c->chain[k],
+                                   qt_metrics_workflow_index(e->metrics, job->workflow));
         qt_event ev;
         qt_event_init(&ev, QT_EV_FALLBACK, now_of(e), wall_of(e));
         qt_event_subject(&ev, from, NULL, job->workflow, job->id);
@@ -410,16 +392,49 @@ typedef struct {
     qt_retry_verdict verdict;
     qt_provider_limits limits;
     int built;                  /* the request could be built */
+    int streamed;               /* a 2xx stream reached the sink (no retry) */
+    int client_gone;            /* the sink's client went away */
 } attempt;
 
-/* Builds and sends one request; classifies the answer. No lock held. */
+typedef struct {
+    qt_engine *e;
+    const qt_job *job;
+    qt_provider_stream *ps;
+    int client_gone;
+} stream_ctx;
+
+static int stream_chunk(void *ud, const char *json, size_t len)
+{
+    stream_ctx *sc = ud;
+    if (sc->job->stream->on_chunk(sc->job->stream->ud, json, len)) {
+        sc->client_gone = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Receives upstream bytes of a 2xx streamed answer. */
+static int stream_data(void *ud, const char *buf, size_t n)
+{
+    stream_ctx *sc = ud;
+    if (__atomic_load_n(&sc->e->aborting, __ATOMIC_RELAXED)
+        || __atomic_load_n(&((qt_job *)sc->job)->cancel_requested, __ATOMIC_RELAXED))
+        return 1;
+    qt_err r = qt_provider_stream_feed(sc->ps, buf, n, stream_chunk, sc);
+    return r == QT_OK ? 0 : 1;
+}
+
+/* Builds and sends one request; classifies the answer. No lock held. For a
+ * streamed job the 2xx body goes to the job's sink as it arrives; a->streamed
+ * then says whether any byte reached the client (no retry after that). */
 static void send_once(qt_engine *e, qt_http *http, const qt_job *job, int mi, int pi, attempt *a)
 {
     const qt_model_cfg *m = &e->cfg->models[mi];
     provider_rt *p = &e->providers[pi];
     qt_provider_request req = { 0 };
     memset(a, 0, sizeof *a);
-    if (p->ops->build_request(job->body, m, p->api_key, false, &req, a->err, sizeof a->err) != QT_OK) {
+    bool stream = job->stream != NULL;
+    if (p->ops->build_request(job->body, m, p->api_key, stream, &req, a->err, sizeof a->err) != QT_OK) {
         a->verdict.cls = QT_RETRY_FALLBACK;
         a->verdict.reason = "request cannot be expressed for this provider";
         return;
@@ -427,8 +442,15 @@ static void send_once(qt_engine *e, qt_http *http, const qt_job *job, int mi, in
     a->built = 1;
     char url[600];
     snprintf(url, sizeof url, "%s%s", p->cfg->base_url, req.path);
-    qt_http_post(http, url, (const char *const *)req.headers, req.n_headers, req.body,
-                 req.body_len, p->cfg->timeout_ms, &a->resp);
+    stream_ctx sc = { e, job, NULL, 0 };
+    if (stream) {
+        sc.ps = qt_provider_stream_new(p->cfg->kind, job->model, (int64_t)(wall_of(e) / 1000));
+        qt_http_post_stream(http, url, (const char *const *)req.headers, req.n_headers, req.body,
+                            req.body_len, p->cfg->timeout_ms, stream_data, &sc, &a->resp);
+    } else {
+        qt_http_post(http, url, (const char *const *)req.headers, req.n_headers, req.body,
+                     req.body_len, p->cfg->timeout_ms, &a->resp);
+    }
     qt_provider_request_free(&req);
 
     qt_retry_transport tr = QT_RETRY_TRANSPORT_NONE;
@@ -439,12 +461,39 @@ static void send_once(qt_engine *e, qt_http *http, const qt_job *job, int mi, in
     default:              tr = QT_RETRY_TRANSPORT_OTHER; break;
     }
     p->ops->parse_limit_headers(a->resp.headers, a->resp.n_headers, (int64_t)wall_of(e), &a->limits);
+    int st = a->resp.status;
+    if (stream && st >= 200 && st < 300) {
+        /* Whatever happened, the client may already have bytes: this attempt
+         * is final. Usage comes from the last chunk, else it is estimated. */
+        a->streamed = 1;
+        a->client_gone = sc.client_gone;
+        qt_err r = sc.ps ? qt_provider_stream_result(sc.ps, &a->res, a->err, sizeof a->err)
+                         : QT_ERR_NOMEM;
+        const qt_provider_error *se = sc.ps ? qt_provider_stream_error(sc.ps) : NULL;
+        if (a->res.prompt_tokens < 0)
+            a->res.prompt_tokens = qt_estimator_estimate(e->est, m->name, job->prompt_chars);
+        if (a->res.completion_tokens < 0)
+            a->res.completion_tokens = a->res.content ? (long)(strlen(a->res.content) + 3) / 4 : 0;
+        if (sc.client_gone || tr != QT_RETRY_TRANSPORT_NONE || se
+            || (r != QT_OK && r != QT_ERR_INVALID) || !qt_provider_stream_done(sc.ps)) {
+            a->verdict.cls = QT_RETRY_FATAL;
+            a->verdict.reason = sc.client_gone ? "client disconnected during the stream"
+                                               : "stream broke after the first byte";
+            snprintf(a->err, sizeof a->err, "%s%s%.200s", a->verdict.reason, se ? ": " : "",
+                     se ? se->message : "");
+        } else {
+            a->parsed_ok = 1;
+            a->verdict = qt_retry_classify(st, NULL, NULL, NULL, QT_RETRY_TRANSPORT_NONE);
+        }
+        qt_provider_stream_free(sc.ps);
+        return;
+    }
+    qt_provider_stream_free(sc.ps);
     if (tr != QT_RETRY_TRANSPORT_NONE) {
         a->verdict = qt_retry_classify(0, NULL, NULL, NULL, tr);
         snprintf(a->err, sizeof a->err, "%.100s: %.256s", p->cfg->name, a->resp.error);
         return;
     }
-    int st = a->resp.status;
     if (st >= 200 && st < 300) {
         if (p->ops->parse_response(a->resp.body, a->resp.body_len, &a->res, a->err,
                                    sizeof a->err) == QT_OK) {
@@ -487,6 +536,22 @@ static void feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint
         qt_limiter_feedback(e->limiter, key, &fb, now);
 }
 
+/* The metrics outcome of a failed attempt. */
+static qt_outcome outcome_of(const attempt *a)
+{
+    if (!a->built)
+        return QT_OUTCOME_OTHER;
+    if (a->resp.transport != QT_HTTP_OK)
+        return QT_OUTCOME_TIMEOUT;
+    if (a->resp.status == 429)
+        return QT_OUTCOME_RATE_LIMITED;
+    if (a->resp.status >= 500)
+        return QT_OUTCOME_SERVER_ERROR;
+    if (a->resp.status >= 400)
+        return QT_OUTCOME_CLIENT_ERROR;
+    return QT_OUTCOME_OTHER;
+}
+
 /* ------------------------------------------------------------ the worker */
 
 /* Carries one job to its result. Called without the lock. */
@@ -503,10 +568,11 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
     pthread_mutex_lock(&e->lock);
     for (;;) {
         uint64_t now = now_of(e);
-        if (e->aborting) {
+        if (e->aborting || job->cancel_requested) {
             me->active = 0;
             pthread_mutex_unlock(&e->lock);
-            finish_simple(e, job, QT_STATUS_CANCELLED, c.attempts, "cancelled: quotatop is shutting down");
+            finish_simple(e, job, QT_STATUS_CANCELLED, c.attempts,
+                          job->cancel_requested ? "cancelled" : "cancelled: quotatop is shutting down");
             return;
         }
         if (now < c.not_before) {
@@ -527,7 +593,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             char *content = NULL, *used = NULL;
             if (r == ROUTE_END && c.has_cache
                 && qt_cache_get(e->cache, qt_cache_key(job->model, job->body), &content, &used)) {
-                e->cache_hits++;
+                qt_metrics_count(e->metrics, QT_COUNTER_CACHE_HITS, 1);
                 event(e, QT_EV_CACHE_HIT, job->model, NULL, job->workflow, job->id,
                       "job %s answered from cache (%s)", job->id, used);
                 pthread_mutex_unlock(&e->lock);
@@ -605,11 +671,8 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         pthread_cond_broadcast(&e->admit_cond);   /* the next waiter may go */
         c.last_k = (int)k;
         c.attempts++;
-        e->requests++;
-        mr->n.requests++;
-        pr->n.requests++;
-        mr->n.in_flight++;
-        pr->n.in_flight++;
+        mr->in_flight++;
+        pr->in_flight++;
         if (c.attempts == 1)   /* retries do not feed the budget that limits them */
             qt_retry_budget_record_request(pr->rbudget, now);
         if (!job->dispatched_ms)
@@ -623,8 +686,8 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         pthread_mutex_lock(&e->lock);
         now = now_of(e);
         uint64_t wall = wall_of(e);
-        mr->n.in_flight--;
-        pr->n.in_flight--;
+        mr->in_flight--;
+        pr->in_flight--;
         qt_retry_verdict v = a.verdict;
         long latency = a.resp.elapsed_ms;
         c.last_status = a.resp.status;
@@ -652,25 +715,10 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             }
             qt_estimator_observe(e->est, mr->cfg->name, job->prompt_chars,
                                  pt > 4 ? pt : 0);
-            mr->n.ok++;
-            pr->n.ok++;
-            mr->n.prompt_tokens += (uint64_t)pt;
-            mr->n.completion_tokens += (uint64_t)ct;
-            mr->n.cost += actual;
-            pr->n.prompt_tokens += (uint64_t)pt;
-            pr->n.completion_tokens += (uint64_t)ct;
-            pr->n.cost += actual;
-            e->prompt_tokens += (uint64_t)pt;
-            e->completion_tokens += (uint64_t)ct;
-            e->cost += actual;
-            wf_stats *w = wf_get(e, job->workflow);
-            if (w) {
-                w->prompt_tokens += (uint64_t)pt;
-                w->completion_tokens += (uint64_t)ct;
-                w->cost += actual;
-            }
-            lat_add(&mr->n.lat, latency);
-            lat_add(&pr->n.lat, latency);
+            qt_metrics_request mreq = { mi, pi, qt_metrics_workflow_index(e->metrics, job->workflow),
+                                        QT_OUTCOME_OK, (uint64_t)(latency > 0 ? latency : 0),
+                                        (uint64_t)pt, (uint64_t)ct, actual };
+            qt_metrics_record_request(e->metrics, &mreq, now);
             if (c.has_cache)
                 qt_cache_put(e->cache, qt_cache_key(job->model, job->body), a.res.content,
                              mr->cfg->name);
@@ -721,17 +769,13 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         else
             snprintf(c.last_error, sizeof c.last_error, "%.60s: %.230s", mr->cfg->name, a.err);
         c.budget_refused = 0;
-        if (v.rate_limited) {
-            e->upstream_429++;
-            mr->n.rate_limited++;
-            pr->n.rate_limited++;
-        } else {
-            mr->n.errors++;
-            pr->n.errors++;
-        }
+        qt_metrics_request mreq = { mi, pi, qt_metrics_workflow_index(e->metrics, job->workflow),
+                                    outcome_of(&a), (uint64_t)(latency > 0 ? latency : 0), 0, 0, 0 };
+        qt_metrics_record_request(e->metrics, &mreq, now);
         if (v.cls == QT_RETRY_FATAL) {
             pthread_mutex_unlock(&e->lock);
-            finish_simple(e, job, QT_STATUS_FAILED, c.attempts, c.last_error);
+            finish_simple(e, job, a.client_gone ? QT_STATUS_CANCELLED : QT_STATUS_FAILED, c.attempts,
+                          c.last_error);
             attempt_free(&a);
             return;
         }
@@ -762,8 +806,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             v.reason = "retry budget spent";
         }
         if (d == QT_RETRY_WAIT) {
-            e->retries++;
-            mr->n.retries++;
+            qt_metrics_record_retry(e->metrics, mi, pi, qt_metrics_workflow_index(e->metrics, job->workflow));
             qt_event ev;
             qt_event_init(&ev, v.rate_limited ? QT_EV_RATE_LIMITED : QT_EV_RETRY, now, wall);
             qt_event_subject(&ev, mr->cfg->name, pr->cfg->name, job->workflow, job->id);
@@ -798,6 +841,7 @@ static void *worker_main(void *arg)
         if (r == QT_OK) {
             qt_job *job = payload;
             uint64_t order = ++e->pop_order;
+            wk->current = job;
             e->busy++;
             pthread_mutex_unlock(&e->lock);
             run_job(e, wk, job, order);
@@ -847,12 +891,13 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     e->est = qt_estimator_new();
     e->cache = qt_cache_new(1024);
     e->events = qt_events_new(1024);
+    e->metrics = qt_metrics_new(e->start_ms);
     e->models = calloc(cfg->n_models + 1, sizeof *e->models);
     e->providers = calloc(cfg->n_providers + 1, sizeof *e->providers);
     e->waiters = calloc((size_t)e->nworkers, sizeof *e->waiters);
     e->workers = calloc((size_t)e->nworkers, sizeof *e->workers);
     if (!e->queue || !e->limiter || !e->budget || !e->est || !e->cache || !e->events
-        || !e->models || !e->providers || !e->waiters || !e->workers) {
+        || !e->metrics || !e->models || !e->providers || !e->waiters || !e->workers) {
         snprintf(err, errlen, "out of memory");
         qt_engine_free(e);
         return NULL;
@@ -871,6 +916,7 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
         provider_rt *p = &e->providers[i];
         const qt_provider_cfg *pc = &cfg->providers[i];
         p->cfg = pc;
+        qt_metrics_provider_index(e->metrics, pc->name);   /* index i, as in the config */
         p->ops = qt_provider_ops_for(pc->kind);
         char keyname[300];
         snprintf(keyname, sizeof keyname, "provider:%s", pc->name);
@@ -890,6 +936,7 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
         model_rt *m = &e->models[i];
         const qt_model_cfg *mc = &cfg->models[i];
         m->cfg = mc;
+        qt_metrics_model_index(e->metrics, mc->name);      /* index i, as in the config */
         char keyname[300];
         snprintf(keyname, sizeof keyname, "model:%s", mc->name);
         m->key = qt_limiter_add_key(e->limiter, keyname, qt_config_effective(cfg, mc->rpm),
@@ -927,9 +974,6 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
     pthread_mutex_lock(&e->lock);
     job->enqueued_ms = now_of(e);
     e->jobs++;
-    wf_stats *w = wf_get(e, job->workflow);
-    if (w)
-        w->jobs++;
     int64_t est = qt_estimator_estimate(e->est, job->model, job->prompt_chars)
                   + max_tokens_of(e, job, job->model_idx);
     qt_queue_job qj = { .id = job->id, .workflow = job->workflow, .model = job->model,
@@ -962,9 +1006,6 @@ void qt_engine_submit_invalid(qt_engine *e, const char *id, const char *workflow
     job->workflow = strdup(workflow ? workflow : "default");
     pthread_mutex_lock(&e->lock);
     e->jobs++;
-    wf_stats *w = wf_get(e, job->workflow);
-    if (w)
-        w->jobs++;
     job->enqueued_ms = now_of(e);
     pthread_mutex_unlock(&e->lock);
     finish_simple(e, job, QT_STATUS_INVALID, 0, reason);
@@ -1065,13 +1106,13 @@ void qt_engine_free(qt_engine *e)
     free(e->providers);
     free(e->waiters);
     free(e->workers);
-    free(e->wf);
     qt_queue_free(e->queue);
     qt_limiter_free(e->limiter);
     qt_budget_free(e->budget);
     qt_estimator_free(e->est);
     qt_cache_free(e->cache);
     qt_events_free(e->events);
+    qt_metrics_free(e->metrics);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->work_cond);
     pthread_cond_destroy(&e->admit_cond);

@@ -63,9 +63,21 @@ qt_err qt_engine_cancel(qt_engine *e, const char *job_id)
     void *payload = NULL;
     pthread_mutex_lock(&e->lock);
     qt_err r = qt_queue_cancel(e->queue, job_id, &payload);
-    pthread_mutex_unlock(&e->lock);
-    if (r != QT_OK)
+    if (r != QT_OK) {
+        /* Not queued: a worker may hold it (waiting for capacity, or on the
+         * wire). Flag it; the worker writes its `cancelled` result. */
+        for (int i = 0; i < e->nworkers; i++) {
+            qt_job *cur = e->workers[i].current;
+            if (cur && !strcmp(cur->id, job_id)) {
+                __atomic_store_n(&cur->cancel_requested, 1, __ATOMIC_RELAXED);
+                r = QT_OK;
+            }
+        }
+        pthread_cond_broadcast(&e->admit_cond);
+        pthread_mutex_unlock(&e->lock);
         return r;
+    }
+    pthread_mutex_unlock(&e->lock);
     qt_job *job = payload;
     qt_events_addf(e->events, QT_EV_CANCEL, now_of(e), qt_clock_wall_ms(e->clock), job->model,
                    job->workflow, job->id, "job %s cancelled", job->id);
@@ -167,7 +179,7 @@ int qt_engine_in_flight(qt_engine *e)
     pthread_mutex_lock(&e->lock);
     int n = 0;
     for (size_t i = 0; i < e->cfg->n_providers; i++)
-        n += e->providers[i].n.in_flight;
+        n += e->providers[i].in_flight;
     pthread_mutex_unlock(&e->lock);
     return n;
 }
@@ -184,31 +196,14 @@ qt_events *qt_engine_events(qt_engine *e) { return e->events; }
 
 /* ------------------------------------------------------------ snapshot */
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void percentiles(const lat_ring *r, double *p50, double *p95)
-{
-    *p50 = *p95 = 0;
-    if (r->n == 0)
-        return;
-    uint32_t tmp[LAT_SAMPLES];
-    memcpy(tmp, r->ms, r->n * sizeof tmp[0]);
-    qsort(tmp, r->n, sizeof tmp[0], cmp_u32);
-    *p50 = tmp[(r->n - 1) * 50 / 100];
-    *p95 = tmp[(r->n - 1) * 95 / 100];
-}
-
 static void fill_row(qt_engine *e, qt_engine_row *row, const char *name, int is_provider, int key,
-                     const qt_circuit *circ, const row_counts *n, uint64_t now)
+                     const qt_circuit *circ, int in_flight, uint64_t now)
 {
-    snprintf(row->name, sizeof row->name, "%s", name);
+    snprintf(row->name, sizeof row->name, "%.63s", name);
     row->is_provider = is_provider;
     qt_circuit_status cs = qt_circuit_state(circ, now);
-    snprintf(row->circuit, sizeof row->circuit, "%s", qt_circuit_state_name(cs));
+    static const char *const names[] = { "CLOSED", "OPEN", "HALF_OPEN" };
+    snprintf(row->circuit, sizeof row->circuit, "%s", names[cs]);
     uint64_t probe = qt_circuit_next_probe_ms(circ, now);
     row->next_probe_in_ms = cs == QT_CIRCUIT_OPEN && probe != QT_CIRCUIT_NEVER && probe > now
                                 ? probe - now : 0;
@@ -224,32 +219,38 @@ static void fill_row(qt_engine *e, qt_engine_row *row, const char *name, int is_
         row->max_concurrent = st.max_concurrent;
         row->held_until_in_ms = st.held_until_ms > now ? st.held_until_ms - now : 0;
     }
-    row->in_flight = n->in_flight;
-    row->requests = n->requests;
-    row->ok = n->ok;
-    row->rate_limited = n->rate_limited;
-    row->errors = n->errors;
-    row->retries = n->retries;
-    row->fallbacks = n->fallbacks;
-    row->prompt_tokens = n->prompt_tokens;
-    row->completion_tokens = n->completion_tokens;
-    row->cost_usd = n->cost;
-    percentiles(&n->lat, &row->p50_ms, &row->p95_ms);
+    row->in_flight = in_flight;
+}
+
+/* Copies the counters, latency and history of a metrics series into a row. */
+static void fill_counts(qt_engine_row *row, const qt_metrics_series *m)
+{
+    row->requests = m->requests_total;
+    row->ok = m->requests[QT_OUTCOME_OK];
+    row->rate_limited = m->requests[QT_OUTCOME_RATE_LIMITED];
+    row->errors = m->requests_total - row->ok - row->rate_limited;
+    row->retries = m->retries;
+    row->fallbacks = m->fallbacks;
+    row->prompt_tokens = m->prompt_tokens;
+    row->completion_tokens = m->completion_tokens;
+    row->cost_usd = m->cost_usd;
+    row->p50_ms = m->p50_ms > 0 ? m->p50_ms : 0;
+    row->p95_ms = m->p95_ms > 0 ? m->p95_ms : 0;
+    memcpy(row->rps, m->rps, sizeof row->rps);
+    memcpy(row->tps, m->tps, sizeof row->tps);
 }
 
 qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
 {
     memset(s, 0, sizeof *s);
+    size_t nrows = e->cfg->n_models + e->cfg->n_providers;
+    qt_queue_workflow_count wc[64];
+    s->rows = calloc(nrows + 1, sizeof *s->rows);
+    if (!s->rows)
+        return QT_ERR_NOMEM;
+
     pthread_mutex_lock(&e->lock);
     uint64_t now = now_of(e);
-    size_t nrows = e->cfg->n_models + e->cfg->n_providers;
-    s->rows = calloc(nrows + 1, sizeof *s->rows);
-    s->workflows = calloc(e->n_wf + 1, sizeof *s->workflows);
-    if (!s->rows || !s->workflows) {
-        pthread_mutex_unlock(&e->lock);
-        qt_engine_snapshot_free(s);
-        return QT_ERR_NOMEM;
-    }
     s->uptime_ms = now - e->start_ms;
     s->paused = e->paused;
     s->workers = e->nworkers;
@@ -259,60 +260,99 @@ qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
     s->queued = qc.total;
     s->jobs = e->jobs;
     s->done = e->done;
-    s->ok = e->ok;
-    s->failed = e->failed;
-    s->rejected = e->rejected;
-    s->cancelled = e->cancelled;
-    s->invalid = e->invalid;
-    s->requests = e->requests;
-    s->retries = e->retries;
-    s->upstream_429 = e->upstream_429;
-    s->fallbacks = e->fallbacks;
-    s->circuit_transitions = e->circuit_transitions;
-    s->cache_hits = e->cache_hits;
-    s->prompt_tokens = e->prompt_tokens;
-    s->completion_tokens = e->completion_tokens;
-    s->cost_usd = e->cost;
+    int in_flight = 0;
     for (size_t i = 0; i < e->cfg->n_models; i++)
         fill_row(e, &s->rows[s->n_rows++], e->cfg->models[i].name, 0, e->models[i].key,
-                 e->models[i].circuit, &e->models[i].n, now);
-    for (size_t i = 0; i < e->cfg->n_providers; i++)
+                 e->models[i].circuit, e->models[i].in_flight, now);
+    for (size_t i = 0; i < e->cfg->n_providers; i++) {
         fill_row(e, &s->rows[s->n_rows++], e->cfg->providers[i].name, 1, e->providers[i].key,
-                 e->providers[i].circuit, &e->providers[i].n, now);
+                 e->providers[i].circuit, e->providers[i].in_flight, now);
+        in_flight += e->providers[i].in_flight;
+    }
     qt_budget_snap bs;
-    if (qt_budget_snapshot(e->budget, qt_clock_wall_ms(e->clock), &bs) == QT_OK) {
+    int have_budget = qt_budget_snapshot(e->budget, qt_clock_wall_ms(e->clock), &bs) == QT_OK;
+    size_t nwc = qt_queue_workflow_counts(e->queue, wc, QT_ARRAY_LEN(wc));
+    pthread_mutex_unlock(&e->lock);
+
+    /* The counters live in the metrics module (its own lock). */
+    qt_metrics_gauge_set(e->metrics, QT_GAUGE_QUEUE_DEPTH, (int64_t)s->queued);
+    qt_metrics_gauge_set(e->metrics, QT_GAUGE_INFLIGHT, in_flight);
+    qt_metrics_gauge_set(e->metrics, QT_GAUGE_WORKERS_BUSY, s->busy);
+    qt_metrics_snapshot ms;
+    if (qt_metrics_snapshot_take(e->metrics, now, &ms) != QT_OK) {
+        if (have_budget)
+            qt_budget_snap_free(&bs);
+        qt_engine_snapshot_free(s);
+        return QT_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < e->cfg->n_models && i < ms.n_models; i++)
+        fill_counts(&s->rows[i], &ms.models[i]);
+    for (size_t i = 0; i < e->cfg->n_providers && i < ms.n_providers; i++)
+        fill_counts(&s->rows[e->cfg->n_models + i], &ms.providers[i]);
+    const qt_metrics_totals *t = &ms.totals;
+    s->ok = t->jobs[QT_JOB_OK];
+    s->failed = t->jobs[QT_JOB_FAILED];
+    s->rejected = t->jobs[QT_JOB_REJECTED];
+    s->cancelled = t->jobs[QT_JOB_CANCELLED];
+    s->invalid = t->jobs[QT_JOB_INVALID];
+    s->requests = t->requests_total;
+    s->retries = t->retries;
+    s->upstream_429 = t->requests[QT_OUTCOME_RATE_LIMITED];
+    s->fallbacks = t->fallbacks;
+    s->circuit_transitions = t->counters[QT_COUNTER_CIRCUIT_TRANSITIONS];
+    s->cache_hits = t->counters[QT_COUNTER_CACHE_HITS];
+    s->prompt_tokens = t->prompt_tokens;
+    s->completion_tokens = t->completion_tokens;
+    s->cost_usd = t->cost_usd;
+
+    /* Workflows: the union of those with traffic and those queued. */
+    s->workflows = calloc(ms.n_workflows + nwc + 1, sizeof *s->workflows);
+    if (s->workflows) {
+        for (size_t i = 0; i < ms.n_workflows; i++) {
+            const qt_metrics_workflow *mw = &ms.workflows[i];
+            qt_engine_wf *w = &s->workflows[s->n_workflows++];
+            snprintf(w->name, sizeof w->name, "%.63s", mw->name);
+            w->ok = mw->jobs[QT_JOB_OK];
+            w->failed = mw->jobs[QT_JOB_FAILED];
+            w->rejected = mw->jobs[QT_JOB_REJECTED];
+            w->cancelled = mw->jobs[QT_JOB_CANCELLED];
+            w->invalid = mw->jobs[QT_JOB_INVALID];
+            w->done = w->ok + w->failed + w->rejected + w->cancelled + w->invalid;
+            w->calls = mw->calls;
+            w->prompt_tokens = mw->prompt_tokens;
+            w->completion_tokens = mw->completion_tokens;
+            w->cost_usd = mw->cost_usd;
+        }
+        for (size_t k = 0; k < nwc && k < QT_ARRAY_LEN(wc); k++) {
+            qt_engine_wf *w = NULL;
+            for (size_t i = 0; i < s->n_workflows && !w; i++)
+                if (!strcmp(s->workflows[i].name, wc[k].name))
+                    w = &s->workflows[i];
+            if (!w) {
+                w = &s->workflows[s->n_workflows++];
+                snprintf(w->name, sizeof w->name, "%.63s", wc[k].name);
+            }
+            w->queued = wc[k].count;
+            w->paused = wc[k].paused;
+        }
+        for (size_t i = 0; i < s->n_workflows; i++) {
+            qt_engine_wf *w = &s->workflows[i];
+            w->jobs = w->done + w->queued;
+            w->limit_usd = qt_config_workflow_budget(e->cfg, w->name);
+        }
+    }
+    qt_metrics_snapshot_free(&ms);
+    if (have_budget) {
         s->run_spent_usd = bs.run_spent_usd;
         s->run_limit_usd = bs.run_limit_usd;
         s->day_spent_usd = bs.day_spent_usd;
         s->day_limit_usd = bs.day_limit_usd;
         qt_budget_snap_free(&bs);
     }
-    qt_queue_workflow_count wc[64];
-    size_t nwc = qt_queue_workflow_counts(e->queue, wc, 64);
-    for (size_t i = 0; i < e->n_wf; i++) {
-        qt_engine_wf *w = &s->workflows[s->n_workflows++];
-        const wf_stats *src = &e->wf[i];
-        snprintf(w->name, sizeof w->name, "%s", src->name);
-        w->jobs = src->jobs;
-        w->done = src->done;
-        w->ok = src->ok;
-        w->failed = src->failed;
-        w->rejected = src->rejected;
-        w->cancelled = src->cancelled;
-        w->invalid = src->invalid;
-        w->prompt_tokens = src->prompt_tokens;
-        w->completion_tokens = src->completion_tokens;
-        w->cost_usd = src->cost;
-        w->limit_usd = qt_config_workflow_budget(e->cfg, src->name);
-        for (size_t k = 0; k < nwc && k < 64; k++)
-            if (!strcmp(wc[k].name, src->name)) {
-                w->queued = wc[k].count;
-                w->paused = wc[k].paused;
-            }
-    }
-    pthread_mutex_unlock(&e->lock);
     return QT_OK;
 }
+
+qt_metrics *qt_engine_metrics(qt_engine *e) { return e->metrics; }
 
 void qt_engine_snapshot_free(qt_engine_snapshot *s)
 {

@@ -15,39 +15,16 @@
 #include "quotatop/events.h"
 #include "quotatop/http.h"
 #include "quotatop/limiter.h"
+#include "quotatop/metrics.h"
 #include "quotatop/provider.h"
 #include "quotatop/queue.h"
 #include "quotatop/retry.h"
-
-#define LAT_SAMPLES 512
-
-/* The newest LAT_SAMPLES latencies of a model or provider (for p50/p95). */
-typedef struct {
-    uint32_t ms[LAT_SAMPLES];
-    uint32_t n, next;
-} lat_ring;
-
-static inline void lat_add(lat_ring *r, long ms)
-{
-    r->ms[r->next] = ms < 0 ? 0 : (uint32_t)ms;
-    r->next = (r->next + 1) % LAT_SAMPLES;
-    if (r->n < LAT_SAMPLES)
-        r->n++;
-}
-
-typedef struct {                  /* counters shared by models and providers */
-    uint64_t requests, ok, rate_limited, errors, retries, fallbacks;
-    uint64_t prompt_tokens, completion_tokens;
-    double cost;
-    int in_flight;
-    lat_ring lat;
-} row_counts;
 
 typedef struct {
     const qt_model_cfg *cfg;
     int key;                      /* limiter key */
     qt_circuit *circuit;
-    row_counts n;
+    int in_flight;                /* requests on the wire */
 } model_rt;
 
 typedef struct {
@@ -57,15 +34,8 @@ typedef struct {
     qt_circuit *circuit;
     qt_retry_budget *rbudget;
     char *api_key;                /* from the environment; never printed */
-    row_counts n;
+    int in_flight;
 } provider_rt;
-
-typedef struct {
-    char name[48];
-    uint64_t jobs, done, ok, failed, rejected, cancelled, invalid;
-    uint64_t prompt_tokens, completion_tokens;
-    double cost;
-} wf_stats;
 
 typedef struct {                  /* a worker waiting for limiter admission */
     int active;
@@ -80,6 +50,7 @@ typedef struct worker {
     pthread_t thread;
     int started;
     qt_http *http;                /* this worker's own handle */
+    qt_job *current;              /* the job it carries (engine lock), NULL when idle */
 } worker;
 
 struct qt_engine {
@@ -92,6 +63,7 @@ struct qt_engine {
     uint64_t start_ms;
     worker *workers;              /* threads: touched by start/shutdown only */
     qt_events *events;            /* has its own lock */
+    qt_metrics *metrics;          /* has its own lock; model/provider index = config index */
 
     pthread_mutex_t lock;         /* guards everything below */
     pthread_cond_t work_cond, admit_cond, done_cond;
@@ -103,17 +75,12 @@ struct qt_engine {
     model_rt *models;             /* cfg->n_models */
     provider_rt *providers;       /* cfg->n_providers */
     waiter *waiters;              /* one per worker */
-    wf_stats *wf;
-    size_t n_wf, cap_wf;
     uint64_t rng;
     int started, intake_closed, stopping, shut_down, paused;
     int aborting;                 /* read without the lock via __atomic */
     int busy;
     uint64_t pop_order;
-    uint64_t jobs, done, ok, failed, rejected, cancelled, invalid;
-    uint64_t requests, retries, upstream_429, fallbacks, circuit_transitions, cache_hits;
-    uint64_t prompt_tokens, completion_tokens;
-    double cost;
+    uint64_t jobs, done;          /* submitted / given their result */
 };
 
 /* Gives job a `cancelled` result (outside the lock) and frees it. */

@@ -33,6 +33,7 @@
 
 typedef struct qt_engine qt_engine;
 typedef struct qt_events qt_events;
+typedef struct qt_metrics qt_metrics;
 
 /* Extra information about a finished job for callers that answer clients
  * (the proxy): the upstream answer rendered in OpenAI's chat.completion shape. */
@@ -56,7 +57,7 @@ typedef struct {
 
 /* Per model / provider row of a snapshot. */
 typedef struct {
-    char name[48];
+    char name[64];
     int is_provider;
     char circuit[12];            /* CLOSED / OPEN / HALF_OPEN */
     uint64_t next_probe_in_ms;   /* OPEN: time until the next probe */
@@ -70,13 +71,15 @@ typedef struct {
     double cost_usd;
     double p50_ms, p95_ms;
     uint64_t held_until_in_ms;   /* >0 while held after a 429 */
+    uint32_t rps[120], tps[120]; /* requests / tokens per second, oldest first */
 } qt_engine_row;
 
 typedef struct {
-    char name[48];
+    char name[64];
     uint64_t jobs, done, ok, failed, rejected, cancelled, invalid;
+    uint64_t calls;              /* upstream requests */
     uint64_t prompt_tokens, completion_tokens;
-    double cost_usd, limit_usd;
+    double cost_usd, limit_usd;  /* limit 0 = no workflow budget */
     size_t queued;
     int paused;
 } qt_engine_wf;
@@ -133,7 +136,10 @@ void qt_engine_free(qt_engine *e);
 void qt_engine_pause(qt_engine *e, int paused);   /* all dispatch */
 int qt_engine_paused(qt_engine *e);
 qt_err qt_engine_pause_workflow(qt_engine *e, const char *workflow, int paused);
-qt_err qt_engine_cancel(qt_engine *e, const char *job_id);   /* queued jobs */
+/* Cancels a job by id: a queued one gets its `cancelled` result at once; one
+ * a worker holds (waiting, or on the wire) is flagged and the worker writes
+ * the result (a streamed transfer is aborted). QT_ERR_NOTFOUND otherwise. */
+qt_err qt_engine_cancel(qt_engine *e, const char *job_id);
 qt_err qt_engine_reprioritize(qt_engine *e, const char *job_id, int priority);
 /* Scales a model's (is_provider 0) or provider's limit by factor (RPM when
  * which is 'r', TPM when 't'); factor <= 0 restores the configured limits. */
@@ -151,6 +157,7 @@ int qt_engine_in_flight(qt_engine *e);   /* requests on the wire now */
 qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *out);
 void qt_engine_snapshot_free(qt_engine_snapshot *s);
 qt_events *qt_engine_events(qt_engine *e);     /* owned by the engine */
+qt_metrics *qt_engine_metrics(qt_engine *e);   /* owned by the engine */
 /* Copies the first max queued jobs in dispatch order. */
 size_t qt_engine_queue_head(qt_engine *e, qt_queue_view *out, size_t max);
 

@@ -21,6 +21,16 @@
 
 typedef struct cJSON cJSON;
 
+/* Where a streamed answer goes (the proxy's client connection). Chunks are
+ * OpenAI chat.completion.chunk JSON objects, whatever the upstream kind.
+ * Each callback returns 0 to continue, nonzero when the client is gone (the
+ * upstream transfer is then aborted). Called from a worker thread without
+ * engine locks. */
+typedef struct {
+    int (*on_chunk)(void *ud, const char *json, size_t len);
+    void *ud;
+} qt_stream_sink;
+
 typedef struct {
     char *id;             /* from the line, or the line number */
     char *workflow;       /* default "default" */
@@ -33,6 +43,8 @@ typedef struct {
     long line_no;         /* 1-based line in the jobs input, 0 when not from a file */
     uint64_t enqueued_ms; /* monotonic time it entered the queue */
     uint64_t dispatched_ms; /* monotonic time of its first upstream request, 0 before */
+    const qt_stream_sink *stream; /* not NULL: stream the answer to it (proxy); not owned */
+    int cancel_requested; /* set by qt_engine_cancel while a worker holds it (engine lock) */
 } qt_job;
 
 /* Status of a result line. */
