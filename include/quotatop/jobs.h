@@ -45,6 +45,7 @@ typedef struct {
     uint64_t dispatched_ms; /* monotonic time of its first upstream request, 0 before */
     const qt_stream_sink *stream; /* not NULL: stream the answer to it (proxy); not owned */
     int cancel_requested; /* set by qt_engine_cancel while a worker holds it (engine lock) */
+    void *user;           /* the submitter's (e.g. the proxy's pending request); not owned */
 } qt_job;
 
 /* Status of a result line. */
