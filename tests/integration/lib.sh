@@ -86,3 +86,27 @@ start_mock() {
 json_get() {
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1]) if sys.argv[1]!="-" else sys.stdin); print(eval(sys.argv[2]))' "$1" "$2"
 }
+
+# gen_jobs N MODEL MAX_TOKENS [WORKFLOW] [PREFIX] [PROMPT_CHARS]: N job lines on stdout.
+gen_jobs() {
+    python3 - "$@" <<'PY'
+import json, sys
+n, model, mt = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+wf = sys.argv[4] if len(sys.argv) > 4 else "default"
+prefix = sys.argv[5] if len(sys.argv) > 5 else "j"
+chars = int(sys.argv[6]) if len(sys.argv) > 6 else 40
+for i in range(n):
+    text = ("job %d " % i + "x" * chars)[:chars]
+    print(json.dumps({"id": "%s%d" % (prefix, i), "workflow": wf, "model": model,
+                      "messages": [{"role": "user", "content": text}], "max_tokens": mt}))
+PY
+}
+
+# mock_stat EXPR [URL]: a python expression on the mock's /stats JSON `d`.
+mock_stat() { curl -s "${2:-$MOCK_URL}/stats" | json_get - "$1"; }
+
+# results_count FILE STATUS: lines of that status in a results file.
+results_count() { grep -c "\"status\":\"$2\"" "$1" 2>/dev/null || true; }
+
+# unique_ids FILE: number of distinct ids in a results file.
+unique_ids() { python3 -c 'import json,sys; print(len({json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip()}))' "$1"; }
