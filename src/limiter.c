@@ -9,6 +9,7 @@
  *
  *     tat <= t + max(0, tau + T - c*T)                            (admit)
  *
+ * (tau at least 1 ms when T < 1 ms: one clock tick, see tolerance())
  * and then tat = max(tat, t) + c*T. Unrolled, tat is the maximum over past
  * admissions i of (t_i + T * units admitted from i on); that identity is the
  * whole proof of the window bound in limiter.h, and every other operation is
@@ -23,9 +24,10 @@
  *    where X is an upper bound of the later terms. `charged` is a monotonic
  *    counter and each reservation remembers its value right after its own
  *    admission (its mark), so "units charged after j" = charged - mark (an
- *    over-estimate, which errs on the safe side). When j is the latest
- *    admission the refund is whole; when others were already paced behind
- *    it, the refund only frees what is still in the future.
+ *    over-estimate, which errs on the safe side). When j is still the key's
+ *    latest admission (admission numbers match) there are no later terms and
+ *    the refund is whole; when others were already paced behind it, the
+ *    refund only frees what is still in the future.
  *  - A limit change rescales the debt (tat - now) to the new T.
  *
  * The earliest admissible time solves (admit) for t in whole ms, and holds /
@@ -67,6 +69,7 @@ typedef struct {
     int changed_live;
     gcra req, tok;
     int64_t last_admit;       /* ns of the latest admission (refund bound X) */
+    uint64_t seq;             /* admissions so far: is a reservation the latest? */
     int in_flight;
     uint64_t hold_until;      /* ms; admissions wait until then */
     int64_t fb_req_left;      /* provider's remaining requests, -1 unknown */
@@ -109,12 +112,21 @@ static uint64_t ceil_ms(int64_t need_ns)
     return (uint64_t)((need_ns + NS_PER_MS - 1) / NS_PER_MS);
 }
 
+/* The tolerance of a dimension: tau, but at least one clock tick (1 ms) when
+ * the key is faster than one unit per ms. Callers pass whole ms, so with
+ * less than that every idle ms would start with a single admission and
+ * waste the rest of the ms (a 3M rpm key would run at 60000 rpm). */
+static int64_t tolerance(const gcra *g, int64_t tau)
+{
+    return g->T < NS_PER_MS && tau < NS_PER_MS ? NS_PER_MS : tau;
+}
+
 /* Earliest ms >= now at which (admit) holds for c units. */
 static uint64_t gcra_earliest(const gcra *g, int64_t tau, int64_t c, uint64_t now)
 {
     if (g->T == 0)
         return now;
-    int64_t allow = tau + g->T - sat_mul(c, g->T);
+    int64_t allow = tolerance(g, tau) + g->T - sat_mul(c, g->T);
     if (allow < 0)
         allow = 0;
     uint64_t m = ceil_ms(g->tat - allow);
@@ -131,8 +143,8 @@ static void gcra_charge(gcra *g, int64_t c, int64_t t)
 }
 
 /* Give back d units of the admission whose mark is `mark` (see DESIGN), or
- * charge -d more when d < 0. */
-static void gcra_adjust(gcra *g, int64_t d, int64_t mark, int64_t last_admit)
+ * charge -d more when d < 0. latest: no admission came after it. */
+static void gcra_adjust(gcra *g, int64_t d, int64_t mark, int64_t last_admit, int latest)
 {
     if (d < 0) {
         g->charged += -d;
@@ -143,6 +155,10 @@ static void gcra_adjust(gcra *g, int64_t d, int64_t mark, int64_t last_admit)
     if (d == 0 || g->T == 0)
         return;
     int64_t back = g->tat - sat_mul(d, g->T);
+    if (latest) {
+        g->tat = back;
+        return;
+    }
     int64_t x = last_admit + sat_mul(g->charged - mark, g->T);
     g->tat = back > x ? back : x;
 }
@@ -327,6 +343,7 @@ qt_err qt_limiter_reserve(qt_limiter *l, const int *keys, size_t nkeys,
         gcra_charge(&k->req, 1, t);
         gcra_charge(&k->tok, est_tokens, t);
         k->last_admit = t;
+        k->seq++;
         k->in_flight++;
         if (k->fb_req_left > 0 && now_ms < k->fb_req_reset)
             k->fb_req_left--;
@@ -336,6 +353,7 @@ qt_err qt_limiter_reserve(qt_limiter *l, const int *keys, size_t nkeys,
         res->keys[i] = keys[i];
         res->req_mark[i] = k->req.charged;
         res->tok_mark[i] = k->tok.charged;
+        res->seq[i] = k->seq;
     }
     res->active = 1;
     return QT_OK;
@@ -353,8 +371,9 @@ static qt_err settle(qt_limiter *l, qt_limiter_res *res, int64_t actual, int64_t
     int64_t dtok = res->tokens - actual;   /* > 0 refund, < 0 extra charge */
     for (int i = 0; i < res->nkeys; i++) {
         key *k = &l->keys[res->keys[i]];
-        gcra_adjust(&k->req, dreq, res->req_mark[i], k->last_admit);
-        gcra_adjust(&k->tok, dtok, res->tok_mark[i], k->last_admit);
+        int latest = k->seq == res->seq[i];
+        gcra_adjust(&k->req, dreq, res->req_mark[i], k->last_admit, latest);
+        gcra_adjust(&k->tok, dtok, res->tok_mark[i], k->last_admit, latest);
         if (k->in_flight > 0)
             k->in_flight--;
         ring_add(k, res->admit_ms, -dreq, -dtok, 0);

@@ -9,23 +9,25 @@
  *
  * Pacing guarantee (exact). Let L be a key's limit per minute (requests or
  * tokens), T = 60000/L ms the emission interval (rounded up to a whole ns, so
- * never faster than L), and tau the burst tolerance given to qt_limiter_new.
- * Call the burst B = 1 + tau/T units. For every half-open window [a, a+W) of
- * integer milliseconds, the units admitted through the key in that window
- * (counted as they stand after refunds; see commit) total
+ * never faster than L), and tau the burst tolerance given to qt_limiter_new,
+ * raised to 1 ms (one clock tick) when T < 1 ms. Call the burst
+ * B = 1 + tau/T units. For every half-open window [a, a+W) of integer
+ * milliseconds, the units admitted through the key in that window (counted
+ * as they stand after refunds; see commit) total
  *
  *     less than  W/T + max(B, c)
  *
  * where c is the estimate of the last request admitted in the window.
- * With unit requests (RPM) and tau = 0 that is fewer than W*L/60000 + 1, i.e.
- * at most ceil(L/60) requests in any 1000 ms window (L/60 when it is a whole
- * number): at rpm 1188 admissions are 50.505 ms apart and no 1 s window holds
- * more than 20. For tokens a 1 s window holds less than tpm/60 + max(B, c):
- * the one request that closes the window may carry the excess, a request
- * larger than the burst is admitted only when the key is fully caught up and
- * it pushes later admissions back by c*T. Over a long run, admissions never
- * exceed L per minute plus one burst. A charge above the estimate at commit
- * (actual > estimate) cannot be undone and may exceed the bound once.
+ * For requests (c = 1) with the default tau = 0 and rpm <= 60000 that is
+ * fewer than W*L/60000 + 1, i.e. at most ceil(L/60) requests in any 1000 ms
+ * window (L/60 when it is a whole number): at rpm 1188 admissions are 50.505
+ * ms apart and no 1 s window holds more than 20. For tokens a 1 s window
+ * holds less than tpm/60 + max(B, c): the one request that closes the window
+ * may carry the excess; a request larger than the burst is admitted only
+ * when the key is fully caught up, and pushes later admissions back by c*T.
+ * Over any long run admissions stay within L per minute plus one burst.
+ * A charge above the estimate at commit (actual > estimate) is spent
+ * already and may exceed the bound once.
  *
  * Reservations are plain values the caller holds (no allocation per
  * request), so the engine may hold thousands and none can leak memory; each
@@ -59,6 +61,7 @@ typedef struct {
     uint64_t admit_ms;                      /* time of the admission */
     int64_t req_mark[QT_LIMITER_MAX_KEYS];  /* key's cumulative request charges after this one */
     int64_t tok_mark[QT_LIMITER_MAX_KEYS];  /* same for tokens */
+    uint64_t seq[QT_LIMITER_MAX_KEYS];      /* key's admission number of this one */
 } qt_limiter_res;
 
 /* What a provider said about its remaining quota (from x-ratelimit-* or
