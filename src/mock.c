@@ -4,14 +4,14 @@
  * libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION),
  * so a handler may sleep out its simulated latency, or pace a stream, without
  * holding up any other client. The body of a POST is gathered in a per-request
- * buffer (conn_ctx); the last call of the access handler runs the pipeline:
+ * buffer (mock_conn); the last call of the access handler runs the pipeline:
  *
  *   parse body -> one critical section under m->lock: count the arrival,
  *   find/create the model, decide (401, 400, 404, outage 503/529, context
  *   400, RPM/TPM 429, injected 500/503/529, ok), charge the buckets, draw
  *   the jitter, snapshot the header values -> unlock -> sleep the latency
- *   (on m->stop_cv, so qt_mock_stop cuts it short) -> build the body and
- *   queue it.
+ *   (on m->stop_cv, so qt_mock_stop cuts it short) -> build the body
+ *   (mock_body.c) or the error (mock_reply.c) and queue it.
  *
  * Every body is built outside the lock. Latency applies only to admitted
  * requests (ok and injected 5xx); refusals (401/400/404/429/outage) answer
@@ -31,82 +31,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <microhttpd.h>
 
 #include "mock_int.h"
 #include "quotatop/clock.h"
 
 #define MAX_BODY (8u << 20)      /* larger request bodies get 413 */
-#define MAX_HEADERS 16
-
-struct qt_mock {
-    struct MHD_Daemon *d;
-    int      port;
-    qt_mock_kind kind;
-    qt_mock_model_opts defaults;
-    int      only_declared;
-    char    *key;                /* required API key or NULL; never printed */
-    uint32_t stream_chunk_ms;
-    int      verbose;
-    uint64_t start_ms;           /* qt_now_ms() at start: origin of outage windows */
-
-    pthread_mutex_t lock;        /* guards table, rng, seq */
-    mock_table table;
-    uint64_t rng;
-    uint64_t seq;
-
-    pthread_mutex_t stop_lock;   /* pairs with stop_cv only */
-    pthread_cond_t  stop_cv;     /* broadcast by qt_mock_stop; sleepers wait on it */
-    bool     stopping;
-};
-
-/* The body of one request, gathered across access-handler calls. */
-typedef struct {
-    char  *buf;
-    size_t len, cap;
-    bool   too_big;
-} conn_ctx;
-
-typedef struct {
-    const char *name;
-    char value[48];
-} header;
-
-/* What to answer. body is malloc'd (NULL = empty); events, when set, make
- * an SSE stream instead. */
-typedef struct {
-    unsigned status;
-    char    *body;
-    const char *ctype;
-    header   h[MAX_HEADERS];
-    int      nh;
-    char   **events;
-    size_t   nev;
-    const char *model;           /* for the verbose log line */
-} reply;
-
-static void add_header(reply *r, const char *name, const char *fmt, unsigned long long v)
-{
-    if (r->nh < MAX_HEADERS) {
-        r->h[r->nh].name = name;
-        snprintf(r->h[r->nh].value, sizeof r->h[r->nh].value, fmt, v);
-        r->nh++;
-    }
-}
-
-static void add_header_s(reply *r, const char *name, const char *value)
-{
-    if (r->nh < MAX_HEADERS) {
-        r->h[r->nh].name = name;
-        snprintf(r->h[r->nh].value, sizeof r->h[r->nh].value, "%s", value);
-        r->nh++;
-    }
-}
 
 /* Sleeps ms, or less when the mock stops. Returns false when stopping. */
 static bool mock_sleep(qt_mock *m, uint64_t ms)
@@ -127,58 +62,7 @@ static bool mock_sleep(qt_mock *m, uint64_t ms)
     return ok;
 }
 
-/* ---- simple answers ---- */
-
-static void set_json(reply *r, unsigned status, char *body)
-{
-    r->status = body ? status : 500;
-    r->body = body;
-    r->ctype = "application/json";
-}
-
-static void kind_error(reply *r, bool anthropic, unsigned status, const char *atype,
-                       const char *otype, const char *code, const char *msg)
-{
-    set_json(r, status, anthropic ? mock_anthropic_error(atype, msg)
-                                   : mock_openai_error(msg, otype, NULL, code));
-}
-
-static void not_found(reply *r, bool anthropic, const char *method, const char *url)
-{
-    char msg[300];
-    snprintf(msg, sizeof msg, anthropic ? "Not found: %s %.200s" : "Invalid URL (%s %.200s)",
-             method, url);
-    kind_error(r, anthropic, 404, "not_found_error", "invalid_request_error", NULL, msg);
-}
-
-static void bad_method(reply *r, bool anthropic, const char *method, const char *url,
-                       const char *allow)
-{
-    char msg[300];
-    snprintf(msg, sizeof msg, "Invalid method for URL (%s %.200s)", method, url);
-    kind_error(r, anthropic, 405, "invalid_request_error", "invalid_request_error", NULL, msg);
-    add_header_s(r, "Allow", allow);
-}
-
 /* ---- the chat pipeline ---- */
-
-typedef enum {
-    D_OK, D_AUTH, D_BAD, D_TOO_BIG, D_NO_MODEL, D_TABLE_FULL, D_OUTAGE, D_CONTEXT,
-    D_RL_REQ, D_RL_TOK, D_FAIL_500, D_FAIL_503,
-} decision;
-
-/* Everything decided under the lock, used after it. */
-typedef struct {
-    decision d;
-    bool     have_limits;
-    uint64_t rpm, tpm, rem_req, rem_tok, reset_req_ms, reset_tok_ms;
-    uint64_t retry_ms;            /* for 429 */
-    uint64_t delay_ms;            /* latency to sleep */
-    uint64_t completion;
-    bool     truncated;
-    uint64_t context_window;
-    uint64_t seq;
-} verdict;
 
 static bool key_ok(const qt_mock *m, struct MHD_Connection *c, bool anthropic)
 {
@@ -204,15 +88,15 @@ static bool key_ok(const qt_mock *m, struct MHD_Connection *c, bool anthropic)
     return diff == 0;
 }
 
-static void count_outcome(mock_counts *c, decision d)
+static void count_outcome(mock_counts *c, mock_decision d)
 {
     switch (d) {
-    case D_OK:        c->ok++; break;
-    case D_RL_REQ:    c->rate_limited++; c->rl_requests++; break;
-    case D_RL_TOK:    c->rate_limited++; c->rl_tokens++; break;
-    case D_OUTAGE:
-    case D_FAIL_500:
-    case D_FAIL_503:  c->s5xx++; break;
+    case MOCK_D_OK:        c->ok++; break;
+    case MOCK_D_RL_REQ:    c->rate_limited++; c->rl_requests++; break;
+    case MOCK_D_RL_TOK:    c->rate_limited++; c->rl_tokens++; break;
+    case MOCK_D_OUTAGE:
+    case MOCK_D_FAIL_500:
+    case MOCK_D_FAIL_503:  c->s5xx++; break;
     default:          c->s4xx++; break;
     }
 }
@@ -232,7 +116,7 @@ static uint64_t draw_delay(uint64_t *rng, const qt_mock_model_opts *o)
 }
 
 /* The critical section: classify, count, charge. */
-static void decide(qt_mock *m, const mock_req *q, bool auth_ok, bool too_big, verdict *v)
+static void decide(qt_mock *m, const mock_req *q, bool auth_ok, bool too_big, mock_verdict *v)
 {
     memset(v, 0, sizeof *v);
     uint64_t now = qt_now_ms();
@@ -254,36 +138,36 @@ static void decide(qt_mock *m, const mock_req *q, bool auth_ok, bool too_big, ve
         mock_bucket_refill(&md->tok, o->tpm, now);
     }
     if (!auth_ok)
-        v->d = D_AUTH;
+        v->d = MOCK_D_AUTH;
     else if (too_big)
-        v->d = D_TOO_BIG;
+        v->d = MOCK_D_TOO_BIG;
     else if (q->error)
-        v->d = D_BAD;
+        v->d = MOCK_D_BAD;
     else if (!md)
-        v->d = m->only_declared ? D_NO_MODEL : D_TABLE_FULL;
+        v->d = m->only_declared ? MOCK_D_NO_MODEL : MOCK_D_TABLE_FULL;
     else if (mock_in_outage(t, md, m->start_ms, now))
-        v->d = D_OUTAGE;
+        v->d = MOCK_D_OUTAGE;
     else if (o->context_window && cost > o->context_window)
-        v->d = D_CONTEXT;
+        v->d = MOCK_D_CONTEXT;
     else {
         uint64_t wr, wt;
         bool fr = mock_bucket_fits(&md->req, o->rpm, 1, &wr);
         bool ft = mock_bucket_fits(&md->tok, o->tpm, cost, &wt);
         if (!fr || !ft) {
-            v->d = !fr ? D_RL_REQ : D_RL_TOK;
+            v->d = !fr ? MOCK_D_RL_REQ : MOCK_D_RL_TOK;
             v->retry_ms = wr > wt ? wr : wt;
         } else {
             if (o->rpm) md->req.level -= 1.0;
             if (o->tpm) md->tok.level -= (double)cost;
             if (o->fail_rate > 0 && mock_rand01(&m->rng) < o->fail_rate)
-                v->d = mock_rand(&m->rng) & 1 ? D_FAIL_503 : D_FAIL_500;
+                v->d = mock_rand(&m->rng) & 1 ? MOCK_D_FAIL_503 : MOCK_D_FAIL_500;
             else
-                v->d = D_OK;
+                v->d = MOCK_D_OK;
             v->delay_ms = draw_delay(&m->rng, o);
         }
     }
     v->context_window = o->context_window;
-    if (v->d == D_OK) {
+    if (v->d == MOCK_D_OK) {
         v->completion = mock_completion_tokens(o, q->prompt_tokens, q->max_tokens, &v->truncated);
         md->c.prompt_tokens += q->prompt_tokens;
         md->c.completion_tokens += v->completion;
@@ -319,155 +203,8 @@ static void done_in_flight(qt_mock *m, const mock_req *q)
     pthread_mutex_unlock(&m->lock);
 }
 
-static void limit_headers(reply *r, const verdict *v, bool anthropic)
-{
-    if (!v->have_limits)
-        return;
-    char buf[48];
-    if (!anthropic) {
-        if (v->rpm) {
-            add_header(r, "x-ratelimit-limit-requests", "%llu", v->rpm);
-            add_header(r, "x-ratelimit-remaining-requests", "%llu", v->rem_req);
-            mock_go_duration(v->reset_req_ms, buf, sizeof buf);
-            add_header_s(r, "x-ratelimit-reset-requests", buf);
-        }
-        if (v->tpm) {
-            add_header(r, "x-ratelimit-limit-tokens", "%llu", v->tpm);
-            add_header(r, "x-ratelimit-remaining-tokens", "%llu", v->rem_tok);
-            mock_go_duration(v->reset_tok_ms, buf, sizeof buf);
-            add_header_s(r, "x-ratelimit-reset-tokens", buf);
-        }
-        return;
-    }
-    uint64_t wall = qt_wall_ms();
-    if (v->rpm) {
-        add_header(r, "anthropic-ratelimit-requests-limit", "%llu", v->rpm);
-        add_header(r, "anthropic-ratelimit-requests-remaining", "%llu", v->rem_req);
-        mock_rfc3339(wall + v->reset_req_ms + 999, buf, sizeof buf);
-        add_header_s(r, "anthropic-ratelimit-requests-reset", buf);
-    }
-    if (v->tpm) {
-        add_header(r, "anthropic-ratelimit-tokens-limit", "%llu", v->tpm);
-        add_header(r, "anthropic-ratelimit-tokens-remaining", "%llu", v->rem_tok);
-        mock_rfc3339(wall + v->reset_tok_ms + 999, buf, sizeof buf);
-        add_header_s(r, "anthropic-ratelimit-tokens-reset", buf);
-    }
-}
-
-static void error_reply(reply *r, const verdict *v, const mock_req *q, bool anthropic,
-                        bool key_given)
-{
-    char msg[512], dur[32];
-    const char *model = q->model;
-    switch (v->d) {
-    case D_AUTH:
-        if (anthropic)
-            set_json(r, 401, mock_anthropic_error("authentication_error",
-                     key_given ? "invalid x-api-key" : "x-api-key header is required"));
-        else
-            set_json(r, 401, mock_openai_error(key_given
-                     ? "Incorrect API key provided. You can find your API key at "
-                       "https://platform.openai.com/account/api-keys."
-                     : "You didn't provide an API key. You need to provide your API key in an "
-                       "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                     "invalid_request_error", NULL, "invalid_api_key"));
-        break;
-    case D_TOO_BIG:
-        kind_error(r, anthropic, 413, "request_too_large", "invalid_request_error", NULL,
-                   "Request body too large.");
-        break;
-    case D_BAD:
-        kind_error(r, anthropic, 400, "invalid_request_error", "invalid_request_error", NULL,
-                   q->error);
-        break;
-    case D_NO_MODEL:
-        if (anthropic) {
-            snprintf(msg, sizeof msg, "model: %s", model);
-            set_json(r, 404, mock_anthropic_error("not_found_error", msg));
-        } else {
-            snprintf(msg, sizeof msg, "The model `%s` does not exist or you do not have access to it.",
-                     model);
-            set_json(r, 404, mock_openai_error(msg, "invalid_request_error", "model",
-                                               "model_not_found"));
-        }
-        break;
-    case D_TABLE_FULL:
-        snprintf(msg, sizeof msg, "too many distinct models (the mock keeps at most %d)",
-                 MOCK_MAX_MODELS);
-        kind_error(r, anthropic, 400, "invalid_request_error", "invalid_request_error", NULL, msg);
-        break;
-    case D_OUTAGE:
-        if (anthropic)
-            set_json(r, 529, mock_anthropic_error("overloaded_error", "Overloaded"));
-        else
-            set_json(r, 503, mock_openai_error("The server is overloaded or not ready yet.",
-                                               "server_error", NULL, NULL));
-        break;
-    case D_CONTEXT:
-        if (anthropic) {
-            snprintf(msg, sizeof msg, "input length and `max_tokens` exceed context limit: "
-                     "%llu + %llu > %llu, decrease input length or `max_tokens` and try again",
-                     (unsigned long long)q->prompt_tokens, (unsigned long long)q->max_tokens,
-                     (unsigned long long)v->context_window);
-            set_json(r, 400, mock_anthropic_error("invalid_request_error", msg));
-        } else {
-            snprintf(msg, sizeof msg, "This model's maximum context length is %llu tokens. "
-                     "However, you requested %llu tokens (%llu in the messages, %llu in the "
-                     "completion). Please reduce the length of the messages or completion.",
-                     (unsigned long long)v->context_window,
-                     (unsigned long long)(q->prompt_tokens + q->max_tokens),
-                     (unsigned long long)q->prompt_tokens, (unsigned long long)q->max_tokens);
-            set_json(r, 400, mock_openai_error(msg, "invalid_request_error", "messages",
-                                               "context_length_exceeded"));
-        }
-        break;
-    case D_RL_REQ:
-    case D_RL_TOK: {
-        bool req = v->d == D_RL_REQ;
-        uint64_t limit = req ? v->rpm : v->tpm;
-        uint64_t used = limit - (req ? v->rem_req : v->rem_tok);
-        uint64_t asked = req ? 1 : q->prompt_tokens + q->max_tokens;
-        mock_go_duration(v->retry_ms, dur, sizeof dur);
-        if (anthropic) {
-            snprintf(msg, sizeof msg, "This request would exceed the rate limit for your "
-                     "organization of %llu %s per minute for model %s. Please try again in %s.",
-                     (unsigned long long)limit, req ? "requests" : "tokens", model, dur);
-            set_json(r, 429, mock_anthropic_error("rate_limit_error", msg));
-        } else {
-            snprintf(msg, sizeof msg, "Rate limit reached for %s in organization org-mock on "
-                     "%s per min (%s): Limit %llu, Used %llu, Requested %llu. Please try again "
-                     "in %s. Visit https://platform.openai.com/account/rate-limits to learn more.",
-                     model, req ? "requests" : "tokens", req ? "RPM" : "TPM",
-                     (unsigned long long)limit, (unsigned long long)used,
-                     (unsigned long long)asked, dur);
-            set_json(r, 429, mock_openai_error(msg, req ? "requests" : "tokens", NULL,
-                                               "rate_limit_exceeded"));
-        }
-        add_header(r, "retry-after", "%llu", (v->retry_ms + 999) / 1000);
-        add_header(r, "retry-after-ms", "%llu", v->retry_ms);
-        break;
-    }
-    case D_FAIL_500:
-        if (anthropic)
-            set_json(r, 500, mock_anthropic_error("api_error", "Internal server error"));
-        else
-            set_json(r, 500, mock_openai_error("The server had an error while processing your "
-                     "request. Sorry about that!", "server_error", NULL, NULL));
-        break;
-    case D_FAIL_503:
-        if (anthropic)
-            set_json(r, 529, mock_anthropic_error("overloaded_error", "Overloaded"));
-        else
-            set_json(r, 503, mock_openai_error("The engine is currently overloaded, please try "
-                     "again later.", "server_error", NULL, NULL));
-        break;
-    case D_OK:
-        break;
-    }
-}
-
-static void handle_chat(qt_mock *m, struct MHD_Connection *c, conn_ctx *cx, bool anthropic,
-                        reply *r)
+static void handle_chat(qt_mock *m, struct MHD_Connection *c, mock_conn *cx, bool anthropic,
+                        mock_reply *r)
 {
     mock_req q;
     if (cx->too_big)
@@ -477,17 +214,17 @@ static void handle_chat(qt_mock *m, struct MHD_Connection *c, conn_ctx *cx, bool
     bool auth = key_ok(m, c, anthropic);
     bool key_given = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  anthropic ? "x-api-key" : "Authorization") != NULL;
-    verdict v;
+    mock_verdict v;
     decide(m, &q, auth, cx->too_big, &v);
     if (v.delay_ms)
         mock_sleep(m, v.delay_ms);
 
     char rid[48];
     snprintf(rid, sizeof rid, "req_mock%016llx", (unsigned long long)v.seq);
-    add_header_s(r, anthropic ? "request-id" : "x-request-id", rid);
-    limit_headers(r, &v, anthropic);
-    if (v.d != D_OK) {
-        error_reply(r, &v, &q, anthropic, key_given);
+    mock_add_header_s(r, anthropic ? "request-id" : "x-request-id", rid);
+    mock_limit_headers(r, &v, anthropic);
+    if (v.d != MOCK_D_OK) {
+        mock_error_reply(r, &v, &q, anthropic, key_given);
     } else {
         mock_answer a = { q.model, q.prompt_tokens, v.completion, v.truncated, v.seq,
                           qt_wall_ms() / 1000 };
@@ -496,9 +233,9 @@ static void handle_chat(qt_mock *m, struct MHD_Connection *c, conn_ctx *cx, bool
                                   : mock_openai_stream(&a, q.include_usage, &r->nev);
             r->status = r->events ? 200 : 500;
             r->ctype = "text/event-stream";
-            add_header_s(r, "Cache-Control", "no-cache");
+            mock_add_header_s(r, "Cache-Control", "no-cache");
         } else {
-            set_json(r, 200, anthropic ? mock_anthropic_body(&a) : mock_openai_body(&a));
+            mock_set_json(r, 200, anthropic ? mock_anthropic_body(&a) : mock_openai_body(&a));
         }
     }
     if (m->verbose)
@@ -508,159 +245,6 @@ static void handle_chat(qt_mock *m, struct MHD_Connection *c, conn_ctx *cx, bool
     done_in_flight(m, &q);
 }
 
-/* ---- stats and control ---- */
-
-static void add_counts(cJSON *o, const mock_counts *c)
-{
-    cJSON_AddNumberToObject(o, "requests", (double)c->requests);
-    cJSON_AddNumberToObject(o, "ok", (double)c->ok);
-    cJSON_AddNumberToObject(o, "rate_limited", (double)c->rate_limited);
-    cJSON_AddNumberToObject(o, "rate_limited_requests", (double)c->rl_requests);
-    cJSON_AddNumberToObject(o, "rate_limited_tokens", (double)c->rl_tokens);
-    cJSON_AddNumberToObject(o, "status_4xx", (double)c->s4xx);
-    cJSON_AddNumberToObject(o, "status_5xx", (double)c->s5xx);
-    cJSON_AddNumberToObject(o, "prompt_tokens", (double)c->prompt_tokens);
-    cJSON_AddNumberToObject(o, "completion_tokens", (double)c->completion_tokens);
-    cJSON_AddNumberToObject(o, "max_1s", (double)c->max_1s);
-    cJSON_AddNumberToObject(o, "in_flight", (double)c->in_flight);
-    cJSON_AddNumberToObject(o, "max_in_flight", (double)c->max_in_flight);
-}
-
-char *qt_mock_stats_json(qt_mock *m)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    uint64_t now = qt_now_ms();
-    cJSON_AddStringToObject(o, "kind", m->kind == QT_MOCK_ANTHROPIC ? "anthropic" : "openai");
-    cJSON_AddNumberToObject(o, "uptime_ms", (double)(now - m->start_ms));
-    cJSON *models = cJSON_AddObjectToObject(o, "models");
-    cJSON *total = cJSON_AddObjectToObject(o, "total");
-    pthread_mutex_lock(&m->lock);
-    for (size_t i = 0; i < m->table.n; i++) {
-        const mock_model *md = m->table.v[i];
-        cJSON *e = cJSON_AddObjectToObject(models, md->o.name);
-        if (!e)
-            continue;
-        add_counts(e, &md->c);
-        cJSON_AddNumberToObject(e, "rpm", (double)md->o.rpm);
-        cJSON_AddNumberToObject(e, "tpm", (double)md->o.tpm);
-        cJSON_AddBoolToObject(e, "in_outage", mock_in_outage(&m->table, md, m->start_ms, now));
-    }
-    if (total)
-        add_counts(total, &m->table.total);
-    pthread_mutex_unlock(&m->lock);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
-void qt_mock_stats_reset(qt_mock *m)
-{
-    pthread_mutex_lock(&m->lock);
-    for (size_t i = 0; i < m->table.n; i++)
-        mock_counts_reset(&m->table.v[i]->c);
-    mock_counts_reset(&m->table.total);
-    pthread_mutex_unlock(&m->lock);
-}
-
-qt_err qt_mock_set_model(qt_mock *m, const qt_mock_model_opts *mo)
-{
-    if (!mo->name[0] || !memchr(mo->name, '\0', sizeof mo->name))
-        return QT_ERR_INVALID;
-    qt_err rc = QT_OK;
-    uint64_t now = qt_now_ms();
-    pthread_mutex_lock(&m->lock);
-    mock_model *md = mock_table_get(&m->table, mo->name, true, mo, now);
-    if (!md)
-        rc = QT_ERR_NOMEM;
-    else
-        md->o = *mo;        /* buckets keep their level; a smaller cap clips it on refill */
-    pthread_mutex_unlock(&m->lock);
-    return rc;
-}
-
-qt_err qt_mock_set_outage(qt_mock *m, const char *model, uint64_t start_in_ms,
-                          uint64_t duration_ms)
-{
-    uint64_t now = qt_now_ms();
-    qt_err rc = QT_OK;
-    pthread_mutex_lock(&m->lock);
-    uint64_t *from = &m->table.out_from, *to = &m->table.out_to;
-    if (model) {
-        mock_model *md = mock_table_get(&m->table, model, true, &m->defaults, now);
-        if (!md) {
-            pthread_mutex_unlock(&m->lock);
-            return QT_ERR_LIMIT;
-        }
-        from = &md->out_from;
-        to = &md->out_to;
-    }
-    *from = now + start_in_ms;
-    *to = duration_ms ? *from + duration_ms : *from;
-    pthread_mutex_unlock(&m->lock);
-    return rc;
-}
-
-static void handle_control(qt_mock *m, const char *what, conn_ctx *cx, reply *r)
-{
-    bool anth = m->kind == QT_MOCK_ANTHROPIC;
-    char err[256] = "";
-    qt_err rc = QT_ERR_INVALID;
-    if (!strcmp(what, "outage")) {
-        cJSON *j = cJSON_ParseWithLengthOpts(cx->buf ? cx->buf : "", cx->len, NULL, 0);
-        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(j, "model");
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "start_ms");
-        const cJSON *du = cJSON_GetObjectItemCaseSensitive(j, "duration_ms");
-        if (!cJSON_IsObject(j) || (mo && !cJSON_IsNull(mo) && !cJSON_IsString(mo)) ||
-            (st && (!cJSON_IsNumber(st) || st->valuedouble < 0)) ||
-            !cJSON_IsNumber(du) || du->valuedouble < 0) {
-            snprintf(err, sizeof err, "expected {\"model\":NAME|null,\"start_ms\":N,\"duration_ms\":N}");
-        } else {
-            rc = qt_mock_set_outage(m, cJSON_IsString(mo) ? mo->valuestring : NULL,
-                                    st ? (uint64_t)st->valuedouble : 0,
-                                    (uint64_t)du->valuedouble);
-            if (rc)
-                snprintf(err, sizeof err, "%s", qt_strerror(rc));
-        }
-        cJSON_Delete(j);
-    } else {                                          /* model */
-        char spec[1024];
-        size_t n = cx->len < sizeof spec - 1 ? cx->len : sizeof spec - 1;
-        memcpy(spec, cx->buf ? cx->buf : "", n);
-        spec[n] = '\0';
-        while (n && (spec[n - 1] == '\n' || spec[n - 1] == '\r' || spec[n - 1] == ' '))
-            spec[--n] = '\0';
-        qt_mock_model_opts mo;
-        rc = qt_mock_parse_model(spec, &m->defaults, &mo, err, sizeof err);
-        if (!rc && (rc = qt_mock_set_model(m, &mo)))
-            snprintf(err, sizeof err, "%s", qt_strerror(rc));
-    }
-    if (rc)
-        kind_error(r, anth, 400, "invalid_request_error", "invalid_request_error", NULL, err);
-    else
-        set_json(r, 200, strdup("{\"ok\":true}"));
-}
-
-static void handle_models(qt_mock *m, reply *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "object", "list");
-    cJSON *data = cJSON_AddArrayToObject(o, "data");
-    pthread_mutex_lock(&m->lock);
-    for (size_t i = 0; data && i < m->table.n; i++) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "id", m->table.v[i]->o.name);
-        cJSON_AddStringToObject(e, "object", "model");
-        cJSON_AddNumberToObject(e, "created", 0);
-        cJSON_AddStringToObject(e, "owned_by", "quotatop-mock");
-        cJSON_AddItemToArray(data, e);
-    }
-    pthread_mutex_unlock(&m->lock);
-    set_json(r, 200, cJSON_PrintUnformatted(o));
-    cJSON_Delete(o);
-}
-
 static bool any_key_ok(const qt_mock *m, struct MHD_Connection *c)
 {
     return key_ok(m, c, false) || key_ok(m, c, true);
@@ -668,7 +252,7 @@ static bool any_key_ok(const qt_mock *m, struct MHD_Connection *c)
 
 /* Fills *r for one complete request. */
 static void route(qt_mock *m, struct MHD_Connection *c, const char *url, const char *method,
-                  conn_ctx *cx, reply *r)
+                  mock_conn *cx, mock_reply *r)
 {
     bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
     bool anth_kind = m->kind == QT_MOCK_ANTHROPIC;
@@ -677,39 +261,39 @@ static void route(qt_mock *m, struct MHD_Connection *c, const char *url, const c
         if (post)
             handle_chat(m, c, cx, anthropic, r);
         else
-            bad_method(r, anthropic, method, url, "POST");
+            mock_bad_method(r, anthropic, method, url, "POST");
     } else if (!strcmp(url, "/healthz")) {
         if (!get && strcmp(method, "HEAD"))
-            return bad_method(r, anth_kind, method, url, "GET");
+            return mock_bad_method(r, anth_kind, method, url, "GET");
         r->status = 200;
         r->body = strdup("ok\n");
         r->ctype = "text/plain";
     } else if (!strcmp(url, "/stats")) {
         if (get)
-            set_json(r, 200, qt_mock_stats_json(m));
+            mock_set_json(r, 200, qt_mock_stats_json(m));
         else if (!strcmp(method, "DELETE")) {
             qt_mock_stats_reset(m);
-            set_json(r, 200, strdup("{\"ok\":true}"));
+            mock_set_json(r, 200, strdup("{\"ok\":true}"));
         } else
-            bad_method(r, anth_kind, method, url, "GET, DELETE");
+            mock_bad_method(r, anth_kind, method, url, "GET, DELETE");
     } else if (!strcmp(url, "/stats/reset")) {
         if (!post)
-            return bad_method(r, anth_kind, method, url, "POST");
+            return mock_bad_method(r, anth_kind, method, url, "POST");
         qt_mock_stats_reset(m);
-        set_json(r, 200, strdup("{\"ok\":true}"));
+        mock_set_json(r, 200, strdup("{\"ok\":true}"));
     } else if (!strcmp(url, "/v1/models")) {
         if (!get)
-            return bad_method(r, anth_kind, method, url, "GET");
-        handle_models(m, r);
+            return mock_bad_method(r, anth_kind, method, url, "GET");
+        mock_handle_models(m, r);
     } else if (!strcmp(url, "/control/outage") || !strcmp(url, "/control/model")) {
         if (!post)
-            return bad_method(r, anth_kind, method, url, "POST");
+            return mock_bad_method(r, anth_kind, method, url, "POST");
         if (!any_key_ok(m, c))
-            return kind_error(r, anth_kind, 401, "authentication_error", "invalid_request_error",
+            return mock_kind_error(r, anth_kind, 401, "authentication_error", "invalid_request_error",
                               "invalid_api_key", "a valid API key is required");
-        handle_control(m, url + 9, cx, r);
+        mock_handle_control(m, url + 9, cx, r);
     } else {
-        not_found(r, anth_kind, method, url);
+        mock_not_found(r, anth_kind, method, url);
     }
 }
 
@@ -748,7 +332,7 @@ static void stream_free(void *cls)
     free(s);
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, qt_mock *m, reply *r)
+static enum MHD_Result send_reply(struct MHD_Connection *c, qt_mock *m, mock_reply *r)
 {
     struct MHD_Response *resp = NULL;
     if (r->events) {
@@ -789,7 +373,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     (void)version;
     qt_mock *m = cls;
-    conn_ctx *cx = *con_cls;
+    mock_conn *cx = *con_cls;
     if (!cx) {
         cx = calloc(1, sizeof *cx);
         if (!cx)
@@ -819,7 +403,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cx->buf[cx->len] = '\0';
         return MHD_YES;
     }
-    reply r;
+    mock_reply r;
     memset(&r, 0, sizeof r);
     route(m, c, url, method, cx, &r);
     return send_reply(c, m, &r);
@@ -829,7 +413,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls; (void)c; (void)toe;
-    conn_ctx *cx = *con_cls;
+    mock_conn *cx = *con_cls;
     if (cx) {
         free(cx->buf);
         free(cx);

@@ -1,17 +1,20 @@
 /* mock_int.h: private to src/mock*.c. The pieces of the simulated provider:
  *
- *   mock.c        the server: lifecycle, routing, the request pipeline
- *   mock_model.c  the model table: buckets, outage windows, counters, stats
+ *   mock.c        the server: lifecycle, MHD glue, routing, the chat pipeline
+ *   mock_reply.c  status + headers + error body of each mock_verdict
+ *   mock_ctl.c    /stats, /control/..., /v1/models and their C functions
+ *   mock_model.c  the model table: buckets, outage windows, counters
  *   mock_body.c   request parsing and every body the mock answers with
  *   mock_spec.c   model spec parsing, PRNG, Go-style durations, RFC 3339
  *
- * The model table is guarded by qt_mock.lock (taken in mock.c); the
- * functions of mock_model.c expect the caller to hold it.
+ * The model table is guarded by qt_mock.lock; the functions of
+ * mock_model.c expect the caller to hold it.
  */
 #ifndef QT_MOCK_INT_H
 #define QT_MOCK_INT_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +23,7 @@
 
 #define MOCK_MAX_MODELS 256          /* declared + created on first use */
 #define MOCK_RING_MAX   65536        /* timestamps kept for max_1s */
+#define MOCK_MAX_HEADERS 16          /* headers of one mock_reply */
 
 /* A token bucket of capacity max(1, L/60) refilled at L/60 per second. The
  * level may go negative (debt) after an oversize request. */
@@ -118,5 +122,96 @@ char *mock_anthropic_body(const mock_answer *a);
 char **mock_openai_stream(const mock_answer *a, bool include_usage, size_t *n);
 char **mock_anthropic_stream(const mock_answer *a, size_t *n);
 void mock_events_free(char **ev, size_t n);
+
+
+/* ---- the server (mock.c) and what its parts share ---- */
+
+struct MHD_Connection;
+
+struct qt_mock {
+    struct MHD_Daemon *d;
+    int      port;
+    qt_mock_kind kind;
+    qt_mock_model_opts defaults;
+    int      only_declared;
+    char    *key;                /* required API key or NULL; never printed */
+    uint32_t stream_chunk_ms;
+    int      verbose;
+    uint64_t start_ms;           /* qt_now_ms() at start: origin of outage windows */
+
+    pthread_mutex_t lock;        /* guards table, rng, seq */
+    mock_table table;
+    uint64_t rng;
+    uint64_t seq;
+
+    pthread_mutex_t stop_lock;   /* pairs with stop_cv only */
+    pthread_cond_t  stop_cv;     /* broadcast by qt_mock_stop; sleepers wait on it */
+    bool     stopping;
+};
+
+/* The body of one request, gathered across access-handler calls. */
+typedef struct {
+    char  *buf;
+    size_t len, cap;
+    bool   too_big;
+} mock_conn;
+
+typedef struct {
+    const char *name;
+    char value[48];
+} mock_header;
+
+/* What to answer. body is malloc'd (NULL = empty); events, when set, make
+ * an SSE stream instead. */
+typedef struct {
+    unsigned status;
+    char    *body;
+    const char *ctype;
+    mock_header   h[MOCK_MAX_HEADERS];
+    int      nh;
+    char   **events;
+    size_t   nev;
+} mock_reply;
+
+typedef enum {
+    MOCK_D_OK, MOCK_D_AUTH, MOCK_D_BAD, MOCK_D_TOO_BIG, MOCK_D_NO_MODEL, MOCK_D_TABLE_FULL, MOCK_D_OUTAGE, MOCK_D_CONTEXT,
+    MOCK_D_RL_REQ, MOCK_D_RL_TOK, MOCK_D_FAIL_500, MOCK_D_FAIL_503,
+} mock_decision;
+
+/* Everything decided under the lock, used after it. */
+typedef struct {
+    mock_decision d;
+    bool     have_limits;
+    uint64_t rpm, tpm, rem_req, rem_tok, reset_req_ms, reset_tok_ms;
+    uint64_t retry_ms;            /* for 429 */
+    uint64_t delay_ms;            /* latency to sleep */
+    uint64_t completion;
+    bool     truncated;
+    uint64_t context_window;
+    uint64_t seq;
+} mock_verdict;
+
+
+/* ---- mock_reply.c ---- */
+void mock_add_header(mock_reply *r, const char *name, const char *fmt, unsigned long long v);
+void mock_add_header_s(mock_reply *r, const char *name, const char *value);
+/* Sets status and a malloc'd JSON body (taken); a NULL body (out of memory) becomes 500. */
+void mock_set_json(mock_reply *r, unsigned status, char *body);
+/* An error in the Anthropic (atype) or OpenAI (otype, code) shape. */
+void mock_kind_error(mock_reply *r, bool anthropic, unsigned status, const char *atype,
+                     const char *otype, const char *code, const char *msg);
+void mock_not_found(mock_reply *r, bool anthropic, const char *method, const char *url);
+void mock_bad_method(mock_reply *r, bool anthropic, const char *method, const char *url,
+                     const char *allow);
+/* The rate-limit headers of v's model in the endpoint's family. */
+void mock_limit_headers(mock_reply *r, const mock_verdict *v, bool anthropic);
+/* Status, body and retry headers of a refused or failed request (v->d != MOCK_D_OK). */
+void mock_error_reply(mock_reply *r, const mock_verdict *v, const mock_req *q, bool anthropic,
+                      bool key_given);
+
+/* ---- mock_ctl.c ---- */
+/* POST /control/outage (what = "outage") or /control/model (what = "model"). */
+void mock_handle_control(qt_mock *m, const char *what, mock_conn *cx, mock_reply *r);
+void mock_handle_models(qt_mock *m, mock_reply *r);
 
 #endif /* QT_MOCK_INT_H */

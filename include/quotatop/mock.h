@@ -22,6 +22,21 @@
  * most L + L/60. A request costs 1 request and prompt + max_tokens tokens;
  * a request larger than the bucket is admitted only when the bucket is full
  * (it then runs into debt). Nothing is refunded after the response.
+ * Responses about a known model carry the limit headers of its kind; a limit
+ * of 0 (unlimited) sends none of its headers, and a request whose model is
+ * unknown (malformed body) carries none. 429s add retry-after (seconds,
+ * rounded up) and retry-after-ms.
+ *
+ * In-process use (the demo, tests):
+ *     qt_mock_opts o;
+ *     qt_mock_opts_init(&o);
+ *     o.kind = QT_MOCK_ANTHROPIC;
+ *     o.defaults.rpm = 50;
+ *     char err[256];
+ *     qt_mock *m = qt_mock_start(&o, err, sizeof err);   // listens on 127.0.0.1:<any>
+ *     ... base_url = "http://127.0.0.1:<qt_mock_port(m)>/v1" ...
+ *     qt_mock_set_outage(m, NULL, 10000, 5000);   // 5 s outage, 10 s from now
+ *     qt_mock_stop(m);
  *
  * Thread-safety: every function may be called from any thread, on
  * different mocks or on the same one (one mutex per mock guards its model
@@ -123,8 +138,9 @@ qt_err qt_mock_set_outage(qt_mock *m, const char *model, uint64_t start_in_ms,
  * rate_limited_tokens, status_4xx (other 4xx), status_5xx (incl. 529),
  * prompt_tokens and completion_tokens (of ok answers), max_1s (most
  * requests that arrived in any 1 s), in_flight, max_in_flight; models also
- * carry rpm and tpm. requests = ok + rate_limited + status_4xx + status_5xx
- * once nothing is in flight. */
+ * carry rpm, tpm and in_outage. Only the two chat endpoints are counted; a
+ * request without a usable model counts in total only. requests = ok +
+ * rate_limited + status_4xx + status_5xx. */
 char *qt_mock_stats_json(qt_mock *m);
 
 /* Zeroes every counter (not the buckets, not the outage windows). */
