@@ -20,7 +20,7 @@
  *    sub-ms remainder every time (rpm 60000 would otherwise run at 50%).
  *  - Refund of d units of admission j: the terms of admissions up to j drop
  *    by d*T, the terms after j do not change, so
- *        tat' = max(tat - d*T, X),  X = t_last + T * (units charged after j)
+ *        tat' = max(tat - d*T, min(X, tat)),  X = t_last + T * (units charged after j)
  *    where X is an upper bound of the later terms. `charged` is a monotonic
  *    counter and each reservation remembers its value right after its own
  *    admission (its mark), so "units charged after j" = charged - mark (an
@@ -159,7 +159,11 @@ static void gcra_adjust(gcra *g, int64_t d, int64_t mark, int64_t last_admit, in
         g->tat = back;
         return;
     }
+    /* X bounds the later terms; so does tat itself (it is >= every term), and
+     * X, being an over-estimate, may exceed it: a refund never adds debt. */
     int64_t x = last_admit + sat_mul(g->charged - mark, g->T);
+    if (x > g->tat)
+        x = g->tat;
     g->tat = back > x ? back : x;
 }
 

@@ -491,7 +491,8 @@ ParameterizedTest(struct exact_case *ec, limiter, earliest_is_exact)
         qt_err rc = qt_limiter_reserve(l, keys, 2, est, t, &r, &e);
         if (rc == QT_ERR_LIMIT && e == QT_LIMITER_NEVER) {
             cr_assert(nopen > 0);
-            cr_assert_eq(qt_limiter_commit(l, &open[--nopen], est / 2, t), QT_OK);
+            cr_assert_eq(qt_limiter_commit(l, &open[nopen - 1], open[nopen - 1].tokens / 2, t), QT_OK);
+            nopen--;
             continue;
         }
         if (rc == QT_ERR_LIMIT) {
@@ -504,8 +505,17 @@ ParameterizedTest(struct exact_case *ec, limiter, earliest_is_exact)
                          "refused at earliest = %lu", (unsigned long)t);
             checked++;
         }
-        if (nopen == 8 || (nopen > 0 && rnd() % 2))
-            cr_assert_eq(qt_limiter_commit(l, &open[--nopen], est / 3, t), QT_OK);
+        if (nopen == 8 || (nopen > 0 && rnd() % 2)) {
+            /* a refund (actual <= estimate) never makes anyone wait longer */
+            int64_t probe = rnd_range(0, ec->est_max);
+            uint64_t w0 = qt_limiter_wait_ms(l, keys, 2, probe, t);
+            qt_limiter_res *o = &open[rnd() % (uint64_t)nopen];
+            cr_assert_eq(qt_limiter_commit(l, o, o->tokens / 3, t), QT_OK);
+            *o = open[--nopen];
+            uint64_t w1 = qt_limiter_wait_ms(l, keys, 2, probe, t);
+            cr_assert(w1 <= w0 || w0 == QT_LIMITER_NEVER, "refund raised the wait %lu -> %lu",
+                      (unsigned long)w0, (unsigned long)w1);
+        }
         open[nopen++] = r;
         t += (uint64_t)rnd_range(0, ec->step_max);
     }
