@@ -12,8 +12,8 @@
  *
  * Events fire once per limit: warn when committed spend first reaches
  * warn_ratio * limit (checked at commit, so seeded prior spend shows at the
- * first commit of the day), exhausted
- * when the limit first refuses. The day's flags re-arm on a new UTC day.
+ * first commit of the day), exhausted when the limit first refuses. The
+ * day's flags re-arm on a new UTC day.
  * Workflows live in a small array searched linearly: a run has a handful.
  */
 #include "quotatop/budget.h"
