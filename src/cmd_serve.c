@@ -1,12 +1,161 @@
-/* cmd_serve.c: `quotatop serve` (placeholder until it lands). */
+/* cmd_serve.c: `quotatop serve`: the OpenAI-compatible proxy for live agents.
+ *
+ * DESIGN
+ * The engine's workers run the jobs; the proxy (proxy.c) turns HTTP requests
+ * into jobs and results into answers; the main thread shows the dashboard
+ * (mode "serve") or a progress line per second and watches the signal flag.
+ * Intake never closes by itself: serve runs until SIGINT/SIGTERM. Then, in
+ * order: stop accepting connections -> engine shutdown (requests in flight
+ * get GRACE_MS, queued ones are answered 503 cancelled) -> close every
+ * connection -> free in reverse order of creation.
+ *
+ * Start-up refusals exit 2 before any request is sent: a bad config, a
+ * proxy.token_env naming an unset variable, a non-loopback address without a
+ * token, an address that cannot be bound.
+ */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_common.h"
+#include "quotatop/config.h"
+#include "quotatop/engine.h"
+#include "quotatop/http.h"
+#include "quotatop/proxy.h"
+
+#define GRACE_MS 5000
+
+static const char serve_usage[] =
+    "usage: quotatop serve -c CONFIG [--listen HOST:PORT] [--headless] [--workers N]\n"
+    "                      [--idle-timeout SECONDS] [-v]\n"
+    "Serves an OpenAI-compatible API (base URL http://HOST:PORT/v1) in front of the\n"
+    "configured providers: POST /v1/chat/completions (also \"stream\": true),\n"
+    "GET /v1/models, GET /metrics (Prometheus), GET /healthz.\n"
+    "  --listen HOST:PORT      address (default: proxy.listen, else 127.0.0.1:8787);\n"
+    "                          a non-loopback address needs proxy.token_env\n"
+    "  --headless              no dashboard: a progress line per second on stderr\n"
+    "  --workers N             worker threads (default: config workers, else 8)\n"
+    "  --idle-timeout SECONDS  close connections silent this long (default 30)\n"
+    "  -v, --verbose           one stderr line per request\n"
+    "Headers: X-Quotatop-Workflow, X-Quotatop-Priority (1 most urgent .. 10);\n"
+    "answers carry X-Quotatop-Model-Used, X-Quotatop-Attempts, X-Quotatop-Queued-Ms.\n"
+    "Runs until SIGINT or SIGTERM.\n";
+
+static int parse_uint(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
 
 int qt_cmd_serve(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "quotatop serve: not implemented yet in this build\n");
-    return 2;
+    const char *cfg_path = NULL, *listen = NULL;
+    int headless = 0, verbose = 0;
+    long workers = 0, idle = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
+            cfg_path = argv[++i];
+        } else if (!strcmp(a, "--listen") && i + 1 < argc) {
+            listen = argv[++i];
+        } else if (!strcmp(a, "--headless")) {
+            headless = 1;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = 1;
+        } else if (!strcmp(a, "--workers") && i + 1 < argc) {
+            if (parse_uint(argv[++i], 1, 1024, &workers)) {
+                fprintf(stderr, "quotatop serve: --workers must be 1..1024, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--idle-timeout") && i + 1 < argc) {
+            if (parse_uint(argv[++i], 1, 86400, &idle)) {
+                fprintf(stderr, "quotatop serve: --idle-timeout must be 1..86400 seconds, got '%s'\n",
+                        argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(serve_usage, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "quotatop serve: %s '%s'\n%s",
+                    a[0] == '-' ? "unknown option (or missing value)" : "unexpected argument", a,
+                    serve_usage);
+            return 2;
+        }
+    }
+    if (!cfg_path) {
+        fprintf(stderr, "quotatop serve: missing -c CONFIG\n%s", serve_usage);
+        return 2;
+    }
+    qt_config *cfg = qt_cmd_load_config(cfg_path);
+    if (!cfg)
+        return 2;
+    const char *token = NULL;
+    if (cfg->proxy.token_env) {
+        token = getenv(cfg->proxy.token_env);
+        if (!token || !*token) {
+            fprintf(stderr, "quotatop serve: proxy.token_env names $%s, which is not set: set it to "
+                            "the token clients must send (Authorization: Bearer ...)\n",
+                    cfg->proxy.token_env);
+            qt_config_free(cfg);
+            return 2;
+        }
+    }
+    char err[400];
+    qt_proxy_opts po = { .cfg = cfg, .listen = listen, .token = token,
+                         .idle_timeout_s = (unsigned)idle, .verbose = verbose };
+    qt_proxy *px = qt_proxy_new(&po, err, sizeof err);
+    if (!px) {
+        fprintf(stderr, "quotatop serve: %s\n", err);
+        qt_config_free(cfg);
+        return 2;
+    }
+    qt_http_global_init();
+    qt_cmd_signals_install();
+    qt_engine_opts eo = { .cfg = cfg, .workers = (int)workers, .on_result = qt_proxy_on_result,
+                          .on_result_ud = px, .want_openai_json = 1 };
+    qt_engine *e = qt_engine_new(&eo, err, sizeof err);
+    if (!e || qt_engine_start(e) != QT_OK) {
+        fprintf(stderr, "quotatop serve: %s\n", e ? "cannot start workers" : err);
+        qt_engine_free(e);
+        qt_proxy_free(px);
+        qt_http_global_cleanup();
+        qt_config_free(cfg);
+        return 2;
+    }
+    if (qt_proxy_start(px, e, err, sizeof err) != QT_OK) {
+        fprintf(stderr, "quotatop serve: %s\n", err);
+        qt_engine_free(e);
+        qt_proxy_free(px);
+        qt_http_global_cleanup();
+        qt_config_free(cfg);
+        return 2;
+    }
+    fprintf(stderr, "quotatop serve: listening on %s (%zu models, %s)\n", qt_proxy_base_url(px),
+            cfg->n_models, token ? "bearer token required" : "no token: loopback only");
+
+    uint64_t t0 = qt_now_ms();
+    int interactive = !headless && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
+    qt_cmd_watch(e, interactive ? "serve" : NULL, t0, headless || !interactive);
+
+    fprintf(stderr, "quotatop serve: stopping (requests in flight get %ds)\n", GRACE_MS / 1000);
+    qt_proxy_quiesce(px);
+    qt_engine_shutdown(e, qt_cmd_signal_count() >= 2 ? 0 : GRACE_MS);
+    qt_proxy_stop(px);
+    qt_engine_snapshot s;
+    if (qt_engine_snapshot_take(e, &s) == QT_OK) {
+        qt_cmd_print_summary(stderr, &s, (double)(qt_now_ms() - t0) / 1000.0);
+        qt_engine_snapshot_free(&s);
+    }
+    qt_engine_free(e);
+    qt_proxy_free(px);
+    qt_http_global_cleanup();
+    qt_config_free(cfg);
+    return 0;
 }
