@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "quotatop/clock.h"
+#include "quotatop/ui.h"
 
 static volatile sig_atomic_t signals_seen;   /* written only by the handler */
 
@@ -105,15 +106,15 @@ void qt_cmd_print_summary(FILE *out, const qt_engine_snapshot *s, double elapsed
             (unsigned long long)s->prompt_tokens, (unsigned long long)s->completion_tokens, s->cost_usd);
 }
 
-/* The dashboard lives in src/ui; without a terminal (or before it exists)
- * the watch loop prints progress lines. */
-__attribute__((weak)) int qt_ui_run(qt_engine *e, const char *mode, uint64_t t0_ms);
-
+/* The dashboard lives in src/ui (qt_ui_run returns when the user quits, on
+ * SIGINT/SIGTERM, or at once with -1 when the terminal cannot be set up);
+ * without one the watch loop prints progress lines. */
 void qt_cmd_watch(qt_engine *e, const char *mode, uint64_t t0_ms, int progress)
 {
-    if (mode && qt_ui_run) {
-        qt_ui_run(e, mode, t0_ms);
-        return;
+    if (mode) {
+        if (qt_ui_run(e, mode, t0_ms) == 0)
+            return;
+        progress = 1;   /* no terminal after all: say something */
     }
     uint64_t next = qt_now_ms() + 1000;
     while (!qt_cmd_signal_count() && !qt_engine_wait_done(e, 100)) {
