@@ -195,6 +195,7 @@ typedef struct {
     int last_k;                    /* chain index last tried, -1 none */
     int budget_refused;            /* every refusal so far came from the budget */
     char last_error[300];
+    char skip_reason[64];          /* why the model before the next one was passed over */
     int last_status;
     uint64_t order;                /* pop order, for admission fairness */
 } job_ctx;
@@ -233,26 +234,33 @@ static int key_held(qt_engine *e, int key, uint64_t now, uint64_t *until)
     return 0;
 }
 
-/* Marks chain position k exhausted and, when a later model exists, records
- * a fallback (event + counters). Lock held. */
-static void give_up_model(qt_engine *e, job_ctx *c, const qt_job *job, size_t k, const char *why)
+/* Marks chain position k exhausted for this job; why says what the next
+ * model is standing in for (the fallback is recorded when the job is sent
+ * elsewhere, see note_fallback). Lock held. */
+static void give_up_model(job_ctx *c, size_t k, const char *why)
 {
     c->exhausted[k] = 1;
-    size_t next = k + 1;
-    while (next < c->n && c->exhausted[next])
-        next++;
-    const char *from = e->cfg->models[c->chain[k]].name;
-    if (next < c->n || c->has_cache) {
-        const char *to = next < c->n ? e->cfg->models[c->chain[next]].name : QT_CACHE_MODEL;
-        qt_metrics_record_fallback(e->metrics, c->chain[k],
-                                   qt_metrics_workflow_index(e->metrics, job->workflow));
-        qt_event ev;
-        qt_event_init(&ev, QT_EV_FALLBACK, now_of(e), wall_of(e));
-        qt_event_subject(&ev, from, NULL, job->workflow, job->id);
-        qt_event_transition(&ev, from, to, why);
-        qt_event_msgf(&ev, "fallback %s -> %s (%s)", from, to, why);
-        qt_events_add(e->events, &ev);
-    }
+    snprintf(c->skip_reason, sizeof c->skip_reason, "%s", why);
+}
+
+/* Records a fallback when the job goes to chain position k although an
+ * earlier model was meant to take it (exhausted, circuit open, cooling down).
+ * Lock held. */
+static void note_fallback(qt_engine *e, job_ctx *c, const qt_job *job, size_t k)
+{
+    size_t from_k = c->last_k >= 0 ? (size_t)c->last_k : 0;
+    if (k == from_k)
+        return;
+    const char *from = e->cfg->models[c->chain[from_k]].name;
+    const char *to = e->cfg->models[c->chain[k]].name;
+    qt_metrics_record_fallback(e->metrics, c->chain[from_k],
+                               qt_metrics_workflow_index(e->metrics, job->workflow));
+    qt_event ev;
+    qt_event_init(&ev, QT_EV_FALLBACK, now_of(e), wall_of(e));
+    qt_event_subject(&ev, from, NULL, job->workflow, job->id);
+    qt_event_transition(&ev, from, to, c->skip_reason);
+    qt_event_msgf(&ev, "fallback %s -> %s (%s)", from, to, c->skip_reason);
+    qt_events_add(e->events, &ev);
 }
 
 /* Picks a provider of model mi whose circuit admits and that is not held,
@@ -317,7 +325,7 @@ static int route(qt_engine *e, job_ctx *c, const qt_job *job, uint64_t now, size
                      "%s: prompt (~%lld tokens) + max_tokens %d exceeds its context window %ld",
                      m->name, (long long)prompt, mt, m->context_window);
             c->budget_refused = 0;
-            give_up_model(e, c, job, k, "context window");
+            give_up_model(c, k, "context window");
             continue;
         }
         double cost = est_cost(e, job, mi);
@@ -336,7 +344,7 @@ static int route(qt_engine *e, job_ctx *c, const qt_job *job, uint64_t now, size
             if (e->cfg->budget.on_exhausted == QT_EXHAUSTED_REJECT)
                 return ROUTE_REJECT;
             c->budget_refused = 1;
-            give_up_model(e, c, job, k, "budget");
+            give_up_model(c, k, "budget");
             continue;
         }
         any_left = 1;
@@ -346,16 +354,20 @@ static int route(qt_engine *e, job_ctx *c, const qt_job *job, uint64_t now, size
             t = qt_circuit_next_probe_ms(mr->circuit, now);
             if (t < *until)
                 *until = t;
+            snprintf(c->skip_reason, sizeof c->skip_reason, "circuit open");
             continue;
         }
         if (key_held(e, mr->key, now, &t)) {
             if (t < *until)
                 *until = t;
+            snprintf(c->skip_reason, sizeof c->skip_reason, "cooling down after 429");
             continue;
         }
         int pi = pick_provider(e, mi, now, until);
-        if (pi < 0)
+        if (pi < 0) {
+            snprintf(c->skip_reason, sizeof c->skip_reason, "no provider available");
             continue;
+        }
         *k_out = k;
         *pi_out = pi;
         return ROUTE_GO;
@@ -669,6 +681,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         }
         me->active = 0;
         pthread_cond_broadcast(&e->admit_cond);   /* the next waiter may go */
+        note_fallback(e, &c, job, k);
         c.last_k = (int)k;
         c.attempts++;
         mr->in_flight++;
@@ -738,8 +751,15 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         memset(&tr, 0, sizeof tr);
         qt_circuit_record(mr->circuit, &mperm, co, now, &tr);
         circuit_event(e, mr->cfg->name, &tr);
+        /* The provider's breaker judges the provider: only failures to reach
+         * it (timeouts, connection errors) count against it. An HTTP answer,
+         * even a 5xx about one model, shows the provider is up; that model's
+         * own breaker takes the failure. */
+        qt_circuit_outcome pco = co;
+        if (co == QT_CIRCUIT_FAILURE && a.resp.transport == QT_HTTP_OK)
+            pco = QT_CIRCUIT_SUCCESS;
         memset(&tr, 0, sizeof tr);
-        qt_circuit_record(pr->circuit, &pperm, co, now, &tr);
+        qt_circuit_record(pr->circuit, &pperm, pco, now, &tr);
         circuit_event(e, pr->cfg->name, &tr);
         pthread_cond_broadcast(&e->admit_cond);
 
@@ -780,7 +800,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             return;
         }
         if (v.cls == QT_RETRY_FALLBACK) {
-            give_up_model(e, &c, job, k, v.reason);
+            give_up_model(&c, k, v.reason);
             attempt_free(&a);
             continue;
         }
@@ -822,7 +842,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             else
                 c.not_before = now + (uint64_t)wait;
         } else {
-            give_up_model(e, &c, job, k, d == QT_RETRY_MOVE_ON ? v.reason : "attempts used up");
+            give_up_model(&c, k, d == QT_RETRY_MOVE_ON ? v.reason : "attempts used up");
         }
         attempt_free(&a);
     }
