@@ -61,6 +61,11 @@ qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts);
  * then falls back to progress lines). */
 int qt_ui_run(qt_engine *e, const char *mode, uint64_t t0_ms);
 
+/* Queue counts (per base priority, ready, paused) for the dashboard header
+ * of the queue panel. Defined in src/engine_ui.c; locks the engine briefly.
+ * Any thread. */
+void qt_engine_queue_counts(qt_engine *e, qt_queue_counts *out);
+
 /* ------------------------------------------------------------ layout */
 
 typedef enum {
@@ -226,6 +231,11 @@ qt_err qt_theme_load(const char *path, qt_theme *t, char *err, size_t errlen);
  * otherwise. exe_dir and datadir may be NULL. */
 qt_err qt_theme_find(const char *name, const char *exe_dir, const char *datadir, char *out,
                      size_t outlen);
+
+/* Maps colour c (-1..255) onto a terminal with ncolors colours: unchanged
+ * when it fits; 8..15 on 8 colours becomes 0..7 with *bold set; 16..255 on
+ * fewer than 256 colours becomes the nearest of the 16 (or 8) basic ones. */
+short qt_theme_degrade_color(short c, int ncolors, int *bold);
 
 /* Names of the themes `t` cycles through, in order. */
 extern const char *const qt_theme_cycle[];

@@ -352,3 +352,49 @@ qt_err qt_theme_find(const char *name, const char *exe_dir, const char *datadir,
     }
     return QT_ERR_NOTFOUND;
 }
+
+/* xterm's 6x6x6 cube levels and the 16 basic colours as RGB, for degrading. */
+static const int cube[6] = { 0, 95, 135, 175, 215, 255 };
+static const int basic[16][3] = {
+    { 0, 0, 0 },       { 205, 0, 0 },     { 0, 205, 0 },     { 205, 205, 0 },
+    { 0, 0, 238 },     { 205, 0, 205 },   { 0, 205, 205 },   { 229, 229, 229 },
+    { 127, 127, 127 }, { 255, 0, 0 },     { 0, 255, 0 },     { 255, 255, 0 },
+    { 92, 92, 255 },   { 255, 0, 255 },   { 0, 255, 255 },   { 255, 255, 255 },
+};
+
+short qt_theme_degrade_color(short c, int ncolors, int *bold)
+{
+    if (bold)
+        *bold = 0;
+    if (c < 0 || c < ncolors)
+        return c;
+    if (c >= 16) {
+        int r, g, b;
+        if (c >= 232) {
+            r = g = b = 8 + (c - 232) * 10;
+        } else {
+            int i = c - 16;
+            r = cube[i / 36];
+            g = cube[i / 6 % 6];
+            b = cube[i % 6];
+        }
+        int best = 0;
+        long bd = -1;
+        int lim = ncolors >= 16 ? 16 : 8;
+        for (int k = 0; k < lim; k++) {
+            long dr = r - basic[k][0], dg = g - basic[k][1], db = b - basic[k][2];
+            long d = dr * dr + dg * dg + db * db;
+            if (bd < 0 || d < bd) {
+                bd = d;
+                best = k;
+            }
+        }
+        c = (short)best;
+        if (c < ncolors)
+            return c;
+    }
+    /* 8..15 on a terminal with 8 colours: the dark form, bold. */
+    if (bold)
+        *bold = 1;
+    return (short)(c - 8 < ncolors ? c - 8 : 7);
+}
