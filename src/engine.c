@@ -425,12 +425,19 @@ static int stream_chunk(void *ud, const char *json, size_t len)
     return 0;
 }
 
+/* Polled by libcurl during a transfer: stop on shutdown or cancel. */
+static int should_abort(void *ud)
+{
+    stream_ctx *sc = ud;
+    return __atomic_load_n(&sc->e->aborting, __ATOMIC_RELAXED)
+           || __atomic_load_n(&((qt_job *)sc->job)->cancel_requested, __ATOMIC_RELAXED);
+}
+
 /* Receives upstream bytes of a 2xx streamed answer. */
 static int stream_data(void *ud, const char *buf, size_t n)
 {
     stream_ctx *sc = ud;
-    if (__atomic_load_n(&sc->e->aborting, __ATOMIC_RELAXED)
-        || __atomic_load_n(&((qt_job *)sc->job)->cancel_requested, __ATOMIC_RELAXED))
+    if (should_abort(sc))
         return 1;
     qt_err r = qt_provider_stream_feed(sc->ps, buf, n, stream_chunk, sc);
     return r == QT_OK ? 0 : 1;
@@ -455,6 +462,7 @@ static void send_once(qt_engine *e, qt_http *http, const qt_job *job, int mi, in
     char url[600];
     snprintf(url, sizeof url, "%s%s", p->cfg->base_url, req.path);
     stream_ctx sc = { e, job, NULL, 0 };
+    qt_http_set_abort(http, should_abort, &sc);
     if (stream) {
         sc.ps = qt_provider_stream_new(p->cfg->kind, job->model, (int64_t)(wall_of(e) / 1000));
         qt_http_post_stream(http, url, (const char *const *)req.headers, req.n_headers, req.body,
@@ -463,6 +471,7 @@ static void send_once(qt_engine *e, qt_http *http, const qt_job *job, int mi, in
         qt_http_post(http, url, (const char *const *)req.headers, req.n_headers, req.body,
                      req.body_len, p->cfg->timeout_ms, &a->resp);
     }
+    qt_http_set_abort(http, NULL, NULL);
     qt_provider_request_free(&req);
 
     qt_retry_transport tr = QT_RETRY_TRANSPORT_NONE;
@@ -701,6 +710,17 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         uint64_t wall = wall_of(e);
         mr->in_flight--;
         pr->in_flight--;
+        if (a.built && a.resp.transport == QT_HTTP_ABORTED && !a.streamed) {
+            /* Stopped by shutdown or cancel: no verdict on anyone; the loop's
+             * top writes the `cancelled` result. */
+            qt_limiter_commit(e->limiter, &lres, est_tokens, now);
+            qt_budget_release(e->budget, &bres, wall_of(e));
+            qt_circuit_record(mr->circuit, &mperm, QT_CIRCUIT_IGNORED, now, &tr);
+            qt_circuit_record(pr->circuit, &pperm, QT_CIRCUIT_IGNORED, now, &tr);
+            pthread_cond_broadcast(&e->admit_cond);
+            attempt_free(&a);
+            continue;
+        }
         qt_retry_verdict v = a.verdict;
         long latency = a.resp.elapsed_ms;
         c.last_status = a.resp.status;

@@ -26,6 +26,8 @@
 struct qt_http {
     CURL *curl;
     char errbuf[CURL_ERROR_SIZE];
+    int (*should_abort)(void *ud);   /* polled during transfers; may be NULL */
+    void *abort_ud;
 };
 
 /* State of one transfer, shared by the callbacks. */
@@ -180,6 +182,23 @@ static size_t on_write(char *buf, size_t size, size_t nmemb, void *ud)
     return body_append(x, buf, n) ? n : 0;
 }
 
+/* libcurl's progress callback: polls the owner's abort check (about once a
+ * second while idle, more often while data flows). */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    qt_http *h = ud;
+    (void)dt; (void)dn; (void)ut; (void)un;
+    return h->should_abort && h->should_abort(h->abort_ud) ? 1 : 0;
+}
+
+void qt_http_set_abort(qt_http *h, int (*should_abort)(void *ud), void *ud)
+{
+    if (!h)
+        return;
+    h->should_abort = should_abort;
+    h->abort_ud = ud;
+}
+
 static qt_http_transport classify(CURLcode rc)
 {
     switch (rc) {
@@ -260,6 +279,9 @@ static qt_err do_post(qt_http *h, const char *url, const char *const *header_lin
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");   /* any encoding curl can decode */
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, h->should_abort ? 0L : 1L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
 
     CURLcode rc = curl_easy_perform(c);
 
@@ -283,7 +305,7 @@ static qt_err do_post(qt_http *h, const char *url, const char *const *header_lin
         return QT_ERR_NOMEM;
     resp->transport = classify(rc);
     if (rc != CURLE_OK) {
-        if (x.aborted)
+        if (x.aborted || rc == CURLE_ABORTED_BY_CALLBACK)
             resp->transport = QT_HTTP_ABORTED;
         if (x.too_big)
             snprintf(resp->error, sizeof resp->error, "response body larger than %u bytes",

@@ -91,6 +91,11 @@ qt_err qt_http_post_stream(qt_http *h, const char *url, const char *const *heade
                            size_t n_headers, const char *body, size_t len, int timeout_ms,
                            qt_http_on_data on_data, void *ud, qt_http_response *resp);
 
+/* Sets a check that transfers on h poll (about once a second while idle,
+ * more often while data flows); when it returns nonzero the transfer stops
+ * with transport QT_HTTP_ABORTED. NULL removes it. For shutdown and cancel. */
+void qt_http_set_abort(qt_http *h, int (*should_abort)(void *ud), void *ud);
+
 /* Frees what resp holds and zeroes it. Accepts NULL and a zeroed struct. */
 void qt_http_response_free(qt_http_response *resp);
 
