@@ -82,7 +82,7 @@ static const char demo_config[] =
     "}\n";
 
 /* Budget of nightly-eval: ~110 gpt-4o-mini calls reach 80% of it. */
-#define NIGHTLY_BUDGET "0.0075"
+#define NIGHTLY_BUDGET "0.0072"
 
 typedef struct {
     const char *workflow;

@@ -318,7 +318,7 @@ static void draw_queue(ui_state *ui, WINDOW *w)
         if (selected && focused)
             ui_fill_line(ui, w, y, QT_ROLE_SELECTION);
         ui_putf(ui, w, y, 0, width, role, "%s%-*.*s %-*.*s %*s %-*.*s %*s",
-                q->paused ? "=" : selected ? ">" : " ", idw - 1, idw - 1, q->id, wfw, wfw, q->workflow,
+                selected ? ">" : q->paused ? "=" : " ", idw - 1, idw - 1, q->id, wfw, wfw, q->workflow,
                 pr, p, mw, mw, q->model, age, a);
         if (est)
             ui_putf(ui, w, y, width - est, est, role, "%*u", est, q->est_tokens);
