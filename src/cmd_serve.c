@@ -144,9 +144,16 @@ int qt_cmd_serve(int argc, char **argv)
     int interactive = !headless && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
     qt_cmd_watch(e, interactive ? "serve" : NULL, t0, headless || !interactive);
 
-    fprintf(stderr, "quotatop serve: stopping (requests in flight get %ds)\n", GRACE_MS / 1000);
+    /* Requests on the wire (streams too) may finish; nothing new is sent;
+     * jobs still queued or waiting for capacity are answered 503 at once. */
+    fprintf(stderr, "quotatop serve: stopping (requests in flight get %ds; signal again to stop now)\n",
+            GRACE_MS / 1000);
     qt_proxy_quiesce(px);
-    qt_engine_shutdown(e, qt_cmd_signal_count() >= 2 ? 0 : GRACE_MS);
+    qt_engine_pause(e, 1);
+    uint64_t deadline = qt_now_ms() + GRACE_MS;
+    while (qt_cmd_signal_count() < 2 && qt_now_ms() < deadline && qt_engine_in_flight(e) > 0)
+        usleep(20000);
+    qt_engine_shutdown(e, 0);
     qt_proxy_stop(px);
     qt_engine_snapshot s;
     if (qt_engine_snapshot_take(e, &s) == QT_OK) {

@@ -832,10 +832,13 @@ static void notify_completed(void *cls, struct MHD_Connection *c, void **req_cls
     pthread_mutex_lock(&r->mu);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         r->client_gone = 1;
-    int cancel = r->submitted && !r->have_result;
+    /* Once chunks flow, on_chunk refuses the next one (the worker then
+     * aborts the transfer and records the job `cancelled`); a cancel flag
+     * would make the engine call the broken stream a failure. */
+    int cancel = r->submitted && !r->have_result && r->chunks == 0;
     pthread_mutex_unlock(&r->mu);
-    /* The client is gone before its answer was complete: a queued job is
-     * removed (its reservation never taken), a held one flagged. */
+    /* The client is gone before its answer began: a queued job is removed
+     * (its reservation never taken), a held one flagged. */
     if (cancel)
         qt_engine_cancel(px->engine, r->id);
     req_unref(r);
@@ -851,6 +854,17 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 }
 
 /* ------------------------------------------------------------ lifecycle */
+
+/* libmicrohttpd's own messages ("closing connection ...") go to stderr only
+ * with --verbose: on a dashboard they would tear the screen. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    qt_proxy *px = cls;
+    if (!px->verbose)
+        return;
+    fputs("quotatop serve: http: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
 
 qt_proxy *qt_proxy_new(const qt_proxy_opts *o, char *err, size_t errlen)
 {
@@ -922,6 +936,7 @@ qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
     if (px->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     px->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handler, px,
+                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, px,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
                                   MHD_OPTION_CONNECTION_TIMEOUT, px->idle_timeout_s,
                                   MHD_OPTION_NOTIFY_COMPLETED, notify_completed, px,
