@@ -434,21 +434,18 @@ static enum MHD_Result answer_failure(px_req *r, struct MHD_Connection *c, const
     const char *why = r->error ? r->error : "unknown error";
     switch (r->status) {
     case QT_STATUS_REJECTED: {
-        /* Not a 429: SDKs would retry it, and waiting does not refill a budget. */
-        static const char *const nr[] = { "x-should-retry", "false", NULL, NULL };
-        const char *const *hh = h;
-        (void)hh;
-        const char *merged[16];
+        /* Not a 429: SDKs would retry it, and waiting does not refill a
+         * budget. x-should-retry: false tells the OpenAI SDKs so. */
+        const char *hh[16];
         size_t n = 0;
-        for (size_t i = 0; h && h[i] && h[i + 1] && n + 2 < QT_ARRAY_LEN(merged) - 2; i += 2) {
-            merged[n++] = h[i];
-            merged[n++] = h[i + 1];
+        for (size_t i = 0; h && h[i] && h[i + 1] && n + 4 < QT_ARRAY_LEN(hh); i += 2) {
+            hh[n++] = h[i];
+            hh[n++] = h[i + 1];
         }
-        merged[n++] = nr[0];
-        merged[n++] = nr[1];
-        merged[n] = NULL;
-        merged[n + 1] = NULL;
-        return answer_error(r, c, 402, "insufficient_quota", "budget_exhausted", NULL, merged,
+        hh[n++] = "x-should-retry";
+        hh[n++] = "false";
+        hh[n] = hh[n + 1] = NULL;
+        return answer_error(r, c, 402, "insufficient_quota", "budget_exhausted", NULL, hh,
                             "quotatop: budget exhausted: %s", why);
     }
     case QT_STATUS_CANCELLED:
@@ -519,14 +516,17 @@ static enum MHD_Result chat(px_req *r, struct MHD_Connection *c)
     const char *end = NULL;
     cJSON *body = r->body.len ? cJSON_ParseWithLengthOpts(r->body.s, r->body.len, &end, 0) : NULL;
     if (!cJSON_IsObject(body)) {
-        size_t at = body ? 0 : end && r->body.s && end >= r->body.s ? (size_t)(end - r->body.s) : 0;
+        int parsed = body != NULL;
+        size_t at = end && r->body.s && end >= r->body.s ? (size_t)(end - r->body.s) : 0;
         cJSON_Delete(body);
         if (!r->body.len)
             return answer_error(r, c, 400, "invalid_request_error", "invalid_json", NULL, NULL,
                                 "the request has no body: send a JSON object");
+        if (parsed)
+            return answer_error(r, c, 400, "invalid_request_error", "invalid_json", NULL, NULL,
+                                "the request body must be a JSON object");
         return answer_error(r, c, 400, "invalid_request_error", "invalid_json", NULL, NULL,
-                            at ? "the request body is not valid JSON (near byte %zu)"
-                               : "the request body must be a JSON object%.0zu", at);
+                            "the request body is not valid JSON (near byte %zu)", at);
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     if (!model) {
