@@ -68,7 +68,9 @@ test-integration: $(BUILD)/quotatop
 # ASan + UBSan over every test; ThreadSanitizer over the threaded ones
 # (unit tests named threads_* and the integration tests that run workers).
 sanitize: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan \
+	@LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp" \
+	 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+	 $(MAKE) --no-print-directory BUILD=build-asan \
 	  EXTRA_CFLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test-unit test-integration
 

@@ -12,7 +12,7 @@ static const char usage[] =
     "  run   -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--workers N] [--resume] JOBS|-\n"
     "  serve -c CONFIG [--listen HOST:PORT] [--headless]\n"
     "  mock  [--listen HOST:PORT] [--kind openai|anthropic] [--rpm N] [--tpm N] [--fail-rate F] [--latency-ms N]\n"
-    "  check -c CONFIG\n"
+    "  check -c CONFIG [JOBS]\n"
     "  spend [-c CONFIG] [--by workflow|model|day] [--since DAYS]\n"
     "\n"
     "Run `quotatop <command> --help` for a command's options.\n";

@@ -27,3 +27,11 @@ expect_eq "check: missing file exits 2" "$rc" 2
 expect_contains "check: missing file is named" "$out" "cannot open $TMP/missing.json"
 
 "$QT_BIN" check >/dev/null 2>&1; expect_eq "check: no -c is a usage error" "$?" 2
+
+out=$("$QT_BIN" check -c "$root/examples/config.json" "$root/examples/jobs.jsonl" 2>&1); rc=$?
+expect_eq "check: the example jobs are valid" "$rc" 0
+expect_contains "check: counts the example jobs" "$out" "5 jobs valid"
+printf '{"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}\n{"model": "gpt-5"}\n' > "$TMP/jobs.jsonl"
+out=$("$QT_BIN" check -c "$root/examples/config.json" "$TMP/jobs.jsonl" 2>&1); rc=$?
+expect_eq "check: an invalid job line exits 2" "$rc" 2
+expect_contains "check: names the bad line" "$out" 'line 2: unknown model "gpt-5"'
