@@ -71,6 +71,8 @@ struct qt_proxy {
     struct MHD_Daemon *daemon;
     int64_t started_s;              /* wall seconds, for "created" of models */
     uint64_t next_id;               /* atomic */
+    int64_t answering;              /* atomic: submitted requests whose answer is not
+                                       complete yet (qt_proxy_stop lets them finish) */
     qt_proxy_stats st;              /* fields updated with __atomic */
 };
 
@@ -619,6 +621,7 @@ static enum MHD_Result chat(px_req *r, struct MHD_Connection *c)
     r->refs++;                    /* the job's reference, dropped by qt_proxy_on_result */
     r->submitted = 1;
     pthread_mutex_unlock(&r->mu);
+    gauge(&px->answering, 1);     /* until notify_completed */
     qt_engine_submit(e, job);     /* may answer at once (shutting down) */
 
     if (!req_wait(r, r->stream ? ready_first_byte : ready_result)) {
@@ -841,6 +844,8 @@ static void notify_completed(void *cls, struct MHD_Connection *c, void **req_cls
      * (its reservation never taken), a held one flagged. */
     if (cancel)
         qt_engine_cancel(px->engine, r->id);
+    if (r->submitted)
+        gauge(&px->answering, -1);
     req_unref(r);
 }
 
@@ -972,6 +977,12 @@ void qt_proxy_stop(qt_proxy *p)
     if (!p || !p->daemon)
         return;
     qt_proxy_quiesce(p);   /* the listening socket comes back to us and is closed */
+    /* Jobs have their results by now (qt_engine_shutdown); let the request
+     * threads finish writing those answers (a 503, the end of a stream)
+     * before MHD cuts the connections. */
+    uint64_t deadline = qt_now_ms() + 3000;
+    while (__atomic_load_n(&p->answering, __ATOMIC_RELAXED) > 0 && qt_now_ms() < deadline)
+        usleep(10000);
     MHD_stop_daemon(p->daemon);
     p->daemon = NULL;
 }

@@ -81,9 +81,11 @@ const char *qt_proxy_base_url(const qt_proxy *p);
 /* Stops accepting connections; requests already received go on. */
 void qt_proxy_quiesce(qt_proxy *p);
 
-/* Closes every connection and joins their threads. Every submitted job must
- * have its result first (qt_engine_shutdown), or requests waiting for one
- * are cut. Idempotent. */
+/* Stops accepting, waits up to 3 s for the answers being written (the 503s
+ * and stream ends that qt_engine_shutdown produced), then closes every
+ * connection and joins their threads. Every submitted job must have its
+ * result first (qt_engine_shutdown), or requests waiting for one are cut.
+ * Idempotent. */
 void qt_proxy_stop(qt_proxy *p);
 
 /* Stops if needed and frees. Accepts NULL. */
