@@ -26,6 +26,8 @@ need_cmd tmux tmux
 need_cmd redis-server redis-server
 need_cmd curl curl
 need_cmd python3 python3
+need_cmd node nodejs
+need_cmd npm npm
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -31,7 +31,7 @@ check "sdk: openai package installed" test -f "$NPM_DIR/node_modules/openai/pack
 export QT_UP_KEY="sk-upstream-$RANDOM$RANDOM"
 export QT_PX_TOKEN="px-token-$RANDOM$RANDOM"
 # paced: the mock enforces 600 RPM as a bucket of 10 refilled every second.
-start_mock --require-key-env QT_UP_KEY --model broken:fail=1 --model primary:outage=0-100000 \
+start_mock --latency-ms 3 --require-key-env QT_UP_KEY --model broken:fail=1 --model primary:outage=0-100000 \
     --model paced:rpm=600 || exit 1
 SERVE_PORT=$(free_port)
 cat > "$TMP/cfg.json" <<JSON
