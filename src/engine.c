@@ -375,7 +375,11 @@ static int route(qt_engine *e, job_ctx *c, const qt_job *job, uint64_t now, size
     return any_left ? ROUTE_WAIT : ROUTE_END;
 }
 
-/* 1 when a waiter more urgent than worker w shares one of keys. Lock held. */
+/* 1 when a waiter more urgent than worker w is held back by one of keys: it
+ * must have that capacity first. A more urgent waiter held back by a key w
+ * does not need (its own model's RPM, say) does not stop w, so one busy
+ * model cannot stall the others on a shared provider. A waiter that has not
+ * tried yet (blocking_key -1) counts as needing all of its keys. Lock held. */
 static int blocked_by_better(qt_engine *e, int w, const int keys[2])
 {
     const waiter *me = &e->waiters[w];
@@ -385,12 +389,21 @@ static int blocked_by_better(qt_engine *e, int w, const int keys[2])
             continue;
         if (o->priority > me->priority || (o->priority == me->priority && o->order > me->order))
             continue;
-        for (int a = 0; a < 2; a++)
-            for (int b = 0; b < 2; b++)
-                if (o->keys[a] == keys[b])
-                    return 1;
+        for (int b = 0; b < 2; b++) {
+            if (o->blocking_key >= 0 ? o->blocking_key == keys[b]
+                                     : (o->keys[0] == keys[b] || o->keys[1] == keys[b]))
+                return 1;
+        }
     }
     return 0;
+}
+
+/* The key of keys[] that makes a reservation wait longest. Lock held. */
+static int blocking_key_of(qt_engine *e, const int keys[2], int64_t tokens, uint64_t now)
+{
+    uint64_t w0 = qt_limiter_wait_ms(e->limiter, &keys[0], 1, tokens, now);
+    uint64_t w1 = qt_limiter_wait_ms(e->limiter, &keys[1], 1, tokens, now);
+    return w1 > w0 ? keys[1] : keys[0];
 }
 
 /* ------------------------------------------------------------ sending */
@@ -630,7 +643,9 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             char msg[400];
             snprintf(msg, sizeof msg, "%s%s", c.last_error,
                      rejected || c.n <= 1 ? "" : " (every model of the chain was tried)");
-            finish_simple(e, job, rejected ? QT_STATUS_REJECTED : QT_STATUS_FAILED, c.attempts, msg);
+            outcome o = { .status = rejected ? QT_STATUS_REJECTED : QT_STATUS_FAILED,
+                          .attempts = c.attempts, .error = msg, .http_status = c.last_status };
+            finish(e, job, &o);
             return;
         }
         if (r == ROUTE_WAIT) {
@@ -645,12 +660,15 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         int keys[2] = { mr->key, pr->key };
         int64_t prompt_est = est_prompt(e, job, mi);
         int64_t est_tokens = prompt_est + max_tokens_of(e, job, mi);
+        if (!me->active || me->keys[0] != keys[0] || me->keys[1] != keys[1])
+            me->blocking_key = -1;   /* a new wait: not known yet */
         me->active = 1;
         me->priority = job->priority;
         me->order = c.order;
         me->keys[0] = keys[0];
         me->keys[1] = keys[1];
         if (blocked_by_better(e, wk->index, keys)) {
+            me->blocking_key = blocking_key_of(e, keys, est_tokens, now);
             wait_until(e, &e->admit_cond, now + 1000);
             continue;
         }
@@ -658,6 +676,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         uint64_t earliest = 0;
         qt_err lr = qt_limiter_reserve(e->limiter, keys, 2, est_tokens, now, &lres, &earliest);
         if (lr != QT_OK) {
+            me->blocking_key = blocking_key_of(e, keys, est_tokens, now);
             wait_until(e, &e->admit_cond, earliest == QT_LIMITER_NEVER ? now + 1000 : earliest);
             continue;
         }
@@ -814,8 +833,10 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         qt_metrics_record_request(e->metrics, &mreq, now);
         if (v.cls == QT_RETRY_FATAL) {
             pthread_mutex_unlock(&e->lock);
-            finish_simple(e, job, a.client_gone ? QT_STATUS_CANCELLED : QT_STATUS_FAILED, c.attempts,
-                          c.last_error);
+            int gone = a.client_gone || job->cancel_requested;
+            outcome o = { .status = gone ? QT_STATUS_CANCELLED : QT_STATUS_FAILED,
+                          .attempts = c.attempts, .error = c.last_error, .http_status = c.last_status };
+            finish(e, job, &o);
             attempt_free(&a);
             return;
         }

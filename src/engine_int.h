@@ -42,6 +42,7 @@ typedef struct {                  /* a worker waiting for limiter admission */
     int priority;
     uint64_t order;
     int keys[2];
+    int blocking_key;             /* the key it waits for, -1 before its first try */
 } waiter;
 
 typedef struct worker {
