@@ -1,10 +1,12 @@
-/* engine.c: the scheduler: policy objects behind one mutex, and workers.
+/* engine.c: the scheduler's workers: routing, reservations, the retry and
+ * fallback loop. engine_send.c talks to the upstream, engine_life.c creates,
+ * feeds and stops the engine, engine_ctl.c holds the controls and readers.
  *
  * DESIGN
  * One mutex (e->lock) guards every policy object (queue, limiter, budget,
- * circuits, retry budgets, estimator, cache) and every counter of the
- * engine. Workers hold it only to decide and to record; they never hold it
- * while building a request, talking to the network or calling on_result.
+ * circuits, retry budgets, estimator, cache) and the engine's own state.
+ * Workers hold it only to decide and to record; they never hold it while
+ * building a request, talking to the network or calling on_result.
  * Three condition variables, all on CLOCK_MONOTONIC:
  *   work_cond   a job was queued, dispatch was resumed, or we are stopping;
  *   admit_cond  capacity may have freed (a commit or release, a limit or
@@ -12,20 +14,19 @@
  *   done_cond   a job got its result.
  * A worker that must wait for the limiter sleeps exactly until the earliest
  * time the limiter gave it (or until admit_cond), never polls. Workers
- * waiting on limiter keys they share are admitted in (priority, pop order):
- * a worker does not try to reserve while a more urgent waiter shares one of
- * its keys, so capacity goes to waiters one at a time and in order, with no
- * thundering herd.
+ * waiting on a limiter key are admitted in (priority, pop order): a worker
+ * does not try to reserve while a more urgent waiter is held back by a key
+ * it needs too, so capacity goes to waiters one at a time and in order, with
+ * no thundering herd, and a slow model does not stall the others.
  *
  * A job's life in a worker (run_job): route -> reserve -> send -> record,
  * looping until it has a final status. The per-job routing state (which
  * models of the chain are exhausted, attempts per model, the backoff) lives
- * on the worker's stack in a job_ctx.
+ * on the worker's stack in a job_ctx. A worker carries its job while the job
+ * waits; counters, histories and latencies go to the metrics module.
  */
 #include "quotatop/engine.h"
 
-#include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,24 +36,11 @@
 
 #include <cJSON.h>
 
-#include "quotatop/budget.h"
-#include "quotatop/cache.h"
-#include "quotatop/circuit.h"
-#include "quotatop/events.h"
-#include "quotatop/http.h"
-#include "quotatop/limiter.h"
-#include "quotatop/metrics.h"
-#include "quotatop/provider.h"
-#include "quotatop/queue.h"
-#include "quotatop/retry.h"
 #include "engine_int.h"
 
 #define MAX_CHAIN 32
-
 /* ------------------------------------------------------------ helpers */
 
-static uint64_t now_of(qt_engine *e) { return qt_clock_now_ms(e->clock); }
-static uint64_t wall_of(qt_engine *e) { return qt_clock_wall_ms(e->clock); }
 
 /* xorshift64*: jitter for backoff and weighted provider choice. */
 static uint64_t next_rand(qt_engine *e)
@@ -68,7 +56,7 @@ static uint64_t next_rand(qt_engine *e)
 /* Waits on cond until the engine clock reads until_ms (or a signal). Real
  * waits are capped at one second so a manual clock or a missed wakeup can
  * never stall a worker for long. Called with e->lock held. */
-static void wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms)
+void engine_wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms)
 {
     uint64_t now = now_of(e);
     uint64_t delta = until_ms > now ? until_ms - now : 0;
@@ -117,7 +105,6 @@ static void circuit_event(qt_engine *e, const char *what, const qt_circuit_trans
     qt_events_add(e->events, &ev);
     pthread_cond_broadcast(&e->admit_cond);
 }
-
 /* ------------------------------------------------------------ results */
 
 typedef struct {
@@ -171,7 +158,7 @@ static void finish(qt_engine *e, qt_job *job, const outcome *o)
     qt_job_free(job);
 }
 
-static void finish_simple(qt_engine *e, qt_job *job, qt_status st, int attempts, const char *err)
+void engine_finish_simple(qt_engine *e, qt_job *job, qt_status st, int attempts, const char *err)
 {
     outcome o = { .status = st, .attempts = attempts, .error = err };
     finish(e, job, &o);
@@ -179,9 +166,8 @@ static void finish_simple(qt_engine *e, qt_job *job, qt_status st, int attempts,
 
 void engine_finish_cancelled(qt_engine *e, qt_job *job, const char *why)
 {
-    finish_simple(e, job, QT_STATUS_CANCELLED, 0, why);
+    engine_finish_simple(e, job, QT_STATUS_CANCELLED, 0, why);
 }
-
 /* ------------------------------------------------------------ routing */
 
 typedef struct {
@@ -208,11 +194,6 @@ static int64_t est_prompt(qt_engine *e, const qt_job *job, int mi)
     /* Providers add a few tokens of framing per message; estimate high. */
     int nmsg = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(job->body, "messages"));
     return t + 4 * nmsg + 3;
-}
-
-static int max_tokens_of(const qt_engine *e, const qt_job *job, int mi)
-{
-    return job->max_tokens > 0 ? job->max_tokens : e->cfg->models[mi].default_max_tokens;
 }
 
 static double est_cost(qt_engine *e, const qt_job *job, int mi)
@@ -405,187 +386,6 @@ static int blocking_key_of(qt_engine *e, const int keys[2], int64_t tokens, uint
     uint64_t w1 = qt_limiter_wait_ms(e->limiter, &keys[1], 1, tokens, now);
     return w1 > w0 ? keys[1] : keys[0];
 }
-
-/* ------------------------------------------------------------ sending */
-
-typedef struct {
-    qt_http_response resp;
-    qt_provider_result res;
-    int parsed_ok;              /* res valid */
-    qt_provider_error perr;
-    char err[640];
-    qt_retry_verdict verdict;
-    qt_provider_limits limits;
-    int built;                  /* the request could be built */
-    int streamed;               /* a 2xx stream reached the sink (no retry) */
-    int client_gone;            /* the sink's client went away */
-} attempt;
-
-typedef struct {
-    qt_engine *e;
-    const qt_job *job;
-    qt_provider_stream *ps;
-    int client_gone;
-} stream_ctx;
-
-static int stream_chunk(void *ud, const char *json, size_t len)
-{
-    stream_ctx *sc = ud;
-    if (sc->job->stream->on_chunk(sc->job->stream->ud, json, len)) {
-        sc->client_gone = 1;
-        return 1;
-    }
-    return 0;
-}
-
-/* Polled by libcurl during a transfer: stop on shutdown or cancel. */
-static int should_abort(void *ud)
-{
-    stream_ctx *sc = ud;
-    return __atomic_load_n(&sc->e->aborting, __ATOMIC_RELAXED)
-           || __atomic_load_n(&((qt_job *)sc->job)->cancel_requested, __ATOMIC_RELAXED);
-}
-
-/* Receives upstream bytes of a 2xx streamed answer. */
-static int stream_data(void *ud, const char *buf, size_t n)
-{
-    stream_ctx *sc = ud;
-    if (should_abort(sc))
-        return 1;
-    qt_err r = qt_provider_stream_feed(sc->ps, buf, n, stream_chunk, sc);
-    return r == QT_OK ? 0 : 1;
-}
-
-/* Builds and sends one request; classifies the answer. No lock held. For a
- * streamed job the 2xx body goes to the job's sink as it arrives; a->streamed
- * then says whether any byte reached the client (no retry after that). */
-static void send_once(qt_engine *e, qt_http *http, const qt_job *job, int mi, int pi, attempt *a)
-{
-    const qt_model_cfg *m = &e->cfg->models[mi];
-    provider_rt *p = &e->providers[pi];
-    qt_provider_request req = { 0 };
-    memset(a, 0, sizeof *a);
-    bool stream = job->stream != NULL;
-    if (p->ops->build_request(job->body, m, p->api_key, stream, &req, a->err, sizeof a->err) != QT_OK) {
-        a->verdict.cls = QT_RETRY_FALLBACK;
-        a->verdict.reason = "request cannot be expressed for this provider";
-        return;
-    }
-    a->built = 1;
-    char url[600];
-    snprintf(url, sizeof url, "%s%s", p->cfg->base_url, req.path);
-    stream_ctx sc = { e, job, NULL, 0 };
-    qt_http_set_abort(http, should_abort, &sc);
-    if (stream) {
-        sc.ps = qt_provider_stream_new(p->cfg->kind, job->model, (int64_t)(wall_of(e) / 1000));
-        qt_http_post_stream(http, url, (const char *const *)req.headers, req.n_headers, req.body,
-                            req.body_len, p->cfg->timeout_ms, stream_data, &sc, &a->resp);
-    } else {
-        qt_http_post(http, url, (const char *const *)req.headers, req.n_headers, req.body,
-                     req.body_len, p->cfg->timeout_ms, &a->resp);
-    }
-    qt_http_set_abort(http, NULL, NULL);
-    qt_provider_request_free(&req);
-
-    qt_retry_transport tr = QT_RETRY_TRANSPORT_NONE;
-    switch (a->resp.transport) {
-    case QT_HTTP_OK:      break;
-    case QT_HTTP_TIMEOUT: tr = QT_RETRY_TRANSPORT_TIMEOUT; break;
-    case QT_HTTP_CONNECT: tr = QT_RETRY_TRANSPORT_CONNECT; break;
-    default:              tr = QT_RETRY_TRANSPORT_OTHER; break;
-    }
-    p->ops->parse_limit_headers(a->resp.headers, a->resp.n_headers, (int64_t)wall_of(e), &a->limits);
-    int st = a->resp.status;
-    if (stream && st >= 200 && st < 300) {
-        /* Whatever happened, the client may already have bytes: this attempt
-         * is final. Usage comes from the last chunk, else it is estimated. */
-        a->streamed = 1;
-        a->client_gone = sc.client_gone;
-        qt_err r = sc.ps ? qt_provider_stream_result(sc.ps, &a->res, a->err, sizeof a->err)
-                         : QT_ERR_NOMEM;
-        const qt_provider_error *se = sc.ps ? qt_provider_stream_error(sc.ps) : NULL;
-        if (a->res.prompt_tokens < 0)
-            a->res.prompt_tokens = qt_estimator_estimate(e->est, m->name, job->prompt_chars);
-        if (a->res.completion_tokens < 0)
-            a->res.completion_tokens = a->res.content ? (long)(strlen(a->res.content) + 3) / 4 : 0;
-        if (sc.client_gone || tr != QT_RETRY_TRANSPORT_NONE || se
-            || (r != QT_OK && r != QT_ERR_INVALID) || !qt_provider_stream_done(sc.ps)) {
-            a->verdict.cls = QT_RETRY_FATAL;
-            a->verdict.reason = sc.client_gone ? "client disconnected during the stream"
-                                               : "stream broke after the first byte";
-            snprintf(a->err, sizeof a->err, "%s%s%.200s", a->verdict.reason, se ? ": " : "",
-                     se ? se->message : "");
-        } else {
-            a->parsed_ok = 1;
-            a->verdict = qt_retry_classify(st, NULL, NULL, NULL, QT_RETRY_TRANSPORT_NONE);
-        }
-        qt_provider_stream_free(sc.ps);
-        return;
-    }
-    qt_provider_stream_free(sc.ps);
-    if (tr != QT_RETRY_TRANSPORT_NONE) {
-        a->verdict = qt_retry_classify(0, NULL, NULL, NULL, tr);
-        snprintf(a->err, sizeof a->err, "%.100s: %.256s", p->cfg->name, a->resp.error);
-        return;
-    }
-    if (st >= 200 && st < 300) {
-        if (p->ops->parse_response(a->resp.body, a->resp.body_len, &a->res, a->err,
-                                   sizeof a->err) == QT_OK) {
-            a->parsed_ok = 1;
-            a->verdict = qt_retry_classify(st, NULL, NULL, NULL, tr);
-        } else {
-            /* A 2xx we cannot read: the upstream misbehaved; try again. */
-            a->verdict.cls = QT_RETRY_RETRYABLE;
-            a->verdict.reason = "malformed upstream response";
-            a->verdict.upstream_failure = 1;
-        }
-        return;
-    }
-    p->ops->parse_error(st, a->resp.body, a->resp.body_len, &a->perr);
-    a->verdict = qt_retry_classify(st, a->perr.type, a->perr.code, a->perr.message, tr);
-    snprintf(a->err, sizeof a->err, "%d %.64s%s%.256s", st, a->perr.type[0] ? a->perr.type : "error",
-             a->perr.message[0] ? ": " : "", a->perr.message);
-}
-
-static void attempt_free(attempt *a)
-{
-    qt_http_response_free(&a->resp);
-    qt_provider_result_free(&a->res);
-}
-
-/* Converts what the response said about limits into limiter feedback. */
-static void feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now)
-{
-    qt_limit_feedback fb = { -1, -1, 0, 0 };
-    if (l->requests.remaining >= 0 && l->requests.reset_ms >= 0) {
-        fb.remaining_requests = l->requests.remaining;
-        fb.reset_requests_ms = now + (uint64_t)l->requests.reset_ms;
-    }
-    const qt_limit_window *tw = l->tokens.remaining >= 0 ? &l->tokens : &l->input_tokens;
-    if (tw->remaining >= 0 && tw->reset_ms >= 0) {
-        fb.remaining_tokens = tw->remaining;
-        fb.reset_tokens_ms = now + (uint64_t)tw->reset_ms;
-    }
-    if (fb.remaining_requests >= 0 || fb.remaining_tokens >= 0)
-        qt_limiter_feedback(e->limiter, key, &fb, now);
-}
-
-/* The metrics outcome of a failed attempt. */
-static qt_outcome outcome_of(const attempt *a)
-{
-    if (!a->built)
-        return QT_OUTCOME_OTHER;
-    if (a->resp.transport != QT_HTTP_OK)
-        return QT_OUTCOME_TIMEOUT;
-    if (a->resp.status == 429)
-        return QT_OUTCOME_RATE_LIMITED;
-    if (a->resp.status >= 500)
-        return QT_OUTCOME_SERVER_ERROR;
-    if (a->resp.status >= 400)
-        return QT_OUTCOME_CLIENT_ERROR;
-    return QT_OUTCOME_OTHER;
-}
-
 /* ------------------------------------------------------------ the worker */
 
 /* Carries one job to its result. Called without the lock. */
@@ -605,17 +405,17 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         if (e->aborting || job->cancel_requested) {
             me->active = 0;
             pthread_mutex_unlock(&e->lock);
-            finish_simple(e, job, QT_STATUS_CANCELLED, c.attempts,
+            engine_finish_simple(e, job, QT_STATUS_CANCELLED, c.attempts,
                           job->cancel_requested ? "cancelled" : "cancelled: quotatop is shutting down");
             return;
         }
         if (now < c.not_before) {
-            wait_until(e, &e->admit_cond, c.not_before);
+            engine_wait_until(e, &e->admit_cond, c.not_before);
             continue;
         }
         if (e->paused || qt_queue_workflow_paused(e->queue, job->workflow)) {
             /* Nothing new is sent while paused; the job keeps its place. */
-            wait_until(e, &e->admit_cond, now + 1000);
+            engine_wait_until(e, &e->admit_cond, now + 1000);
             continue;
         }
         size_t k = 0;
@@ -650,7 +450,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         }
         if (r == ROUTE_WAIT) {
             me->active = 0;
-            wait_until(e, &e->admit_cond, until);
+            engine_wait_until(e, &e->admit_cond, until);
             continue;
         }
 
@@ -669,7 +469,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         me->keys[1] = keys[1];
         if (blocked_by_better(e, wk->index, keys)) {
             me->blocking_key = blocking_key_of(e, keys, est_tokens, now);
-            wait_until(e, &e->admit_cond, now + 1000);
+            engine_wait_until(e, &e->admit_cond, now + 1000);
             continue;
         }
         qt_limiter_res lres;
@@ -677,7 +477,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         qt_err lr = qt_limiter_reserve(e->limiter, keys, 2, est_tokens, now, &lres, &earliest);
         if (lr != QT_OK) {
             me->blocking_key = blocking_key_of(e, keys, est_tokens, now);
-            wait_until(e, &e->admit_cond, earliest == QT_LIMITER_NEVER ? now + 1000 : earliest);
+            engine_wait_until(e, &e->admit_cond, earliest == QT_LIMITER_NEVER ? now + 1000 : earliest);
             continue;
         }
         /* Admitted by the limiter: reserve the worst-case cost and take the
@@ -721,8 +521,8 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         pthread_mutex_unlock(&e->lock);
 
         /* ---- no lock: build, send, parse ---- */
-        attempt a;
-        send_once(e, wk->http, job, mi, pi, &a);
+        engine_attempt a;
+        engine_send(e, wk->http, job, mi, pi, &a);
 
         pthread_mutex_lock(&e->lock);
         now = now_of(e);
@@ -737,13 +537,13 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             qt_circuit_record(mr->circuit, &mperm, QT_CIRCUIT_IGNORED, now, &tr);
             qt_circuit_record(pr->circuit, &pperm, QT_CIRCUIT_IGNORED, now, &tr);
             pthread_cond_broadcast(&e->admit_cond);
-            attempt_free(&a);
+            engine_attempt_free(&a);
             continue;
         }
         qt_retry_verdict v = a.verdict;
         long latency = a.resp.elapsed_ms;
         c.last_status = a.resp.status;
-        feed_limits(e, mr->key, &a.limits, now);
+        engine_feed_limits(e, mr->key, &a.limits, now);
 
         /* Reconcile the reservations with what happened. */
         if (v.cls == QT_RETRY_OK) {
@@ -817,7 +617,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
                           .http_status = a.resp.status };
             finish(e, job, &o);
             free(oj);
-            attempt_free(&a);
+            engine_attempt_free(&a);
             return;
         }
 
@@ -829,7 +629,7 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             snprintf(c.last_error, sizeof c.last_error, "%.60s: %.230s", mr->cfg->name, a.err);
         c.budget_refused = 0;
         qt_metrics_request mreq = { mi, pi, qt_metrics_workflow_index(e->metrics, job->workflow),
-                                    outcome_of(&a), (uint64_t)(latency > 0 ? latency : 0), 0, 0, 0 };
+                                    engine_outcome_of(&a), (uint64_t)(latency > 0 ? latency : 0), 0, 0, 0 };
         qt_metrics_record_request(e->metrics, &mreq, now);
         if (v.cls == QT_RETRY_FATAL) {
             pthread_mutex_unlock(&e->lock);
@@ -837,12 +637,12 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             outcome o = { .status = gone ? QT_STATUS_CANCELLED : QT_STATUS_FAILED,
                           .attempts = c.attempts, .error = c.last_error, .http_status = c.last_status };
             finish(e, job, &o);
-            attempt_free(&a);
+            engine_attempt_free(&a);
             return;
         }
         if (v.cls == QT_RETRY_FALLBACK) {
             give_up_model(&c, k, v.reason);
-            attempt_free(&a);
+            engine_attempt_free(&a);
             continue;
         }
         /* Retryable: wait as the upstream asks, else back off with jitter. */
@@ -885,11 +685,11 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         } else {
             give_up_model(&c, k, d == QT_RETRY_MOVE_ON ? v.reason : "attempts used up");
         }
-        attempt_free(&a);
+        engine_attempt_free(&a);
     }
 }
 
-static void *worker_main(void *arg)
+void *engine_worker_main(void *arg)
 {
     worker *wk = arg;
     qt_engine *e = wk->engine;
@@ -916,267 +716,4 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_unlock(&e->lock);
     return NULL;
-}
-
-/* ------------------------------------------------------------ lifecycle */
-
-qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
-{
-    const qt_config *cfg = opts->cfg;
-    qt_engine *e = calloc(1, sizeof *e);
-    if (!e) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    e->cfg = cfg;
-    e->clock = opts->clock ? opts->clock : qt_clock_system();
-    e->nworkers = opts->workers > 0 ? opts->workers : cfg->workers;
-    e->on_result = opts->on_result;
-    e->on_result_ud = opts->on_result_ud;
-    e->want_openai_json = opts->want_openai_json;
-    e->rng = opts->seed ? opts->seed : (qt_wall_ms() ^ 0x9e3779b97f4a7c15ull) | 1;
-    e->start_ms = now_of(e);
-    pthread_mutex_init(&e->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e->work_cond, &ca);
-    pthread_cond_init(&e->admit_cond, &ca);
-    pthread_cond_init(&e->done_cond, &ca);
-    pthread_condattr_destroy(&ca);
-
-    e->queue = qt_queue_new((uint64_t)cfg->queue.aging_ms, 0);
-    e->limiter = qt_limiter_new(cfg->limits.burst_ms);
-    e->budget = qt_budget_new(cfg->budget.run_usd, cfg->budget.day_usd, cfg->budget.warn_ratio,
-                              cfg->budget.on_exhausted);
-    e->est = qt_estimator_new();
-    e->cache = qt_cache_new(1024);
-    e->events = qt_events_new(1024);
-    e->metrics = qt_metrics_new(e->start_ms);
-    e->models = calloc(cfg->n_models + 1, sizeof *e->models);
-    e->providers = calloc(cfg->n_providers + 1, sizeof *e->providers);
-    e->waiters = calloc((size_t)e->nworkers, sizeof *e->waiters);
-    e->workers = calloc((size_t)e->nworkers, sizeof *e->workers);
-    if (!e->queue || !e->limiter || !e->budget || !e->est || !e->cache || !e->events
-        || !e->metrics || !e->models || !e->providers || !e->waiters || !e->workers) {
-        snprintf(err, errlen, "out of memory");
-        qt_engine_free(e);
-        return NULL;
-    }
-    for (size_t i = 0; i < cfg->budget.n_workflows; i++)
-        qt_budget_set_workflow(e->budget, cfg->budget.workflows[i].name, cfg->budget.workflows[i].usd);
-
-    qt_circuit_params cp = qt_circuit_params_default();
-    cp.failure_threshold = cfg->circuit.failure_threshold;
-    cp.failure_ratio = cfg->circuit.failure_ratio;
-    cp.window_ms = (uint64_t)cfg->circuit.window_ms;
-    cp.cooldown_ms = (uint64_t)(cfg->circuit.cooldown_ms > 0 ? cfg->circuit.cooldown_ms : 1);
-    cp.cooldown_max_ms = (uint64_t)cfg->circuit.cooldown_max_ms;
-    cp.half_open_max = cfg->circuit.half_open_max;
-    for (size_t i = 0; i < cfg->n_providers; i++) {
-        provider_rt *p = &e->providers[i];
-        const qt_provider_cfg *pc = &cfg->providers[i];
-        p->cfg = pc;
-        qt_metrics_provider_index(e->metrics, pc->name);   /* index i, as in the config */
-        p->ops = qt_provider_ops_for(pc->kind);
-        char keyname[300];
-        snprintf(keyname, sizeof keyname, "provider:%s", pc->name);
-        p->key = qt_limiter_add_key(e->limiter, keyname, qt_config_effective(cfg, pc->rpm),
-                                    qt_config_effective(cfg, pc->tpm), pc->max_concurrent);
-        p->circuit = qt_circuit_new(&cp);
-        p->rbudget = qt_retry_budget_new(cfg->retry.budget_ratio, 10000, 10);
-        const char *k = pc->api_key_env ? getenv(pc->api_key_env) : NULL;
-        p->api_key = k && *k ? strdup(k) : NULL;
-        if (!p->ops || p->key < 0 || !p->circuit || !p->rbudget) {
-            snprintf(err, errlen, "cannot set up provider %s", pc->name);
-            qt_engine_free(e);
-            return NULL;
-        }
-    }
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        model_rt *m = &e->models[i];
-        const qt_model_cfg *mc = &cfg->models[i];
-        m->cfg = mc;
-        qt_metrics_model_index(e->metrics, mc->name);      /* index i, as in the config */
-        char keyname[300];
-        snprintf(keyname, sizeof keyname, "model:%s", mc->name);
-        m->key = qt_limiter_add_key(e->limiter, keyname, qt_config_effective(cfg, mc->rpm),
-                                    qt_config_effective(cfg, mc->tpm), 0);
-        m->circuit = qt_circuit_new(&cp);
-        if (m->key < 0 || !m->circuit) {
-            snprintf(err, errlen, "cannot set up model %s", mc->name);
-            qt_engine_free(e);
-            return NULL;
-        }
-    }
-    return e;
-}
-
-qt_err qt_engine_start(qt_engine *e)
-{
-    for (int i = 0; i < e->nworkers; i++) {
-        worker *w = &e->workers[i];
-        w->engine = e;
-        w->index = i;
-        w->http = qt_http_new();
-        if (!w->http || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-            qt_http_free(w->http);
-            w->http = NULL;
-            return QT_ERR_NOMEM;
-        }
-        w->started = 1;
-    }
-    e->started = 1;
-    return QT_OK;
-}
-
-qt_err qt_engine_submit(qt_engine *e, qt_job *job)
-{
-    pthread_mutex_lock(&e->lock);
-    job->enqueued_ms = now_of(e);
-    e->jobs++;
-    int64_t est = qt_estimator_estimate(e->est, job->model, job->prompt_chars)
-                  + max_tokens_of(e, job, job->model_idx);
-    qt_queue_job qj = { .id = job->id, .workflow = job->workflow, .model = job->model,
-                        .priority = job->priority,
-                        .est_tokens = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est,
-                        .payload = job };
-    qt_err r = e->intake_closed || e->stopping ? QT_ERR_CLOSED : qt_queue_push(e->queue, &qj, job->enqueued_ms);
-    if (r == QT_OK)
-        pthread_cond_signal(&e->work_cond);
-    pthread_mutex_unlock(&e->lock);
-    if (r != QT_OK) {
-        char msg[200];
-        if (r == QT_ERR_INVALID)
-            snprintf(msg, sizeof msg, "duplicate job id \"%.100s\" (a job with this id is still queued)",
-                     job->id);
-        else
-            snprintf(msg, sizeof msg, "not queued: %s", r == QT_ERR_CLOSED ? "quotatop is shutting down"
-                                                                         : qt_strerror(r));
-        finish_simple(e, job, r == QT_ERR_INVALID ? QT_STATUS_INVALID : QT_STATUS_CANCELLED, 0, msg);
-    }
-    return r;
-}
-
-void qt_engine_submit_invalid(qt_engine *e, const char *id, const char *workflow, const char *reason)
-{
-    qt_job *job = calloc(1, sizeof *job);
-    if (!job)
-        return;
-    job->id = strdup(id ? id : "?");
-    job->workflow = strdup(workflow ? workflow : "default");
-    pthread_mutex_lock(&e->lock);
-    e->jobs++;
-    job->enqueued_ms = now_of(e);
-    pthread_mutex_unlock(&e->lock);
-    finish_simple(e, job, QT_STATUS_INVALID, 0, reason);
-}
-
-void qt_engine_close_intake(qt_engine *e)
-{
-    pthread_mutex_lock(&e->lock);
-    e->intake_closed = 1;
-    qt_queue_close(e->queue);
-    pthread_cond_broadcast(&e->work_cond);
-    pthread_mutex_unlock(&e->lock);
-}
-
-int qt_engine_wait_done(qt_engine *e, int64_t timeout_ms)
-{
-    pthread_mutex_lock(&e->lock);
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_of(e) + (uint64_t)timeout_ms;
-    while (e->done < e->jobs || !e->intake_closed) {
-        if (now_of(e) >= deadline)
-            break;
-        wait_until(e, &e->done_cond, deadline);
-    }
-    int done = e->done >= e->jobs && e->intake_closed;
-    pthread_mutex_unlock(&e->lock);
-    return done;
-}
-
-/* Gives every queued job a `cancelled` result. */
-static void cancel_queued(qt_engine *e, const char *why)
-{
-    for (;;) {
-        void *payloads[64];
-        pthread_mutex_lock(&e->lock);
-        size_t n = qt_queue_drain(e->queue, payloads, NULL, 64);
-        pthread_mutex_unlock(&e->lock);
-        if (n == 0)
-            break;
-        for (size_t i = 0; i < n; i++)
-            finish_simple(e, payloads[i], QT_STATUS_CANCELLED, 0, why);
-    }
-}
-
-void qt_engine_shutdown(qt_engine *e, int64_t grace_ms)
-{
-    pthread_mutex_lock(&e->lock);
-    if (e->shut_down) {
-        pthread_mutex_unlock(&e->lock);
-        return;
-    }
-    e->stopping = 1;
-    e->intake_closed = 1;
-    qt_queue_close(e->queue);
-    pthread_cond_broadcast(&e->work_cond);
-    pthread_mutex_unlock(&e->lock);
-    cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
-
-    /* Grace: requests in flight may finish; waiting jobs are cancelled after. */
-    pthread_mutex_lock(&e->lock);
-    uint64_t deadline = now_of(e) + (uint64_t)(grace_ms > 0 ? grace_ms : 0);
-    while (e->busy > 0 && now_of(e) < deadline)
-        wait_until(e, &e->done_cond, deadline);
-    __atomic_store_n(&e->aborting, 1, __ATOMIC_RELAXED);
-    pthread_cond_broadcast(&e->admit_cond);
-    pthread_cond_broadcast(&e->work_cond);
-    pthread_mutex_unlock(&e->lock);
-
-    for (int i = 0; i < e->nworkers; i++)
-        if (e->workers[i].started) {
-            pthread_join(e->workers[i].thread, NULL);
-            e->workers[i].started = 0;
-        }
-    cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
-    pthread_mutex_lock(&e->lock);
-    e->shut_down = 1;
-    pthread_mutex_unlock(&e->lock);
-}
-
-void qt_engine_free(qt_engine *e)
-{
-    if (!e)
-        return;
-    if (e->started)
-        qt_engine_shutdown(e, 0);
-    for (int i = 0; e->workers && i < e->nworkers; i++)
-        qt_http_free(e->workers[i].http);
-    for (size_t i = 0; e->providers && i < e->cfg->n_providers; i++) {
-        qt_circuit_free(e->providers[i].circuit);
-        qt_retry_budget_free(e->providers[i].rbudget);
-        if (e->providers[i].api_key) {
-            memset(e->providers[i].api_key, 0, strlen(e->providers[i].api_key));
-            free(e->providers[i].api_key);
-        }
-    }
-    for (size_t i = 0; e->models && i < e->cfg->n_models; i++)
-        qt_circuit_free(e->models[i].circuit);
-    free(e->models);
-    free(e->providers);
-    free(e->waiters);
-    free(e->workers);
-    qt_queue_free(e->queue);
-    qt_limiter_free(e->limiter);
-    qt_budget_free(e->budget);
-    qt_estimator_free(e->est);
-    qt_cache_free(e->cache);
-    qt_events_free(e->events);
-    qt_metrics_free(e->metrics);
-    pthread_mutex_destroy(&e->lock);
-    pthread_cond_destroy(&e->work_cond);
-    pthread_cond_destroy(&e->admit_cond);
-    pthread_cond_destroy(&e->done_cond);
-    free(e);
 }

@@ -15,8 +15,6 @@
 
 #include "engine_int.h"
 
-static uint64_t now_of(qt_engine *e) { return qt_clock_now_ms(e->clock); }
-
 void qt_engine_pause(qt_engine *e, int paused)
 {
     pthread_mutex_lock(&e->lock);

@@ -84,7 +84,46 @@ struct qt_engine {
     uint64_t jobs, done;          /* submitted / given their result */
 };
 
+static inline uint64_t now_of(qt_engine *e) { return qt_clock_now_ms(e->clock); }
+static inline uint64_t wall_of(qt_engine *e) { return qt_clock_wall_ms(e->clock); }
+
+/* The job's max_tokens, else the model's default (what providers count). */
+static inline int max_tokens_of(const qt_engine *e, const qt_job *job, int mi)
+{
+    return job->max_tokens > 0 ? job->max_tokens : e->cfg->models[mi].default_max_tokens;
+}
+
+/* One upstream request and what came of it (engine_send.c fills it). */
+typedef struct {
+    qt_http_response resp;
+    qt_provider_result res;
+    int parsed_ok;              /* res valid */
+    qt_provider_error perr;
+    char err[640];
+    qt_retry_verdict verdict;
+    qt_provider_limits limits;
+    int built;                  /* the request could be built */
+    int streamed;               /* a 2xx stream reached the sink (no retry) */
+    int client_gone;            /* the sink's client went away */
+} engine_attempt;
+
+/* engine.c */
 /* Gives job a `cancelled` result (outside the lock) and frees it. */
 void engine_finish_cancelled(qt_engine *e, qt_job *job, const char *why);
+/* Gives job its final result (outside the lock) and frees it. */
+void engine_finish_simple(qt_engine *e, qt_job *job, qt_status st, int attempts, const char *err);
+/* Waits on cond (e->lock held) until the engine clock reads until_ms, a
+ * signal, or one second at most. */
+void engine_wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms);
+/* A worker thread's body (arg: its worker). */
+void *engine_worker_main(void *arg);
+
+/* engine_send.c (no lock held) */
+void engine_send(qt_engine *e, qt_http *http, const qt_job *job, int mi, int pi, engine_attempt *a);
+void engine_attempt_free(engine_attempt *a);
+/* Turns a response's rate-limit headers into limiter feedback (lock held). */
+void engine_feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now);
+/* The metrics outcome of a failed attempt. */
+qt_outcome engine_outcome_of(const engine_attempt *a);
 
 #endif

@@ -1,0 +1,272 @@
+/* engine_life.c: creating the engine (limiter keys, breakers, budgets from
+ * the config), starting its workers, taking jobs in, and shutting down so
+ * that every job still gets exactly one result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine_int.h"
+/* ------------------------------------------------------------ lifecycle */
+
+qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
+{
+    const qt_config *cfg = opts->cfg;
+    qt_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->cfg = cfg;
+    e->clock = opts->clock ? opts->clock : qt_clock_system();
+    e->nworkers = opts->workers > 0 ? opts->workers : cfg->workers;
+    e->on_result = opts->on_result;
+    e->on_result_ud = opts->on_result_ud;
+    e->want_openai_json = opts->want_openai_json;
+    e->rng = opts->seed ? opts->seed : (qt_wall_ms() ^ 0x9e3779b97f4a7c15ull) | 1;
+    e->start_ms = now_of(e);
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->work_cond, &ca);
+    pthread_cond_init(&e->admit_cond, &ca);
+    pthread_cond_init(&e->done_cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    e->queue = qt_queue_new((uint64_t)cfg->queue.aging_ms, 0);
+    e->limiter = qt_limiter_new(cfg->limits.burst_ms);
+    e->budget = qt_budget_new(cfg->budget.run_usd, cfg->budget.day_usd, cfg->budget.warn_ratio,
+                              cfg->budget.on_exhausted);
+    e->est = qt_estimator_new();
+    e->cache = qt_cache_new(1024);
+    e->events = qt_events_new(1024);
+    e->metrics = qt_metrics_new(e->start_ms);
+    e->models = calloc(cfg->n_models + 1, sizeof *e->models);
+    e->providers = calloc(cfg->n_providers + 1, sizeof *e->providers);
+    e->waiters = calloc((size_t)e->nworkers, sizeof *e->waiters);
+    e->workers = calloc((size_t)e->nworkers, sizeof *e->workers);
+    if (!e->queue || !e->limiter || !e->budget || !e->est || !e->cache || !e->events
+        || !e->metrics || !e->models || !e->providers || !e->waiters || !e->workers) {
+        snprintf(err, errlen, "out of memory");
+        qt_engine_free(e);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->budget.n_workflows; i++)
+        qt_budget_set_workflow(e->budget, cfg->budget.workflows[i].name, cfg->budget.workflows[i].usd);
+
+    qt_circuit_params cp = qt_circuit_params_default();
+    cp.failure_threshold = cfg->circuit.failure_threshold;
+    cp.failure_ratio = cfg->circuit.failure_ratio;
+    cp.window_ms = (uint64_t)cfg->circuit.window_ms;
+    cp.cooldown_ms = (uint64_t)(cfg->circuit.cooldown_ms > 0 ? cfg->circuit.cooldown_ms : 1);
+    cp.cooldown_max_ms = (uint64_t)cfg->circuit.cooldown_max_ms;
+    cp.half_open_max = cfg->circuit.half_open_max;
+    for (size_t i = 0; i < cfg->n_providers; i++) {
+        provider_rt *p = &e->providers[i];
+        const qt_provider_cfg *pc = &cfg->providers[i];
+        p->cfg = pc;
+        qt_metrics_provider_index(e->metrics, pc->name);   /* index i, as in the config */
+        p->ops = qt_provider_ops_for(pc->kind);
+        char keyname[300];
+        snprintf(keyname, sizeof keyname, "provider:%s", pc->name);
+        p->key = qt_limiter_add_key(e->limiter, keyname, qt_config_effective(cfg, pc->rpm),
+                                    qt_config_effective(cfg, pc->tpm), pc->max_concurrent);
+        p->circuit = qt_circuit_new(&cp);
+        p->rbudget = qt_retry_budget_new(cfg->retry.budget_ratio, 10000, 10);
+        const char *k = pc->api_key_env ? getenv(pc->api_key_env) : NULL;
+        p->api_key = k && *k ? strdup(k) : NULL;
+        if (!p->ops || p->key < 0 || !p->circuit || !p->rbudget) {
+            snprintf(err, errlen, "cannot set up provider %s", pc->name);
+            qt_engine_free(e);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        model_rt *m = &e->models[i];
+        const qt_model_cfg *mc = &cfg->models[i];
+        m->cfg = mc;
+        qt_metrics_model_index(e->metrics, mc->name);      /* index i, as in the config */
+        char keyname[300];
+        snprintf(keyname, sizeof keyname, "model:%s", mc->name);
+        m->key = qt_limiter_add_key(e->limiter, keyname, qt_config_effective(cfg, mc->rpm),
+                                    qt_config_effective(cfg, mc->tpm), 0);
+        m->circuit = qt_circuit_new(&cp);
+        if (m->key < 0 || !m->circuit) {
+            snprintf(err, errlen, "cannot set up model %s", mc->name);
+            qt_engine_free(e);
+            return NULL;
+        }
+    }
+    return e;
+}
+
+qt_err qt_engine_start(qt_engine *e)
+{
+    for (int i = 0; i < e->nworkers; i++) {
+        worker *w = &e->workers[i];
+        w->engine = e;
+        w->index = i;
+        w->http = qt_http_new();
+        if (!w->http || pthread_create(&w->thread, NULL, engine_worker_main, w) != 0) {
+            qt_http_free(w->http);
+            w->http = NULL;
+            return QT_ERR_NOMEM;
+        }
+        w->started = 1;
+    }
+    e->started = 1;
+    return QT_OK;
+}
+
+qt_err qt_engine_submit(qt_engine *e, qt_job *job)
+{
+    pthread_mutex_lock(&e->lock);
+    job->enqueued_ms = now_of(e);
+    e->jobs++;
+    int64_t est = qt_estimator_estimate(e->est, job->model, job->prompt_chars)
+                  + max_tokens_of(e, job, job->model_idx);
+    qt_queue_job qj = { .id = job->id, .workflow = job->workflow, .model = job->model,
+                        .priority = job->priority,
+                        .est_tokens = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est,
+                        .payload = job };
+    qt_err r = e->intake_closed || e->stopping ? QT_ERR_CLOSED : qt_queue_push(e->queue, &qj, job->enqueued_ms);
+    if (r == QT_OK)
+        pthread_cond_signal(&e->work_cond);
+    pthread_mutex_unlock(&e->lock);
+    if (r != QT_OK) {
+        char msg[200];
+        if (r == QT_ERR_INVALID)
+            snprintf(msg, sizeof msg, "duplicate job id \"%.100s\" (a job with this id is still queued)",
+                     job->id);
+        else
+            snprintf(msg, sizeof msg, "not queued: %s", r == QT_ERR_CLOSED ? "quotatop is shutting down"
+                                                                         : qt_strerror(r));
+        engine_finish_simple(e, job, r == QT_ERR_INVALID ? QT_STATUS_INVALID : QT_STATUS_CANCELLED, 0, msg);
+    }
+    return r;
+}
+
+void qt_engine_submit_invalid(qt_engine *e, const char *id, const char *workflow, const char *reason)
+{
+    qt_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return;
+    job->id = strdup(id ? id : "?");
+    job->workflow = strdup(workflow ? workflow : "default");
+    pthread_mutex_lock(&e->lock);
+    e->jobs++;
+    job->enqueued_ms = now_of(e);
+    pthread_mutex_unlock(&e->lock);
+    engine_finish_simple(e, job, QT_STATUS_INVALID, 0, reason);
+}
+
+void qt_engine_close_intake(qt_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    e->intake_closed = 1;
+    qt_queue_close(e->queue);
+    pthread_cond_broadcast(&e->work_cond);
+    pthread_mutex_unlock(&e->lock);
+}
+
+int qt_engine_wait_done(qt_engine *e, int64_t timeout_ms)
+{
+    pthread_mutex_lock(&e->lock);
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_of(e) + (uint64_t)timeout_ms;
+    while (e->done < e->jobs || !e->intake_closed) {
+        if (now_of(e) >= deadline)
+            break;
+        engine_wait_until(e, &e->done_cond, deadline);
+    }
+    int done = e->done >= e->jobs && e->intake_closed;
+    pthread_mutex_unlock(&e->lock);
+    return done;
+}
+
+/* Gives every queued job a `cancelled` result. */
+static void cancel_queued(qt_engine *e, const char *why)
+{
+    for (;;) {
+        void *payloads[64];
+        pthread_mutex_lock(&e->lock);
+        size_t n = qt_queue_drain(e->queue, payloads, NULL, 64);
+        pthread_mutex_unlock(&e->lock);
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++)
+            engine_finish_simple(e, payloads[i], QT_STATUS_CANCELLED, 0, why);
+    }
+}
+
+void qt_engine_shutdown(qt_engine *e, int64_t grace_ms)
+{
+    pthread_mutex_lock(&e->lock);
+    if (e->shut_down) {
+        pthread_mutex_unlock(&e->lock);
+        return;
+    }
+    e->stopping = 1;
+    e->intake_closed = 1;
+    qt_queue_close(e->queue);
+    pthread_cond_broadcast(&e->work_cond);
+    pthread_mutex_unlock(&e->lock);
+    cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
+
+    /* Grace: requests in flight may finish; waiting jobs are cancelled after. */
+    pthread_mutex_lock(&e->lock);
+    uint64_t deadline = now_of(e) + (uint64_t)(grace_ms > 0 ? grace_ms : 0);
+    while (e->busy > 0 && now_of(e) < deadline)
+        engine_wait_until(e, &e->done_cond, deadline);
+    __atomic_store_n(&e->aborting, 1, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&e->admit_cond);
+    pthread_cond_broadcast(&e->work_cond);
+    pthread_mutex_unlock(&e->lock);
+
+    for (int i = 0; i < e->nworkers; i++)
+        if (e->workers[i].started) {
+            pthread_join(e->workers[i].thread, NULL);
+            e->workers[i].started = 0;
+        }
+    cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
+    pthread_mutex_lock(&e->lock);
+    e->shut_down = 1;
+    pthread_mutex_unlock(&e->lock);
+}
+
+void qt_engine_free(qt_engine *e)
+{
+    if (!e)
+        return;
+    if (e->started)
+        qt_engine_shutdown(e, 0);
+    for (int i = 0; e->workers && i < e->nworkers; i++)
+        qt_http_free(e->workers[i].http);
+    for (size_t i = 0; e->providers && i < e->cfg->n_providers; i++) {
+        qt_circuit_free(e->providers[i].circuit);
+        qt_retry_budget_free(e->providers[i].rbudget);
+        if (e->providers[i].api_key) {
+            memset(e->providers[i].api_key, 0, strlen(e->providers[i].api_key));
+            free(e->providers[i].api_key);
+        }
+    }
+    for (size_t i = 0; e->models && i < e->cfg->n_models; i++)
+        qt_circuit_free(e->models[i].circuit);
+    free(e->models);
+    free(e->providers);
+    free(e->waiters);
+    free(e->workers);
+    qt_queue_free(e->queue);
+    qt_limiter_free(e->limiter);
+    qt_budget_free(e->budget);
+    qt_estimator_free(e->est);
+    qt_cache_free(e->cache);
+    qt_events_free(e->events);
+    qt_metrics_free(e->metrics);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->work_cond);
+    pthread_cond_destroy(&e->admit_cond);
+    pthread_cond_destroy(&e->done_cond);
+    free(e);
+}

@@ -1,0 +1,176 @@
+/* engine_send.c: one upstream request of a worker: build it with the
+ * provider's table, send it with the worker's libcurl handle (streamed to the
+ * job's sink for the proxy), parse the answer and classify it for the retry
+ * policy. Runs without the engine lock; see engine.c for the loop around it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_int.h"
+
+
+typedef struct {
+    qt_engine *e;
+    const qt_job *job;
+    qt_provider_stream *ps;
+    int client_gone;
+} stream_ctx;
+
+static int stream_chunk(void *ud, const char *json, size_t len)
+{
+    stream_ctx *sc = ud;
+    if (sc->job->stream->on_chunk(sc->job->stream->ud, json, len)) {
+        sc->client_gone = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Polled by libcurl during a transfer: stop on shutdown or cancel. */
+static int should_abort(void *ud)
+{
+    stream_ctx *sc = ud;
+    return __atomic_load_n(&sc->e->aborting, __ATOMIC_RELAXED)
+           || __atomic_load_n(&((qt_job *)sc->job)->cancel_requested, __ATOMIC_RELAXED);
+}
+
+/* Receives upstream bytes of a 2xx streamed answer. */
+static int stream_data(void *ud, const char *buf, size_t n)
+{
+    stream_ctx *sc = ud;
+    if (should_abort(sc))
+        return 1;
+    qt_err r = qt_provider_stream_feed(sc->ps, buf, n, stream_chunk, sc);
+    return r == QT_OK ? 0 : 1;
+}
+
+/* Builds and sends one request; classifies the answer. No lock held. For a
+ * streamed job the 2xx body goes to the job's sink as it arrives; a->streamed
+ * then says whether any byte reached the client (no retry after that). */
+void engine_send(qt_engine *e, qt_http *http, const qt_job *job, int mi, int pi, engine_attempt *a)
+{
+    const qt_model_cfg *m = &e->cfg->models[mi];
+    provider_rt *p = &e->providers[pi];
+    qt_provider_request req = { 0 };
+    memset(a, 0, sizeof *a);
+    bool stream = job->stream != NULL;
+    if (p->ops->build_request(job->body, m, p->api_key, stream, &req, a->err, sizeof a->err) != QT_OK) {
+        a->verdict.cls = QT_RETRY_FALLBACK;
+        a->verdict.reason = "request cannot be expressed for this provider";
+        return;
+    }
+    a->built = 1;
+    char url[600];
+    snprintf(url, sizeof url, "%s%s", p->cfg->base_url, req.path);
+    stream_ctx sc = { e, job, NULL, 0 };
+    qt_http_set_abort(http, should_abort, &sc);
+    if (stream) {
+        sc.ps = qt_provider_stream_new(p->cfg->kind, job->model, (int64_t)(wall_of(e) / 1000));
+        qt_http_post_stream(http, url, (const char *const *)req.headers, req.n_headers, req.body,
+                            req.body_len, p->cfg->timeout_ms, stream_data, &sc, &a->resp);
+    } else {
+        qt_http_post(http, url, (const char *const *)req.headers, req.n_headers, req.body,
+                     req.body_len, p->cfg->timeout_ms, &a->resp);
+    }
+    qt_http_set_abort(http, NULL, NULL);
+    qt_provider_request_free(&req);
+
+    qt_retry_transport tr = QT_RETRY_TRANSPORT_NONE;
+    switch (a->resp.transport) {
+    case QT_HTTP_OK:      break;
+    case QT_HTTP_TIMEOUT: tr = QT_RETRY_TRANSPORT_TIMEOUT; break;
+    case QT_HTTP_CONNECT: tr = QT_RETRY_TRANSPORT_CONNECT; break;
+    default:              tr = QT_RETRY_TRANSPORT_OTHER; break;
+    }
+    p->ops->parse_limit_headers(a->resp.headers, a->resp.n_headers, (int64_t)wall_of(e), &a->limits);
+    int st = a->resp.status;
+    if (stream && st >= 200 && st < 300) {
+        /* Whatever happened, the client may already have bytes: this attempt
+         * is final. Usage comes from the last chunk, else it is estimated. */
+        a->streamed = 1;
+        a->client_gone = sc.client_gone;
+        qt_err r = sc.ps ? qt_provider_stream_result(sc.ps, &a->res, a->err, sizeof a->err)
+                         : QT_ERR_NOMEM;
+        const qt_provider_error *se = sc.ps ? qt_provider_stream_error(sc.ps) : NULL;
+        if (a->res.prompt_tokens < 0)
+            a->res.prompt_tokens = qt_estimator_estimate(e->est, m->name, job->prompt_chars);
+        if (a->res.completion_tokens < 0)
+            a->res.completion_tokens = a->res.content ? (long)(strlen(a->res.content) + 3) / 4 : 0;
+        if (sc.client_gone || tr != QT_RETRY_TRANSPORT_NONE || se
+            || (r != QT_OK && r != QT_ERR_INVALID) || !qt_provider_stream_done(sc.ps)) {
+            a->verdict.cls = QT_RETRY_FATAL;
+            a->verdict.reason = sc.client_gone ? "client disconnected during the stream"
+                                               : "stream broke after the first byte";
+            snprintf(a->err, sizeof a->err, "%s%s%.200s", a->verdict.reason, se ? ": " : "",
+                     se ? se->message : "");
+        } else {
+            a->parsed_ok = 1;
+            a->verdict = qt_retry_classify(st, NULL, NULL, NULL, QT_RETRY_TRANSPORT_NONE);
+        }
+        qt_provider_stream_free(sc.ps);
+        return;
+    }
+    qt_provider_stream_free(sc.ps);
+    if (tr != QT_RETRY_TRANSPORT_NONE) {
+        a->verdict = qt_retry_classify(0, NULL, NULL, NULL, tr);
+        snprintf(a->err, sizeof a->err, "%.100s: %.256s", p->cfg->name, a->resp.error);
+        return;
+    }
+    if (st >= 200 && st < 300) {
+        if (p->ops->parse_response(a->resp.body, a->resp.body_len, &a->res, a->err,
+                                   sizeof a->err) == QT_OK) {
+            a->parsed_ok = 1;
+            a->verdict = qt_retry_classify(st, NULL, NULL, NULL, tr);
+        } else {
+            /* A 2xx we cannot read: the upstream misbehaved; try again. */
+            a->verdict.cls = QT_RETRY_RETRYABLE;
+            a->verdict.reason = "malformed upstream response";
+            a->verdict.upstream_failure = 1;
+        }
+        return;
+    }
+    p->ops->parse_error(st, a->resp.body, a->resp.body_len, &a->perr);
+    a->verdict = qt_retry_classify(st, a->perr.type, a->perr.code, a->perr.message, tr);
+    snprintf(a->err, sizeof a->err, "%d %.64s%s%.256s", st, a->perr.type[0] ? a->perr.type : "error",
+             a->perr.message[0] ? ": " : "", a->perr.message);
+}
+
+void engine_attempt_free(engine_attempt *a)
+{
+    qt_http_response_free(&a->resp);
+    qt_provider_result_free(&a->res);
+}
+
+/* Converts what the response said about limits into limiter feedback. */
+void engine_feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now)
+{
+    qt_limit_feedback fb = { -1, -1, 0, 0 };
+    if (l->requests.remaining >= 0 && l->requests.reset_ms >= 0) {
+        fb.remaining_requests = l->requests.remaining;
+        fb.reset_requests_ms = now + (uint64_t)l->requests.reset_ms;
+    }
+    const qt_limit_window *tw = l->tokens.remaining >= 0 ? &l->tokens : &l->input_tokens;
+    if (tw->remaining >= 0 && tw->reset_ms >= 0) {
+        fb.remaining_tokens = tw->remaining;
+        fb.reset_tokens_ms = now + (uint64_t)tw->reset_ms;
+    }
+    if (fb.remaining_requests >= 0 || fb.remaining_tokens >= 0)
+        qt_limiter_feedback(e->limiter, key, &fb, now);
+}
+
+/* The metrics outcome of a failed attempt. */
+qt_outcome engine_outcome_of(const engine_attempt *a)
+{
+    if (!a->built)
+        return QT_OUTCOME_OTHER;
+    if (a->resp.transport != QT_HTTP_OK)
+        return QT_OUTCOME_TIMEOUT;
+    if (a->resp.status == 429)
+        return QT_OUTCOME_RATE_LIMITED;
+    if (a->resp.status >= 500)
+        return QT_OUTCOME_SERVER_ERROR;
+    if (a->resp.status >= 400)
+        return QT_OUTCOME_CLIENT_ERROR;
+    return QT_OUTCOME_OTHER;
+}
