@@ -94,12 +94,15 @@ tsan: deps
 bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@for b in $^; do echo "== $$b"; $$b; done
 
-install: $(BUILD)/quotatop
+# The themes directory is compiled in: rebuild when PREFIX is not the default.
+install:
+	@rm -rf $(BUILD)-install
+	@$(MAKE) --no-print-directory -s BUILD=$(BUILD)-install PREFIX=$(PREFIX) $(BUILD)-install/quotatop
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/quotatop/themes
-	install -m 755 $(BUILD)/quotatop $(DESTDIR)$(PREFIX)/bin/quotatop
+	install -m 755 $(BUILD)-install/quotatop $(DESTDIR)$(PREFIX)/bin/quotatop
 	install -m 644 themes/*.theme $(DESTDIR)$(PREFIX)/share/quotatop/themes/
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-install build-asan build-tsan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -331,8 +331,12 @@ qt_err qt_theme_find(const char *name, const char *exe_dir, const char *datadir,
         return QT_OK;
     }
     char p[4096];
-    if (exe_dir) {
-        snprintf(p, sizeof p, "%s/../themes/%s.theme", exe_dir, name);
+    /* Next to the binary: the source tree (build/quotatop -> themes/) and a
+     * relocated install (bin/quotatop -> share/quotatop/themes/). */
+    static const char *const beside[] = { "%s/../themes/%s.theme",
+                                          "%s/../share/quotatop/themes/%s.theme" };
+    for (size_t i = 0; exe_dir && i < sizeof beside / sizeof beside[0]; i++) {
+        snprintf(p, sizeof p, beside[i], exe_dir, name);
         if (readable(p)) {
             snprintf(out, outlen, "%s", p);
             return QT_OK;
