@@ -21,15 +21,10 @@
  * to their tables. Maps store only uint32 values and read keys back through
  * the tables.
  *
- * Snapshot walks the heaps in order without modifying them: an auxiliary
- * min-heap of candidate nodes starts with the root of `heads`; taking a
- * `heads` node offers its two children in `heads` and the two children of
- * that workflow's root; taking an entry node offers its two heap children.
- * The first N entries in pop order thus cost O(N log N).
- *
- * Locking: `locked` queues wrap every public function in `mu`; `cv` is
- * signalled on push of a ready entry and broadcast on resume and close.
- * Unlocked queues never touch mu/cv (the engine serializes calls).
+ * This file holds that core and the operations on single entries (push, pop,
+ * pop_wait, cancel, reprioritize). queue_ctl.c holds the controls and readers
+ * over the whole queue (pause, resume, close, drain, counts, snapshot); the
+ * state both share and the locking rule are in queue_int.h.
  */
 #include "quotatop/queue.h"
 
@@ -39,86 +34,14 @@
 #include <string.h>
 #include <time.h>
 
-#define NIL UINT32_MAX
-#define ID_INLINE 16
+#include "queue_int.h"
+
 #define MAX_ENTRIES (UINT32_MAX - 1u)
 #define MAX_MODELS 65535u
-
-typedef struct {
-    uint64_t key;        /* sort key: priority*aging_ms + enqueue_ms, or priority */
-    uint64_t seq;        /* push sequence number: FIFO tie-break */
-    uint64_t enq_ms;     /* enqueue time after the non-decreasing clamp */
-    void *payload;       /* caller's */
-    union {
-        char inl[ID_INLINE]; /* id when strlen(id) < ID_INLINE */
-        char *ptr;           /* malloc'd copy otherwise */
-    } id;
-    uint32_t wf;         /* workflow index */
-    uint32_t slot;       /* position in its workflow heap; next free when free */
-    uint32_t est_tokens;
-    uint16_t model;      /* model index + 1; 0 = none */
-    uint8_t prio;        /* base priority 1..10; 0 = free pool slot */
-    uint8_t id_heap;     /* 1 when id.ptr is malloc'd */
-} qent;
-
-typedef struct {
-    char *name;
-    uint32_t *heap;      /* min-heap of entry indices */
-    uint32_t n, cap;
-    uint32_t hslot;      /* position in q->heads, NIL when not ready */
-    int paused;
-} qwf;
-
-typedef struct {
-    uint32_t *b;         /* buckets: value or NIL */
-    uint32_t mask;       /* bucket count - 1 (power of two), 0 when b == NULL */
-    uint32_t n;
-} qmap;
-
-struct qt_queue {
-    uint64_t aging_ms;
-    uint64_t next_seq;
-    uint64_t last_enq_ms; /* FIFO clamp: enqueue times never go back */
-    qent *ents;
-    uint32_t ents_cap, ents_hi, free_head;
-    uint32_t n;           /* queued entries */
-    size_t by_prio[QT_QUEUE_PRIO_LEVELS];
-    qwf *wfs;
-    uint32_t nwfs, wfs_cap;
-    uint32_t *heads;      /* heap of ready workflow indices */
-    uint32_t nheads;      /* (capacity = wfs_cap) */
-    char **models;
-    uint32_t nmodels, models_cap;
-    qmap ids, wfmap, modelmap;
-    int paused_all;
-    int closed;
-    int locked;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-};
-
-/* ---------- locking ---------- */
-
-static void lock(qt_queue *q)
-{
-    if (q->locked)
-        pthread_mutex_lock(&q->mu);
-}
-
-static void unlock(qt_queue *q)
-{
-    if (q->locked)
-        pthread_mutex_unlock(&q->mu);
-}
 
 /* ---------- hash maps ---------- */
 
 typedef const char *(*keyfn)(const qt_queue *q, uint32_t v);
-
-static const char *ent_id(const qent *e)
-{
-    return e->id_heap ? e->id.ptr : e->id.inl;
-}
 
 static const char *key_id(const qt_queue *q, uint32_t v) { return ent_id(&q->ents[v]); }
 static const char *key_wf(const qt_queue *q, uint32_t v) { return q->wfs[v].name; }
@@ -201,12 +124,6 @@ static void map_remove_at(const qt_queue *q, qmap *m, keyfn kf, uint32_t i)
 }
 
 /* ---------- heaps ---------- */
-
-static int ent_less(const qt_queue *q, uint32_t a, uint32_t b)
-{
-    const qent *x = &q->ents[a], *y = &q->ents[b];
-    return x->key < y->key || (x->key == y->key && x->seq < y->seq);
-}
 
 static void wf_set(qt_queue *q, qwf *w, uint32_t pos, uint32_t e)
 {
@@ -298,7 +215,7 @@ static void head_sift_down(qt_queue *q, uint32_t pos)
 
 /* Puts workflow w where it belongs in `heads` after any change to its heap
  * root or its paused flag: in (sifted) when ready, out when not. O(log W). */
-static void head_fix(qt_queue *q, uint32_t w)
+void queue_head_fix(qt_queue *q, uint32_t w)
 {
     qwf *wf = &q->wfs[w];
     int ready = !wf->paused && wf->n > 0;
@@ -324,7 +241,7 @@ static void head_fix(qt_queue *q, uint32_t w)
 
 /* Returns the index of workflow `name`, adding it when add is 1; NIL when
  * absent (add = 0) or out of memory (*err set). */
-static uint32_t wf_lookup(qt_queue *q, const char *name, int add, qt_err *err)
+uint32_t queue_wf_lookup(qt_queue *q, const char *name, int add, qt_err *err)
 {
     uint32_t b = map_find(q, &q->wfmap, key_wf, name);
     if (b != NIL)
@@ -440,7 +357,7 @@ static uint64_t make_key(const qt_queue *q, int prio, uint64_t enq_ms)
     return q->aging_ms ? (uint64_t)prio * q->aging_ms + enq_ms : (uint64_t)prio;
 }
 
-static void copy_str(char *dst, size_t cap, const char *src)
+void queue_copy_str(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
     if (n >= cap)
@@ -449,12 +366,12 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-static void fill_view(const qt_queue *q, uint32_t i, qt_queue_view *v)
+void queue_fill_view(const qt_queue *q, uint32_t i, qt_queue_view *v)
 {
     const qent *e = &q->ents[i];
-    copy_str(v->id, sizeof v->id, ent_id(e));
-    copy_str(v->workflow, sizeof v->workflow, q->wfs[e->wf].name);
-    copy_str(v->model, sizeof v->model, e->model ? q->models[e->model - 1] : "");
+    queue_copy_str(v->id, sizeof v->id, ent_id(e));
+    queue_copy_str(v->workflow, sizeof v->workflow, q->wfs[e->wf].name);
+    queue_copy_str(v->model, sizeof v->model, e->model ? q->models[e->model - 1] : "");
     v->priority = e->prio;
     v->effective_priority = e->prio;
     v->paused = q->wfs[e->wf].paused;
@@ -463,7 +380,7 @@ static void fill_view(const qt_queue *q, uint32_t i, qt_queue_view *v)
 }
 
 /* Unlinks entry i from its heap, the id map and the counts, and frees it. */
-static void ent_remove(qt_queue *q, uint32_t i, uint32_t id_bucket)
+void queue_ent_remove(qt_queue *q, uint32_t i, uint32_t id_bucket)
 {
     qent *e = &q->ents[i];
     uint32_t w = e->wf;
@@ -471,7 +388,7 @@ static void ent_remove(qt_queue *q, uint32_t i, uint32_t id_bucket)
         id_bucket = map_find(q, &q->ids, key_id, ent_id(e));
     map_remove_at(q, &q->ids, key_id, id_bucket);
     wf_remove(q, &q->wfs[w], e->slot);
-    head_fix(q, w);
+    queue_head_fix(q, w);
     q->by_prio[e->prio - 1]--;
     q->n--;
     ent_release(q, i);
@@ -547,7 +464,7 @@ static qt_err push_locked(qt_queue *q, const qt_queue_job *job, uint64_t now_ms)
     if (map_find(q, &q->ids, key_id, job->id) != NIL)
         return QT_ERR_INVALID;
     const char *wname = (job->workflow && *job->workflow) ? job->workflow : "default";
-    uint32_t w = wf_lookup(q, wname, 1, &err);
+    uint32_t w = queue_wf_lookup(q, wname, 1, &err);
     if (w == NIL)
         return err;
     uint16_t model = model_lookup(q, job->model, &err);
@@ -599,7 +516,7 @@ static qt_err push_locked(qt_queue *q, const qt_queue_job *job, uint64_t now_ms)
     wf->heap[wf->n++] = i;
     e->slot = wf->n - 1;
     wf_sift_up(q, wf, wf->n - 1);
-    head_fix(q, w);
+    queue_head_fix(q, w);
     q->by_prio[job->priority - 1]++;
     q->n++;
     if (q->locked && !wf->paused && !q->paused_all)
@@ -626,8 +543,8 @@ static qt_err pop_locked(qt_queue *q, void **payload, qt_queue_view *view)
     if (payload)
         *payload = q->ents[i].payload;
     if (view)
-        fill_view(q, i, view);
-    ent_remove(q, i, NIL);
+        queue_fill_view(q, i, view);
+    queue_ent_remove(q, i, NIL);
     return QT_OK;
 }
 
@@ -690,7 +607,7 @@ qt_err qt_queue_cancel(qt_queue *q, const char *id, void **payload)
         uint32_t i = q->ids.b[b];
         if (payload)
             *payload = q->ents[i].payload;
-        ent_remove(q, i, b);
+        queue_ent_remove(q, i, b);
         err = QT_OK;
     }
     unlock(q);
@@ -716,7 +633,7 @@ qt_err qt_queue_reprioritize(qt_queue *q, const char *id, int priority)
         e->key = make_key(q, priority, e->enq_ms);
         wf_sift_up(q, wf, e->slot);
         wf_sift_down(q, wf, e->slot);
-        head_fix(q, e->wf);
+        queue_head_fix(q, e->wf);
         err = QT_OK;
     }
     unlock(q);
@@ -732,248 +649,4 @@ int qt_queue_priority_of(qt_queue *q, const char *id)
     int p = b != NIL ? q->ents[q->ids.b[b]].prio : 0;
     unlock(q);
     return p;
-}
-
-void qt_queue_pause_all(qt_queue *q)
-{
-    if (!q)
-        return;
-    lock(q);
-    q->paused_all = 1;
-    unlock(q);
-}
-
-void qt_queue_resume_all(qt_queue *q)
-{
-    if (!q)
-        return;
-    lock(q);
-    q->paused_all = 0;
-    if (q->locked)
-        pthread_cond_broadcast(&q->cv);
-    unlock(q);
-}
-
-qt_err qt_queue_pause_workflow(qt_queue *q, const char *workflow)
-{
-    if (!q || !workflow)
-        return QT_ERR_INVALID;
-    qt_err err = QT_OK;
-    lock(q);
-    uint32_t w = wf_lookup(q, *workflow ? workflow : "default", 1, &err);
-    if (w != NIL) {
-        q->wfs[w].paused = 1;
-        head_fix(q, w);
-    }
-    unlock(q);
-    return err;
-}
-
-qt_err qt_queue_resume_workflow(qt_queue *q, const char *workflow)
-{
-    if (!q || !workflow)
-        return QT_ERR_INVALID;
-    lock(q);
-    uint32_t w = wf_lookup(q, *workflow ? workflow : "default", 0, NULL);
-    if (w != NIL && q->wfs[w].paused) {
-        q->wfs[w].paused = 0;
-        head_fix(q, w);
-        if (q->locked)
-            pthread_cond_broadcast(&q->cv);
-    }
-    unlock(q);
-    return QT_OK;
-}
-
-int qt_queue_workflow_paused(qt_queue *q, const char *workflow)
-{
-    if (!q || !workflow)
-        return 0;
-    lock(q);
-    uint32_t w = wf_lookup(q, *workflow ? workflow : "default", 0, NULL);
-    int p = w != NIL && q->wfs[w].paused;
-    unlock(q);
-    return p;
-}
-
-void qt_queue_close(qt_queue *q)
-{
-    if (!q)
-        return;
-    lock(q);
-    q->closed = 1;
-    if (q->locked)
-        pthread_cond_broadcast(&q->cv);
-    unlock(q);
-}
-
-size_t qt_queue_drain(qt_queue *q, void **payloads, qt_queue_view *views,
-                      size_t max)
-{
-    if (!q || !payloads)
-        return 0;
-    size_t k = 0;
-    lock(q);
-    for (uint32_t w = 0; w < q->nwfs && k < max; w++) {
-        qwf *wf = &q->wfs[w];
-        /* taking the last heap element keeps the heap valid: O(1) + map */
-        while (wf->n > 0 && k < max) {
-            uint32_t i = wf->heap[wf->n - 1];
-            payloads[k] = q->ents[i].payload;
-            if (views)
-                fill_view(q, i, &views[k]);
-            k++;
-            ent_remove(q, i, NIL);
-        }
-    }
-    unlock(q);
-    return k;
-}
-
-void qt_queue_counts_get(qt_queue *q, qt_queue_counts *out)
-{
-    if (!out)
-        return;
-    memset(out, 0, sizeof *out);
-    if (!q)
-        return;
-    lock(q);
-    out->total = q->n;
-    for (uint32_t w = 0; w < q->nwfs; w++)
-        if (!q->wfs[w].paused)
-            out->ready += q->wfs[w].n;
-    memcpy(out->by_priority, q->by_prio, sizeof out->by_priority);
-    out->paused_all = q->paused_all;
-    out->closed = q->closed;
-    unlock(q);
-}
-
-size_t qt_queue_workflow_counts(qt_queue *q, qt_queue_workflow_count *out,
-                                size_t max)
-{
-    if (!q)
-        return 0;
-    lock(q);
-    size_t n = q->nwfs;
-    for (size_t w = 0; w < n && w < max && out; w++) {
-        copy_str(out[w].name, sizeof out[w].name, q->wfs[w].name);
-        out[w].count = q->wfs[w].n;
-        out[w].paused = q->wfs[w].paused;
-    }
-    unlock(q);
-    return n;
-}
-
-/* A node of the snapshot walk: either position `pos` of `heads` (is_head) or
- * position `pos` of workflow `wf`'s heap. `ent` is the entry it stands for. */
-typedef struct {
-    uint32_t ent, wf, pos, is_head;
-} cand;
-
-static int cand_less(const qt_queue *q, const cand *a, const cand *b)
-{
-    return ent_less(q, a->ent, b->ent);
-}
-
-static void cand_push(const qt_queue *q, cand *h, size_t *n, cand c)
-{
-    size_t pos = (*n)++;
-    while (pos > 0) {
-        size_t parent = (pos - 1) / 2;
-        if (!cand_less(q, &c, &h[parent]))
-            break;
-        h[pos] = h[parent];
-        pos = parent;
-    }
-    h[pos] = c;
-}
-
-static cand cand_pop(const qt_queue *q, cand *h, size_t *n)
-{
-    cand top = h[0], last = h[--*n];
-    size_t pos = 0;
-    for (;;) {
-        size_t c = 2 * pos + 1;
-        if (c >= *n)
-            break;
-        if (c + 1 < *n && cand_less(q, &h[c + 1], &h[c]))
-            c++;
-        if (!cand_less(q, &h[c], &last))
-            break;
-        h[pos] = h[c];
-        pos = c;
-    }
-    if (*n > 0)
-        h[pos] = last;
-    return top;
-}
-
-static void offer_entry(const qt_queue *q, cand *h, size_t *n, uint32_t w, uint32_t pos)
-{
-    if (pos < q->wfs[w].n)
-        cand_push(q, h, n, (cand){q->wfs[w].heap[pos], w, pos, 0});
-}
-
-static void offer_head(const qt_queue *q, cand *h, size_t *n, uint32_t hpos)
-{
-    if (hpos < q->nheads) {
-        uint32_t w = q->heads[hpos];
-        cand_push(q, h, n, (cand){q->wfs[w].heap[0], w, hpos, 1});
-    }
-}
-
-size_t qt_queue_snapshot(qt_queue *q, uint64_t now_ms, int include_paused,
-                         qt_queue_view *out, size_t max)
-{
-    if (!q || !out || max == 0)
-        return 0;
-    lock(q);
-    size_t k = 0;
-    size_t npaused = 0;
-    if (include_paused)
-        for (uint32_t w = 0; w < q->nwfs; w++)
-            npaused += q->wfs[w].paused && q->wfs[w].n > 0;
-    if (max > q->n)
-        max = q->n;
-    /* each step removes one candidate and offers at most four */
-    size_t cap = 1 + npaused + 3 * max + 4;
-    cand *h = max ? malloc(cap * sizeof *h) : NULL;
-    if (h) {
-        size_t n = 0;
-        offer_head(q, h, &n, 0);
-        for (uint32_t w = 0; include_paused && w < q->nwfs; w++)
-            if (q->wfs[w].paused)
-                offer_entry(q, h, &n, w, 0);
-        while (k < max && n > 0) {
-            cand c = cand_pop(q, h, &n);
-            fill_view(q, c.ent, &out[k]);
-            out[k].effective_priority = qt_queue_effective_priority(
-                q->aging_ms, out[k].priority, out[k].enqueue_ms, now_ms);
-            k++;
-            if (c.is_head) {
-                offer_head(q, h, &n, 2 * c.pos + 1);
-                offer_head(q, h, &n, 2 * c.pos + 2);
-                offer_entry(q, h, &n, c.wf, 1);
-                offer_entry(q, h, &n, c.wf, 2);
-            } else {
-                offer_entry(q, h, &n, c.wf, 2 * c.pos + 1);
-                offer_entry(q, h, &n, c.wf, 2 * c.pos + 2);
-            }
-        }
-        free(h);
-    }
-    unlock(q);
-    return k;
-}
-
-int qt_queue_effective_priority(uint64_t aging_ms, int priority,
-                                uint64_t enqueue_ms, uint64_t now_ms)
-{
-    if (aging_ms == 0 || now_ms <= enqueue_ms)
-        return priority;
-    uint64_t levels = (now_ms - enqueue_ms) / aging_ms;
-    if (levels >= (uint64_t)priority)
-        return QT_QUEUE_PRIO_MIN;
-    int p = priority - (int)levels;
-    return p < QT_QUEUE_PRIO_MIN ? QT_QUEUE_PRIO_MIN : p;
 }
