@@ -1,12 +1,18 @@
-/* proxy_int.h: helpers shared by proxy.c (the HTTP front), proxy_json.c
- * (OpenAI shapes, addresses) and proxy_metrics.c (Prometheus text). Private
- * to src/. */
+/* proxy_int.h: what the proxy's files share, private to src/. proxy.c (the
+ * HTTP server: setup, routing, the small endpoints, the request object) and
+ * proxy_chat.c (POST /v1/chat/completions: submit, wait, answer, stream)
+ * share the server and request structs and the answer helpers below;
+ * proxy_json.c (OpenAI shapes, addresses) and proxy_metrics.c (Prometheus
+ * text) share the byte buffer and the JSON helpers. */
 #ifndef QT_PROXY_INT_H
 #define QT_PROXY_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include <microhttpd.h>
 
 #include "quotatop/proxy.h"
 
@@ -55,5 +61,92 @@ int px_upstream_status_of(const char *error);
  * address is a loopback one (127/8, ::1). */
 int px_resolve_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
                       int *loopback, char *err, size_t errlen);
+
+/* ------------------------------------------------------------ server and requests
+ * (proxy.c and proxy_chat.c; see proxy.c's DESIGN for ownership and locking) */
+
+struct qt_proxy {
+    const qt_config *cfg;
+    qt_engine *engine;
+    char *token;                    /* NULL = no auth */
+    unsigned idle_timeout_s;
+    int verbose;
+    char listen[300];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int loopback;
+    int port;
+    char base_url[340];
+    int listen_fd;                  /* ours until MHD owns it; -1 after quiesce */
+    struct MHD_Daemon *daemon;
+    int64_t started_s;              /* wall seconds, for "created" of models */
+    uint64_t next_id;               /* atomic */
+    int64_t answering;              /* atomic: submitted requests whose answer is not
+                                       complete yet (qt_proxy_stop lets them finish) */
+    qt_proxy_stats st;              /* fields updated with __atomic */
+};
+
+typedef enum { RT_NONE = 0, RT_CHAT, RT_MODELS, RT_MODEL, RT_METRICS, RT_HEALTH } px_route;
+
+typedef struct px_req {
+    qt_proxy *px;
+    struct MHD_Connection *conn;
+    int sock;                       /* the client's socket */
+    px_route route;
+    const char *model_path;         /* RT_MODEL: the id in the URL (MHD's memory) */
+    int early;                      /* an answer was queued at the first call */
+    px_buf body;
+    int too_big;
+    uint64_t t0;
+    int status_sent;                /* for the access log */
+
+    /* set before submit, read by the worker */
+    char id[32];
+    int stream, include_usage;
+    qt_stream_sink sink;
+    const qt_job *job;              /* valid while the engine holds it (worker side only) */
+    int efd;                        /* eventfd: the worker wakes the connection thread */
+
+    pthread_mutex_t mu;             /* guards everything below */
+    int refs;
+    int submitted;                  /* the engine has (had) the job */
+    int client_gone;
+    int have_result;
+    int chunks;                     /* chunks forwarded */
+    int stream_started;             /* the SSE response was queued */
+    px_buf out;                     /* SSE bytes not yet sent, from out_off */
+    size_t out_off;
+    long first_queued_ms;           /* at the first chunk */
+    qt_status status;
+    char *error, *model_used, *openai_json, *content;
+    int attempts, cached, http_status;
+    long queued_ms, prompt_tokens, completion_tokens;
+} px_req;
+
+/* Counters of qt_proxy_stats and px->answering (relaxed atomics). */
+static inline void px_count(uint64_t *c, uint64_t n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
+static inline void px_gauge(int64_t *g, int64_t d) { __atomic_add_fetch(g, d, __ATOMIC_RELAXED); }
+
+/* Drops one reference to r; the last one frees it. */
+void px_req_unref(px_req *r);
+
+/* Queues a JSON answer (takes ownership of body; NULL = out of memory). */
+enum MHD_Result px_answer_json(px_req *r, struct MHD_Connection *c, unsigned status, char *body,
+                               const char *const *headers);
+
+/* Queues an OpenAI error answer with a printf-style message; headers is a
+ * NULL-terminated list of name, value pairs (or NULL). */
+enum MHD_Result px_answer_error(px_req *r, struct MHD_Connection *c, unsigned status,
+                                const char *type, const char *code, const char *param,
+                                const char *const *headers, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+
+/* A request header, NULL when absent. */
+const char *px_hdr(struct MHD_Connection *c, const char *name);
+
+/* POST /v1/chat/completions at its last handler call (body complete):
+ * validates, submits the job, sleeps until the answer and queues it
+ * (proxy_chat.c). */
+enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c);
 
 #endif

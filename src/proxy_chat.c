@@ -1,0 +1,451 @@
+/* proxy_chat.c: POST /v1/chat/completions, the one endpoint that waits.
+ *
+ * DESIGN
+ * proxy.c routes a chat request here at its last handler call, with the
+ * body read. px_chat validates the headers and body, builds the job,
+ * applies backpressure (a bounded queue, a bounded estimated wait: 429 with
+ * retry-after otherwise), submits it and sleeps in req_wait on the
+ * request's eventfd and the client's socket. The engine's worker calls back
+ * here: on_chunk appends SSE bytes to r->out, qt_proxy_on_result stores the
+ * result (and, for a stream, the closing events); both wake the sleeper.
+ * The answer is then JSON, an OpenAI error (answer_failure maps a failed
+ * job to its status), or an SSE response whose reader (sse_reader) sleeps
+ * the same way between chunks. Reference counting, the lock order and
+ * disconnects are described in proxy.c; the request struct is in
+ * proxy_int.h.
+ */
+#include "quotatop/proxy.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <microhttpd.h>
+
+#include "proxy_int.h"
+#include "quotatop/clock.h"
+
+#define PX_STREAM_BUF_MAX (8u << 20)   /* SSE bytes a slow client may leave unread */
+
+/* ------------------------------------------------------------ waiting */
+
+/* Wakes the connection thread. Called with r->mu held. */
+static void req_wake(px_req *r)
+{
+    uint64_t one = 1;
+    ssize_t n = write(r->efd, &one, sizeof one);
+    (void)n;   /* EAGAIN: the counter is already nonzero, the thread wakes anyway */
+}
+
+/* Sleeps until ready(r) holds (checked under r->mu) or the client hangs up.
+ * Returns 1 when ready, 0 when the client is gone (r->client_gone set). The
+ * connection's idle timeout is off while quotatop makes the client wait. */
+static int req_wait(px_req *r, int (*ready)(const px_req *))
+{
+    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    int ok = 0;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        ok = ready(r);
+        int gone = r->client_gone;
+        pthread_mutex_unlock(&r->mu);
+        if (ok || gone)
+            break;
+        struct pollfd pf[2] = { { .fd = r->efd, .events = POLLIN },
+                                { .fd = r->sock, .events = POLLRDHUP } };
+        int n = poll(pf, r->sock >= 0 ? 2 : 1, 1000);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (pf[0].revents & POLLIN) {
+            uint64_t v;
+            ssize_t rd = read(r->efd, &v, sizeof v);
+            (void)rd;
+        }
+        if (r->sock >= 0 && (pf[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))) {
+            pthread_mutex_lock(&r->mu);
+            ok = ready(r);   /* an answer that arrived with the hang-up still counts */
+            if (!ok)
+                r->client_gone = 1;
+            pthread_mutex_unlock(&r->mu);
+            break;
+        }
+    }
+    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, r->px->idle_timeout_s);
+    return ok;
+}
+
+static int ready_result(const px_req *r) { return r->have_result; }
+static int ready_first_byte(const px_req *r) { return r->have_result || r->chunks > 0; }
+static int ready_out(const px_req *r)
+{
+    return r->out.len > r->out_off || r->have_result || r->client_gone;
+}
+
+/* ------------------------------------------------------------ engine side */
+
+/* The sink of a streamed job (worker thread). */
+static int on_chunk(void *ud, const char *json, size_t len)
+{
+    px_req *r = ud;
+    int stop = 0;
+    pthread_mutex_lock(&r->mu);
+    if (r->client_gone) {
+        stop = 1;
+    } else if (!r->include_usage && px_chunk_is_usage_only(json, len)) {
+        /* quotatop asked the upstream for usage; this client did not */
+    } else if (r->out.len - r->out_off > PX_STREAM_BUF_MAX) {
+        r->client_gone = 1;   /* it stopped reading: treat it as gone */
+        stop = 1;
+    } else {
+        if (r->out_off == r->out.len)
+            r->out.len = r->out_off = 0;
+        if (r->chunks == 0 && r->job)
+            r->first_queued_ms = r->job->dispatched_ms > r->job->enqueued_ms
+                                     ? (long)(r->job->dispatched_ms - r->job->enqueued_ms) : 0;
+        if (px_buf_add(&r->out, "data: ", 6) || px_buf_add(&r->out, json, len)
+            || px_buf_add(&r->out, "\n\n", 2)) {
+            r->client_gone = 1;
+            stop = 1;
+        }
+        r->chunks++;
+        req_wake(r);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+void qt_proxy_on_result(void *ud, const qt_job *job, const qt_result *res, const qt_result_extra *x)
+{
+    (void)ud;
+    px_req *r = job->user;
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->job = NULL;
+    r->status = res->status;
+    r->error = dup_or_null(res->error);
+    r->model_used = dup_or_null(res->model_used);
+    r->openai_json = dup_or_null(x ? x->openai_json : NULL);
+    r->content = dup_or_null(res->content);
+    r->attempts = res->attempts;
+    r->cached = res->cached;
+    r->http_status = x ? x->http_status : 0;
+    r->queued_ms = res->queued_ms;
+    r->prompt_tokens = res->prompt_tokens;
+    r->completion_tokens = res->completion_tokens;
+    if (r->stream && !r->client_gone) {
+        if (r->out_off == r->out.len)
+            r->out.len = r->out_off = 0;
+        if (res->status == QT_STATUS_OK) {
+            if (r->chunks == 0)   /* answered without a stream (the response cache) */
+                px_sse_from_content(&r->out, r->id, res->model_used ? res->model_used : job->model,
+                                    qt_wall_ms() / 1000, res->content, res->prompt_tokens,
+                                    res->completion_tokens, r->include_usage);
+            /* SSE comments are ignored by clients; this one tells humans. */
+            px_buf_addf(&r->out, ": quotatop model_used=%s attempts=%d queued_ms=%ld\n\n",
+                        res->model_used ? res->model_used : "-", res->attempts, res->queued_ms);
+            px_buf_adds(&r->out, "data: [DONE]\n\n");
+        } else if (r->chunks > 0) {
+            /* The answer broke after the first byte: no retry is possible
+             * any more, so the client gets OpenAI's in-stream error event. */
+            char msg[600];
+            snprintf(msg, sizeof msg, "quotatop: the stream broke: %.500s",
+                     res->error ? res->error : "unknown error");
+            char *ej = px_error_json(msg, "server_error", NULL, "stream_broken");
+            if (ej) {
+                px_buf_addf(&r->out, "data: %s\n\n", ej);
+                free(ej);
+            }
+        }
+    }
+    r->have_result = 1;
+    req_wake(r);
+    pthread_mutex_unlock(&r->mu);
+    px_req_unref(r);
+}
+
+/* ------------------------------------------------------------ streamed answers */
+
+static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    px_req *r = cls;
+    if (!req_wait(r, ready_out)) {
+        px_count(&r->px->st.gone_streaming, 1);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    pthread_mutex_lock(&r->mu);
+    ssize_t n;
+    if (r->out.len > r->out_off) {
+        size_t k = r->out.len - r->out_off;
+        if (k > max)
+            k = max;
+        memcpy(buf, r->out.s + r->out_off, k);
+        r->out_off += k;
+        n = (ssize_t)k;
+    } else if (r->client_gone) {
+        n = MHD_CONTENT_READER_END_WITH_ERROR;
+    } else {
+        n = MHD_CONTENT_READER_END_OF_STREAM;   /* have_result and all sent */
+    }
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static void sse_free(void *cls)
+{
+    px_req *r = cls;
+    px_gauge(&r->px->st.streams, -1);
+    px_req_unref(r);
+}
+
+static enum MHD_Result answer_stream(px_req *r, struct MHD_Connection *c)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                                  sse_reader, r, sse_free);
+    if (!resp)
+        return MHD_NO;
+    pthread_mutex_lock(&r->mu);
+    r->refs++;                    /* the response's reference, dropped by sse_free */
+    r->stream_started = 1;
+    long q = r->have_result ? r->queued_ms : r->first_queued_ms;
+    pthread_mutex_unlock(&r->mu);
+    px_gauge(&r->px->st.streams, 1);
+    char qs[32];
+    snprintf(qs, sizeof qs, "%ld", q);
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    MHD_add_response_header(resp, "X-Quotatop-Queued-Ms", qs);
+    MHD_add_response_header(resp, "X-Quotatop-Request-Id", r->id);
+    enum MHD_Result ok = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);   /* sse_free runs when MHD lets go of it */
+    if (ok == MHD_YES)
+        px_count(&r->px->st.responses[200], 1);
+    r->status_sent = 200;
+    return ok;
+}
+
+/* ------------------------------------------------------------ chat completions */
+
+/* Maps a finished non-ok job to its HTTP answer. */
+static enum MHD_Result answer_failure(px_req *r, struct MHD_Connection *c, const char *const *h)
+{
+    const char *why = r->error ? r->error : "unknown error";
+    switch (r->status) {
+    case QT_STATUS_REJECTED: {
+        /* Not a 429: SDKs would retry it, and waiting does not refill a
+         * budget. x-should-retry: false tells the OpenAI SDKs so. */
+        const char *hh[16];
+        size_t n = 0;
+        for (size_t i = 0; h && h[i] && h[i + 1] && n + 4 < QT_ARRAY_LEN(hh); i += 2) {
+            hh[n++] = h[i];
+            hh[n++] = h[i + 1];
+        }
+        hh[n++] = "x-should-retry";
+        hh[n++] = "false";
+        hh[n] = hh[n + 1] = NULL;
+        return px_answer_error(r, c, 402, "insufficient_quota", "budget_exhausted", NULL, hh,
+                               "quotatop: budget exhausted: %s", why);
+    }
+    case QT_STATUS_CANCELLED:
+        return px_answer_error(r, c, 503, "server_error", "cancelled", NULL, h,
+                               "quotatop: the request was cancelled before it was answered: %s", why);
+    case QT_STATUS_INVALID:
+        return px_answer_error(r, c, 400, "invalid_request_error", NULL, NULL, h, "%s", why);
+    default: {
+        /* Failed. An upstream 4xx about the request itself is the client's
+         * to fix (same status, so SDKs raise BadRequestError and do not
+         * retry); anything else is the upstream's or quotatop's: 502 when
+         * an upstream answered, 503 when none could be reached. */
+        int us = r->http_status >= 400 ? r->http_status : px_upstream_status_of(r->error);
+        if (us == 400 || us == 404 || us == 413 || us == 422)
+            return px_answer_error(r, c, (unsigned)us, "invalid_request_error", "upstream_rejected", NULL,
+                                   h, "upstream rejected the request: %s", why);
+        if (us > 0)
+            return px_answer_error(r, c, 502, "upstream_error", "upstream_failed", NULL, h,
+                                   "quotatop: upstream failed: %s", why);
+        return px_answer_error(r, c, 503, "server_error", "no_upstream_available", NULL, h,
+                               "quotatop: no upstream could answer: %s", why);
+    }
+    }
+}
+
+/* A workflow name from a header: 1..63 printable characters, no spaces. */
+static int workflow_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return 0;
+    return 1;
+}
+
+enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
+{
+    qt_proxy *px = r->px;
+    const qt_config *cfg = px->cfg;
+    if (r->too_big)
+        return px_answer_error(r, c, 413, "invalid_request_error", "request_too_large", NULL, NULL,
+                               "request body is larger than proxy.max_body_bytes (%ld bytes)",
+                               cfg->proxy.max_body_bytes);
+
+    /* Headers first: they need no parsing of the body. */
+    const char *wf = px_hdr(c, "X-Quotatop-Workflow");
+    const char *pr = px_hdr(c, "X-Quotatop-Priority");
+    int prio = cfg->proxy.default_priority;
+    if (wf && !workflow_ok(wf))
+        return px_answer_error(r, c, 400, "invalid_request_error", "invalid_workflow", NULL, NULL,
+                               "X-Quotatop-Workflow must be 1 to 63 printable characters without spaces");
+    if (pr) {
+        char *end;
+        long v = strtol(pr, &end, 10);
+        if (!*pr || *end || v < 1 || v > 10)
+            return px_answer_error(r, c, 400, "invalid_request_error", "invalid_priority", NULL, NULL,
+                                   "X-Quotatop-Priority must be a whole number from 1 (most urgent) to 10");
+        prio = (int)v;
+    }
+
+    const char *end = NULL;
+    cJSON *body = r->body.len ? cJSON_ParseWithLengthOpts(r->body.s, r->body.len, &end, 0) : NULL;
+    if (!cJSON_IsObject(body)) {
+        int parsed = body != NULL;
+        size_t at = end && r->body.s && end >= r->body.s ? (size_t)(end - r->body.s) : 0;
+        cJSON_Delete(body);
+        if (!r->body.len)
+            return px_answer_error(r, c, 400, "invalid_request_error", "invalid_json", NULL, NULL,
+                                   "the request has no body: send a JSON object");
+        if (parsed)
+            return px_answer_error(r, c, 400, "invalid_request_error", "invalid_json", NULL, NULL,
+                                   "the request body must be a JSON object");
+        return px_answer_error(r, c, 400, "invalid_request_error", "invalid_json", NULL, NULL,
+                               "the request body is not valid JSON (near byte %zu)", at);
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    if (!model) {
+        cJSON_Delete(body);
+        return px_answer_error(r, c, 400, "invalid_request_error", "missing_required_parameter", "model",
+                               NULL, "you must provide a model parameter");
+    }
+    if (cJSON_IsString(model) && qt_config_model_index(cfg, model->valuestring) < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "The model `%.100s` does not exist (not in quotatop's config; "
+                 "GET /v1/models lists them)", model->valuestring);
+        cJSON_Delete(body);
+        return px_answer_error(r, c, 404, "invalid_request_error", "model_not_found", "model", NULL,
+                               "%s", msg);
+    }
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(body, "stream");
+    if (st && !cJSON_IsBool(st) && !cJSON_IsNull(st)) {
+        cJSON_Delete(body);
+        return px_answer_error(r, c, 400, "invalid_request_error", "invalid_type", "stream", NULL,
+                               "\"stream\" must be a boolean");
+    }
+    r->stream = cJSON_IsTrue(st);
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
+    r->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    int max_tokens = 0;
+    const cJSON *mct = cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens");
+    if (cJSON_IsNumber(mct) && mct->valuedouble >= 1 && mct->valuedouble <= 1e7)
+        max_tokens = (int)mct->valuedouble;
+
+    /* quotatop's own job fields come from headers, never from the body. */
+    snprintf(r->id, sizeof r->id, "px-%llu",
+             (unsigned long long)__atomic_add_fetch(&px->next_id, 1, __ATOMIC_RELAXED));
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "id");
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "workflow");
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "priority");
+    cJSON_AddStringToObject(body, "id", r->id);
+
+    qt_job *job = NULL;
+    char err[300];
+    if (qt_job_from_json(body, 0, cfg, &job, NULL, NULL, err, sizeof err) != QT_OK)
+        return px_answer_error(r, c, 400, "invalid_request_error", "invalid_request", NULL, NULL, "%s", err);
+    const char *wname = wf ? wf : cfg->proxy.default_workflow ? cfg->proxy.default_workflow : "default";
+    char *w = strdup(wname);
+    if (!w) {
+        qt_job_free(job);
+        return px_answer_json(r, c, 500, NULL, NULL);
+    }
+    free(job->workflow);
+    job->workflow = w;
+    job->priority = prio;
+    if (job->max_tokens == 0 && max_tokens > 0)
+        job->max_tokens = max_tokens;
+
+    /* Backpressure: a bounded queue, and no promise we cannot keep. */
+    qt_engine *e = px->engine;
+    size_t depth = qt_engine_queue_depth(e);
+    uint64_t wait = qt_engine_estimate_wait_ms(e, job->model_idx, job->prompt_chars, job->max_tokens);
+    int full = (long)depth >= cfg->proxy.max_queue;
+    int too_long = wait != UINT64_MAX && wait > (uint64_t)cfg->proxy.max_wait_ms;
+    if (full || too_long) {
+        /* Retry when the wait would fit the client's patience again. */
+        uint64_t ra_ms = wait == UINT64_MAX ? 1000
+                         : too_long ? wait - (uint64_t)cfg->proxy.max_wait_ms : wait;
+        if (ra_ms < 1000)
+            ra_ms = 1000;
+        char ra[32], ram[32];
+        snprintf(ra, sizeof ra, "%llu", (unsigned long long)((ra_ms + 999) / 1000));
+        snprintf(ram, sizeof ram, "%llu", (unsigned long long)ra_ms);
+        const char *h[] = { "retry-after", ra, "retry-after-ms", ram, NULL, NULL };
+        px_count(full ? &px->st.rejected_queue_full : &px->st.rejected_wait, 1);
+        char model_name[100];
+        snprintf(model_name, sizeof model_name, "%s", job->model);
+        qt_job_free(job);
+        if (full)
+            return px_answer_error(r, c, 429, "requests", "queue_full", NULL, h,
+                                   "quotatop: the queue is full (%zu requests, proxy.max_queue %ld); "
+                                   "retry after %s s", depth, cfg->proxy.max_queue, ra);
+        return px_answer_error(r, c, 429, "requests", "rate_limit_exceeded", NULL, h,
+                               "quotatop: rate limit of %s: the estimated wait of %llu ms exceeds "
+                               "proxy.max_wait_ms (%ld ms); retry after %s s", model_name,
+                               (unsigned long long)wait, cfg->proxy.max_wait_ms, ra);
+    }
+
+    r->sink.on_chunk = on_chunk;
+    r->sink.ud = r;
+    job->stream = r->stream ? &r->sink : NULL;
+    job->user = r;
+    r->job = job;
+    pthread_mutex_lock(&r->mu);
+    r->refs++;                    /* the job's reference, dropped by qt_proxy_on_result */
+    r->submitted = 1;
+    pthread_mutex_unlock(&r->mu);
+    px_gauge(&px->answering, 1);     /* until notify_completed */
+    qt_engine_submit(e, job);     /* may answer at once (shutting down) */
+
+    if (!req_wait(r, r->stream ? ready_first_byte : ready_result)) {
+        px_count(&px->st.gone_queued, 1);
+        return MHD_NO;            /* notify_completed cancels the job */
+    }
+    pthread_mutex_lock(&r->mu);
+    int stream_now = r->stream && (r->chunks > 0 || (r->have_result && r->status == QT_STATUS_OK));
+    pthread_mutex_unlock(&r->mu);
+    if (stream_now)
+        return answer_stream(r, c);
+
+    /* have_result: the worker is done with r's result fields. */
+    char att[16], q[32];
+    snprintf(att, sizeof att, "%d", r->attempts);
+    snprintf(q, sizeof q, "%ld", r->queued_ms);
+    const char *h[] = { "X-Quotatop-Model-Used", r->model_used ? r->model_used : "",
+                        "X-Quotatop-Attempts", att, "X-Quotatop-Queued-Ms", q,
+                        "X-Quotatop-Request-Id", r->id,
+                        r->cached ? "X-Quotatop-Cached" : NULL, "true", NULL, NULL };
+    if (r->status != QT_STATUS_OK)
+        return answer_failure(r, c, r->model_used ? h : h + 6);
+    char *out = r->openai_json ? strdup(r->openai_json)
+                               : px_completion_json(r->id, r->model_used, qt_wall_ms() / 1000, r->content,
+                                                    r->prompt_tokens, r->completion_tokens);
+    return px_answer_json(r, c, 200, out, h);
+}
