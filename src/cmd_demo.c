@@ -78,7 +78,8 @@ static const char demo_config[] =
     "              \"cooldown_ms\": 5000, \"cooldown_max_ms\": 20000, \"half_open_max\": 1},\n"
     "  \"budget\":  {\"run_usd\": 2.00, \"day_usd\": 50.00, \"warn_ratio\": 0.8,\n"
     "              \"workflows\": {\"nightly-eval\": %s, \"support-bot\": 1.50}, \"on_exhausted\": \"reject\"},\n"
-    "  \"queue\":   {\"aging_ms\": 20000}\n"
+    "  \"queue\":   {\"aging_ms\": 20000},\n"
+    "  \"state_dir\": \"\"\n"          /* simulated spend: never into the ledger */
     "}\n";
 
 /* Budget of nightly-eval: ~110 gpt-4o-mini calls reach 80% of it. */

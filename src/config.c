@@ -496,6 +496,20 @@ static char *expand_home(const char *p)
     return out;
 }
 
+/* The default state directory: $XDG_STATE_HOME/quotatop when that is set,
+ * else ~/.local/state/quotatop (the rule of qt_ledger_default_dir, kept here
+ * too so config does not depend on the ledger). */
+static char *default_state_dir(void)
+{
+    const char *xdg = getenv("XDG_STATE_HOME");
+    char *out = NULL;
+    if (!xdg || !*xdg)
+        return expand_home("~/.local/state/quotatop");
+    if (asprintf(&out, "%s/quotatop", xdg) < 0)
+        return NULL;
+    return out;
+}
+
 static void set_defaults(qt_config *c)
 {
     c->workers = 8;
@@ -651,7 +665,8 @@ static void read_sections(qt_diag *d, const cJSON *root, qt_config *c)
     }
     char *state = NULL;
     get_str(d, root, "", "state_dir", &state);
-    c->state_dir = expand_home(state ? state : "~/.local/state/quotatop");
+    /* "" is kept as "": no ledger (nothing is written to disk). */
+    c->state_dir = state ? expand_home(state) : default_state_dir();
     free(state);
     if ((s = get_obj(d, root, "", "proxy"))) {
         static const char *k[] = { "listen", "token_env", "max_queue", "max_wait_ms",

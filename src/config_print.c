@@ -140,7 +140,10 @@ void qt_config_print_effective(const qt_config *cfg, FILE *out)
                 cfg->backend.prefix ? cfg->backend.prefix : "quotatop");
     else
         fprintf(out, "backend: local (this process only)\n");
-    fprintf(out, "state_dir: %s\n", cfg->state_dir);
+    if (cfg->state_dir && *cfg->state_dir)
+        fprintf(out, "state_dir: %s\n", cfg->state_dir);
+    else
+        fprintf(out, "state_dir: none (no ledger)\n");
     fprintf(out, "proxy: listen %s, max_queue %ld, max_wait %ldms, ", cfg->proxy.listen,
             cfg->proxy.max_queue, cfg->proxy.max_wait_ms);
     if (!cfg->proxy.token_env)

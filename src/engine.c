@@ -107,6 +107,21 @@ static void circuit_event(qt_engine *e, const char *what, const qt_circuit_trans
 }
 /* ------------------------------------------------------------ results */
 
+/* Records a billed call in the ledger (if any). Called WITHOUT the engine
+ * lock; the ledger has its own. A failure never touches the result: it is
+ * reported once per engine and the next calls are still tried. */
+static void ledger_record(qt_engine *e, const qt_ledger_call *c)
+{
+    if (!e->ledger || qt_ledger_record(e->ledger, c) == QT_OK)
+        return;
+    if (__atomic_exchange_n(&e->ledger_warned, 1, __ATOMIC_RELAXED))
+        return;
+    char msg[300];
+    qt_ledger_errmsg(e->ledger, msg, sizeof msg);
+    fprintf(stderr, "quotatop: warning: cannot record spend in the ledger (%s); "
+                    "results are unaffected, further failures are not reported\n", msg);
+}
+
 typedef struct {
     qt_status status;
     const char *model_used, *provider;
@@ -609,6 +624,13 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             pthread_mutex_unlock(&e->lock);
             double actual = qt_budget_cost(mr->cfg->input_usd_per_mtok, mr->cfg->output_usd_per_mtok,
                                            a.res.prompt_tokens, a.res.completion_tokens);
+            /* Billed: into the ledger before the result goes out (disk I/O,
+             * so only now that the engine lock is released). */
+            qt_ledger_call lc = { .wall_ms = wall, .workflow = job->workflow, .model = job->model,
+                                  .model_used = mr->cfg->name, .provider = pr->cfg->name,
+                                  .job_id = job->id, .prompt_tokens = a.res.prompt_tokens,
+                                  .completion_tokens = a.res.completion_tokens, .cost_usd = actual };
+            ledger_record(e, &lc);
             outcome o = { .status = QT_STATUS_OK, .model_used = mr->cfg->name,
                           .provider = pr->cfg->name, .attempts = c.attempts,
                           .prompt_tokens = a.res.prompt_tokens,

@@ -14,6 +14,7 @@
 #include "quotatop/engine.h"
 #include "quotatop/events.h"
 #include "quotatop/http.h"
+#include "quotatop/ledger.h"
 #include "quotatop/limiter.h"
 #include "quotatop/metrics.h"
 #include "quotatop/provider.h"
@@ -65,6 +66,8 @@ struct qt_engine {
     worker *workers;              /* threads: touched by start/shutdown only */
     qt_events *events;            /* has its own lock */
     qt_metrics *metrics;          /* has its own lock; model/provider index = config index */
+    qt_ledger *ledger;            /* has its own lock; NULL when disabled or unusable */
+    int ledger_warned;            /* a failed record was reported (__atomic, no lock) */
 
     pthread_mutex_t lock;         /* guards everything below */
     pthread_cond_t work_cond, admit_cond, done_cond;

@@ -1,6 +1,6 @@
 /* engine_life.c: creating the engine (limiter keys, breakers, budgets from
- * the config), starting its workers, taking jobs in, and shutting down so
- * that every job still gets exactly one result.
+ * the config, the spend ledger), starting its workers, taking jobs in, and
+ * shutting down so that every job still gets exactly one result.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,33 @@
 
 #include "engine_int.h"
 /* ------------------------------------------------------------ lifecycle */
+
+/* Opens the spend ledger in cfg->state_dir (none when it is NULL or "") and
+ * seeds the day budget with what the ledger holds for the current UTC day,
+ * so a day budget survives restarts. A ledger that cannot be opened is a
+ * warning, not an error: the engine runs without it. */
+static void open_ledger(qt_engine *e)
+{
+    const char *dir = e->cfg->state_dir;
+    if (!dir || !*dir)
+        return;
+    char err[512];
+    e->ledger = qt_ledger_open(dir, err, sizeof err);
+    if (!e->ledger) {
+        fprintf(stderr, "quotatop: warning: spend ledger disabled (state_dir %s): %s; "
+                        "this run's spend is not recorded\n", dir, err);
+        return;
+    }
+    uint64_t wall = wall_of(e);
+    double usd = 0;
+    if (qt_ledger_day_spend(e->ledger, wall / QT_LEDGER_MS_PER_DAY, &usd) != QT_OK) {
+        qt_ledger_errmsg(e->ledger, err, sizeof err);
+        fprintf(stderr, "quotatop: warning: cannot read today's spend from the ledger (%s); "
+                        "the day budget starts at $0\n", err);
+    } else if (usd > 0) {
+        qt_budget_add_prior_day_spend(e->budget, wall, usd);
+    }
+}
 
 qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
 {
@@ -55,6 +82,7 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     }
     for (size_t i = 0; i < cfg->budget.n_workflows; i++)
         qt_budget_set_workflow(e->budget, cfg->budget.workflows[i].name, cfg->budget.workflows[i].usd);
+    open_ledger(e);
 
     qt_circuit_params cp = qt_circuit_params_default();
     cp.failure_threshold = cfg->circuit.failure_threshold;
@@ -264,6 +292,7 @@ void qt_engine_free(qt_engine *e)
     qt_cache_free(e->cache);
     qt_events_free(e->events);
     qt_metrics_free(e->metrics);
+    qt_ledger_close(e->ledger);   /* after the workers: nobody records any more */
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->work_cond);
     pthread_cond_destroy(&e->admit_cond);

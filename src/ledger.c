@@ -30,7 +30,7 @@
 
 #include <sqlite3.h>
 
-#define BUSY_TIMEOUT_MS 2000
+#define BUSY_TIMEOUT_MS 500   /* a writer holds the lock for microseconds; longer is abnormal */
 
 enum { ST_INSERT, ST_DAY, ST_BY_WORKFLOW, ST_BY_MODEL, ST_BY_DAY, ST_COUNT };
 

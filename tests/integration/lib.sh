@@ -4,6 +4,7 @@ set -uo pipefail
 
 QT_BIN=${QT_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/quotatop}
 TMP=$(mktemp -d /tmp/qt-it.XXXXXX)
+export XDG_STATE_HOME="$TMP/state"   # the default state_dir (spend ledger) stays in $TMP
 _pids=()
 
 cleanup() {
