@@ -136,7 +136,7 @@ void qt_config_print_effective(const qt_config *cfg, FILE *out)
     }
     fprintf(out, "queue: aging %ldms per priority level\n", cfg->queue.aging_ms);
     if (cfg->backend.kind == QT_BACKEND_REDIS)
-        fprintf(out, "backend: redis %s prefix %s\n", cfg->backend.url,
+        fprintf(out, "backend: redis %s prefix %s (NOT implemented in this build: counted locally)\n", cfg->backend.url,
                 cfg->backend.prefix ? cfg->backend.prefix : "quotatop");
     else
         fprintf(out, "backend: local (this process only)\n");

@@ -88,7 +88,9 @@ typedef struct {
         char *url;                         /* redis://host:port */
         char *prefix;                      /* key prefix, default "quotatop" */
     } backend;
-    char *state_dir;                       /* "~" expanded; default ~/.local/state/quotatop */
+    char *state_dir;                       /* the ledger's directory, "~" expanded; default
+                                              $XDG_STATE_HOME/quotatop or ~/.local/state/quotatop;
+                                              "" = no ledger */
     struct {
         char *listen;                      /* default 127.0.0.1:8787 */
         char *token_env;                   /* may be NULL */
