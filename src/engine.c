@@ -39,8 +39,8 @@
 #include "engine_int.h"
 
 #define MAX_CHAIN 32
-/* ------------------------------------------------------------ helpers */
 
+/* ------------------------------------------------------------ helpers */
 
 /* xorshift64*: jitter for backoff and weighted provider choice. */
 static uint64_t next_rand(qt_engine *e)
