@@ -48,11 +48,13 @@ expect_not_contains() {
     if [[ "$2" != *"$3"* ]]; then pass "$1"; else fail "$1" "'$3' found in output"; fi
 }
 
-# free_port: prints a loopback TCP port nobody listens on.
+# free_port: prints a loopback TCP port nobody listens on, below the
+# kernel's ephemeral range (32768+) so no outgoing connection (or its
+# TIME_WAIT) can hold it when a server binds it a moment later.
 free_port() {
     local p
     while :; do
-        p=$(( 20000 + RANDOM % 30000 ))
+        p=$(( 20000 + RANDOM % 12000 ))
         (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
     done
 }
