@@ -19,11 +19,18 @@
  * it needs too, so capacity goes to waiters one at a time and in order, with
  * no thundering herd, and a slow model does not stall the others.
  *
+ * Dispatch (engine_worker_main): a free worker takes the most urgent queued
+ * job that can go now, looking down the queue (PICK_WINDOW entries) past
+ * jobs whose model is at its limit, so a slow model's backlog never takes
+ * every worker while other models have capacity; when none can go it sleeps
+ * until the first could.
+ *
  * A job's life in a worker (run_job): route -> reserve -> send -> record,
  * looping until it has a final status. The per-job routing state (which
  * models of the chain are exhausted, attempts per model, the backoff) lives
- * on the worker's stack in a job_ctx. A worker carries its job while the job
- * waits; counters, histories and latencies go to the metrics module.
+ * on the worker's stack in a job_ctx; a job that must wait after it was
+ * taken (a retry's backoff, a fallback's limit) keeps its worker. Counters,
+ * histories and latencies go to the metrics module.
  */
 #include "quotatop/engine.h"
 
@@ -711,6 +718,52 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
     }
 }
 
+/* ------------------------------------------------------------ dispatch */
+
+/* How far down the queue a free worker looks for a job that can go now. */
+#define PICK_WINDOW 256
+
+typedef struct {
+    qt_engine *e;
+    uint64_t now;
+    uint64_t wake;        /* earliest time a skipped job could go */
+    signed char *memo;    /* per model: -1 unknown, 0 must wait, 1 can go */
+} pick_ctx;
+
+/* Whether a queued job can make progress now: its model's limiter (with one
+ * of its providers) would admit it, or its model is unavailable anyway (the
+ * router then falls back or waits briefly). Jobs whose model is at its limit
+ * are skipped, so a slow model's backlog does not take every worker while
+ * other models have capacity. Lock held (called from qt_queue_pop_first). */
+static int can_go(void *ud, const qt_queue_view *v)
+{
+    pick_ctx *pc = ud;
+    qt_engine *e = pc->e;
+    int mi = qt_config_model_index(e->cfg, v->model);
+    if (mi < 0)
+        return 1;   /* a name longer than the view holds: do not guess */
+    if (pc->memo[mi] >= 0)
+        return pc->memo[mi];
+    model_rt *mr = &e->models[mi];
+    uint64_t until = UINT64_MAX, best = UINT64_MAX;
+    if (!qt_circuit_peek(mr->circuit, pc->now) || key_held(e, mr->key, pc->now, &until))
+        return pc->memo[mi] = 1;
+    const qt_model_cfg *m = mr->cfg;
+    for (size_t k = 0; k < m->n_providers; k++) {
+        provider_rt *pr = &e->providers[m->provider_idx[k]];
+        int keys[2] = { mr->key, pr->key };
+        uint64_t w = qt_limiter_wait_ms(e->limiter, keys, 2, v->est_tokens, pc->now);
+        if (w < best)
+            best = w;
+    }
+    if (best == 0)
+        return pc->memo[mi] = 1;
+    uint64_t at = best == QT_LIMITER_NEVER ? pc->now + 1000 : pc->now + best;
+    if (at < pc->wake)
+        pc->wake = at;
+    return pc->memo[mi] = 0;
+}
+
 void *engine_worker_main(void *arg)
 {
     worker *wk = arg;
@@ -719,8 +772,11 @@ void *engine_worker_main(void *arg)
     for (;;) {
         void *payload = NULL;
         qt_err r = QT_ERR_NOTFOUND;
-        if (!e->stopping)
-            r = qt_queue_pop(e->queue, &payload, NULL);
+        pick_ctx pc = { e, now_of(e), UINT64_MAX, e->pick_memo };
+        if (!e->stopping) {
+            memset(e->pick_memo, -1, e->cfg->n_models);
+            r = qt_queue_pop_first(e->queue, pc.now, PICK_WINDOW, can_go, &pc, &payload, NULL);
+        }
         if (r == QT_OK) {
             qt_job *job = payload;
             uint64_t order = ++e->pop_order;
@@ -734,6 +790,15 @@ void *engine_worker_main(void *arg)
         }
         if (e->stopping || (r == QT_ERR_CLOSED && e->intake_closed))
             break;
+        if (r == QT_ERR_LIMIT) {
+            /* Jobs are queued but none can go yet: sleep until the first
+             * could, or until capacity frees or a job arrives (both
+             * broadcast admit_cond while someone waits here). */
+            e->idle_waiting++;
+            engine_wait_until(e, &e->admit_cond, pc.wake);
+            e->idle_waiting--;
+            continue;
+        }
         pthread_cond_wait(&e->work_cond, &e->lock);
     }
     pthread_mutex_unlock(&e->lock);

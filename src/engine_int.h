@@ -83,6 +83,8 @@ struct qt_engine {
     int started, intake_closed, stopping, shut_down, paused;
     int aborting;                 /* read without the lock via __atomic */
     int busy;
+    int idle_waiting;             /* free workers waiting for a queued job's capacity */
+    signed char *pick_memo;       /* per model scratch for dispatch (engine.c) */
     uint64_t pop_order;
     uint64_t jobs, done;          /* submitted / given their result */
 };

@@ -73,9 +73,10 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     e->models = calloc(cfg->n_models + 1, sizeof *e->models);
     e->providers = calloc(cfg->n_providers + 1, sizeof *e->providers);
     e->waiters = calloc((size_t)e->nworkers, sizeof *e->waiters);
+    e->pick_memo = calloc(cfg->n_models + 1, 1);
     e->workers = calloc((size_t)e->nworkers, sizeof *e->workers);
     if (!e->queue || !e->limiter || !e->budget || !e->est || !e->cache || !e->events
-        || !e->metrics || !e->models || !e->providers || !e->waiters || !e->workers) {
+        || !e->metrics || !e->models || !e->providers || !e->waiters || !e->pick_memo || !e->workers) {
         snprintf(err, errlen, "out of memory");
         qt_engine_free(e);
         return NULL;
@@ -160,8 +161,11 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
                         .est_tokens = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est,
                         .payload = job };
     qt_err r = e->intake_closed || e->stopping ? QT_ERR_CLOSED : qt_queue_push(e->queue, &qj, job->enqueued_ms);
-    if (r == QT_OK)
+    if (r == QT_OK) {
         pthread_cond_signal(&e->work_cond);
+        if (e->idle_waiting)   /* it may be the job they can take */
+            pthread_cond_broadcast(&e->admit_cond);
+    }
     pthread_mutex_unlock(&e->lock);
     if (r != QT_OK) {
         char msg[200];
@@ -284,6 +288,7 @@ void qt_engine_free(qt_engine *e)
     free(e->models);
     free(e->providers);
     free(e->waiters);
+    free(e->pick_memo);
     free(e->workers);
     qt_queue_free(e->queue);
     qt_limiter_free(e->limiter);

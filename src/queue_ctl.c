@@ -258,6 +258,65 @@ size_t qt_queue_snapshot(qt_queue *q, uint64_t now_ms, int include_paused,
     return k;
 }
 
+qt_err qt_queue_pop_first(qt_queue *q, uint64_t now_ms, size_t window,
+                          int (*accept)(void *ud, const qt_queue_view *v), void *ud,
+                          void **payload, qt_queue_view *view)
+{
+    if (!q || !accept || window == 0)
+        return QT_ERR_INVALID;
+    lock(q);
+    if (q->paused_all || q->nheads == 0) {
+        qt_err r = q->closed ? QT_ERR_CLOSED : QT_ERR_NOTFOUND;
+        unlock(q);
+        return r;
+    }
+    if (window > q->n)
+        window = q->n;
+    /* The snapshot walk over ready entries only (paused workflows are not
+     * in `heads`): each step removes one candidate and offers at most four. */
+    size_t cap = 3 * window + 5, n = 0, seen = 0;
+    cand *h = malloc(cap * sizeof *h);
+    if (!h) {
+        unlock(q);
+        return QT_ERR_NOMEM;
+    }
+    uint32_t found = NIL;
+    qt_queue_view v;
+    offer_head(q, h, &n, 0);
+    while (seen < window && n > 0) {
+        cand c = cand_pop(q, h, &n);
+        queue_fill_view(q, c.ent, &v);
+        v.effective_priority = qt_queue_effective_priority(q->aging_ms, v.priority,
+                                                           v.enqueue_ms, now_ms);
+        seen++;
+        if (accept(ud, &v)) {
+            found = c.ent;
+            break;
+        }
+        if (c.is_head) {
+            offer_head(q, h, &n, 2 * c.pos + 1);
+            offer_head(q, h, &n, 2 * c.pos + 2);
+            offer_entry(q, h, &n, c.wf, 1);
+            offer_entry(q, h, &n, c.wf, 2);
+        } else {
+            offer_entry(q, h, &n, c.wf, 2 * c.pos + 1);
+            offer_entry(q, h, &n, c.wf, 2 * c.pos + 2);
+        }
+    }
+    free(h);
+    if (found == NIL) {
+        unlock(q);
+        return QT_ERR_LIMIT;
+    }
+    if (payload)
+        *payload = q->ents[found].payload;
+    if (view)
+        *view = v;
+    queue_ent_remove(q, found, NIL);
+    unlock(q);
+    return QT_OK;
+}
+
 int qt_queue_effective_priority(uint64_t aging_ms, int priority,
                                 uint64_t enqueue_ms, uint64_t now_ms)
 {

@@ -193,6 +193,19 @@ size_t qt_queue_workflow_counts(qt_queue *q, qt_queue_workflow_count *out,
 size_t qt_queue_snapshot(qt_queue *q, uint64_t now_ms, int include_paused,
                          qt_queue_view *out, size_t max);
 
+/* Removes the first entry, in pop order among the first `window` ready
+ * entries, that accept(ud, view) accepts (the view is filled as by
+ * qt_queue_snapshot at now_ms). For a scheduler that skips jobs which cannot
+ * go yet (their model is at its limit) without losing their place. Returns
+ * QT_OK with *payload (and *view when not NULL); QT_ERR_LIMIT when none of the
+ * window was accepted; QT_ERR_NOTFOUND / QT_ERR_CLOSED as qt_queue_pop when
+ * nothing is ready; QT_ERR_INVALID for a NULL accept or a zero window;
+ * QT_ERR_NOMEM. O(window log window + log n). Locks when locked; accept runs
+ * under that lock and must not call back into the queue. */
+qt_err qt_queue_pop_first(qt_queue *q, uint64_t now_ms, size_t window,
+                          int (*accept)(void *ud, const qt_queue_view *v), void *ud,
+                          void **payload, qt_queue_view *view);
+
 /* Aging shown as a level: max(1, priority - floor((now_ms - enqueue_ms) /
  * aging_ms)), or priority when aging is off or now_ms <= enqueue_ms. Pure;
  * takes no lock. */

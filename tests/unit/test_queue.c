@@ -667,3 +667,70 @@ Test(queue, threads_producers_consumers_each_job_once, .timeout = 20)
     pthread_barrier_destroy(&bar);
     qt_queue_free(q);
 }
+
+/* A scheduler's filter: accept jobs whose model is not "slow". */
+static int not_slow(void *ud, const qt_queue_view *v)
+{
+    int *calls = ud;
+    (*calls)++;
+    return strcmp(v->model, "slow") != 0;
+}
+
+static void push_model(qt_queue *q, const char *id, const char *wf, const char *model, int prio,
+                       uint64_t now)
+{
+    qt_queue_job j = { .id = id, .workflow = wf, .model = model, .priority = prio,
+                       .payload = (void *)id };
+    cr_assert_eq(qt_queue_push(q, &j, now), QT_OK);
+}
+
+Test(queue, pop_first_skips_what_the_filter_refuses)
+{
+    qt_queue *q = qt_queue_new(0, 0);
+    push_model(q, "s1", "w", "slow", 1, 0);
+    push_model(q, "s2", "w", "slow", 1, 1);
+    push_model(q, "f1", "w", "fast", 5, 2);
+    push_model(q, "s3", "w", "slow", 1, 3);
+    push_model(q, "f2", "w", "fast", 9, 4);
+    void *p = NULL;
+    qt_queue_view v;
+    int calls = 0;
+    cr_assert_eq(qt_queue_pop_first(q, 10, 16, not_slow, &calls, &p, &v), QT_OK);
+    cr_assert_str_eq((const char *)p, "f1");
+    cr_assert_str_eq(v.id, "f1");
+    cr_assert_eq(calls, 4, "walked s1 s2 s3 then f1 in pop order, got %d calls", calls);
+    /* A window too small to reach a fast job refuses without removing anything. */
+    calls = 0;
+    cr_assert_eq(qt_queue_pop_first(q, 10, 3, not_slow, &calls, &p, NULL), QT_ERR_LIMIT);
+    cr_assert_eq(calls, 3);
+    qt_queue_counts c;
+    qt_queue_counts_get(q, &c);
+    cr_assert_eq(c.total, 4);
+    /* The refused jobs keep their place: plain pop still takes s1 first. */
+    cr_assert_str_eq(pop_id(q), "s1");
+    cr_assert_eq(qt_queue_pop_first(q, 10, 16, not_slow, &calls, &p, NULL), QT_OK);
+    cr_assert_str_eq((const char *)p, "f2");
+    qt_queue_free(q);
+}
+
+Test(queue, pop_first_honours_pauses_and_close)
+{
+    qt_queue *q = qt_queue_new(0, 0);
+    push_model(q, "a", "paused-wf", "fast", 1, 0);
+    push_model(q, "b", "open-wf", "fast", 5, 1);
+    cr_assert_eq(qt_queue_pause_workflow(q, "paused-wf"), QT_OK);
+    void *p = NULL;
+    int calls = 0;
+    cr_assert_eq(qt_queue_pop_first(q, 5, 16, not_slow, &calls, &p, NULL), QT_OK);
+    cr_assert_str_eq((const char *)p, "b", "a paused workflow's job was offered");
+    qt_queue_pause_all(q);
+    cr_assert_eq(qt_queue_pop_first(q, 5, 16, not_slow, &calls, &p, NULL), QT_ERR_NOTFOUND);
+    qt_queue_resume_all(q);
+    qt_queue_close(q);
+    cr_assert_eq(qt_queue_pop_first(q, 5, 16, not_slow, &calls, &p, NULL), QT_ERR_CLOSED,
+                 "only a paused workflow's job is left: closed and nothing ready");
+    cr_assert_eq(qt_queue_pop_first(q, 5, 16, NULL, NULL, &p, NULL), QT_ERR_INVALID);
+    void *left[4];
+    cr_assert_eq(qt_queue_drain(q, left, NULL, 4), 1);
+    qt_queue_free(q);
+}
