@@ -347,6 +347,17 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect_eq "disconnect: a later request is served" "$CODE" 200
 expect_le "disconnect: ... at once" "$ms" 1500
 
+# Disconnect while a worker holds the job on the wire (the upstream takes
+# 3 s to answer): the transfer is aborted and the worker is free long before.
+curl -s -o /dev/null --max-time 0.5 "${AUTH[@]}" "$C" -d "$(msg lag 20 bye)"; rc=$?
+expect_eq "disconnect in flight: curl gave up" "$rc" 28
+sleep 1.8
+M=$(metrics "${AUTH[@]}")
+expect_eq "disconnect in flight: the worker is free before the upstream would answer" \
+    "$(metric "$M" quotatop_workers_busy)" 0
+expect_eq "disconnect in flight: the job is cancelled" \
+    "$(metric "$M" 'quotatop_jobs_total{workflow="default",status="cancelled"}')" 2
+
 # SIGTERM while a client waits: it gets a 503, serve exits 0.
 curl -s -o "$TMP/term.body" -w '%{http_code}' "${AUTH[@]}" "$C" -d "$(msg slow 20 hi)" > "$TMP/term.code" &
 tp=$!
