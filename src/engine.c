@@ -779,6 +779,7 @@ void *engine_worker_main(void *arg)
         }
         if (r == QT_OK) {
             qt_job *job = payload;
+            e->models[job->model_idx].queued--;
             uint64_t order = ++e->pop_order;
             wk->current = job;
             e->busy++;

@@ -75,8 +75,9 @@ qt_err qt_engine_cancel(qt_engine *e, const char *job_id)
         pthread_mutex_unlock(&e->lock);
         return r;
     }
-    pthread_mutex_unlock(&e->lock);
     qt_job *job = payload;
+    e->models[job->model_idx].queued--;
+    pthread_mutex_unlock(&e->lock);
     qt_events_addf(e->events, QT_EV_CANCEL, now_of(e), qt_clock_wall_ms(e->clock), job->model,
                    job->workflow, job->id, "job %s cancelled", job->id);
     engine_finish_cancelled(e, job, "cancelled by the operator");
@@ -151,14 +152,13 @@ uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_c
     int64_t est = qt_estimator_estimate(e->est, m->name, prompt_chars)
                   + (max_tokens > 0 ? max_tokens : m->default_max_tokens);
     uint64_t w = qt_limiter_wait_ms(e->limiter, keys, 2, est, now_of(e));
-    /* Jobs already queued for the same keys go first: each costs at least
-     * one emission interval of the model's RPM. */
-    qt_queue_counts qc;
-    qt_queue_counts_get(e->queue, &qc);
+    /* Jobs of the same model already queued go first (jobs of other models
+     * do not hold it up): each costs at least one emission interval of the
+     * model's RPM. */
     qt_limiter_stats st;
     qt_limiter_key_stats(e->limiter, keys[0], now_of(e), &st);
     if (w != UINT64_MAX && st.rpm > 0)
-        w += (uint64_t)((double)qc.total * 60000.0 / st.rpm);
+        w += (uint64_t)((double)e->models[model_idx].queued * 60000.0 / st.rpm);
     pthread_mutex_unlock(&e->lock);
     return w;
 }

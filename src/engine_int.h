@@ -26,6 +26,7 @@ typedef struct {
     int key;                      /* limiter key */
     qt_circuit *circuit;
     int in_flight;                /* requests on the wire */
+    size_t queued;                /* its jobs in the queue (for wait estimates) */
 } model_rt;
 
 typedef struct {

@@ -162,6 +162,7 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
                         .payload = job };
     qt_err r = e->intake_closed || e->stopping ? QT_ERR_CLOSED : qt_queue_push(e->queue, &qj, job->enqueued_ms);
     if (r == QT_OK) {
+        e->models[job->model_idx].queued++;
         pthread_cond_signal(&e->work_cond);
         if (e->idle_waiting)   /* it may be the job they can take */
             pthread_cond_broadcast(&e->admit_cond);
@@ -224,6 +225,8 @@ static void cancel_queued(qt_engine *e, const char *why)
         void *payloads[64];
         pthread_mutex_lock(&e->lock);
         size_t n = qt_queue_drain(e->queue, payloads, NULL, 64);
+        for (size_t i = 0; i < n; i++)
+            e->models[((qt_job *)payloads[i])->model_idx].queued--;
         pthread_mutex_unlock(&e->lock);
         if (n == 0)
             break;
