@@ -789,8 +789,16 @@ void *engine_worker_main(void *arg)
             e->busy--;
             continue;
         }
-        if (e->stopping || (r == QT_ERR_CLOSED && e->intake_closed))
+        if (e->stopping)
             break;
+        if (r == QT_ERR_CLOSED && e->intake_closed) {
+            /* Closed and nothing ready: done, unless jobs only wait for a
+             * pause to end (they are still queued). */
+            qt_queue_counts qc;
+            qt_queue_counts_get(e->queue, &qc);
+            if (qc.total == 0)
+                break;
+        }
         if (r == QT_ERR_LIMIT) {
             /* Jobs are queued but none can go yet: sleep until the first
              * could, or until capacity frees or a job arrives (both
