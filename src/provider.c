@@ -457,3 +457,40 @@ char *qt_provider_to_openai_json(const qt_provider_result *r, const char *model,
     cJSON_Delete(root);
     return text;
 }
+
+/* ---- growing string (provider_int.h) ------------------------------------- */
+
+bool sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (p == NULL)
+            return false;
+        b->s = p;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+    return true;
+}
+
+bool sb_adds(sbuf *b, const char *s)
+{
+    return sb_add(b, s, strlen(s));
+}
+
+bool sb_set(sbuf *b, const char *s, size_t n)
+{
+    b->len = 0;
+    return sb_add(b, s, n);
+}
+
+const char *sb_str(const sbuf *b)
+{
+    return b->s ? b->s : "";
+}

@@ -20,35 +20,6 @@
 
 #define ANTHROPIC_VERSION "2023-06-01"
 
-/* A growing NUL-terminated string. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sbuf;
-
-static bool sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (p == NULL)
-            return false;
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return true;
-}
-
-static bool sb_adds(sbuf *b, const char *s)
-{
-    return sb_add(b, s, strlen(s));
-}
-
 /* Appends the text of one message's content to b (parts joined by "\n").
  * Returns QT_OK, QT_ERR_INVALID (message in err) or QT_ERR_NOMEM. */
 static qt_err content_text(const cJSON *content, int idx, sbuf *b, char *err, size_t errlen)

@@ -54,4 +54,20 @@ bool qt_prov_get_count(const cJSON *obj, const char *key, long *out);
 /* A string field, or NULL. */
 const char *qt_prov_get_str(const cJSON *obj, const char *key);
 
+/* A growing NUL-terminated string (request translation, stream assembly).
+ * Start zeroed; free(b.s) when done. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} sbuf;
+
+/* Appends n bytes of s (n may be 0). false when out of memory (b unchanged). */
+bool sb_add(sbuf *b, const char *s, size_t n);
+/* Appends a C string. */
+bool sb_adds(sbuf *b, const char *s);
+/* Replaces the contents with n bytes of s. */
+bool sb_set(sbuf *b, const char *s, size_t n);
+/* The contents, "" when nothing was ever added. */
+const char *sb_str(const sbuf *b);
+
 #endif /* QT_PROVIDER_INT_H */

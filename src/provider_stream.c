@@ -26,43 +26,6 @@
 
 #define SSE_MAX_BYTES (4u << 20)
 
-/* ---- growing string ------------------------------------------------------ */
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sbuf;
-
-static bool sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (p == NULL)
-            return false;
-        b->s = p;
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return true;
-}
-
-static bool sb_set(sbuf *b, const char *s, size_t n)
-{
-    b->len = 0;
-    return sb_add(b, s, n);
-}
-
-static const char *sb_str(const sbuf *b)
-{
-    return b->s ? b->s : "";
-}
-
 /* ---- SSE parser ---------------------------------------------------------- */
 
 struct qt_sse {
