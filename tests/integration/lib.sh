@@ -113,3 +113,22 @@ results_count() { grep -c "\"status\":\"$2\"" "$1" 2>/dev/null || true; }
 
 # unique_ids FILE: number of distinct ids in a results file.
 unique_ids() { python3 -c 'import json,sys; print(len({json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip()}))' "$1"; }
+
+# tmux for dashboard tests: use_tmux starts a private tmux server for this
+# test (killed at exit); tm runs tmux on it, cap PANE prints a pane, and
+# wait_for PANE TEXT [SECONDS] waits until the pane shows TEXT (1 if never).
+use_tmux() {
+    command -v tmux >/dev/null || { fail "tmux" "tmux is not installed"; exit 0; }
+    TMUX_SOCKET=qt-test-$$
+    trap 'tmux -L "$TMUX_SOCKET" kill-server 2>/dev/null; cleanup' EXIT
+}
+tm() { tmux -L "$TMUX_SOCKET" -f /dev/null "$@"; }
+cap() { tm capture-pane -p -t "$1"; }
+wait_for() {
+    local i
+    for ((i = 0; i < ${3:-10} * 10; i++)); do
+        [[ "$(cap "$1")" == *"$2"* ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}

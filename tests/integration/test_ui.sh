@@ -7,21 +7,7 @@
 # (SIGINT) restores it too. About 40 s.
 source "$(dirname "$0")/lib.sh"
 
-command -v tmux >/dev/null || { fail "tmux" "tmux is not installed"; exit 0; }
-S=qt-test-$$
-tm() { tmux -L "$S" -f /dev/null "$@"; }
-trap 'tmux -L "$S" kill-server 2>/dev/null; cleanup' EXIT
-
-cap() { tm capture-pane -p -t "$1"; }
-# wait_for PANE TEXT [SECONDS]: until the pane shows TEXT; 1 when it never does
-wait_for() {
-    local i
-    for ((i = 0; i < ${3:-10} * 10; i++)); do
-        [[ "$(cap "$1")" == *"$2"* ]] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+use_tmux
 reqs() { mock_stat "d['total']['requests']"; }
 # queue_ids PANE: job ids of the queue panel in screen order, ">" marks the cursor
 queue_ids() { cap "$1" | grep -oE '^[ >=]j[0-9]+ ' | tr -d ' '; }

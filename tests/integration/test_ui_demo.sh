@@ -6,19 +6,7 @@
 # opens the help, and restores the terminal on SIGTERM. About 50 s.
 source "$(dirname "$0")/lib.sh"
 
-command -v tmux >/dev/null || { fail "tmux" "tmux is not installed"; exit 0; }
-S=qt-test-$$
-tm() { tmux -L "$S" -f /dev/null "$@"; }
-trap 'tmux -L "$S" kill-server 2>/dev/null; cleanup' EXIT
-cap() { tm capture-pane -p -t "$1"; }
-wait_for() {
-    local i
-    for ((i = 0; i < ${3:-10} * 10; i++)); do
-        [[ "$(cap "$1")" == *"$2"* ]] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+use_tmux
 # panels PANE SIZE: every panel's title, the footer and a model row are on screen
 panels() {
     local s
