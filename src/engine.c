@@ -1,6 +1,7 @@
-/* engine.c: the scheduler's workers: routing, reservations, the retry and
- * fallback loop. engine_send.c talks to the upstream, engine_life.c creates,
- * feeds and stops the engine, engine_ctl.c holds the controls and readers.
+/* engine.c: the scheduler's job loop: routing, reservations, the retry and
+ * fallback loop of one job. engine_dispatch.c is the workers' main loop,
+ * engine_send.c talks to the upstream, engine_life.c creates, feeds and
+ * stops the engine, engine_ctl.c holds the controls and readers.
  *
  * DESIGN
  * One mutex (e->lock) guards every policy object (queue, limiter, budget,
@@ -19,7 +20,7 @@
  * it needs too, so capacity goes to waiters one at a time and in order, with
  * no thundering herd, and a slow model does not stall the others.
  *
- * Dispatch (engine_worker_main): a free worker takes the most urgent queued
+ * Dispatch (engine_dispatch.c): a free worker takes the most urgent queued
  * job that can go now, looking down the queue (PICK_WINDOW entries) past
  * jobs whose model is at its limit, so a slow model's backlog never takes
  * every worker while other models have capacity; when none can go it sleeps
@@ -225,7 +226,7 @@ static double est_cost(qt_engine *e, const qt_job *job, int mi)
                           max_tokens_of(e, job, mi));
 }
 
-static int key_held(qt_engine *e, int key, uint64_t now, uint64_t *until)
+int engine_key_held(qt_engine *e, int key, uint64_t now, uint64_t *until)
 {
     qt_limiter_stats st;
     if (qt_limiter_key_stats(e->limiter, key, now, &st) != QT_OK)
@@ -284,7 +285,7 @@ static int pick_provider(qt_engine *e, int mi, uint64_t now, uint64_t *until)
                 *until = t;
             continue;
         }
-        if (key_held(e, p->key, now, &t)) {
+        if (engine_key_held(e, p->key, now, &t)) {
             if (t < *until)
                 *until = t;
             continue;
@@ -360,7 +361,7 @@ static int route(qt_engine *e, job_ctx *c, const qt_job *job, uint64_t now, size
             snprintf(c->skip_reason, sizeof c->skip_reason, "circuit open");
             continue;
         }
-        if (key_held(e, mr->key, now, &t)) {
+        if (engine_key_held(e, mr->key, now, &t)) {
             if (t < *until)
                 *until = t;
             snprintf(c->skip_reason, sizeof c->skip_reason, "cooling down after 429");
@@ -411,7 +412,7 @@ static int blocking_key_of(qt_engine *e, const int keys[2], int64_t tokens, uint
 /* ------------------------------------------------------------ the worker */
 
 /* Carries one job to its result. Called without the lock. */
-static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
+void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
 {
     job_ctx c;
     memset(&c, 0, sizeof c);
@@ -716,100 +717,4 @@ static void run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         }
         engine_attempt_free(&a);
     }
-}
-
-/* ------------------------------------------------------------ dispatch */
-
-/* How far down the queue a free worker looks for a job that can go now. */
-#define PICK_WINDOW 256
-
-typedef struct {
-    qt_engine *e;
-    uint64_t now;
-    uint64_t wake;        /* earliest time a skipped job could go */
-    signed char *memo;    /* per model: -1 unknown, 0 must wait, 1 can go */
-} pick_ctx;
-
-/* Whether a queued job can make progress now: its model's limiter (with one
- * of its providers) would admit it, or its model is unavailable anyway (the
- * router then falls back or waits briefly). Jobs whose model is at its limit
- * are skipped, so a slow model's backlog does not take every worker while
- * other models have capacity. Lock held (called from qt_queue_pop_first). */
-static int can_go(void *ud, const qt_queue_view *v)
-{
-    pick_ctx *pc = ud;
-    qt_engine *e = pc->e;
-    int mi = qt_config_model_index(e->cfg, v->model);
-    if (mi < 0)
-        return 1;   /* a name longer than the view holds: do not guess */
-    if (pc->memo[mi] >= 0)
-        return pc->memo[mi];
-    model_rt *mr = &e->models[mi];
-    uint64_t until = UINT64_MAX, best = UINT64_MAX;
-    if (!qt_circuit_peek(mr->circuit, pc->now) || key_held(e, mr->key, pc->now, &until))
-        return pc->memo[mi] = 1;
-    const qt_model_cfg *m = mr->cfg;
-    for (size_t k = 0; k < m->n_providers; k++) {
-        provider_rt *pr = &e->providers[m->provider_idx[k]];
-        int keys[2] = { mr->key, pr->key };
-        uint64_t w = qt_limiter_wait_ms(e->limiter, keys, 2, v->est_tokens, pc->now);
-        if (w < best)
-            best = w;
-    }
-    if (best == 0)
-        return pc->memo[mi] = 1;
-    uint64_t at = best == QT_LIMITER_NEVER ? pc->now + 1000 : pc->now + best;
-    if (at < pc->wake)
-        pc->wake = at;
-    return pc->memo[mi] = 0;
-}
-
-void *engine_worker_main(void *arg)
-{
-    worker *wk = arg;
-    qt_engine *e = wk->engine;
-    pthread_mutex_lock(&e->lock);
-    for (;;) {
-        void *payload = NULL;
-        qt_err r = QT_ERR_NOTFOUND;
-        pick_ctx pc = { e, now_of(e), UINT64_MAX, e->pick_memo };
-        if (!e->stopping) {
-            memset(e->pick_memo, -1, e->cfg->n_models);
-            r = qt_queue_pop_first(e->queue, pc.now, PICK_WINDOW, can_go, &pc, &payload, NULL);
-        }
-        if (r == QT_OK) {
-            qt_job *job = payload;
-            e->models[job->model_idx].queued--;
-            uint64_t order = ++e->pop_order;
-            wk->current = job;
-            e->busy++;
-            pthread_mutex_unlock(&e->lock);
-            run_job(e, wk, job, order);
-            pthread_mutex_lock(&e->lock);
-            e->busy--;
-            continue;
-        }
-        if (e->stopping)
-            break;
-        if (r == QT_ERR_CLOSED && e->intake_closed) {
-            /* Closed and nothing ready: done, unless jobs only wait for a
-             * pause to end (they are still queued). */
-            qt_queue_counts qc;
-            qt_queue_counts_get(e->queue, &qc);
-            if (qc.total == 0)
-                break;
-        }
-        if (r == QT_ERR_LIMIT) {
-            /* Jobs are queued but none can go yet: sleep until the first
-             * could, or until capacity frees or a job arrives (both
-             * broadcast admit_cond while someone waits here). */
-            e->idle_waiting++;
-            engine_wait_until(e, &e->admit_cond, pc.wake);
-            e->idle_waiting--;
-            continue;
-        }
-        pthread_cond_wait(&e->work_cond, &e->lock);
-    }
-    pthread_mutex_unlock(&e->lock);
-    return NULL;
 }

@@ -121,6 +121,13 @@ void engine_finish_simple(qt_engine *e, qt_job *job, qt_status st, int attempts,
 /* Waits on cond (e->lock held) until the engine clock reads until_ms, a
  * signal, or one second at most. */
 void engine_wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms);
+/* Carries one job to its result (no lock held on entry or exit). */
+void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order);
+/* 1 when a limiter key is held (429 cooldown, provider reset) past now;
+ * *until gets the end. Lock held. */
+int engine_key_held(qt_engine *e, int key, uint64_t now, uint64_t *until);
+
+/* engine_dispatch.c */
 /* A worker thread's body (arg: its worker). */
 void *engine_worker_main(void *arg);
 
