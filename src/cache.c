@@ -9,6 +9,8 @@
  */
 #include "quotatop/cache.h"
 
+#include "quotatop/common.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,16 +32,9 @@ struct qt_cache {
     size_t used;        /* index slots not NULL (entries + tombstones) */
 };
 
-static uint64_t fnv(uint64_t h, const char *s)
-{
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 uint64_t qt_cache_key(const char *model, const cJSON *job_body)
 {
-    uint64_t h = fnv(1469598103934665603ull, model ? model : "");
+    uint64_t h = qt_hash_str(QT_HASH_SEED, model ? model : "");
     cJSON *copy = cJSON_Duplicate(job_body, 1);
     if (copy) {
         cJSON_DeleteItemFromObjectCaseSensitive(copy, "id");
@@ -47,7 +42,7 @@ uint64_t qt_cache_key(const char *model, const cJSON *job_body)
         cJSON_DeleteItemFromObjectCaseSensitive(copy, "priority");
         char *s = cJSON_PrintUnformatted(copy);
         if (s)
-            h = fnv(h ^ 0x9e3779b97f4a7c15ull, s);
+            h = qt_hash_str(h ^ 0x9e3779b97f4a7c15ull, s);
         free(s);
         cJSON_Delete(copy);
     }

@@ -16,3 +16,10 @@ const char *qt_strerror(qt_err err)
     }
     return "unknown error";
 }
+
+uint64_t qt_hash_str(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}

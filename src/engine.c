@@ -211,18 +211,18 @@ typedef struct {
 
 enum route_result { ROUTE_GO, ROUTE_WAIT, ROUTE_END, ROUTE_REJECT };
 
-static int64_t est_prompt(qt_engine *e, const qt_job *job, int mi)
+int64_t engine_est_prompt(qt_engine *e, const qt_job *job, int mi)
 {
     int64_t t = qt_estimator_estimate(e->est, e->cfg->models[mi].name, job->prompt_chars);
     /* Providers add a few tokens of framing per message; estimate high. */
-    int nmsg = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(job->body, "messages"));
-    return t + 4 * nmsg + 3;
+    return t + 4 * job->n_messages + 3;
 }
 
-static double est_cost(qt_engine *e, const qt_job *job, int mi)
+/* Worst-case cost of the job on model mi, for a prompt estimate. */
+static double est_cost(qt_engine *e, const qt_job *job, int mi, int64_t prompt)
 {
     const qt_model_cfg *m = &e->cfg->models[mi];
-    return qt_budget_cost(m->input_usd_per_mtok, m->output_usd_per_mtok, est_prompt(e, job, mi),
+    return qt_budget_cost(m->input_usd_per_mtok, m->output_usd_per_mtok, prompt,
                           max_tokens_of(e, job, mi));
 }
 
@@ -322,7 +322,7 @@ static int route(qt_engine *e, job_ctx *c, const qt_job *job, uint64_t now, size
             continue;
         int mi = c->chain[k];
         const qt_model_cfg *m = &e->cfg->models[mi];
-        int64_t prompt = est_prompt(e, job, mi);
+        int64_t prompt = engine_est_prompt(e, job, mi);
         int mt = max_tokens_of(e, job, mi);
         if (m->context_window > 0 && prompt + mt > m->context_window) {
             snprintf(c->last_error, sizeof c->last_error,
@@ -332,7 +332,7 @@ static int route(qt_engine *e, job_ctx *c, const qt_job *job, uint64_t now, size
             give_up_model(c, k, "context window");
             continue;
         }
-        double cost = est_cost(e, job, mi);
+        double cost = est_cost(e, job, mi, prompt);
         if (!qt_budget_fits(e->budget, job->workflow, cost, wall_of(e))) {
             qt_budget_res probe;
             unsigned evs = 0;
@@ -481,7 +481,7 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         model_rt *mr = &e->models[mi];
         provider_rt *pr = &e->providers[pi];
         int keys[2] = { mr->key, pr->key };
-        int64_t prompt_est = est_prompt(e, job, mi);
+        int64_t prompt_est = engine_est_prompt(e, job, mi);
         int64_t est_tokens = prompt_est + max_tokens_of(e, job, mi);
         if (!me->active || me->keys[0] != keys[0] || me->keys[1] != keys[1])
             me->blocking_key = -1;   /* a new wait: not known yet */
@@ -508,7 +508,7 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         qt_budget_res bres;
         unsigned bev = 0;
         char reason[256] = "";
-        double cost = est_cost(e, job, mi);
+        double cost = est_cost(e, job, mi, prompt_est);
         if (qt_budget_reserve(e->budget, job->workflow, cost, wall_of(e), &bres, reason,
                               sizeof reason, &bev) != QT_OK) {
             qt_limiter_release(e->limiter, &lres, now);

@@ -114,6 +114,9 @@ typedef struct {
 } engine_attempt;
 
 /* engine.c */
+/* Estimated prompt tokens of job on model mi (calibrated, plus framing).
+ * Lock held. */
+int64_t engine_est_prompt(qt_engine *e, const qt_job *job, int mi);
 /* Gives job a `cancelled` result (outside the lock) and frees it. */
 void engine_finish_cancelled(qt_engine *e, qt_job *job, const char *why);
 /* Gives job its final result (outside the lock) and frees it. */

@@ -154,8 +154,7 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
     pthread_mutex_lock(&e->lock);
     job->enqueued_ms = now_of(e);
     e->jobs++;
-    int64_t est = qt_estimator_estimate(e->est, job->model, job->prompt_chars)
-                  + max_tokens_of(e, job, job->model_idx);
+    int64_t est = engine_est_prompt(e, job, job->model_idx) + max_tokens_of(e, job, job->model_idx);
     qt_queue_job qj = { .id = job->id, .workflow = job->workflow, .model = job->model,
                         .priority = job->priority,
                         .est_tokens = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est,

@@ -152,8 +152,10 @@ qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job 
     job->max_tokens = mt ? (int)mt->valuedouble : 0;
     job->line_no = line_no;
     const cJSON *m;
-    cJSON_ArrayForEach(m, msgs)
+    cJSON_ArrayForEach(m, msgs) {
         job->prompt_chars += content_chars(cJSON_GetObjectItemCaseSensitive(m, "content"));
+        job->n_messages++;
+    }
     job->body = body;
     *out = job;
     return QT_OK;
@@ -284,14 +286,6 @@ struct qt_idset {
     size_t count;
 };
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static int idset_put(qt_idset *s, char *id)
 {
     if ((s->count + 1) * 2 > s->cap) {
@@ -302,7 +296,7 @@ static int idset_put(qt_idset *s, char *id)
         for (size_t i = 0; i < s->cap; i++) {
             if (!s->slots[i])
                 continue;
-            size_t j = hash_str(s->slots[i]) & (ncap - 1);
+            size_t j = qt_hash_str(QT_HASH_SEED, s->slots[i]) & (ncap - 1);
             while (n[j])
                 j = (j + 1) & (ncap - 1);
             n[j] = s->slots[i];
@@ -311,7 +305,7 @@ static int idset_put(qt_idset *s, char *id)
         s->slots = n;
         s->cap = ncap;
     }
-    size_t j = hash_str(id) & (s->cap - 1);
+    size_t j = qt_hash_str(QT_HASH_SEED, id) & (s->cap - 1);
     while (s->slots[j]) {
         if (!strcmp(s->slots[j], id)) {
             free(id);
@@ -328,7 +322,7 @@ int qt_idset_has(const qt_idset *s, const char *id)
 {
     if (!s || !s->cap)
         return 0;
-    size_t j = hash_str(id) & (s->cap - 1);
+    size_t j = qt_hash_str(QT_HASH_SEED, id) & (s->cap - 1);
     while (s->slots[j]) {
         if (!strcmp(s->slots[j], id))
             return 1;

@@ -49,10 +49,8 @@ static const char *key_model(const qt_queue *q, uint32_t v) { return q->models[v
 
 static uint32_t hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a, folded */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (uint32_t)(h ^ (h >> 32));
+    uint64_t h = qt_hash_str(QT_HASH_SEED, s);
+    return (uint32_t)(h ^ (h >> 32));   /* folded to the table's width */
 }
 
 /* Returns the bucket holding key s, or NIL. */

@@ -214,6 +214,22 @@ static void offer_head(const qt_queue *q, cand *h, size_t *n, uint32_t hpos)
     }
 }
 
+/* Offers what follows c in pop order: its children in the heap of ready
+ * workflows and, for a workflow's head, the head's children in that
+ * workflow's heap. */
+static void offer_children(const qt_queue *q, cand *h, size_t *n, const cand *c)
+{
+    if (c->is_head) {
+        offer_head(q, h, n, 2 * c->pos + 1);
+        offer_head(q, h, n, 2 * c->pos + 2);
+        offer_entry(q, h, n, c->wf, 1);
+        offer_entry(q, h, n, c->wf, 2);
+    } else {
+        offer_entry(q, h, n, c->wf, 2 * c->pos + 1);
+        offer_entry(q, h, n, c->wf, 2 * c->pos + 2);
+    }
+}
+
 size_t qt_queue_snapshot(qt_queue *q, uint64_t now_ms, int include_paused,
                          qt_queue_view *out, size_t max)
 {
@@ -242,15 +258,7 @@ size_t qt_queue_snapshot(qt_queue *q, uint64_t now_ms, int include_paused,
             out[k].effective_priority = qt_queue_effective_priority(
                 q->aging_ms, out[k].priority, out[k].enqueue_ms, now_ms);
             k++;
-            if (c.is_head) {
-                offer_head(q, h, &n, 2 * c.pos + 1);
-                offer_head(q, h, &n, 2 * c.pos + 2);
-                offer_entry(q, h, &n, c.wf, 1);
-                offer_entry(q, h, &n, c.wf, 2);
-            } else {
-                offer_entry(q, h, &n, c.wf, 2 * c.pos + 1);
-                offer_entry(q, h, &n, c.wf, 2 * c.pos + 2);
-            }
+            offer_children(q, h, &n, &c);
         }
         free(h);
     }
@@ -293,15 +301,7 @@ qt_err qt_queue_pop_first(qt_queue *q, uint64_t now_ms, size_t window,
             found = c.ent;
             break;
         }
-        if (c.is_head) {
-            offer_head(q, h, &n, 2 * c.pos + 1);
-            offer_head(q, h, &n, 2 * c.pos + 2);
-            offer_entry(q, h, &n, c.wf, 1);
-            offer_entry(q, h, &n, c.wf, 2);
-        } else {
-            offer_entry(q, h, &n, c.wf, 2 * c.pos + 1);
-            offer_entry(q, h, &n, c.wf, 2 * c.pos + 2);
-        }
+        offer_children(q, h, &n, &c);
     }
     free(h);
     if (found == NIL) {

@@ -25,6 +25,13 @@ typedef enum {
 /* Returns a static, human-readable name for an error code. Never NULL. */
 const char *qt_strerror(qt_err err);
 
+/* FNV-1a offset basis: the seed of a fresh hash. */
+#define QT_HASH_SEED 1469598103934665603ull
+
+/* FNV-1a of the string s continued from h (QT_HASH_SEED for a fresh hash),
+ * for hash tables and cache keys. Not for anything adversarial. */
+uint64_t qt_hash_str(uint64_t h, const char *s);
+
 /* Number of elements of a true array. */
 #define QT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -40,6 +40,7 @@ typedef struct {
     cJSON *body;          /* the whole job object (owned); providers build from it */
     int max_tokens;       /* from the job, 0 when absent */
     size_t prompt_chars;  /* characters of all message contents (token estimate input) */
+    int n_messages;       /* entries of "messages" */
     long line_no;         /* 1-based line in the jobs input, 0 when not from a file */
     uint64_t enqueued_ms; /* monotonic time it entered the queue */
     uint64_t dispatched_ms; /* monotonic time of its first upstream request, 0 before */
