@@ -93,6 +93,37 @@ static double circuit_value(const char *s)
     return !strcmp(s, "OPEN") ? 1 : !strcmp(s, "HALF_OPEN") ? 2 : 0;
 }
 
+/* The limit and used families of the model rows (providers 0) or the
+ * provider rows (providers 1) of a snapshot: rpm and tpm of each. */
+static void limit_families(out_t *o, const qt_engine_snapshot *s, int providers,
+                           const char *limit_name, const char *used_name,
+                           const char *limit_help, const char *used_help)
+{
+    const char *who = providers ? "provider" : "model";
+    family(o, limit_name, "gauge", limit_help);
+    for (size_t i = 0; i < s->n_rows; i++) {
+        const qt_engine_row *r = &s->rows[i];
+        if (r->is_provider != providers)
+            continue;
+        const char *lr[] = { who, r->name, "kind", "rpm", NULL };
+        const char *lt[] = { who, r->name, "kind", "tpm", NULL };
+        if (r->rpm > 0)
+            sample_d(o, limit_name, lr, r->rpm);
+        if (r->tpm > 0)
+            sample_d(o, limit_name, lt, r->tpm);
+    }
+    family(o, used_name, "gauge", used_help);
+    for (size_t i = 0; i < s->n_rows; i++) {
+        const qt_engine_row *r = &s->rows[i];
+        if (r->is_provider != providers)
+            continue;
+        const char *lr[] = { who, r->name, "kind", "rpm", NULL };
+        const char *lt[] = { who, r->name, "kind", "tpm", NULL };
+        sample_u(o, used_name, lr, r->requests_60s);
+        sample_u(o, used_name, lt, r->tokens_60s);
+    }
+}
+
 char *qt_proxy_metrics_text(qt_engine *e, const qt_config *cfg, const qt_proxy_stats *ps)
 {
     qt_engine_snapshot s;
@@ -184,55 +215,13 @@ char *qt_proxy_metrics_text(qt_engine *e, const qt_config *cfg, const qt_proxy_s
             const char *l[] = { "model", s.rows[i].name, NULL };
             sample_d(&o, "quotatop_model_circuit_state", l, circuit_value(s.rows[i].circuit));
         }
-    family(&o, "quotatop_limit", "gauge",
-           "Effective per-minute limit of a model (after headroom and live changes); "
-           "kind rpm or tpm; unlimited ones are not listed.");
-    for (size_t i = 0; i < s.n_rows; i++) {
-        const qt_engine_row *r = &s.rows[i];
-        if (r->is_provider)
-            continue;
-        const char *lr[] = { "model", r->name, "kind", "rpm", NULL };
-        const char *lt[] = { "model", r->name, "kind", "tpm", NULL };
-        if (r->rpm > 0)
-            sample_d(&o, "quotatop_limit", lr, r->rpm);
-        if (r->tpm > 0)
-            sample_d(&o, "quotatop_limit", lt, r->tpm);
-    }
-    family(&o, "quotatop_used", "gauge",
-           "Requests (kind rpm) and tokens (kind tpm) a model used over the last 60 seconds.");
-    for (size_t i = 0; i < s.n_rows; i++) {
-        const qt_engine_row *r = &s.rows[i];
-        if (r->is_provider)
-            continue;
-        const char *lr[] = { "model", r->name, "kind", "rpm", NULL };
-        const char *lt[] = { "model", r->name, "kind", "tpm", NULL };
-        sample_u(&o, "quotatop_used", lr, r->requests_60s);
-        sample_u(&o, "quotatop_used", lt, r->tokens_60s);
-    }
-    family(&o, "quotatop_provider_limit", "gauge",
-           "Effective per-minute limit of a provider; kind rpm or tpm; unlimited ones are not listed.");
-    for (size_t i = 0; i < s.n_rows; i++) {
-        const qt_engine_row *r = &s.rows[i];
-        if (!r->is_provider)
-            continue;
-        const char *lr[] = { "provider", r->name, "kind", "rpm", NULL };
-        const char *lt[] = { "provider", r->name, "kind", "tpm", NULL };
-        if (r->rpm > 0)
-            sample_d(&o, "quotatop_provider_limit", lr, r->rpm);
-        if (r->tpm > 0)
-            sample_d(&o, "quotatop_provider_limit", lt, r->tpm);
-    }
-    family(&o, "quotatop_provider_used", "gauge",
-           "Requests (kind rpm) and tokens (kind tpm) a provider used over the last 60 seconds.");
-    for (size_t i = 0; i < s.n_rows; i++) {
-        const qt_engine_row *r = &s.rows[i];
-        if (!r->is_provider)
-            continue;
-        const char *lr[] = { "provider", r->name, "kind", "rpm", NULL };
-        const char *lt[] = { "provider", r->name, "kind", "tpm", NULL };
-        sample_u(&o, "quotatop_provider_used", lr, r->requests_60s);
-        sample_u(&o, "quotatop_provider_used", lt, r->tokens_60s);
-    }
+    limit_families(&o, &s, 0, "quotatop_limit", "quotatop_used",
+                   "Effective per-minute limit of a model (after headroom and live changes); "
+                   "kind rpm or tpm; unlimited ones are not listed.",
+                   "Requests (kind rpm) and tokens (kind tpm) a model used over the last 60 seconds.");
+    limit_families(&o, &s, 1, "quotatop_provider_limit", "quotatop_provider_used",
+                   "Effective per-minute limit of a provider; kind rpm or tpm; unlimited ones are not listed.",
+                   "Requests (kind rpm) and tokens (kind tpm) a provider used over the last 60 seconds.");
 
     /* ---- tokens and spend ---- */
     family(&o, "quotatop_tokens_total", "counter", "Tokens by model; kind prompt or completion.");
