@@ -15,7 +15,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude $(PC_CFLAGS) \
 LDFLAGS += $(EXTRA_LDFLAGS)
 LDLIBS  += $(PC_LIBS) -lpthread -lm
 
-LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c src/ui/*.c))
+# Sources are found by folder: src/<layer>/*.c (see docs/ARCHITECTURE.md).
+LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
@@ -35,7 +36,7 @@ $(BUILD)/libquotatop.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/quotatop: $(BUILD)/src/main.o $(BUILD)/libquotatop.a
+$(BUILD)/quotatop: $(BUILD)/src/cli/main.o $(BUILD)/libquotatop.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # All unit suites in one Criterion binary (one synthesis line) ...

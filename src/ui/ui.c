@@ -28,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../cmd_common.h"
+#include "../cli/cmd_common.h"
 #include "quotatop/clock.h"
 
 static SCREEN *active_screen;   /* non-NULL while curses owns the terminal */

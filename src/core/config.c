@@ -11,6 +11,7 @@
  * (providers of a model, fallback names, cycles) are checked after all
  * sections are read. Only a config without errors is returned.
  *
+ * The readers and the diagnostics list live in config_read.c.
  * config_print.c reads a loaded config (effective limits, workflow budgets,
  * fallback chains) and prints its effective form for `quotatop check`.
  */
@@ -24,238 +25,7 @@
 
 #include <cJSON.h>
 
-/* ---------------------------------------------------------------- diag */
-
-static void diag_add(char ***list, size_t *n, const char *fmt, va_list ap)
-{
-    char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        return;
-    char **grown = realloc(*list, (*n + 1) * sizeof *grown);
-    if (!grown) {
-        free(msg);
-        return;
-    }
-    grown[(*n)++] = msg;
-    *list = grown;
-}
-
-__attribute__((format(printf, 2, 3)))
-static void err(qt_diag *d, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    diag_add(&d->errors, &d->n_errors, fmt, ap);
-    va_end(ap);
-}
-
-__attribute__((format(printf, 2, 3)))
-static void warn(qt_diag *d, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    diag_add(&d->warnings, &d->n_warnings, fmt, ap);
-    va_end(ap);
-}
-
-void qt_diag_free(qt_diag *d)
-{
-    if (!d)
-        return;
-    for (size_t i = 0; i < d->n_errors; i++)
-        free(d->errors[i]);
-    for (size_t i = 0; i < d->n_warnings; i++)
-        free(d->warnings[i]);
-    free(d->errors);
-    free(d->warnings);
-    d->errors = d->warnings = NULL;
-    d->n_errors = d->n_warnings = 0;
-}
-
-void qt_diag_print(const qt_diag *d, FILE *out, const char *origin)
-{
-    for (size_t i = 0; i < d->n_errors; i++)
-        fprintf(out, "%s: error: %s\n", origin, d->errors[i]);
-    for (size_t i = 0; i < d->n_warnings; i++)
-        fprintf(out, "%s: warning: %s\n", origin, d->warnings[i]);
-}
-
-/* ------------------------------------------------------ name suggestions */
-
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-            size_t best = diag + cost;
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* Returns the candidate closest to name when it is plausibly a typo, else
- * NULL. The returned pointer is one of the candidates. */
-static const char *closest(const char *name, const char *const *cands, size_t n)
-{
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(name, cands[i]);
-        if (d < best_d) {
-            best_d = d;
-            best = cands[i];
-        }
-    }
-    size_t len = strlen(name);
-    size_t allowed = len <= 4 ? 1 : len <= 8 ? 2 : 3;
-    return best_d <= allowed ? best : NULL;
-}
-
-/* Formats ` (did you mean "x"?)` into buf, or an empty string. */
-static const char *hint(char *buf, size_t len, const char *name,
-                        const char *const *cands, size_t n)
-{
-    const char *c = closest(name, cands, n);
-    if (c)
-        snprintf(buf, len, " (did you mean \"%s\"?)", c);
-    else
-        buf[0] = '\0';
-    return buf;
-}
-
-/* -------------------------------------------------------------- readers */
-
-/* The separator between a JSON path and a key: none at the top level. */
-static const char *dot(const char *path) { return *path ? "." : ""; }
-
-/* Warns about every key of obj not in known. */
-static void check_keys(qt_diag *d, const cJSON *obj, const char *path,
-                       const char *const *known, size_t n)
-{
-    const cJSON *it;
-    cJSON_ArrayForEach(it, obj) {
-        int found = 0;
-        for (size_t i = 0; i < n && !found; i++)
-            found = !strcmp(it->string, known[i]);
-        if (!found) {
-            char h[96];
-            warn(d, "%s%s%s: unknown key, ignored%s", path, *path ? "." : "",
-                 it->string, hint(h, sizeof h, it->string, known, n));
-        }
-    }
-}
-
-/* Reads an optional number in [lo, hi] into *out (unchanged when absent). */
-static void get_num(qt_diag *d, const cJSON *obj, const char *path,
-                    const char *key, double lo, double hi, double *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v)
-        return;
-    if (!cJSON_IsNumber(v)) {
-        err(d, "%s%s%s: must be a number", path, dot(path), key);
-        return;
-    }
-    if (v->valuedouble < lo || v->valuedouble > hi) {
-        if (hi >= 1e300)
-            err(d, "%s%s%s: %g is out of range (must be >= %g)", path, dot(path), key, v->valuedouble, lo);
-        else
-            err(d, "%s%s%s: %g is out of range (must be %g to %g)", path, dot(path), key,
-                v->valuedouble, lo, hi);
-        return;
-    }
-    *out = v->valuedouble;
-}
-
-static void get_long(qt_diag *d, const cJSON *obj, const char *path,
-                     const char *key, long lo, long hi, long *out)
-{
-    double v = (double)*out;
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (j && cJSON_IsNumber(j) && j->valuedouble != (double)(long)j->valuedouble) {
-        err(d, "%s%s%s: must be a whole number", path, dot(path), key);
-        return;
-    }
-    get_num(d, obj, path, key, (double)lo, (double)hi, &v);
-    *out = (long)v;
-}
-
-static void get_int(qt_diag *d, const cJSON *obj, const char *path,
-                    const char *key, int lo, int hi, int *out)
-{
-    long v = *out;
-    get_long(d, obj, path, key, lo, hi, &v);
-    *out = (int)v;
-}
-
-/* Reads an optional string; *out is replaced by a copy (old value freed). */
-static void get_str(qt_diag *d, const cJSON *obj, const char *path,
-                    const char *key, char **out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v)
-        return;
-    if (!cJSON_IsString(v)) {
-        err(d, "%s%s%s: must be a string", path, dot(path), key);
-        return;
-    }
-    free(*out);
-    *out = strdup(v->valuestring);
-}
-
-/* Returns the object at key, NULL when absent; an error when not an object. */
-static const cJSON *get_obj(qt_diag *d, const cJSON *obj, const char *path, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (v && !cJSON_IsObject(v)) {
-        err(d, "%s%s%s: must be an object", path, *path ? "." : "", key);
-        return NULL;
-    }
-    return v;
-}
-
-/* Reads an array of strings; NULL entries are skipped with an error. */
-static char **get_str_array(qt_diag *d, const cJSON *obj, const char *path,
-                            const char *key, size_t *n)
-{
-    *n = 0;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v)
-        return NULL;
-    if (!cJSON_IsArray(v)) {
-        err(d, "%s%s%s: must be an array of strings", path, dot(path), key);
-        return NULL;
-    }
-    int count = cJSON_GetArraySize(v);
-    char **out = calloc((size_t)count + 1, sizeof *out);
-    if (!out)
-        return NULL;
-    int i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, v) {
-        if (!cJSON_IsString(it))
-            err(d, "%s%s%s[%d]: must be a string", path, dot(path), key, i);
-        else
-            out[(*n)++] = strdup(it->valuestring);
-        i++;
-    }
-    return out;
-}
+#include "config_int.h"
 
 /* ------------------------------------------------------------ validation */
 
@@ -320,16 +90,16 @@ static void read_provider(qt_diag *d, const cJSON *j, qt_provider_cfg *p)
     p->timeout_ms = 60000;
     p->weight = 1;
     if (!cJSON_IsObject(j)) {
-        err(d, "%s: must be an object", path);
+        cfg_err(d, "%s: must be an object", path);
         return;
     }
-    check_keys(d, j, path, provider_keys, QT_ARRAY_LEN(provider_keys));
+    cfg_check_keys(d, j, path, provider_keys, QT_ARRAY_LEN(provider_keys));
 
     char *kind = NULL;
-    get_str(d, j, path, "kind", &kind);
+    cfg_get_str(d, j, path, "kind", &kind);
     if (!kind) {
         if (!cJSON_GetObjectItemCaseSensitive(j, "kind"))
-            err(d, "%s.kind: missing (\"openai\" or \"anthropic\")", path);
+            cfg_err(d, "%s.kind: missing (\"openai\" or \"anthropic\")", path);
     } else if (!strcmp(kind, "openai")) {
         p->kind = QT_KIND_OPENAI;
     } else if (!strcmp(kind, "anthropic")) {
@@ -337,29 +107,29 @@ static void read_provider(qt_diag *d, const cJSON *j, qt_provider_cfg *p)
     } else {
         static const char *kinds[] = { "openai", "anthropic" };
         char h[96];
-        err(d, "%s.kind: unknown provider kind \"%s\" (known: openai, anthropic)%s", path, kind,
-            hint(h, sizeof h, kind, kinds, 2));
+        cfg_err(d, "%s.kind: unknown provider kind \"%s\" (known: openai, anthropic)%s", path, kind,
+            cfg_hint(h, sizeof h, kind, kinds, 2));
     }
     free(kind);
 
-    get_str(d, j, path, "base_url", &p->base_url);
+    cfg_get_str(d, j, path, "base_url", &p->base_url);
     if (!p->base_url) {
         if (!cJSON_GetObjectItemCaseSensitive(j, "base_url"))
             p->base_url = strdup(p->kind == QT_KIND_ANTHROPIC ? "https://api.anthropic.com/v1"
                                                               : "https://api.openai.com/v1");
     } else if (!url_ok(p->base_url)) {
-        err(d, "%s.base_url: \"%s\" is not a well-formed http:// or https:// URL", path, p->base_url);
+        cfg_err(d, "%s.base_url: \"%s\" is not a well-formed http:// or https:// URL", path, p->base_url);
     } else {
         size_t n = strlen(p->base_url);
         while (n > 0 && p->base_url[n - 1] == '/')
             p->base_url[--n] = '\0';
     }
-    get_str(d, j, path, "api_key_env", &p->api_key_env);
-    get_num(d, j, path, "rpm", 0, 1e9, &p->rpm);
-    get_num(d, j, path, "tpm", 0, 1e12, &p->tpm);
-    get_int(d, j, path, "max_concurrent", 0, 100000, &p->max_concurrent);
-    get_int(d, j, path, "timeout_ms", 1, 3600000, &p->timeout_ms);
-    get_num(d, j, path, "weight", 0, 1e6, &p->weight);
+    cfg_get_str(d, j, path, "api_key_env", &p->api_key_env);
+    cfg_get_num(d, j, path, "rpm", 0, 1e9, &p->rpm);
+    cfg_get_num(d, j, path, "tpm", 0, 1e12, &p->tpm);
+    cfg_get_int(d, j, path, "max_concurrent", 0, 100000, &p->max_concurrent);
+    cfg_get_int(d, j, path, "timeout_ms", 1, 3600000, &p->timeout_ms);
+    cfg_get_num(d, j, path, "weight", 0, 1e6, &p->weight);
 }
 
 static void read_model(qt_diag *d, const cJSON *j, qt_model_cfg *m)
@@ -369,25 +139,25 @@ static void read_model(qt_diag *d, const cJSON *j, qt_model_cfg *m)
     m->name = strdup(j->string);
     m->default_max_tokens = 1024;
     if (!cJSON_IsObject(j)) {
-        err(d, "%s: must be an object", path);
+        cfg_err(d, "%s: must be an object", path);
         return;
     }
-    check_keys(d, j, path, model_keys, QT_ARRAY_LEN(model_keys));
-    m->providers = get_str_array(d, j, path, "providers", &m->n_providers);
+    cfg_check_keys(d, j, path, model_keys, QT_ARRAY_LEN(model_keys));
+    m->providers = cfg_get_str_array(d, j, path, "providers", &m->n_providers);
     if (m->n_providers == 0 && !cJSON_GetObjectItemCaseSensitive(j, "providers"))
-        err(d, "%s.providers: missing (a list of provider names)", path);
+        cfg_err(d, "%s.providers: missing (a list of provider names)", path);
     else if (m->n_providers == 0)
-        err(d, "%s.providers: must name at least one provider", path);
-    get_str(d, j, path, "upstream_model", &m->upstream_model);
+        cfg_err(d, "%s.providers: must name at least one provider", path);
+    cfg_get_str(d, j, path, "upstream_model", &m->upstream_model);
     if (!m->upstream_model)
         m->upstream_model = strdup(m->name);
-    get_num(d, j, path, "rpm", 0, 1e9, &m->rpm);
-    get_num(d, j, path, "tpm", 0, 1e12, &m->tpm);
-    get_num(d, j, path, "input_usd_per_mtok", 0, 1e6, &m->input_usd_per_mtok);
-    get_num(d, j, path, "output_usd_per_mtok", 0, 1e6, &m->output_usd_per_mtok);
-    get_long(d, j, path, "context_window", 0, 100000000, &m->context_window);
-    get_int(d, j, path, "default_max_tokens", 1, 10000000, &m->default_max_tokens);
-    m->fallback = get_str_array(d, j, path, "fallback", &m->n_fallback);
+    cfg_get_num(d, j, path, "rpm", 0, 1e9, &m->rpm);
+    cfg_get_num(d, j, path, "tpm", 0, 1e12, &m->tpm);
+    cfg_get_num(d, j, path, "input_usd_per_mtok", 0, 1e6, &m->input_usd_per_mtok);
+    cfg_get_num(d, j, path, "output_usd_per_mtok", 0, 1e6, &m->output_usd_per_mtok);
+    cfg_get_long(d, j, path, "context_window", 0, 100000000, &m->context_window);
+    cfg_get_int(d, j, path, "default_max_tokens", 1, 10000000, &m->default_max_tokens);
+    m->fallback = cfg_get_str_array(d, j, path, "fallback", &m->n_fallback);
 }
 
 /* Resolves references and looks for fallback cycles. */
@@ -415,22 +185,22 @@ static void check_references(qt_diag *d, qt_config *cfg)
             if (m->provider_idx)
                 m->provider_idx[k] = idx;
             if (idx < 0)
-                err(d, "models.%s.providers[%zu]: unknown provider \"%s\"%s", m->name, k,
-                    m->providers[k], hint(h, sizeof h, m->providers[k], pnames, cfg->n_providers));
+                cfg_err(d, "models.%s.providers[%zu]: unknown provider \"%s\"%s", m->name, k,
+                    m->providers[k], cfg_hint(h, sizeof h, m->providers[k], pnames, cfg->n_providers));
         }
         for (size_t k = 0; k < m->n_fallback; k++) {
             const char *f = m->fallback[k];
             if (!strcmp(f, QT_CACHE_MODEL)) {
                 if (k + 1 != m->n_fallback)
-                    warn(d, "models.%s.fallback[%zu]: \"@cache\" is only consulted at the end of "
+                    cfg_warn(d, "models.%s.fallback[%zu]: \"@cache\" is only consulted at the end of "
                             "the chain", m->name, k);
                 continue;
             }
             if (!strcmp(f, m->name))
-                err(d, "models.%s.fallback[%zu]: a model cannot fall back to itself", m->name, k);
+                cfg_err(d, "models.%s.fallback[%zu]: a model cannot fall back to itself", m->name, k);
             else if (qt_config_model_index(cfg, f) < 0)
-                err(d, "models.%s.fallback[%zu]: unknown model \"%s\"%s", m->name, k, f,
-                    hint(h, sizeof h, f, mnames, cfg->n_models + 1));
+                cfg_err(d, "models.%s.fallback[%zu]: unknown model \"%s\"%s", m->name, k, f,
+                    cfg_hint(h, sizeof h, f, mnames, cfg->n_models + 1));
         }
     }
 
@@ -464,7 +234,7 @@ static void check_references(qt_diag *d, qt_config *cfg)
                         strncat(cyc, " -> ", sizeof cyc - strlen(cyc) - 1);
                     }
                     strncat(cyc, cfg->models[w].name, sizeof cyc - strlen(cyc) - 1);
-                    err(d, "models.%s.fallback: fallback cycle %s", m->name, cyc);
+                    cfg_err(d, "models.%s.fallback: fallback cycle %s", m->name, cyc);
                 } else if (colour[w] == 0) {
                     colour[w] = 1;
                     stack[++top] = (size_t)w;
@@ -540,13 +310,13 @@ static void set_defaults(qt_config *c)
 
 static void read_sections(qt_diag *d, const cJSON *root, qt_config *c)
 {
-    check_keys(d, root, "", top_keys, QT_ARRAY_LEN(top_keys));
-    get_int(d, root, "", "workers", 1, 1024, &c->workers);
+    cfg_check_keys(d, root, "", top_keys, QT_ARRAY_LEN(top_keys));
+    cfg_get_int(d, root, "", "workers", 1, 1024, &c->workers);
 
-    const cJSON *s = get_obj(d, root, "", "providers");
+    const cJSON *s = cfg_get_obj(d, root, "", "providers");
     if (!s) {
         if (!cJSON_GetObjectItemCaseSensitive(root, "providers"))
-            err(d, "providers: missing (at least one provider is needed)");
+            cfg_err(d, "providers: missing (at least one provider is needed)");
     } else {
         c->n_providers = (size_t)cJSON_GetArraySize(s);
         c->providers = calloc(c->n_providers + 1, sizeof *c->providers);
@@ -554,13 +324,13 @@ static void read_sections(qt_diag *d, const cJSON *root, qt_config *c)
         const cJSON *it;
         cJSON_ArrayForEach(it, s) read_provider(d, it, &c->providers[i++]);
         if (c->n_providers == 0)
-            err(d, "providers: at least one provider is needed");
+            cfg_err(d, "providers: at least one provider is needed");
     }
 
-    s = get_obj(d, root, "", "models");
+    s = cfg_get_obj(d, root, "", "models");
     if (!s) {
         if (!cJSON_GetObjectItemCaseSensitive(root, "models"))
-            err(d, "models: missing (at least one model is needed)");
+            cfg_err(d, "models: missing (at least one model is needed)");
     } else {
         c->n_models = (size_t)cJSON_GetArraySize(s);
         c->models = calloc(c->n_models + 1, sizeof *c->models);
@@ -568,58 +338,58 @@ static void read_sections(qt_diag *d, const cJSON *root, qt_config *c)
         const cJSON *it;
         cJSON_ArrayForEach(it, s) read_model(d, it, &c->models[i++]);
         if (c->n_models == 0)
-            err(d, "models: at least one model is needed");
+            cfg_err(d, "models: at least one model is needed");
     }
 
-    if ((s = get_obj(d, root, "", "limits"))) {
+    if ((s = cfg_get_obj(d, root, "", "limits"))) {
         static const char *k[] = { "headroom", "burst_ms" };
-        check_keys(d, s, "limits", k, QT_ARRAY_LEN(k));
-        get_num(d, s, "limits", "headroom", 0.01, 1.0, &c->limits.headroom);
-        get_num(d, s, "limits", "burst_ms", 0, 60000, &c->limits.burst_ms);
+        cfg_check_keys(d, s, "limits", k, QT_ARRAY_LEN(k));
+        cfg_get_num(d, s, "limits", "headroom", 0.01, 1.0, &c->limits.headroom);
+        cfg_get_num(d, s, "limits", "burst_ms", 0, 60000, &c->limits.burst_ms);
     }
-    if ((s = get_obj(d, root, "", "retry"))) {
+    if ((s = cfg_get_obj(d, root, "", "retry"))) {
         static const char *k[] = { "max_attempts", "base_ms", "cap_ms", "max_retry_after_ms",
                                    "budget_ratio" };
-        check_keys(d, s, "retry", k, QT_ARRAY_LEN(k));
-        get_int(d, s, "retry", "max_attempts", 1, 100, &c->retry.max_attempts);
-        get_long(d, s, "retry", "base_ms", 0, 3600000, &c->retry.base_ms);
-        get_long(d, s, "retry", "cap_ms", 0, 86400000, &c->retry.cap_ms);
-        get_long(d, s, "retry", "max_retry_after_ms", 0, 86400000, &c->retry.max_retry_after_ms);
-        get_num(d, s, "retry", "budget_ratio", 0, 10, &c->retry.budget_ratio);
+        cfg_check_keys(d, s, "retry", k, QT_ARRAY_LEN(k));
+        cfg_get_int(d, s, "retry", "max_attempts", 1, 100, &c->retry.max_attempts);
+        cfg_get_long(d, s, "retry", "base_ms", 0, 3600000, &c->retry.base_ms);
+        cfg_get_long(d, s, "retry", "cap_ms", 0, 86400000, &c->retry.cap_ms);
+        cfg_get_long(d, s, "retry", "max_retry_after_ms", 0, 86400000, &c->retry.max_retry_after_ms);
+        cfg_get_num(d, s, "retry", "budget_ratio", 0, 10, &c->retry.budget_ratio);
         if (c->retry.cap_ms < c->retry.base_ms)
-            err(d, "retry.cap_ms: %ld is below retry.base_ms %ld", c->retry.cap_ms, c->retry.base_ms);
+            cfg_err(d, "retry.cap_ms: %ld is below retry.base_ms %ld", c->retry.cap_ms, c->retry.base_ms);
     }
-    if ((s = get_obj(d, root, "", "circuit"))) {
+    if ((s = cfg_get_obj(d, root, "", "circuit"))) {
         static const char *k[] = { "failure_threshold", "failure_ratio", "window_ms",
                                    "cooldown_ms", "cooldown_max_ms", "half_open_max" };
-        check_keys(d, s, "circuit", k, QT_ARRAY_LEN(k));
-        get_int(d, s, "circuit", "failure_threshold", 1, 1000000, &c->circuit.failure_threshold);
-        get_num(d, s, "circuit", "failure_ratio", 0, 1, &c->circuit.failure_ratio);
-        get_long(d, s, "circuit", "window_ms", 100, 86400000, &c->circuit.window_ms);
-        get_long(d, s, "circuit", "cooldown_ms", 0, 86400000, &c->circuit.cooldown_ms);
+        cfg_check_keys(d, s, "circuit", k, QT_ARRAY_LEN(k));
+        cfg_get_int(d, s, "circuit", "failure_threshold", 1, 1000000, &c->circuit.failure_threshold);
+        cfg_get_num(d, s, "circuit", "failure_ratio", 0, 1, &c->circuit.failure_ratio);
+        cfg_get_long(d, s, "circuit", "window_ms", 100, 86400000, &c->circuit.window_ms);
+        cfg_get_long(d, s, "circuit", "cooldown_ms", 0, 86400000, &c->circuit.cooldown_ms);
         if (!cJSON_GetObjectItemCaseSensitive(s, "cooldown_max_ms")
             && c->circuit.cooldown_ms * 8 > c->circuit.cooldown_max_ms)
             c->circuit.cooldown_max_ms = c->circuit.cooldown_ms * 8;
-        get_long(d, s, "circuit", "cooldown_max_ms", 0, 86400000, &c->circuit.cooldown_max_ms);
-        get_int(d, s, "circuit", "half_open_max", 1, 1000, &c->circuit.half_open_max);
+        cfg_get_long(d, s, "circuit", "cooldown_max_ms", 0, 86400000, &c->circuit.cooldown_max_ms);
+        cfg_get_int(d, s, "circuit", "half_open_max", 1, 1000, &c->circuit.half_open_max);
         if (c->circuit.cooldown_max_ms < c->circuit.cooldown_ms)
-            err(d, "circuit.cooldown_max_ms: %ld is below circuit.cooldown_ms %ld",
+            cfg_err(d, "circuit.cooldown_max_ms: %ld is below circuit.cooldown_ms %ld",
                 c->circuit.cooldown_max_ms, c->circuit.cooldown_ms);
     }
-    if ((s = get_obj(d, root, "", "budget"))) {
+    if ((s = cfg_get_obj(d, root, "", "budget"))) {
         static const char *k[] = { "run_usd", "day_usd", "warn_ratio", "workflows", "on_exhausted" };
-        check_keys(d, s, "budget", k, QT_ARRAY_LEN(k));
-        get_num(d, s, "budget", "run_usd", 0, 1e9, &c->budget.run_usd);
-        get_num(d, s, "budget", "day_usd", 0, 1e9, &c->budget.day_usd);
-        get_num(d, s, "budget", "warn_ratio", 0, 1, &c->budget.warn_ratio);
-        const cJSON *w = get_obj(d, s, "budget", "workflows");
+        cfg_check_keys(d, s, "budget", k, QT_ARRAY_LEN(k));
+        cfg_get_num(d, s, "budget", "run_usd", 0, 1e9, &c->budget.run_usd);
+        cfg_get_num(d, s, "budget", "day_usd", 0, 1e9, &c->budget.day_usd);
+        cfg_get_num(d, s, "budget", "warn_ratio", 0, 1, &c->budget.warn_ratio);
+        const cJSON *w = cfg_get_obj(d, s, "budget", "workflows");
         if (w) {
             c->budget.workflows = calloc((size_t)cJSON_GetArraySize(w) + 1,
                                          sizeof *c->budget.workflows);
             const cJSON *it;
             cJSON_ArrayForEach(it, w) {
                 if (!cJSON_IsNumber(it) || it->valuedouble < 0) {
-                    err(d, "budget.workflows.%s: must be a number >= 0 (USD)", it->string);
+                    cfg_err(d, "budget.workflows.%s: must be a number >= 0 (USD)", it->string);
                     continue;
                 }
                 qt_workflow_budget *wb = &c->budget.workflows[c->budget.n_workflows++];
@@ -628,59 +398,59 @@ static void read_sections(qt_diag *d, const cJSON *root, qt_config *c)
             }
         }
         char *mode = NULL;
-        get_str(d, s, "budget", "on_exhausted", &mode);
+        cfg_get_str(d, s, "budget", "on_exhausted", &mode);
         if (mode) {
             if (!strcmp(mode, "reject"))
                 c->budget.on_exhausted = QT_EXHAUSTED_REJECT;
             else if (!strcmp(mode, "downgrade"))
                 c->budget.on_exhausted = QT_EXHAUSTED_DOWNGRADE;
             else
-                err(d, "budget.on_exhausted: \"%s\" is not \"reject\" or \"downgrade\"", mode);
+                cfg_err(d, "budget.on_exhausted: \"%s\" is not \"reject\" or \"downgrade\"", mode);
             free(mode);
         }
     }
-    if ((s = get_obj(d, root, "", "queue"))) {
+    if ((s = cfg_get_obj(d, root, "", "queue"))) {
         static const char *k[] = { "aging_ms" };
-        check_keys(d, s, "queue", k, QT_ARRAY_LEN(k));
-        get_long(d, s, "queue", "aging_ms", 0, 86400000, &c->queue.aging_ms);
+        cfg_check_keys(d, s, "queue", k, QT_ARRAY_LEN(k));
+        cfg_get_long(d, s, "queue", "aging_ms", 0, 86400000, &c->queue.aging_ms);
     }
-    if ((s = get_obj(d, root, "", "backend"))) {
+    if ((s = cfg_get_obj(d, root, "", "backend"))) {
         static const char *k[] = { "kind", "url", "prefix" };
-        check_keys(d, s, "backend", k, QT_ARRAY_LEN(k));
+        cfg_check_keys(d, s, "backend", k, QT_ARRAY_LEN(k));
         char *kind = NULL;
-        get_str(d, s, "backend", "kind", &kind);
+        cfg_get_str(d, s, "backend", "kind", &kind);
         if (kind && !strcmp(kind, "redis"))
             c->backend.kind = QT_BACKEND_REDIS;
         else if (kind && strcmp(kind, "local"))
-            err(d, "backend.kind: \"%s\" is not \"local\" or \"redis\"", kind);
+            cfg_err(d, "backend.kind: \"%s\" is not \"local\" or \"redis\"", kind);
         free(kind);
-        get_str(d, s, "backend", "url", &c->backend.url);
-        get_str(d, s, "backend", "prefix", &c->backend.prefix);
+        cfg_get_str(d, s, "backend", "url", &c->backend.url);
+        cfg_get_str(d, s, "backend", "prefix", &c->backend.prefix);
         if (c->backend.kind == QT_BACKEND_REDIS) {
             if (!c->backend.url)
-                err(d, "backend.url: required when backend.kind is \"redis\" (redis://host:port)");
+                cfg_err(d, "backend.url: required when backend.kind is \"redis\" (redis://host:port)");
             else if (strncmp(c->backend.url, "redis://", 8) || !c->backend.url[8])
-                err(d, "backend.url: \"%s\" is not a redis://host:port URL", c->backend.url);
+                cfg_err(d, "backend.url: \"%s\" is not a redis://host:port URL", c->backend.url);
         }
     }
     char *state = NULL;
-    get_str(d, root, "", "state_dir", &state);
+    cfg_get_str(d, root, "", "state_dir", &state);
     /* "" is kept as "": no ledger (nothing is written to disk). */
     c->state_dir = state ? expand_home(state) : default_state_dir();
     free(state);
-    if ((s = get_obj(d, root, "", "proxy"))) {
+    if ((s = cfg_get_obj(d, root, "", "proxy"))) {
         static const char *k[] = { "listen", "token_env", "max_queue", "max_wait_ms",
                                    "max_body_bytes", "default_workflow", "default_priority" };
-        check_keys(d, s, "proxy", k, QT_ARRAY_LEN(k));
-        get_str(d, s, "proxy", "listen", &c->proxy.listen);
+        cfg_check_keys(d, s, "proxy", k, QT_ARRAY_LEN(k));
+        cfg_get_str(d, s, "proxy", "listen", &c->proxy.listen);
         if (c->proxy.listen && !listen_ok(c->proxy.listen))
-            err(d, "proxy.listen: \"%s\" is not HOST:PORT", c->proxy.listen);
-        get_str(d, s, "proxy", "token_env", &c->proxy.token_env);
-        get_long(d, s, "proxy", "max_queue", 1, 100000000, &c->proxy.max_queue);
-        get_long(d, s, "proxy", "max_wait_ms", 0, 86400000, &c->proxy.max_wait_ms);
-        get_long(d, s, "proxy", "max_body_bytes", 1024, 1L << 30, &c->proxy.max_body_bytes);
-        get_str(d, s, "proxy", "default_workflow", &c->proxy.default_workflow);
-        get_int(d, s, "proxy", "default_priority", 1, 10, &c->proxy.default_priority);
+            cfg_err(d, "proxy.listen: \"%s\" is not HOST:PORT", c->proxy.listen);
+        cfg_get_str(d, s, "proxy", "token_env", &c->proxy.token_env);
+        cfg_get_long(d, s, "proxy", "max_queue", 1, 100000000, &c->proxy.max_queue);
+        cfg_get_long(d, s, "proxy", "max_wait_ms", 0, 86400000, &c->proxy.max_wait_ms);
+        cfg_get_long(d, s, "proxy", "max_body_bytes", 1024, 1L << 30, &c->proxy.max_body_bytes);
+        cfg_get_str(d, s, "proxy", "default_workflow", &c->proxy.default_workflow);
+        cfg_get_int(d, s, "proxy", "default_priority", 1, 10, &c->proxy.default_priority);
     }
 }
 
@@ -707,18 +477,18 @@ qt_config *qt_config_parse(const char *text, size_t len, qt_diag *diag)
         int line, col;
         size_t off = end && end >= text ? (size_t)(end - text) : 0;
         line_col(text, off, &line, &col);
-        err(diag, "(json): syntax error at line %d, column %d", line, col);
+        cfg_err(diag, "(json): syntax error at line %d, column %d", line, col);
         return NULL;
     }
     if (!cJSON_IsObject(root)) {
-        err(diag, "(top): the config must be a JSON object");
+        cfg_err(diag, "(top): the config must be a JSON object");
         cJSON_Delete(root);
         return NULL;
     }
     qt_config *cfg = calloc(1, sizeof *cfg);
     if (!cfg) {
         cJSON_Delete(root);
-        err(diag, "(top): out of memory");
+        cfg_err(diag, "(top): out of memory");
         return NULL;
     }
     size_t errors_before = diag->n_errors;
@@ -737,7 +507,7 @@ qt_config *qt_config_load(const char *path, qt_diag *diag)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        err(diag, "(file): cannot open %s: %m", path);
+        cfg_err(diag, "(file): cannot open %s: %m", path);
         return NULL;
     }
     char *buf = NULL;
@@ -749,7 +519,7 @@ qt_config *qt_config_load(const char *path, qt_diag *diag)
             if (!g) {
                 free(buf);
                 fclose(f);
-                err(diag, "(file): out of memory reading %s", path);
+                cfg_err(diag, "(file): out of memory reading %s", path);
                 return NULL;
             }
             buf = g;
@@ -763,7 +533,7 @@ qt_config *qt_config_load(const char *path, qt_diag *diag)
     fclose(f);
     if (bad) {
         free(buf);
-        err(diag, "(file): cannot read %s", path);
+        cfg_err(diag, "(file): cannot read %s", path);
         return NULL;
     }
     buf[len] = '\0';
