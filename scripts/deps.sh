@@ -28,6 +28,20 @@ need_cmd curl curl
 need_cmd python3 python3
 need_cmd node nodejs
 need_cmd npm npm
+# tests and benches: fuzzing (clang's libFuzzer runtime), valgrind, nginx with
+# the echo module (a scalable slow or zero-latency upstream), wrk, redis-cli.
+need_cmd clang clang
+need_fuzzer() {
+    command -v clang >/dev/null 2>&1 &&
+        printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |
+        clang -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
+}
+need_fuzzer
+need_cmd valgrind valgrind
+need_cmd nginx nginx
+[ -e /usr/lib/nginx/modules/ngx_http_echo_module.so ] || missing+=(libnginx-mod-http-echo)
+need_cmd wrk wrk
+need_cmd redis-cli redis-tools
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
