@@ -91,6 +91,8 @@ typedef struct {
     char *state_dir;                       /* the ledger's directory, "~" expanded; default
                                               $XDG_STATE_HOME/quotatop or ~/.local/state/quotatop;
                                               "" = no ledger */
+    int trace;                             /* "trace": append the request trace that
+                                              `replay` reads to state_dir; default 1 */
     struct {
         char *listen;                      /* default 127.0.0.1:8787 */
         char *token_env;                   /* may be NULL */

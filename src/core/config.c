@@ -79,7 +79,7 @@ static const char *model_keys[] = {
 };
 static const char *top_keys[] = {
     "workers", "providers", "models", "limits", "retry", "circuit", "budget", "queue",
-    "backend", "state_dir", "proxy",
+    "backend", "state_dir", "proxy", "trace",
 };
 
 static void read_provider(qt_diag *d, const cJSON *j, qt_provider_cfg *p)
@@ -438,6 +438,13 @@ static void read_sections(qt_diag *d, const cJSON *root, qt_config *c)
     /* "" is kept as "": no ledger (nothing is written to disk). */
     c->state_dir = state ? expand_home(state) : default_state_dir();
     free(state);
+    /* "trace": the request trace `replay` reads (in state_dir), on by default. */
+    c->trace = 1;
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(root, "trace");
+    if (tr && !cJSON_IsBool(tr))
+        cfg_err(d, "trace: must be true or false");
+    else if (tr)
+        c->trace = cJSON_IsTrue(tr);
     if ((s = cfg_get_obj(d, root, "", "proxy"))) {
         static const char *k[] = { "listen", "token_env", "max_queue", "max_wait_ms",
                                    "max_body_bytes", "default_workflow", "default_priority" };

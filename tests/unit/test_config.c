@@ -61,6 +61,18 @@ Test(config, defaults_fill_what_is_absent)
     cr_expect_eq(c->providers[0].timeout_ms, 60000);
     cr_expect_str_eq(c->proxy.listen, "127.0.0.1:8787");
     cr_expect_eq(c->backend.kind, QT_BACKEND_LOCAL);
+    cr_expect_eq(c->trace, 1, "the request trace is on by default");
+    qt_config_free(c);
+    qt_diag_free(&d);
+}
+
+Test(config, trace_false_turns_the_trace_off)
+{
+    qt_diag d = { 0 };
+    qt_config *c = parse("{" MINIMAL_PROVIDERS ", \"trace\": false, \"models\": {\"m\": {\"providers\": [\"oa\"]}}}", &d);
+    cr_assert_not_null(c);
+    cr_expect_eq(d.n_warnings, 0, "trace is a known key");
+    cr_expect_eq(c->trace, 0);
     qt_config_free(c);
     qt_diag_free(&d);
 }
@@ -119,6 +131,8 @@ static struct bad_case bad_cases[] = {
     { "{\"providers\": {\"oa\": {\"kind\": \"openai\", \"rpm\": -1}}, \"models\": {\"m\": {\"providers\": [\"oa\"]}}}",
       "providers.oa.rpm: -1 is out of range" },
     { "{" MINIMAL_PROVIDERS ", \"models\": {\"m\": {}}}", "models.m.providers: missing" },
+    { "{" MINIMAL_PROVIDERS ", \"trace\": \"off\", \"models\": {\"m\": {\"providers\": [\"oa\"]}}}",
+      "trace: must be true or false" },
     { "{" MINIMAL_PROVIDERS ", \"models\": {\"m\": {\"providers\": [\"ob\"]}}}",
       "models.m.providers[0]: unknown provider \"ob\" (did you mean \"oa\"?)" },
     { "{" MINIMAL_PROVIDERS ", \"models\": {\"gpt-4o\": {\"providers\": [\"oa\"], \"fallback\": [\"@cache\", \"gpt4o-mini\"]},"
