@@ -19,6 +19,7 @@
 typedef enum { QT_KIND_OPENAI = 0, QT_KIND_ANTHROPIC = 1 } qt_provider_kind;
 typedef enum { QT_EXHAUSTED_REJECT = 0, QT_EXHAUSTED_DOWNGRADE = 1 } qt_on_exhausted;
 typedef enum { QT_BACKEND_LOCAL = 0, QT_BACKEND_REDIS = 1 } qt_backend_kind;
+typedef enum { QT_BACKEND_ON_ERROR_LOCAL = 0, QT_BACKEND_ON_ERROR_CLOSED = 1 } qt_backend_on_error;
 
 #define QT_CACHE_MODEL "@cache"   /* fallback entry answering from the cache */
 
@@ -87,6 +88,13 @@ typedef struct {
         qt_backend_kind kind;
         char *url;                         /* redis://host:port */
         char *prefix;                      /* key prefix, default "quotatop" */
+        qt_backend_on_error on_error;      /* Redis unreachable: "local" (default) = this
+                                              process's share, "closed" = stop dispatching */
+        int expected_processes;            /* the share's divisor (at least the processes last
+                                              seen in the fleet), default 1 */
+        long lease_ms;                     /* a dead process's slots and reservations are freed
+                                              after this, default 10000 */
+        long timeout_ms;                   /* a Redis call slower than this is an error, default 500 */
     } backend;
     char *state_dir;                       /* the ledger's directory, "~" expanded; default
                                               $XDG_STATE_HOME/quotatop or ~/.local/state/quotatop;

@@ -300,6 +300,10 @@ static void set_defaults(qt_config *c)
     c->budget.on_exhausted = QT_EXHAUSTED_REJECT;
     c->queue.aging_ms = 30000;
     c->backend.kind = QT_BACKEND_LOCAL;
+    c->backend.on_error = QT_BACKEND_ON_ERROR_LOCAL;
+    c->backend.expected_processes = 1;
+    c->backend.lease_ms = 10000;
+    c->backend.timeout_ms = 500;
     c->proxy.listen = strdup("127.0.0.1:8787");
     c->proxy.max_queue = 1000;
     c->proxy.max_wait_ms = 30000;
@@ -415,7 +419,8 @@ static void read_sections(qt_diag *d, const cJSON *root, qt_config *c)
         cfg_get_long(d, s, "queue", "aging_ms", 0, 86400000, &c->queue.aging_ms);
     }
     if ((s = cfg_get_obj(d, root, "", "backend"))) {
-        static const char *k[] = { "kind", "url", "prefix" };
+        static const char *k[] = { "kind", "url", "prefix", "on_error", "expected_processes",
+                                   "lease_ms", "timeout_ms" };
         cfg_check_keys(d, s, "backend", k, QT_ARRAY_LEN(k));
         char *kind = NULL;
         cfg_get_str(d, s, "backend", "kind", &kind);
@@ -426,6 +431,20 @@ static void read_sections(qt_diag *d, const cJSON *root, qt_config *c)
         free(kind);
         cfg_get_str(d, s, "backend", "url", &c->backend.url);
         cfg_get_str(d, s, "backend", "prefix", &c->backend.prefix);
+        if (c->backend.prefix && (!*c->backend.prefix || strpbrk(c->backend.prefix, "{} \t\r\n")
+                                  || strlen(c->backend.prefix) > 64))
+            cfg_err(d, "backend.prefix: \"%s\" must be 1-64 characters without braces or spaces",
+                    c->backend.prefix);
+        char *onerr = NULL;
+        cfg_get_str(d, s, "backend", "on_error", &onerr);
+        if (onerr && !strcmp(onerr, "closed"))
+            c->backend.on_error = QT_BACKEND_ON_ERROR_CLOSED;
+        else if (onerr && strcmp(onerr, "local"))
+            cfg_err(d, "backend.on_error: \"%s\" is not \"local\" or \"closed\"", onerr);
+        free(onerr);
+        cfg_get_int(d, s, "backend", "expected_processes", 1, 10000, &c->backend.expected_processes);
+        cfg_get_long(d, s, "backend", "lease_ms", 1000, 3600000, &c->backend.lease_ms);
+        cfg_get_long(d, s, "backend", "timeout_ms", 10, 60000, &c->backend.timeout_ms);
         if (c->backend.kind == QT_BACKEND_REDIS) {
             if (!c->backend.url)
                 cfg_err(d, "backend.url: required when backend.kind is \"redis\" (redis://host:port)");
