@@ -32,6 +32,14 @@ const char *qt_strerror(qt_err err);
  * for hash tables and cache keys. Not for anything adversarial. */
 uint64_t qt_hash_str(uint64_t h, const char *s);
 
+/* splitmix64: the next value of a seeded, reproducible pseudo-random stream
+ * whose state the caller owns (jitter, weighted choices, simulations, tests).
+ * Not for anything adversarial. */
+uint64_t qt_rand_next(uint64_t *state);
+
+/* A uniform double in [0, 1) from the same stream (53 random bits). */
+double qt_rand01(uint64_t *state);
+
 /* Number of elements of a true array. */
 #define QT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

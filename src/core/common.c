@@ -1,4 +1,4 @@
-/* common.c: qt_strerror. See include/quotatop/common.h. */
+/* common.c: qt_strerror, hashing and the seeded random stream. See include/quotatop/common.h. */
 #include "quotatop/common.h"
 
 const char *qt_strerror(qt_err err)
@@ -22,4 +22,17 @@ uint64_t qt_hash_str(uint64_t h, const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
+}
+
+uint64_t qt_rand_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+double qt_rand01(uint64_t *state)
+{
+    return (double)(qt_rand_next(state) >> 11) / 9007199254740992.0;
 }

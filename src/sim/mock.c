@@ -105,7 +105,7 @@ static uint64_t draw_delay(uint64_t *rng, const qt_mock_model_opts *o)
 {
     uint64_t d = o->latency_ms;
     if (o->jitter_ms) {
-        double u = mock_rand01(rng);
+        double u = qt_rand01(rng);
         double j = o->jitter_dist == QT_MOCK_JITTER_EXP ? -log1p(-u) * o->jitter_ms
                                                         : u * (o->jitter_ms + 1);
         if (j > 10.0 * o->jitter_ms)
@@ -159,8 +159,8 @@ static void decide(qt_mock *m, const mock_req *q, bool auth_ok, bool too_big, mo
         } else {
             if (o->rpm) md->req.level -= 1.0;
             if (o->tpm) md->tok.level -= (double)cost;
-            if (o->fail_rate > 0 && mock_rand01(&m->rng) < o->fail_rate)
-                v->d = mock_rand(&m->rng) & 1 ? MOCK_D_FAIL_503 : MOCK_D_FAIL_500;
+            if (o->fail_rate > 0 && qt_rand01(&m->rng) < o->fail_rate)
+                v->d = qt_rand_next(&m->rng) & 1 ? MOCK_D_FAIL_503 : MOCK_D_FAIL_500;
             else
                 v->d = MOCK_D_OK;
             v->delay_ms = draw_delay(&m->rng, o);

@@ -76,8 +76,6 @@ uint64_t mock_bucket_remaining(const mock_bucket *b, uint64_t limit);
 uint64_t mock_bucket_reset_ms(const mock_bucket *b, uint64_t limit);
 
 /* ---- mock_spec.c ---- */
-uint64_t mock_rand(uint64_t *state);          /* splitmix64 */
-double mock_rand01(uint64_t *state);          /* [0, 1) */
 /* Go time.Duration.String() of a millisecond count: 0s, 12ms, 1.5s, 6m0s. */
 void mock_go_duration(uint64_t ms, char *buf, size_t len);
 /* RFC 3339 UTC timestamp of wall-clock ms: 2024-05-01T12:00:03Z. */

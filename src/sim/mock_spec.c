@@ -25,19 +25,6 @@ void qt_mock_opts_init(qt_mock_opts *o)
     o->seed = 0x5eed;
 }
 
-uint64_t mock_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-double mock_rand01(uint64_t *state)
-{
-    return (double)(mock_rand(state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
 void mock_go_duration(uint64_t ms, char *buf, size_t len)
 {
     if (ms == 0) {

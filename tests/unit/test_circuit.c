@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "quotatop/common.h"
 #include "quotatop/circuit.h"
 
 static qt_circuit_params params(int threshold, double ratio, uint64_t window, uint64_t cool,
@@ -37,13 +38,6 @@ static int run_one(qt_circuit *c, uint64_t t, qt_circuit_outcome o, qt_circuit_t
     return 1;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 Test(circuit, new_validates_params)
 {
@@ -144,7 +138,7 @@ Test(circuit, stays_closed_with_20_percent_errors)
     int64_t fails = 0, max_window_fails = 0;
     for (uint64_t t = 0; t < 5000 * 1000; t += 100) {
         qt_circuit_transition tr;
-        qt_circuit_outcome o = splitmix(&seed) % 5 == 0 ? QT_CIRCUIT_FAILURE : QT_CIRCUIT_SUCCESS;
+        qt_circuit_outcome o = qt_rand_next(&seed) % 5 == 0 ? QT_CIRCUIT_FAILURE : QT_CIRCUIT_SUCCESS;
         fails += o == QT_CIRCUIT_FAILURE;
         cr_assert(run_one(c, t, o, &tr), "refused at %llu ms", (unsigned long long)t);
         cr_assert_eq(tr.changed, 0, "opened at %llu ms: %s", (unsigned long long)t, tr.reason);
@@ -426,7 +420,7 @@ Test(circuit, every_transition_reported)
         for (int i = 0; i < 16; i++) {
             if (!fl[i].used || fl[i].done > t)
                 continue;
-            uint64_t r = splitmix(&seed) % 100;
+            uint64_t r = qt_rand_next(&seed) % 100;
             qt_circuit_outcome o = down ? (r < 95 ? QT_CIRCUIT_FAILURE : QT_CIRCUIT_SUCCESS)
                                         : (r < 5 ? QT_CIRCUIT_FAILURE
                                                  : r < 10 ? QT_CIRCUIT_IGNORED : QT_CIRCUIT_SUCCESS);
@@ -457,7 +451,7 @@ Test(circuit, every_transition_reported)
             }
             if (ok) {
                 fl[i].used = 1;
-                fl[i].done = t + 50 + splitmix(&seed) % 2000;
+                fl[i].done = t + 50 + qt_rand_next(&seed) % 2000;
             }
             break;
         }

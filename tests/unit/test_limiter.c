@@ -14,19 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quotatop/common.h"
 #include "quotatop/limiter.h"
 
 static uint64_t rng_state;
 
-static uint64_t rnd(void)   /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static double rnd01(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+static uint64_t rnd(void) { return qt_rand_next(&rng_state); }
+static double rnd01(void) { return qt_rand01(&rng_state); }
 
 static int64_t rnd_range(int64_t lo, int64_t hi) { return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1)); }
 

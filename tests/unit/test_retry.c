@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "quotatop/common.h"
 #include "quotatop/retry.h"
 
 #define BAD INT64_MIN   /* expected: the parser returns -1 */
@@ -317,14 +318,6 @@ static qt_retry_policy policy(void)
     return p;
 }
 
-/* splitmix64: a seeded, reproducible stream of random values. */
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 Test(retry, full_jitter_bounds)
 {
@@ -341,7 +334,7 @@ Test(retry, full_jitter_bounds)
         cr_assert_eq(w, ceil_of[a], "attempt %d: top of range %lld, expected %lld", a,
                      (long long)w, (long long)ceil_of[a]);
         for (int i = 0; i < 20000; i++) {
-            cr_assert_eq(qt_retry_wait_ms(&p, a, NULL, splitmix(&seed), &w), QT_RETRY_WAIT);
+            cr_assert_eq(qt_retry_wait_ms(&p, a, NULL, qt_rand_next(&seed), &w), QT_RETRY_WAIT);
             cr_assert(w >= 0 && w <= ceil_of[a], "attempt %d: wait %lld out of [0, %lld]", a,
                       (long long)w, (long long)ceil_of[a]);
             lo = w < lo ? w : lo;
