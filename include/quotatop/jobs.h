@@ -105,15 +105,36 @@ qt_err qt_results_write(qt_results *r, const qt_result *res);
 /* Formats one result as a JSON line without the newline; caller frees. */
 char *qt_result_to_json(const qt_result *res);
 
-void qt_results_close(qt_results *r);   /* accepts NULL; flushes and closes */
+/* Flushes and closes (accepts NULL). Returns QT_ERR_IO when the flush or the
+ * close failed (a full disk shows here), else QT_OK. */
+qt_err qt_results_close(qt_results *r);
+
+/* Byte offset of the first byte of s[0..len) that is not part of well-formed
+ * UTF-8, or -1 when all of it is. */
+long qt_utf8_invalid_at(const char *s, size_t len);
+
+/* Returns s (a heap string) with every byte that is not well-formed UTF-8
+ * replaced by U+FFFD: s itself when it is already valid, else a new string
+ * (s is freed). NULL gives NULL. */
+char *qt_utf8_sanitize(char *s);
 
 /* A set of job ids (for --resume). */
 typedef struct qt_idset qt_idset;
 
 /* Reads an existing results file and returns the set of ids that have an
- * "ok" line. A missing file gives an empty set. Malformed lines are skipped.
+ * "ok" line (each with the line number of that line). A missing file gives
+ * an empty set. Lines that are not result objects (a torn last line after a
+ * kill, foreign text) are skipped and counted: see qt_idset_bad_lines.
  * Returns NULL only when out of memory. */
 qt_idset *qt_results_ok_ids(const char *path);
+qt_idset *qt_idset_new(void);   /* empty; NULL when out of memory */
+/* Adds id with val: returns 1 when added, 0 when id was there already
+ * (*old_val, if not NULL, gets the value stored with it), -1 out of memory. */
+int qt_idset_add(qt_idset *s, const char *id, long val, long *old_val);
+/* Lines qt_results_ok_ids skipped as not result objects; *first_bad gets the
+ * first one's line number and *torn_tail 1 when one of them is a last line
+ * without a newline (either may be NULL). */
+long qt_idset_bad_lines(const qt_idset *s, long *first_bad, int *torn_tail);
 int qt_idset_has(const qt_idset *s, const char *id);
 size_t qt_idset_count(const qt_idset *s);
 void qt_idset_free(qt_idset *s);

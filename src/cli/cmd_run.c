@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -35,6 +36,7 @@ typedef struct {
     const qt_config *cfg;
     int fd;                     /* jobs input */
     qt_idset *skip;             /* --resume: ids already ok */
+    qt_idset *seen;             /* ids of this input's valid jobs -> their line */
     volatile int stop;          /* set by main: stop reading */
     size_t skipped;
     int read_error;
@@ -55,9 +57,23 @@ static void take_line(reader *rd, char *line, size_t len, long line_no)
             qt_engine_submit_invalid(rd->engine, id, wf, err);
     } else if (rd->skip && qt_idset_has(rd->skip, job->id)) {
         rd->skipped++;
+        qt_idset_add(rd->seen, job->id, line_no, NULL);
         qt_job_free(job);
     } else {
-        qt_engine_submit(rd->engine, job);
+        /* Ids are unique per input: the first valid line with an id claims
+         * it, a later one is invalid (never sent), however far apart they
+         * are read. A number is its decimal text (1 is "1"), a line without
+         * an id has its line number. */
+        long first = 0;
+        int added = qt_idset_add(rd->seen, job->id, line_no, &first);
+        if (added == 0) {
+            snprintf(err, sizeof err, "line %ld: duplicate job id \"%.100s\" (first on line %ld)",
+                     line_no, job->id, first);
+            qt_engine_submit_invalid(rd->engine, job->id, job->workflow, err);
+            qt_job_free(job);
+        } else {
+            qt_engine_submit(rd->engine, job);
+        }
     }
     free(id);
     free(wf);
@@ -128,6 +144,36 @@ static void on_result(void *ud, const qt_job *job, const qt_result *res, const q
         s->write_failed = 1;
 }
 
+/* 1 when the jobs input (fd) and the results path are the same file. */
+static int same_file(int fd, const char *out_path)
+{
+    struct stat a, b;
+    if (!strcmp(out_path, "-") || fstat(fd, &a) != 0 || stat(out_path, &b) != 0)
+        return 0;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino && S_ISREG(a.st_mode);
+}
+
+/* Writes the summary JSON and a newline to path, checking every write and
+ * the close (a full disk fails only there). 0 ok, -1 with errno set. */
+static int write_summary(const char *path, const char *js)
+{
+    if (!js) {
+        errno = ENOMEM;
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int bad = fputs(js, f) < 0 || fputc('\n', f) == EOF || fflush(f) != 0;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    errno = e;
+    return bad ? -1 : 0;
+}
+
 static const char run_usage[] =
     "usage: quotatop run -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--workers N]\n"
     "                    [--resume] JOBS|-\n"
@@ -191,7 +237,22 @@ int qt_cmd_run(int argc, char **argv)
             return 2;
         }
     }
+    if (same_file(fd, out_path)) {
+        fprintf(stderr, "quotatop run: -o %s is the jobs file: refusing to overwrite the input\n",
+                out_path);
+        if (fd > 0)
+            close(fd);
+        qt_config_free(cfg);
+        return 2;
+    }
     qt_idset *skip = resume ? qt_results_ok_ids(out_path) : NULL;
+    long first_bad = 0;
+    int torn = 0;
+    long bad = qt_idset_bad_lines(skip, &first_bad, &torn);
+    if (bad)
+        fprintf(stderr, "quotatop run: --resume: %ld line%s of %s %s not a result (first: line %ld%s);"
+                " ignored, their jobs run again\n", bad, bad == 1 ? "" : "s", out_path,
+                bad == 1 ? "is" : "are", first_bad, torn ? ", the last line is torn" : "");
     sink snk = { .out = qt_results_open(out_path, resume) };
     if (!snk.out) {
         fprintf(stderr, "quotatop run: cannot write %s: %s\n", out_path, strerror(errno));
@@ -220,7 +281,7 @@ int qt_cmd_run(int argc, char **argv)
         fprintf(stderr, "quotatop run: --resume: %zu jobs already ok in %s are skipped\n",
                 qt_idset_count(skip), out_path);
 
-    reader rd = { .engine = e, .cfg = cfg, .fd = fd, .skip = skip };
+    reader rd = { .engine = e, .cfg = cfg, .fd = fd, .skip = skip, .seen = qt_idset_new() };
     pthread_t rt;
     pthread_create(&rt, NULL, reader_main, &rd);
 
@@ -253,13 +314,11 @@ int qt_cmd_run(int argc, char **argv)
     }
     if (summary_path) {
         char *js = qt_engine_summary_json(e, elapsed);
-        FILE *f = fopen(summary_path, "w");
-        if (!f || !js || fputs(js, f) < 0 || fputc('\n', f) == EOF) {
-            fprintf(stderr, "quotatop run: cannot write summary %s: %s\n", summary_path, strerror(errno));
+        if (write_summary(summary_path, js) != 0) {
+            fprintf(stderr, "quotatop run: cannot write summary %s: %s\n", summary_path,
+                    js ? strerror(errno) : "out of memory");
             rc = rc ? rc : 1;
         }
-        if (f)
-            fclose(f);
         free(js);
     }
     if (snk.write_failed) {
@@ -269,10 +328,15 @@ int qt_cmd_run(int argc, char **argv)
     if (rd.read_error)
         fprintf(stderr, "quotatop run: reading %s failed: %s\n", jobs, strerror(rd.read_error));
     qt_engine_free(e);
-    qt_results_close(snk.out);
+    if (qt_results_close(snk.out) != QT_OK && !snk.write_failed) {
+        fprintf(stderr, "quotatop run: closing %s failed: %s; some results may be missing\n",
+                out_path, strerror(errno));
+        rc = 1;
+    }
     if (fd > 0)
         close(fd);
     qt_idset_free(skip);
+    qt_idset_free(rd.seen);
     qt_http_global_cleanup();
     qt_config_free(cfg);
     return rc;

@@ -55,11 +55,84 @@ static char *id_of(const cJSON *v, long line_no)
     if (cJSON_IsString(v) && v->valuestring[0])
         return strdup(v->valuestring);
     if (cJSON_IsNumber(v)) {
-        snprintf(buf, sizeof buf, "%.17g", v->valuedouble);
+        /* The shortest text that reads back as the same number: 1 is "1",
+         * 0.1 is "0.1" (not %.17g's 0.10000000000000001). */
+        snprintf(buf, sizeof buf, "%.15g", v->valuedouble);
+        if (strtod(buf, NULL) != v->valuedouble)
+            snprintf(buf, sizeof buf, "%.17g", v->valuedouble);
         return strdup(buf);
     }
     snprintf(buf, sizeof buf, "%ld", line_no);
     return strdup(buf);
+}
+
+/* Length of the well-formed UTF-8 sequence at p (1..4), or 0 when the bytes
+ * there are not one (stray continuation, overlong form, surrogate, above
+ * U+10FFFF, or cut short by the end). */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+    unsigned c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (n == 0 || n > left)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) ||   /* overlong, surrogates */
+        (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))     /* overlong, > U+10FFFF */
+        return 0;
+    return n;
+}
+
+long qt_utf8_invalid_at(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(p + i, len - i);
+        if (!n)
+            return (long)i;
+        i += n;
+    }
+    return -1;
+}
+
+char *qt_utf8_sanitize(char *s)
+{
+    if (!s)
+        return NULL;
+    size_t len = strlen(s);
+    long bad = qt_utf8_invalid_at(s, len);
+    if (bad < 0)
+        return s;
+    /* Each bad byte becomes U+FFFD (3 bytes): at most 3x the length. */
+    char *out = malloc(len * 3 + 1);
+    if (!out) {   /* no memory: '?' for each bad byte, in place */
+        for (size_t i = (size_t)bad; i < len;) {
+            size_t n = utf8_seq((unsigned char *)s + i, len - i);
+            if (!n)
+                s[i] = '?';
+            i += n ? n : 1;
+        }
+        return s;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq((unsigned char *)s + i, len - i);
+        if (n) {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    free(s);
+    return out;
 }
 
 qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job **out,
@@ -165,8 +238,19 @@ qt_err qt_job_parse(const char *line, size_t len, long line_no, const qt_config 
                     qt_job **out, char **id_out, char **workflow_out, char *err, size_t errlen)
 {
     const char *end = NULL;
-    cJSON *body = cJSON_ParseWithLengthOpts(line, len, &end, 0);
     *out = NULL;
+    long bad = qt_utf8_invalid_at(line, len);
+    if (bad >= 0) {
+        /* cJSON would copy the bytes raw into the result line, which strict
+         * JSON readers then reject: refuse the line instead. */
+        snprintf(err, errlen, "line %ld: not valid UTF-8 (byte %ld)", line_no, bad + 1);
+        if (id_out)
+            *id_out = id_of(NULL, line_no);
+        if (workflow_out)
+            *workflow_out = strdup("default");
+        return QT_ERR_INVALID;
+    }
+    cJSON *body = cJSON_ParseWithLengthOpts(line, len, &end, 0);
     if (!body) {
         size_t col = end && end >= line ? (size_t)(end - line) + 1 : 1;
         snprintf(err, errlen, "line %ld: malformed JSON near column %zu", line_no, col);
@@ -207,13 +291,26 @@ qt_results *qt_results_open(const char *path, int append)
         r->f = stdout;
         r->is_stdout = 1;
     } else {
-        r->f = fopen(path, append ? "a" : "w");
+        r->f = fopen(path, append ? "a+" : "w");
         if (!r->f) {
             int e = errno;
             free(r);
             errno = e;
             return NULL;
         }
+        /* A run killed mid-write leaves a torn last line: start on a fresh
+         * line so the next result is not glued onto the fragment. */
+        if (append && fseek(r->f, -1, SEEK_END) == 0 && fgetc(r->f) != '\n') {
+            fseek(r->f, 0, SEEK_END);
+            if (fputc('\n', r->f) == EOF || fflush(r->f) != 0) {
+                int e = errno;
+                fclose(r->f);
+                free(r);
+                errno = e;
+                return NULL;
+            }
+        }
+        fseek(r->f, 0, SEEK_END);
     }
     pthread_mutex_init(&r->lock, NULL);
     return r;
@@ -252,7 +349,9 @@ char *qt_result_to_json(const qt_result *res)
     add_str_or_null(o, "content", res->content);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    return s;
+    /* Upstream text may hold bytes that are not UTF-8: U+FFFD for each, so
+     * every line stays strict JSON. */
+    return qt_utf8_sanitize(s);
 }
 
 qt_err qt_results_write(qt_results *r, const qt_result *res)
@@ -267,71 +366,104 @@ qt_err qt_results_write(qt_results *r, const qt_result *res)
     return bad ? QT_ERR_IO : QT_OK;
 }
 
-void qt_results_close(qt_results *r)
+qt_err qt_results_close(qt_results *r)
 {
     if (!r)
-        return;
-    fflush(r->f);
-    if (!r->is_stdout)
-        fclose(r->f);
+        return QT_OK;
+    int bad = fflush(r->f) != 0 || ferror(r->f);
+    if (!r->is_stdout && fclose(r->f) != 0)
+        bad = 1;
     pthread_mutex_destroy(&r->lock);
     free(r);
+    return bad ? QT_ERR_IO : QT_OK;
 }
 
 /* --------------------------------------------------------------- id set */
 
 struct qt_idset {
     char **slots;   /* open addressing, NULL = empty */
+    long *vals;     /* the value stored with each slot's id */
     size_t cap;     /* power of two */
     size_t count;
+    long bad_lines; /* qt_results_ok_ids: lines that are not result objects */
+    long first_bad; /* 1-based line number of the first of them, 0 none */
+    int torn_tail;  /* the file's last line has no newline (a torn write) */
 };
 
-static int idset_put(qt_idset *s, char *id)
+qt_idset *qt_idset_new(void) { return calloc(1, sizeof(qt_idset)); }
+
+static int idset_grow(qt_idset *s)
 {
-    if ((s->count + 1) * 2 > s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 64;
-        char **n = calloc(ncap, sizeof *n);
-        if (!n)
-            return -1;
-        for (size_t i = 0; i < s->cap; i++) {
-            if (!s->slots[i])
-                continue;
-            size_t j = qt_hash_str(QT_HASH_SEED, s->slots[i]) & (ncap - 1);
-            while (n[j])
-                j = (j + 1) & (ncap - 1);
-            n[j] = s->slots[i];
-        }
-        free(s->slots);
-        s->slots = n;
-        s->cap = ncap;
+    size_t ncap = s->cap ? s->cap * 2 : 64;
+    char **n = calloc(ncap, sizeof *n);
+    long *v = calloc(ncap, sizeof *v);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return -1;
     }
-    size_t j = qt_hash_str(QT_HASH_SEED, id) & (s->cap - 1);
-    while (s->slots[j]) {
-        if (!strcmp(s->slots[j], id)) {
-            free(id);
-            return 0;
-        }
-        j = (j + 1) & (s->cap - 1);
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->slots[i])
+            continue;
+        size_t j = qt_hash_str(QT_HASH_SEED, s->slots[i]) & (ncap - 1);
+        while (n[j])
+            j = (j + 1) & (ncap - 1);
+        n[j] = s->slots[i];
+        v[j] = s->vals[i];
     }
-    s->slots[j] = id;
-    s->count++;
+    free(s->slots);
+    free(s->vals);
+    s->slots = n;
+    s->vals = v;
+    s->cap = ncap;
     return 0;
+}
+
+/* The slot holding id, or the empty slot where it would go. cap > 0. */
+static size_t idset_find(const qt_idset *s, const char *id)
+{
+    size_t j = qt_hash_str(QT_HASH_SEED, id) & (s->cap - 1);
+    while (s->slots[j] && strcmp(s->slots[j], id))
+        j = (j + 1) & (s->cap - 1);
+    return j;
+}
+
+int qt_idset_add(qt_idset *s, const char *id, long val, long *old_val)
+{
+    if (!s || !id)
+        return -1;
+    if ((s->count + 1) * 2 > s->cap && idset_grow(s) != 0)
+        return -1;
+    size_t j = idset_find(s, id);
+    if (s->slots[j]) {
+        if (old_val)
+            *old_val = s->vals[j];
+        return 0;
+    }
+    if (!(s->slots[j] = strdup(id)))
+        return -1;
+    s->vals[j] = val;
+    s->count++;
+    return 1;
 }
 
 int qt_idset_has(const qt_idset *s, const char *id)
 {
-    if (!s || !s->cap)
+    if (!s || !s->cap || !id)
         return 0;
-    size_t j = qt_hash_str(QT_HASH_SEED, id) & (s->cap - 1);
-    while (s->slots[j]) {
-        if (!strcmp(s->slots[j], id))
-            return 1;
-        j = (j + 1) & (s->cap - 1);
-    }
-    return 0;
+    return s->slots[idset_find(s, id)] != NULL;
 }
 
 size_t qt_idset_count(const qt_idset *s) { return s ? s->count : 0; }
+
+long qt_idset_bad_lines(const qt_idset *s, long *first_bad, int *torn_tail)
+{
+    if (first_bad)
+        *first_bad = s ? s->first_bad : 0;
+    if (torn_tail)
+        *torn_tail = s ? s->torn_tail : 0;
+    return s ? s->bad_lines : 0;
+}
 
 void qt_idset_free(qt_idset *s)
 {
@@ -340,12 +472,13 @@ void qt_idset_free(qt_idset *s)
     for (size_t i = 0; i < s->cap; i++)
         free(s->slots[i]);
     free(s->slots);
+    free(s->vals);
     free(s);
 }
 
 qt_idset *qt_results_ok_ids(const char *path)
 {
-    qt_idset *s = calloc(1, sizeof *s);
+    qt_idset *s = qt_idset_new();
     if (!s)
         return NULL;
     FILE *f = fopen(path, "r");
@@ -354,12 +487,25 @@ qt_idset *qt_results_ok_ids(const char *path)
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
+    long line_no = 0;
     while ((n = getline(&line, &cap, f)) > 0) {
-        cJSON *o = cJSON_ParseWithLength(line, (size_t)n);
+        line_no++;
+        int torn = line[n - 1] != '\n';
+        size_t len = (size_t)n - !torn;
+        if (strspn(line, " \t\r\n") == (size_t)n)
+            continue;   /* blank */
+        cJSON *o = cJSON_ParseWithLength(line, len);
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "status");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-        if (cJSON_IsString(st) && !strcmp(st->valuestring, "ok") && cJSON_IsString(id))
-            idset_put(s, strdup(id->valuestring));
+        if (!cJSON_IsString(st) || !cJSON_IsString(id)) {
+            /* A torn write or foreign text: not a result, ignored (its job
+             * has no ok line, so it runs again). */
+            if (!s->bad_lines++)
+                s->first_bad = line_no;
+            s->torn_tail |= torn;
+        } else if (!strcmp(st->valuestring, "ok")) {
+            qt_idset_add(s, id->valuestring, line_no, NULL);
+        }
         cJSON_Delete(o);
     }
     free(line);

@@ -173,3 +173,98 @@ Test(jobs, idset_grows)
     qt_idset_free(ids);
     unlink(path);
 }
+
+/* Issue 12, defect 5: a run killed mid-write leaves a torn last line; the
+ * resumed run starts on a fresh line, and the fragment is reported. */
+Test(jobs, resume_after_torn_last_line)
+{
+    char path[] = "/tmp/qt-results-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    const char *before = "{\"id\":\"a\",\"status\":\"ok\"}\n{\"id\":\"b\",\"sta";
+    cr_assert_eq(write(fd, before, strlen(before)), (ssize_t)strlen(before));
+    close(fd);
+    qt_idset *ids = qt_results_ok_ids(path);
+    long first = 0;
+    int torn = 0;
+    cr_expect_eq(qt_idset_bad_lines(ids, &first, &torn), 1);
+    cr_expect_eq(first, 2);
+    cr_expect_eq(torn, 1);
+    qt_idset_free(ids);
+    qt_results *w = qt_results_open(path, 1);
+    cr_assert_not_null(w);
+    qt_result c = { .id = "c", .workflow = "w", .status = QT_STATUS_OK };
+    cr_expect_eq(qt_results_write(w, &c), QT_OK);
+    cr_expect_eq(qt_results_close(w), QT_OK);
+    ids = qt_results_ok_ids(path);
+    cr_expect(qt_idset_has(ids, "a"));
+    cr_expect(qt_idset_has(ids, "c"), "the new line must not be glued onto the fragment");
+    cr_expect_eq(qt_idset_bad_lines(ids, NULL, &torn), 1);
+    cr_expect_eq(torn, 0, "the fragment is now a whole (bad) line");
+    qt_idset_free(ids);
+    unlink(path);
+}
+
+/* Defect 8: a full disk shows at the close; it must be reported. */
+Test(jobs, results_close_reports_full_disk)
+{
+    qt_results *w = qt_results_open("/dev/full", 0);
+    cr_assert_not_null(w);
+    qt_result a = { .id = "a", .workflow = "w", .status = QT_STATUS_OK };
+    cr_expect_eq(qt_results_write(w, &a), QT_ERR_IO);
+    cr_expect_eq(qt_results_close(w), QT_ERR_IO);
+}
+
+/* Defect 10: bytes that are not UTF-8 never reach a result line. */
+Test(jobs, invalid_utf8_line_is_rejected)
+{
+    const char line[] = "{\"id\": \"u\xff\", \"model\": \"gpt-4o\", \"messages\": [{\"role\": \"user\", \"content\": \"\xc3\"}]}";
+    qt_job *j = NULL;
+    char *id = NULL, *wf = NULL, err[256];
+    cr_assert_eq(qt_job_parse(line, strlen(line), 7, cfg, &j, &id, &wf, err, sizeof err), QT_ERR_INVALID);
+    cr_expect(strstr(err, "line 7: not valid UTF-8"), "%s", err);
+    cr_expect_str_eq(id, "7", "the id falls back to the line number");
+    free(id);
+    free(wf);
+    const char ok[] = "{\"model\": \"gpt-4o\", \"messages\": [{\"role\": \"user\", \"content\": \"caf\xc3\xa9 \xf0\x9f\x98\x80\"}]}";
+    cr_assert_eq(qt_job_parse(ok, strlen(ok), 1, cfg, &j, &id, &wf, err, sizeof err), QT_OK, "%s", err);
+    qt_job_free(j);
+    free(id);
+    free(wf);
+}
+
+Test(jobs, result_line_is_valid_utf8_whatever_the_upstream_sent)
+{
+    qt_result r = { .id = "j", .workflow = "w", .status = QT_STATUS_OK,
+                    .content = "bad \xff\xfe and \xed\xa0\x80 surrogate, good \xc3\xa9" };
+    char *s = qt_result_to_json(&r);
+    cr_assert_not_null(s);
+    cr_expect_eq(qt_utf8_invalid_at(s, strlen(s)), -1, "%s", s);
+    cJSON *o = cJSON_Parse(s);
+    cr_assert_not_null(o);
+    cr_expect(strstr(cJSON_GetObjectItem(o, "content")->valuestring, "good \xc3\xa9"));
+    cJSON_Delete(o);
+    free(s);
+}
+
+/* Defect 9: numeric ids are their shortest decimal text, so 1 and "1" are
+ * the same id and 0.1 is "0.1". */
+Test(jobs, numeric_ids_are_decimal_text)
+{
+    const char *lines[] = { "{\"id\": 1, \"model\": \"gpt-4o\", \"messages\": [{\"role\": \"user\"}]}",
+                            "{\"id\": 0.1, \"model\": \"gpt-4o\", \"messages\": [{\"role\": \"user\"}]}" };
+    const char *want[] = { "1", "0.1" };
+    for (int i = 0; i < 2; i++) {
+        qt_job *j = NULL;
+        char err[256];
+        cr_assert_eq(qt_job_parse(lines[i], strlen(lines[i]), 1, cfg, &j, NULL, NULL, err, sizeof err), QT_OK);
+        cr_expect_str_eq(j->id, want[i]);
+        qt_job_free(j);
+    }
+    qt_idset *s = qt_idset_new();
+    long old = 0;
+    cr_expect_eq(qt_idset_add(s, "1", 3, NULL), 1);
+    cr_expect_eq(qt_idset_add(s, "1", 9, &old), 0);
+    cr_expect_eq(old, 3);
+    qt_idset_free(s);
+}
