@@ -35,11 +35,67 @@ typedef struct qt_engine qt_engine;
 typedef struct qt_events qt_events;
 typedef struct qt_metrics qt_metrics;
 
+/* ---- job views (contract D): every job that has no result yet ---- */
+
+/* Where a job is in its life. queued -> routed -> (wait-key | wait-backoff |
+ * wait-probe | wait-budget) -> in-flight -> streaming -> done. */
+typedef enum {
+    QT_JOB_QUEUED,        /* in the queue, never sent */
+    QT_JOB_ROUTED,        /* taken for a model, deciding / about to be sent */
+    QT_JOB_WAIT_KEY,      /* waits for capacity on a limiter key */
+    QT_JOB_WAIT_BACKOFF,  /* waits out a retry's backoff */
+    QT_JOB_WAIT_PROBE,    /* every model of its chain is unavailable (circuit, 429 hold) */
+    QT_JOB_WAIT_BUDGET,   /* waits for budget (reserved; see docs/ARCHITECTURE.md) */
+    QT_JOB_IN_FLIGHT,     /* request on the wire */
+    QT_JOB_STREAMING,     /* a 2xx stream is reaching the client */
+    QT_JOB_DONE,
+} qt_job_state;
+#define QT_JOB_STATES 9
+
+/* "queued", "routed", "wait-key", "wait-backoff", "wait-probe", "wait-budget",
+ * "in-flight", "streaming", "done"; "?" out of range. */
+const char *qt_job_state_name(qt_job_state s);
+
+typedef struct {
+    char id[64], workflow[64], model[64];   /* model asked */
+    char cur_model[64], provider[64];       /* where it is routed / on the wire ("" none) */
+    int priority, aged_priority;            /* as configured; after aging */
+    qt_job_state state;
+    char wait_on[96];                       /* the key, timer or reason it waits on ("" none) */
+    uint64_t since_ms;                      /* how long it has been in this state */
+    uint64_t until_in_ms;                   /* waits with a known end: time left, else 0 */
+    uint64_t age_ms;                        /* since submission */
+    int attempts;
+    int est_prompt_tokens, max_tokens;
+    double cost_usd;                        /* so far */
+} qt_job_view;
+
+typedef struct {
+    char model[64], provider[64];
+    int status;                 /* HTTP status, 0 transport error */
+    uint64_t ttfb_ms, total_ms; /* ttfb: first body byte of a stream, else 0 */
+    int prompt_tokens, completion_tokens;
+    uint64_t retry_after_ms;    /* hint the upstream gave (Retry-After / reset), 0 none */
+    char error[160];            /* "" when ok; secrets redacted */
+} qt_attempt_view;
+
+typedef struct {
+    qt_job_view job;
+    char chain[8][64]; int n_chain;
+    qt_attempt_view attempts[16]; int n_attempts;   /* the last 16 */
+    char waits[16][96]; int n_waits;                 /* "wait-key model:gpt-4o 1200ms", ... */
+} qt_job_detail;
+
 /* Extra information about a finished job for callers that answer clients
- * (the proxy): the upstream answer rendered in OpenAI's chat.completion shape. */
+ * (the proxy) or record traces (run, serve): the upstream answer rendered in
+ * OpenAI's chat.completion shape, and every attempt. */
 typedef struct {
     const char *openai_json;     /* NULL unless status ok */
     int http_status;             /* last upstream status (0 none) */
+    const qt_attempt_view *attempts;   /* the last 16 attempts, oldest first */
+    int n_attempts;
+    uint64_t enqueued_wall_ms;   /* wall clock at submission */
+    uint64_t queue_wait_ms;      /* submission to first request (or to the result) */
 } qt_result_extra;
 
 typedef void (*qt_engine_on_result)(void *ud, const qt_job *job, const qt_result *res,
@@ -160,6 +216,15 @@ qt_events *qt_engine_events(qt_engine *e);     /* owned by the engine */
 qt_metrics *qt_engine_metrics(qt_engine *e);   /* owned by the engine */
 /* Copies the first max queued jobs in dispatch order. */
 size_t qt_engine_queue_head(qt_engine *e, qt_queue_view *out, size_t max);
+
+/* Copies up to max jobs that have no result yet, most urgent first (aged
+ * priority, then submission order). Returns how many were copied. */
+size_t qt_engine_jobs(qt_engine *e, qt_job_view *out, size_t max);
+/* How many jobs have no result yet. */
+size_t qt_engine_jobs_count(qt_engine *e);
+/* One job in full: its view, chain, last attempts and waits.
+ * QT_OK or QT_ERR_NOTFOUND (no such job, or it already has its result). */
+qt_err qt_engine_job_detail(qt_engine *e, const char *id, qt_job_detail *out);
 
 /* Writes the summary object of DESIGN.md as JSON. Caller frees. */
 char *qt_engine_summary_json(qt_engine *e, double elapsed_s);

@@ -46,7 +46,6 @@
 
 #include "engine_int.h"
 
-#define MAX_CHAIN 32
 
 /* ------------------------------------------------------------ helpers */
 
@@ -144,8 +143,9 @@ typedef struct {
 
 /* Emits the one result of a job, updates the counters and frees the job.
  * Called WITHOUT the lock (on_result may do I/O). */
-static void finish(qt_engine *e, qt_job *job, const outcome *o)
+static void finish(qt_engine *e, ejob *ej, const outcome *o)
 {
+    qt_job *job = ej->job;
     uint64_t now = now_of(e);
     qt_result r = {
         .id = job->id, .workflow = job->workflow, .status = o->status, .model = job->model,
@@ -157,7 +157,10 @@ static void finish(qt_engine *e, qt_job *job, const outcome *o)
     };
     if (!job->dispatched_ms)
         r.queued_ms = now > job->enqueued_ms ? (long)(now - job->enqueued_ms) : 0;
-    qt_result_extra extra = { .openai_json = o->openai_json, .http_status = o->http_status };
+    qt_result_extra extra = { .openai_json = o->openai_json, .http_status = o->http_status,
+                              .attempts = ej->att, .n_attempts = ej->n_att,
+                              .enqueued_wall_ms = ej->enqueued_wall_ms,
+                              .queue_wait_ms = (uint64_t)r.queued_ms };
     if (e->on_result)
         e->on_result(e->on_result_ud, job, &r, &extra);
 
@@ -171,43 +174,30 @@ static void finish(qt_engine *e, qt_job *job, const outcome *o)
     pthread_mutex_lock(&e->lock);
     e->done++;
     for (int i = 0; i < e->nworkers; i++)   /* nobody may reach it after the free below */
-        if (e->workers[i].current == job)
+        if (e->workers[i].current == ej)
             e->workers[i].current = NULL;
+    ejob_unlink(e, ej);
     if (o->status == QT_STATUS_FAILED)
         event(e, QT_EV_ERROR, job->model, o->provider, job->workflow, job->id, "job %s failed: %.100s",
               job->id, o->error ? o->error : "?");
     pthread_cond_broadcast(&e->done_cond);
     pthread_mutex_unlock(&e->lock);
     qt_job_free(job);
+    ejob_free(ej);
 }
 
-void engine_finish_simple(qt_engine *e, qt_job *job, qt_status st, int attempts, const char *err)
+void engine_finish_simple(qt_engine *e, ejob *ej, qt_status st, int attempts, const char *err)
 {
     outcome o = { .status = st, .attempts = attempts, .error = err };
-    finish(e, job, &o);
+    finish(e, ej, &o);
 }
 
-void engine_finish_cancelled(qt_engine *e, qt_job *job, const char *why)
+void engine_finish_cancelled(qt_engine *e, ejob *ej, const char *why)
 {
-    engine_finish_simple(e, job, QT_STATUS_CANCELLED, 0, why);
+    engine_finish_simple(e, ej, QT_STATUS_CANCELLED, ej->c.attempts, why);
 }
 /* ------------------------------------------------------------ routing */
 
-typedef struct {
-    int chain[MAX_CHAIN];
-    size_t n;
-    int has_cache;
-    unsigned char exhausted[MAX_CHAIN];
-    int tries[MAX_CHAIN];          /* failed attempts per model */
-    int attempts;                  /* upstream requests for this job */
-    uint64_t not_before;           /* backoff: no attempt before this */
-    int last_k;                    /* chain index last tried, -1 none */
-    int budget_refused;            /* every refusal so far came from the budget */
-    char last_error[300];
-    char skip_reason[64];          /* why the model before the next one was passed over */
-    int last_status;
-    uint64_t order;                /* pop order, for admission fairness */
-} job_ctx;
 
 enum route_result { ROUTE_GO, ROUTE_WAIT, ROUTE_END, ROUTE_REJECT };
 
@@ -409,75 +399,104 @@ static int blocking_key_of(qt_engine *e, const int keys[2], int64_t tokens, uint
     uint64_t w1 = qt_limiter_wait_ms(e->limiter, &keys[1], 1, tokens, now);
     return w1 > w0 ? keys[1] : keys[0];
 }
+/* Records what one attempt came to in the job's history. Lock held. */
+static void record_attempt(qt_engine *e, ejob *ej, int mi, int pi, const engine_attempt *a)
+{
+    qt_attempt_view av;
+    memset(&av, 0, sizeof av);
+    snprintf(av.model, sizeof av.model, "%s", e->cfg->models[mi].name);
+    snprintf(av.provider, sizeof av.provider, "%s", e->cfg->providers[pi].name);
+    av.status = a->built && a->resp.transport == QT_HTTP_OK ? a->resp.status : 0;
+    av.total_ms = a->resp.elapsed_ms > 0 ? (uint64_t)a->resp.elapsed_ms : 0;
+    av.ttfb_ms = ej->first_byte_ms;
+    if (a->parsed_ok) {
+        av.prompt_tokens = a->res.prompt_tokens > 0 ? (int)a->res.prompt_tokens : 0;
+        av.completion_tokens = a->res.completion_tokens > 0 ? (int)a->res.completion_tokens : 0;
+    }
+    if (a->limits.retry_after_ms > 0)
+        av.retry_after_ms = (uint64_t)a->limits.retry_after_ms;
+    if (!a->parsed_ok || a->verdict.cls != QT_RETRY_OK)
+        snprintf(av.error, sizeof av.error, "%.159s", a->err[0] ? a->err
+                                                  : a->verdict.reason ? a->verdict.reason : "error");
+    ejob_add_attempt(ej, &av);
+}
+
 /* ------------------------------------------------------------ the worker */
 
 /* Carries one job to its result. Called without the lock. */
-void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
+void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order)
 {
-    job_ctx c;
-    memset(&c, 0, sizeof c);
-    c.last_k = -1;
-    c.order = order;
-    c.n = qt_config_chain(e->cfg, job->model_idx, c.chain, MAX_CHAIN, &c.has_cache);
-    snprintf(c.last_error, sizeof c.last_error, "no model of the chain could take the job");
+    qt_job *job = ej->job;
+    job_ctx *cp = &ej->c;
+    memset(cp, 0, sizeof *cp);
+    cp->last_k = -1;
+    cp->order = order;
+    cp->n = qt_config_chain(e->cfg, job->model_idx, cp->chain, MAX_CHAIN, &cp->has_cache);
+    snprintf(cp->last_error, sizeof cp->last_error, "no model of the chain could take the job");
     waiter *me = &e->waiters[wk->index];
 
     pthread_mutex_lock(&e->lock);
+    ejob_set_state(e, ej, QT_JOB_ROUTED, NULL, 0);
     for (;;) {
         uint64_t now = now_of(e);
         if (e->aborting || job->cancel_requested) {
             me->active = 0;
             pthread_mutex_unlock(&e->lock);
-            engine_finish_simple(e, job, QT_STATUS_CANCELLED, c.attempts,
+            engine_finish_simple(e, ej, QT_STATUS_CANCELLED, cp->attempts,
                           job->cancel_requested ? "cancelled" : "cancelled: quotatop is shutting down");
             return;
         }
-        if (now < c.not_before) {
-            engine_wait_until(e, &e->admit_cond, c.not_before);
+        if (now < cp->not_before) {
+            char on[EJ_WAIT_LEN];
+            snprintf(on, sizeof on, "retry of %.60s", ej->cur_mi >= 0 ? e->cfg->models[ej->cur_mi].name : "?");
+            ejob_set_state(e, ej, QT_JOB_WAIT_BACKOFF, on, cp->not_before);
+            engine_wait_until(e, &e->admit_cond, cp->not_before);
             continue;
         }
         if (e->paused || qt_queue_workflow_paused(e->queue, job->workflow)) {
             /* Nothing new is sent while paused; the job keeps its place. */
+            ejob_set_state(e, ej, QT_JOB_ROUTED, "paused", 0);
             engine_wait_until(e, &e->admit_cond, now + 1000);
             continue;
         }
         size_t k = 0;
         int pi = -1;
         uint64_t until;
-        int r = route(e, &c, job, now, &k, &pi, &until);
+        int r = route(e, cp, job, now, &k, &pi, &until);
         if (r == ROUTE_REJECT || r == ROUTE_END) {
             me->active = 0;
             char *content = NULL, *used = NULL;
-            if (r == ROUTE_END && c.has_cache
+            if (r == ROUTE_END && cp->has_cache
                 && qt_cache_get(e->cache, qt_cache_key(job->model, job->body), &content, &used)) {
                 qt_metrics_count(e->metrics, QT_COUNTER_CACHE_HITS, 1);
                 event(e, QT_EV_CACHE_HIT, job->model, NULL, job->workflow, job->id,
                       "job %s answered from cache (%s)", job->id, used);
                 pthread_mutex_unlock(&e->lock);
                 outcome o = { .status = QT_STATUS_OK, .model_used = used, .provider = QT_CACHE_MODEL,
-                              .attempts = c.attempts, .cached = 1, .content = content };
-                finish(e, job, &o);
+                              .attempts = cp->attempts, .cached = 1, .content = content };
+                finish(e, ej, &o);
                 free(content);
                 free(used);
                 return;
             }
-            int rejected = r == ROUTE_REJECT || c.budget_refused;
+            int rejected = r == ROUTE_REJECT || cp->budget_refused;
             pthread_mutex_unlock(&e->lock);
             char msg[400];
-            snprintf(msg, sizeof msg, "%s%s", c.last_error,
-                     rejected || c.n <= 1 ? "" : " (every model of the chain was tried)");
+            snprintf(msg, sizeof msg, "%s%s", cp->last_error,
+                     rejected || cp->n <= 1 ? "" : " (every model of the chain was tried)");
             outcome o = { .status = rejected ? QT_STATUS_REJECTED : QT_STATUS_FAILED,
-                          .attempts = c.attempts, .error = msg, .http_status = c.last_status };
-            finish(e, job, &o);
+                          .attempts = cp->attempts, .error = msg, .http_status = cp->last_status };
+            finish(e, ej, &o);
             return;
         }
         if (r == ROUTE_WAIT) {
             me->active = 0;
+            ejob_set_state(e, ej, QT_JOB_WAIT_PROBE, cp->skip_reason, until == UINT64_MAX ? 0 : until);
             engine_wait_until(e, &e->admit_cond, until);
             continue;
         }
 
-        int mi = c.chain[k];
+        int mi = cp->chain[k];
         model_rt *mr = &e->models[mi];
         provider_rt *pr = &e->providers[pi];
         int keys[2] = { mr->key, pr->key };
@@ -487,11 +506,17 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             me->blocking_key = -1;   /* a new wait: not known yet */
         me->active = 1;
         me->priority = job->priority;
-        me->order = c.order;
+        me->order = cp->order;
         me->keys[0] = keys[0];
         me->keys[1] = keys[1];
+        ej->cur_mi = mi;
+        ej->cur_pi = pi;
         if (blocked_by_better(e, wk->index, keys)) {
             me->blocking_key = blocking_key_of(e, keys, est_tokens, now);
+            char on[EJ_WAIT_LEN];
+            snprintf(on, sizeof on, "%.60s (a more urgent job first)",
+                     qt_limiter_key_name(e->limiter, me->blocking_key));
+            ejob_set_state(e, ej, QT_JOB_WAIT_KEY, on, 0);
             engine_wait_until(e, &e->admit_cond, now + 1000);
             continue;
         }
@@ -500,6 +525,8 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         qt_err lr = qt_limiter_reserve(e->limiter, keys, 2, est_tokens, now, &lres, &earliest);
         if (lr != QT_OK) {
             me->blocking_key = blocking_key_of(e, keys, est_tokens, now);
+            ejob_set_state(e, ej, QT_JOB_WAIT_KEY, qt_limiter_key_name(e->limiter, me->blocking_key),
+                           earliest == QT_LIMITER_NEVER ? 0 : earliest);
             engine_wait_until(e, &e->admit_cond, earliest == QT_LIMITER_NEVER ? now + 1000 : earliest);
             continue;
         }
@@ -532,24 +559,29 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         }
         me->active = 0;
         pthread_cond_broadcast(&e->admit_cond);   /* the next waiter may go */
-        note_fallback(e, &c, job, k);
-        c.last_k = (int)k;
-        c.attempts++;
+        note_fallback(e, cp, job, k);
+        cp->last_k = (int)k;
+        cp->attempts++;
         mr->in_flight++;
         pr->in_flight++;
-        if (c.attempts == 1)   /* retries do not feed the budget that limits them */
+        if (cp->attempts == 1)   /* retries do not feed the budget that limits them */
             qt_retry_budget_record_request(pr->rbudget, now);
         if (!job->dispatched_ms)
             job->dispatched_ms = now;
+        __atomic_store_n(&ej->streaming, 0, __ATOMIC_RELAXED);
+        ej->first_byte_ms = 0;
+        ejob_set_state(e, ej, QT_JOB_IN_FLIGHT, NULL, 0);
         pthread_mutex_unlock(&e->lock);
 
         /* ---- no lock: build, send, parse ---- */
         engine_attempt a;
-        engine_send(e, wk->http, job, mi, pi, &a);
+        engine_send(e, wk->http, ej, mi, pi, &a);
 
         pthread_mutex_lock(&e->lock);
         now = now_of(e);
         uint64_t wall = wall_of(e);
+        record_attempt(e, ej, mi, pi, &a);
+        ejob_set_state(e, ej, QT_JOB_ROUTED, NULL, 0);
         mr->in_flight--;
         pr->in_flight--;
         if (a.built && a.resp.transport == QT_HTTP_ABORTED && !a.streamed) {
@@ -565,7 +597,7 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
         }
         qt_retry_verdict v = a.verdict;
         long latency = a.resp.elapsed_ms;
-        c.last_status = a.resp.status;
+        cp->last_status = a.resp.status;
         engine_feed_limits(e, mr->key, &a.limits, now);
 
         /* Reconcile the reservations with what happened. */
@@ -581,6 +613,7 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
                                            pt, ct);
             bev = 0;
             qt_budget_commit(e->budget, &bres, actual, pt, ct, wall, &bev);
+            ej->cost_usd += actual;
             if (bev & (QT_BUDGET_EV_WARN_RUN | QT_BUDGET_EV_WARN_DAY | QT_BUDGET_EV_WARN_WORKFLOW)) {
                 const char *which = bev & QT_BUDGET_EV_WARN_RUN ? "run"
                                     : bev & QT_BUDGET_EV_WARN_DAY ? "day" : "workflow";
@@ -594,7 +627,7 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
                                         QT_OUTCOME_OK, (uint64_t)(latency > 0 ? latency : 0),
                                         (uint64_t)pt, (uint64_t)ct, actual };
             qt_metrics_record_request(e->metrics, &mreq, now);
-            if (c.has_cache)
+            if (cp->has_cache)
                 qt_cache_put(e->cache, qt_cache_key(job->model, job->body), a.res.content,
                              mr->cfg->name);
         } else if (a.built && a.resp.transport == QT_HTTP_CONNECT) {
@@ -640,12 +673,12 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
                                   .completion_tokens = a.res.completion_tokens, .cost_usd = actual };
             ledger_record(e, &lc);
             outcome o = { .status = QT_STATUS_OK, .model_used = mr->cfg->name,
-                          .provider = pr->cfg->name, .attempts = c.attempts,
+                          .provider = pr->cfg->name, .attempts = cp->attempts,
                           .prompt_tokens = a.res.prompt_tokens,
                           .completion_tokens = a.res.completion_tokens, .cost_usd = actual,
                           .latency_ms = latency, .content = a.res.content, .openai_json = oj,
                           .http_status = a.resp.status };
-            finish(e, job, &o);
+            finish(e, ej, &o);
             free(oj);
             engine_attempt_free(&a);
             return;
@@ -653,11 +686,11 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
 
         /* Not ok: remember why, count it, decide. */
         if (a.built)
-            snprintf(c.last_error, sizeof c.last_error, "%.60s via %.60s: %.170s", mr->cfg->name,
+            snprintf(cp->last_error, sizeof cp->last_error, "%.60s via %.60s: %.170s", mr->cfg->name,
                      pr->cfg->name, a.err[0] ? a.err : v.reason);
         else
-            snprintf(c.last_error, sizeof c.last_error, "%.60s: %.230s", mr->cfg->name, a.err);
-        c.budget_refused = 0;
+            snprintf(cp->last_error, sizeof cp->last_error, "%.60s: %.230s", mr->cfg->name, a.err);
+        cp->budget_refused = 0;
         qt_metrics_request mreq = { mi, pi, qt_metrics_workflow_index(e->metrics, job->workflow),
                                     engine_outcome_of(&a), (uint64_t)(latency > 0 ? latency : 0), 0, 0, 0 };
         qt_metrics_record_request(e->metrics, &mreq, now);
@@ -665,18 +698,18 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             pthread_mutex_unlock(&e->lock);
             int gone = a.client_gone || job->cancel_requested;
             outcome o = { .status = gone ? QT_STATUS_CANCELLED : QT_STATUS_FAILED,
-                          .attempts = c.attempts, .error = c.last_error, .http_status = c.last_status };
-            finish(e, job, &o);
+                          .attempts = cp->attempts, .error = cp->last_error, .http_status = cp->last_status };
+            finish(e, ej, &o);
             engine_attempt_free(&a);
             return;
         }
         if (v.cls == QT_RETRY_FALLBACK) {
-            give_up_model(&c, k, v.reason);
+            give_up_model(cp, k, v.reason);
             engine_attempt_free(&a);
             continue;
         }
         /* Retryable: wait as the upstream asks, else back off with jitter. */
-        c.tries[k]++;
+        cp->tries[k]++;
         qt_retry_policy pol = { e->cfg->retry.max_attempts, e->cfg->retry.base_ms,
                                 e->cfg->retry.cap_ms, e->cfg->retry.max_retry_after_ms };
         qt_retry_hints h;
@@ -691,7 +724,7 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
                 h.reset_tokens_ms = a.limits.tokens.reset_ms;
         }
         int64_t wait = 0;
-        qt_retry_decision d = qt_retry_wait_ms(&pol, c.tries[k], &h, next_rand(e), &wait);
+        qt_retry_decision d = qt_retry_wait_ms(&pol, cp->tries[k], &h, next_rand(e), &wait);
         if (d == QT_RETRY_WAIT && !v.rate_limited && !qt_retry_budget_try_spend(pr->rbudget, now)) {
             d = QT_RETRY_MOVE_ON;
             v.reason = "retry budget spent";
@@ -702,18 +735,18 @@ void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order)
             qt_event_init(&ev, v.rate_limited ? QT_EV_RATE_LIMITED : QT_EV_RETRY, now, wall);
             qt_event_subject(&ev, mr->cfg->name, pr->cfg->name, job->workflow, job->id);
             ev.http_status = a.resp.status;
-            ev.attempt = c.tries[k];
+            ev.attempt = cp->tries[k];
             ev.wait_ms = (uint64_t)wait;
             qt_event_transition(&ev, NULL, NULL, v.reason);
             qt_event_msgf(&ev, "%s %s: %s, retry %d in %lldms", v.rate_limited ? "429" : "retry",
-                          mr->cfg->name, v.reason, c.tries[k], (long long)wait);
+                          mr->cfg->name, v.reason, cp->tries[k], (long long)wait);
             qt_events_add(e->events, &ev);
             if (v.rate_limited)
                 qt_limiter_hold(e->limiter, mr->key, now + (uint64_t)wait);   /* cooldown */
             else
-                c.not_before = now + (uint64_t)wait;
+                cp->not_before = now + (uint64_t)wait;
         } else {
-            give_up_model(&c, k, d == QT_RETRY_MOVE_ON ? v.reason : "attempts used up");
+            give_up_model(cp, k, d == QT_RETRY_MOVE_ON ? v.reason : "attempts used up");
         }
         engine_attempt_free(&a);
     }

@@ -65,9 +65,9 @@ qt_err qt_engine_cancel(qt_engine *e, const char *job_id)
         /* Not queued: a worker may hold it (waiting for capacity, or on the
          * wire). Flag it; the worker writes its `cancelled` result. */
         for (int i = 0; i < e->nworkers; i++) {
-            qt_job *cur = e->workers[i].current;
-            if (cur && !strcmp(cur->id, job_id)) {
-                __atomic_store_n(&cur->cancel_requested, 1, __ATOMIC_RELAXED);
+            ejob *cur = e->workers[i].current;
+            if (cur && !strcmp(cur->job->id, job_id)) {
+                __atomic_store_n(&cur->job->cancel_requested, 1, __ATOMIC_RELAXED);
                 r = QT_OK;
             }
         }
@@ -75,19 +75,30 @@ qt_err qt_engine_cancel(qt_engine *e, const char *job_id)
         pthread_mutex_unlock(&e->lock);
         return r;
     }
-    qt_job *job = payload;
+    ejob *ej = payload;
+    qt_job *job = ej->job;
     e->models[job->model_idx].queued--;
     pthread_mutex_unlock(&e->lock);
     qt_events_addf(e->events, QT_EV_CANCEL, now_of(e), qt_clock_wall_ms(e->clock), job->model,
                    job->workflow, job->id, "job %s cancelled", job->id);
-    engine_finish_cancelled(e, job, "cancelled by the operator");
+    engine_finish_cancelled(e, ej, "cancelled by the operator");
     return QT_OK;
 }
 
 qt_err qt_engine_reprioritize(qt_engine *e, const char *job_id, int priority)
 {
+    if (priority < QT_QUEUE_PRIO_MIN || priority > QT_QUEUE_PRIO_MAX)
+        return QT_ERR_INVALID;
     pthread_mutex_lock(&e->lock);
     qt_err r = qt_queue_reprioritize(e->queue, job_id, priority);
+    ejob *ej = ejob_find(e, job_id);
+    if (ej) {
+        /* Queued or held by a worker: the worker reads it at its next
+         * decision (admission order among waiters). */
+        ej->job->priority = priority;
+        r = QT_OK;
+        pthread_cond_broadcast(&e->admit_cond);
+    }
     pthread_mutex_unlock(&e->lock);
     return r;
 }

@@ -65,13 +65,13 @@ void *engine_worker_main(void *arg)
             r = qt_queue_pop_first(e->queue, pc.now, PICK_WINDOW, can_go, &pc, &payload, NULL);
         }
         if (r == QT_OK) {
-            qt_job *job = payload;
-            e->models[job->model_idx].queued--;
+            ejob *ej = payload;
+            e->models[ej->job->model_idx].queued--;
             uint64_t order = ++e->pop_order;
-            wk->current = job;
+            wk->current = ej;
             e->busy++;
             pthread_mutex_unlock(&e->lock);
-            engine_run_job(e, wk, job, order);
+            engine_run_job(e, wk, ej, order);
             pthread_mutex_lock(&e->lock);
             e->busy--;
             continue;

@@ -47,13 +47,61 @@ typedef struct {                  /* a worker waiting for limiter admission */
     int blocking_key;             /* the key it waits for, -1 before its first try */
 } waiter;
 
+#define MAX_CHAIN 32
+
+/* The routing state of one job: which models of its chain are used up,
+ * attempts per model, the backoff, the last error. */
+typedef struct {
+    int chain[MAX_CHAIN];
+    size_t n;
+    int has_cache;
+    unsigned char exhausted[MAX_CHAIN];
+    int tries[MAX_CHAIN];          /* failed attempts per model */
+    int attempts;                  /* upstream requests for this job */
+    uint64_t not_before;           /* backoff: no attempt before this */
+    int last_k;                    /* chain index last tried, -1 none */
+    int budget_refused;            /* every refusal so far came from the budget */
+    char last_error[300];
+    char skip_reason[64];          /* why the model before the next one was passed over */
+    int last_status;
+    uint64_t order;                /* pop order, for admission fairness */
+} job_ctx;
+
+#define EJ_MAX_ATTEMPTS 16
+#define EJ_MAX_WAITS 16
+#define EJ_WAIT_LEN 96
+
+/* The engine's record of one job from submission to its result: the job,
+ * where it is in its life (contract D) and its routing state. Every field
+ * is guarded by e->lock except `streaming` (__atomic). Attempts and waits
+ * grow on demand (most jobs have one attempt and no wait). */
+typedef struct ejob {
+    qt_job *job;
+    struct ejob *prev, *next;      /* e->live: jobs without a result */
+    int linked;
+    qt_job_state state;
+    int streaming;                 /* a 2xx stream reached the sink (__atomic) */
+    uint64_t since_ms;             /* entered `state` (or its current wait) */
+    uint64_t until_ms;             /* known end of the wait, 0 none */
+    char wait_on[EJ_WAIT_LEN];
+    int cur_mi, cur_pi;            /* routed model / provider, -1 none */
+    double cost_usd;
+    uint64_t enqueued_wall_ms;
+    uint64_t first_byte_ms;        /* of the attempt on the wire, 0 none yet */
+    qt_attempt_view *att;          /* the last EJ_MAX_ATTEMPTS, oldest first */
+    int n_att, cap_att;
+    char (*waits)[EJ_WAIT_LEN];    /* the last EJ_MAX_WAITS, oldest first */
+    int n_waits, cap_waits;
+    job_ctx c;
+} ejob;
+
 typedef struct worker {
     struct qt_engine *engine;     /* immutable after start */
     int index;
     pthread_t thread;
     int started;
     qt_http *http;                /* this worker's own handle */
-    qt_job *current;              /* the job it carries (engine lock), NULL when idle */
+    ejob *current;                /* the job it carries (engine lock), NULL when idle */
 } worker;
 
 struct qt_engine {
@@ -88,6 +136,9 @@ struct qt_engine {
     signed char *pick_memo;       /* per model scratch for dispatch (engine.c) */
     uint64_t pop_order;
     uint64_t jobs, done;          /* submitted / given their result */
+    ejob *live;                   /* every job without a result (submission order) */
+    ejob *live_tail;
+    size_t n_live;
 };
 
 static inline uint64_t now_of(qt_engine *e) { return qt_clock_now_ms(e->clock); }
@@ -113,19 +164,34 @@ typedef struct {
     int client_gone;            /* the sink's client went away */
 } engine_attempt;
 
+/* engine_view.c (lock held unless said) */
+/* A new record for job (not linked), or NULL when out of memory. */
+ejob *ejob_new(qt_engine *e, qt_job *job);
+/* Frees the record (not the job). */
+void ejob_free(ejob *ej);
+void ejob_link(qt_engine *e, ejob *ej);
+void ejob_unlink(qt_engine *e, ejob *ej);
+/* Moves the job to state s, waiting on `on` (may be NULL) until until_ms
+ * (0 unknown). A wait that ends is appended to its wait history. */
+void ejob_set_state(qt_engine *e, ejob *ej, qt_job_state s, const char *on, uint64_t until_ms);
+/* Appends an attempt (keeps the last EJ_MAX_ATTEMPTS). */
+void ejob_add_attempt(ejob *ej, const qt_attempt_view *a);
+/* Finds a live job by id, NULL when none. */
+ejob *ejob_find(qt_engine *e, const char *id);
+
 /* engine.c */
 /* Estimated prompt tokens of job on model mi (calibrated, plus framing).
  * Lock held. */
 int64_t engine_est_prompt(qt_engine *e, const qt_job *job, int mi);
 /* Gives job a `cancelled` result (outside the lock) and frees it. */
-void engine_finish_cancelled(qt_engine *e, qt_job *job, const char *why);
+void engine_finish_cancelled(qt_engine *e, ejob *ej, const char *why);
 /* Gives job its final result (outside the lock) and frees it. */
-void engine_finish_simple(qt_engine *e, qt_job *job, qt_status st, int attempts, const char *err);
+void engine_finish_simple(qt_engine *e, ejob *ej, qt_status st, int attempts, const char *err);
 /* Waits on cond (e->lock held) until the engine clock reads until_ms, a
  * signal, or one second at most. */
 void engine_wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms);
 /* Carries one job to its result (no lock held on entry or exit). */
-void engine_run_job(qt_engine *e, worker *wk, qt_job *job, uint64_t order);
+void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order);
 /* 1 when a limiter key is held (429 cooldown, provider reset) past now;
  * *until gets the end. Lock held. */
 int engine_key_held(qt_engine *e, int key, uint64_t now, uint64_t *until);
@@ -135,7 +201,7 @@ int engine_key_held(qt_engine *e, int key, uint64_t now, uint64_t *until);
 void *engine_worker_main(void *arg);
 
 /* engine_send.c (no lock held) */
-void engine_send(qt_engine *e, qt_http *http, const qt_job *job, int mi, int pi, engine_attempt *a);
+void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a);
 void engine_attempt_free(engine_attempt *a);
 /* Turns a response's rate-limit headers into limiter feedback (lock held). */
 void engine_feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now);

@@ -151,6 +151,11 @@ qt_err qt_engine_start(qt_engine *e)
 
 qt_err qt_engine_submit(qt_engine *e, qt_job *job)
 {
+    ejob *ej = ejob_new(e, job);
+    if (!ej) {
+        qt_job_free(job);
+        return QT_ERR_NOMEM;
+    }
     pthread_mutex_lock(&e->lock);
     job->enqueued_ms = now_of(e);
     e->jobs++;
@@ -158,9 +163,10 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
     qt_queue_job qj = { .id = job->id, .workflow = job->workflow, .model = job->model,
                         .priority = job->priority,
                         .est_tokens = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est,
-                        .payload = job };
+                        .payload = ej };
     qt_err r = e->intake_closed || e->stopping ? QT_ERR_CLOSED : qt_queue_push(e->queue, &qj, job->enqueued_ms);
     if (r == QT_OK) {
+        ejob_link(e, ej);
         e->models[job->model_idx].queued++;
         pthread_cond_signal(&e->work_cond);
         if (e->idle_waiting)   /* it may be the job they can take */
@@ -175,7 +181,7 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
         else
             snprintf(msg, sizeof msg, "not queued: %s", r == QT_ERR_CLOSED ? "quotatop is shutting down"
                                                                          : qt_strerror(r));
-        engine_finish_simple(e, job, r == QT_ERR_INVALID ? QT_STATUS_INVALID : QT_STATUS_CANCELLED, 0, msg);
+        engine_finish_simple(e, ej, r == QT_ERR_INVALID ? QT_STATUS_INVALID : QT_STATUS_CANCELLED, 0, msg);
     }
     return r;
 }
@@ -187,11 +193,16 @@ void qt_engine_submit_invalid(qt_engine *e, const char *id, const char *workflow
         return;
     job->id = strdup(id ? id : "?");
     job->workflow = strdup(workflow ? workflow : "default");
+    ejob *ej = ejob_new(e, job);
+    if (!ej) {
+        qt_job_free(job);
+        return;
+    }
     pthread_mutex_lock(&e->lock);
     e->jobs++;
     job->enqueued_ms = now_of(e);
     pthread_mutex_unlock(&e->lock);
-    engine_finish_simple(e, job, QT_STATUS_INVALID, 0, reason);
+    engine_finish_simple(e, ej, QT_STATUS_INVALID, 0, reason);
 }
 
 void qt_engine_close_intake(qt_engine *e)
@@ -225,7 +236,7 @@ static void cancel_queued(qt_engine *e, const char *why)
         pthread_mutex_lock(&e->lock);
         size_t n = qt_queue_drain(e->queue, payloads, NULL, 64);
         for (size_t i = 0; i < n; i++)
-            e->models[((qt_job *)payloads[i])->model_idx].queued--;
+            e->models[((ejob *)payloads[i])->job->model_idx].queued--;
         pthread_mutex_unlock(&e->lock);
         if (n == 0)
             break;
@@ -273,7 +284,7 @@ void qt_engine_free(qt_engine *e)
 {
     if (!e)
         return;
-    if (e->started)
+    if (!e->shut_down && e->queue && e->workers)   /* every job gets its result */
         qt_engine_shutdown(e, 0);
     for (int i = 0; e->workers && i < e->nworkers; i++)
         qt_http_free(e->workers[i].http);

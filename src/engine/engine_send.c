@@ -13,8 +13,10 @@
 typedef struct {
     qt_engine *e;
     const qt_job *job;
+    ejob *ej;
     qt_provider_stream *ps;
     int client_gone;
+    uint64_t start_ms;
 } stream_ctx;
 
 static int stream_chunk(void *ud, const char *json, size_t len)
@@ -41,6 +43,11 @@ static int stream_data(void *ud, const char *buf, size_t n)
     stream_ctx *sc = ud;
     if (should_abort(sc))
         return 1;
+    if (!__atomic_exchange_n(&sc->ej->streaming, 1, __ATOMIC_RELAXED)) {
+        uint64_t now = now_of(sc->e);
+        __atomic_store_n(&sc->ej->first_byte_ms, now > sc->start_ms ? now - sc->start_ms : 1,
+                         __ATOMIC_RELAXED);
+    }
     qt_err r = qt_provider_stream_feed(sc->ps, buf, n, stream_chunk, sc);
     return r == QT_OK ? 0 : 1;
 }
@@ -48,8 +55,9 @@ static int stream_data(void *ud, const char *buf, size_t n)
 /* Builds and sends one request; classifies the answer. No lock held. For a
  * streamed job the 2xx body goes to the job's sink as it arrives; a->streamed
  * then says whether any byte reached the client (no retry after that). */
-void engine_send(qt_engine *e, qt_http *http, const qt_job *job, int mi, int pi, engine_attempt *a)
+void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a)
 {
+    const qt_job *job = ej->job;
     const qt_model_cfg *m = &e->cfg->models[mi];
     provider_rt *p = &e->providers[pi];
     qt_provider_request req = { 0 };
@@ -63,7 +71,7 @@ void engine_send(qt_engine *e, qt_http *http, const qt_job *job, int mi, int pi,
     a->built = 1;
     char url[600];
     snprintf(url, sizeof url, "%s%s", p->cfg->base_url, req.path);
-    stream_ctx sc = { e, job, NULL, 0 };
+    stream_ctx sc = { e, job, ej, NULL, 0, now_of(e) };
     qt_http_set_abort(http, should_abort, &sc);
     if (stream) {
         sc.ps = qt_provider_stream_new(p->cfg->kind, job->model, (int64_t)(wall_of(e) / 1000));
