@@ -28,6 +28,7 @@
 #include "quotatop/engine.h"
 #include "quotatop/http.h"
 #include "quotatop/jobs.h"
+#include "quotatop/trace.h"
 
 #define GRACE_MS 2000
 
@@ -266,11 +267,15 @@ int qt_cmd_run(int argc, char **argv)
     qt_cmd_signals_install();
 
     char err[256];
-    qt_engine_opts eo = { .cfg = cfg, .workers = workers, .on_result = on_result, .on_result_ud = &snk };
+    /* The request trace (for `replay`) is written before the result line. */
+    qt_trace_tap tap = { qt_trace_open_for(cfg, cfg_path, "run"), on_result, &snk };
+    qt_engine_opts eo = { .cfg = cfg, .workers = workers, .on_result = qt_trace_on_result,
+                          .on_result_ud = &tap };
     qt_engine *e = qt_engine_new(&eo, err, sizeof err);
     if (!e || qt_engine_start(e) != QT_OK) {
         fprintf(stderr, "quotatop run: %s\n", e ? "cannot start workers" : err);
         qt_engine_free(e);
+        qt_trace_close(tap.trace);
         qt_results_close(snk.out);
         qt_http_global_cleanup();
         qt_idset_free(skip);
@@ -328,6 +333,7 @@ int qt_cmd_run(int argc, char **argv)
     if (rd.read_error)
         fprintf(stderr, "quotatop run: reading %s failed: %s\n", jobs, strerror(rd.read_error));
     qt_engine_free(e);
+    qt_trace_close(tap.trace);
     if (qt_results_close(snk.out) != QT_OK && !snk.write_failed) {
         fprintf(stderr, "quotatop run: closing %s failed: %s; some results may be missing\n",
                 out_path, strerror(errno));

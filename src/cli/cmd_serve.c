@@ -24,6 +24,7 @@
 #include "quotatop/engine.h"
 #include "quotatop/http.h"
 #include "quotatop/proxy.h"
+#include "quotatop/trace.h"
 
 #define GRACE_MS 5000
 
@@ -118,12 +119,15 @@ int qt_cmd_serve(int argc, char **argv)
     }
     qt_http_global_init();
     qt_cmd_signals_install();
-    qt_engine_opts eo = { .cfg = cfg, .workers = (int)workers, .on_result = qt_proxy_on_result,
-                          .on_result_ud = px, .want_openai_json = 1 };
+    /* The request trace (for `replay`) is written before the client is answered. */
+    qt_trace_tap tap = { qt_trace_open_for(cfg, cfg_path, "serve"), qt_proxy_on_result, px };
+    qt_engine_opts eo = { .cfg = cfg, .workers = (int)workers, .on_result = qt_trace_on_result,
+                          .on_result_ud = &tap, .want_openai_json = 1 };
     qt_engine *e = qt_engine_new(&eo, err, sizeof err);
     if (!e || qt_engine_start(e) != QT_OK) {
         fprintf(stderr, "quotatop serve: %s\n", e ? "cannot start workers" : err);
         qt_engine_free(e);
+        qt_trace_close(tap.trace);
         qt_proxy_free(px);
         qt_http_global_cleanup();
         qt_config_free(cfg);
@@ -132,6 +136,7 @@ int qt_cmd_serve(int argc, char **argv)
     if (qt_proxy_start(px, e, err, sizeof err) != QT_OK) {
         fprintf(stderr, "quotatop serve: %s\n", err);
         qt_engine_free(e);
+        qt_trace_close(tap.trace);
         qt_proxy_free(px);
         qt_http_global_cleanup();
         qt_config_free(cfg);
@@ -161,6 +166,7 @@ int qt_cmd_serve(int argc, char **argv)
         qt_engine_snapshot_free(&s);
     }
     qt_engine_free(e);
+    qt_trace_close(tap.trace);
     qt_proxy_free(px);
     qt_http_global_cleanup();
     qt_config_free(cfg);
