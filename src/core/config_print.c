@@ -146,7 +146,7 @@ void qt_config_print_effective(const qt_config *cfg, FILE *out)
     if (cfg->state_dir && *cfg->state_dir)
         fprintf(out, "state_dir: %s (trace %s)\n", cfg->state_dir, cfg->trace ? "on" : "off");
     else
-        fprintf(out, "state_dir: none (no ledger, no trace)\n");
+        fprintf(out, "state_dir: none (no ledger); no trace\n");
     fprintf(out, "proxy: listen %s, max_queue %ld, max_wait %ldms, ", cfg->proxy.listen,
             cfg->proxy.max_queue, cfg->proxy.max_wait_ms);
     if (!cfg->proxy.token_env)
