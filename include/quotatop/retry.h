@@ -146,13 +146,26 @@ typedef enum {
  *     the one(s) whose remaining count is 0; when none is known to be 0, the
  *     smallest given (durations before epochs). A hinted wait above
  *     max_retry_after_ms gives MOVE_ON (with *wait_ms set to it), else WAIT
- *     with exactly that wait (not capped by cap_ms: the upstream knows);
+ *     with that wait (not capped by cap_ms: the upstream knows), raised to
+ *     qt_retry_floor_ms(p, rnd) when shorter (a hint of 0 is not "now");
  *   - without hints, full jitter: WAIT uniformly in
  *     [0, min(cap_ms, base_ms * 2^(attempts-1))].
  * *wait_ms is set for WAIT and MOVE_ON, and 0 for GIVE_UP. Returns GIVE_UP
  * with *wait_ms = 0 when p or wait_ms is NULL (wait_ms NULL: untouched). */
 qt_retry_decision qt_retry_wait_ms(const qt_retry_policy *p, int attempts,
                                    const qt_retry_hints *h, uint64_t rnd, int64_t *wait_ms);
+
+/* The least wait before a retry, whatever the upstream hints: uniformly in
+ * [base_ms / 4, base_ms / 2] (capped by cap_ms) from rnd, so "Retry-After: 0"
+ * or a reset in the past cannot make a burst of retries in lockstep. 0 when
+ * p is NULL or base_ms <= 0. */
+int64_t qt_retry_floor_ms(const qt_retry_policy *p, uint64_t rnd);
+
+/* How long a key may be held for an upstream's hinted wait (a rate-limit
+ * reset, a Retry-After): the hint, at most max_retry_after_ms (when > 0), so
+ * a reset of 999999999 s or "2000h" cannot hold a model for good. Negative
+ * hints give 0. */
+int64_t qt_retry_hold_cap_ms(const qt_retry_policy *p, int64_t hinted_ms);
 
 /* Static name of a decision: "wait", "give_up", "move_on". Never NULL. */
 const char *qt_retry_decision_name(qt_retry_decision d);

@@ -746,6 +746,11 @@ void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order)
             else
                 cp->not_before = now + (uint64_t)wait;
         } else {
+            /* A 429 asking for more than max_retry_after_ms: this job moves
+             * down the chain, and the key cools down for the capped wait so
+             * the next jobs do not earn the same 429. */
+            if (d == QT_RETRY_MOVE_ON && v.rate_limited)
+                qt_limiter_hold(e->limiter, mr->key, now + (uint64_t)qt_retry_hold_cap_ms(&pol, wait));
             give_up_model(cp, k, d == QT_RETRY_MOVE_ON ? v.reason : "attempts used up");
         }
         engine_attempt_free(&a);

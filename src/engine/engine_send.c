@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine_int.h"
+#include "quotatop/retry.h"
 
 
 typedef struct {
@@ -154,14 +155,17 @@ void engine_attempt_free(engine_attempt *a)
 void engine_feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now)
 {
     qt_limit_feedback fb = { -1, -1, 0, 0 };
+    /* A reset is the upstream's number: no further than max_retry_after_ms,
+     * so "remaining 0, reset 999999999 s" cannot hold the key for good. */
+    qt_retry_policy pol = { .max_retry_after_ms = e->cfg->retry.max_retry_after_ms };
     if (l->requests.remaining >= 0 && l->requests.reset_ms >= 0) {
         fb.remaining_requests = l->requests.remaining;
-        fb.reset_requests_ms = now + (uint64_t)l->requests.reset_ms;
+        fb.reset_requests_ms = now + (uint64_t)qt_retry_hold_cap_ms(&pol, l->requests.reset_ms);
     }
     const qt_limit_window *tw = l->tokens.remaining >= 0 ? &l->tokens : &l->input_tokens;
     if (tw->remaining >= 0 && tw->reset_ms >= 0) {
         fb.remaining_tokens = tw->remaining;
-        fb.reset_tokens_ms = now + (uint64_t)tw->reset_ms;
+        fb.reset_tokens_ms = now + (uint64_t)qt_retry_hold_cap_ms(&pol, tw->reset_ms);
     }
     if (fb.remaining_requests >= 0 || fb.remaining_tokens >= 0)
         qt_limiter_feedback(e->limiter, key, &fb, now);

@@ -563,6 +563,26 @@ static int64_t hinted_wait(const qt_retry_hints *h)
     return rq >= 0 ? rq : tk;
 }
 
+int64_t qt_retry_floor_ms(const qt_retry_policy *p, uint64_t rnd)
+{
+    if (!p || p->base_ms <= 0)
+        return 0;
+    int64_t hi = p->base_ms / 2;
+    if (p->cap_ms > 0 && hi > p->cap_ms)
+        hi = p->cap_ms;
+    int64_t lo = hi / 2;
+    return lo + (int64_t)(rnd % (uint64_t)(hi - lo + 1));
+}
+
+int64_t qt_retry_hold_cap_ms(const qt_retry_policy *p, int64_t hinted_ms)
+{
+    if (hinted_ms < 0)
+        return 0;
+    if (p && p->max_retry_after_ms > 0 && hinted_ms > p->max_retry_after_ms)
+        return p->max_retry_after_ms;
+    return hinted_ms;
+}
+
 qt_retry_decision qt_retry_wait_ms(const qt_retry_policy *p, int attempts,
                                    const qt_retry_hints *h, uint64_t rnd, int64_t *wait_ms)
 {
@@ -579,9 +599,15 @@ qt_retry_decision qt_retry_wait_ms(const qt_retry_policy *p, int attempts,
     }
     int64_t hint = hinted_wait(h);
     if (hint >= 0) {
-        *wait_ms = hint;
-        if (p->max_retry_after_ms > 0 && hint > p->max_retry_after_ms)
+        if (p->max_retry_after_ms > 0 && hint > p->max_retry_after_ms) {
+            *wait_ms = hint;
             return QT_RETRY_MOVE_ON;
+        }
+        /* "Retry-After: 0" or a date in the past is no reason to come back
+         * at once (a burst of retries in lockstep): never below the floor,
+         * jittered so waiting jobs spread out. */
+        int64_t floor = qt_retry_floor_ms(p, rnd);
+        *wait_ms = hint > floor ? hint : floor;
         return QT_RETRY_WAIT;
     }
     /* Full jitter: ceiling = min(cap, base * 2^(attempts-1)), saturating. */

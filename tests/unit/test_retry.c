@@ -405,9 +405,48 @@ Test(retry, hint_precedence)
     h.reset_requests_ms = 9000;
     cr_assert_eq(qt_retry_wait_ms(&p, 1, &h, 999, &w), QT_RETRY_WAIT);
     cr_assert_eq(w, 9000, "both exhausted: the later reset");
-    h.retry_after_ms = 0;                     /* 0 is a real hint: "now" */
+    h.retry_after_ms = 0;                     /* 0 is a real hint, but not "now": the floor */
     cr_assert_eq(qt_retry_wait_ms(&p, 1, &h, 999, &w), QT_RETRY_WAIT);
-    cr_assert_eq(w, 0);
+    cr_assert_eq(w, qt_retry_floor_ms(&p, 999));
+    cr_assert_geq(w, p.base_ms / 4);
+}
+
+/* Issue 12, defect 11: "Retry-After: 0" or a date in the past was retried
+ * at once (24 requests in 0.1 s). Now the floor applies, with jitter. */
+Test(retry, zero_or_past_hint_gets_jittered_floor)
+{
+    qt_retry_policy p = policy();
+    qt_retry_hints h;
+    qt_retry_hints_init(&h);
+    int64_t w, lo = INT64_MAX, hi = -1;
+    cr_assert_eq(qt_retry_parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 1704067200000LL,
+                                               &h.retry_after_wait_ms), 0);
+    cr_assert_eq(h.retry_after_wait_ms, 0, "a date in the past parses to 0");
+    uint64_t seed = 42;
+    for (int i = 0; i < 5000; i++) {
+        cr_assert_eq(qt_retry_wait_ms(&p, 1, &h, qt_rand_next(&seed), &w), QT_RETRY_WAIT);
+        cr_assert(w >= p.base_ms / 4 && w <= p.base_ms / 2, "wait %lld", (long long)w);
+        lo = w < lo ? w : lo;
+        hi = w > hi ? w : hi;
+    }
+    cr_expect_lt(lo + p.base_ms / 8, hi, "jittered: waits spread (%lld..%lld)", (long long)lo, (long long)hi);
+    h.retry_after_wait_ms = 10 * p.base_ms;   /* a real wait is kept as given */
+    cr_assert_eq(qt_retry_wait_ms(&p, 1, &h, 0, &w), QT_RETRY_WAIT);
+    cr_assert_eq(w, 10 * p.base_ms);
+}
+
+/* Defect 1: a far reset holds a key no longer than max_retry_after_ms. */
+Test(retry, hold_is_capped_by_max_retry_after)
+{
+    qt_retry_policy p = policy();
+    int64_t d;
+    cr_assert_eq(qt_retry_parse_duration_ms("2000h", &d), 0);
+    cr_expect_eq(qt_retry_hold_cap_ms(&p, d), p.max_retry_after_ms);
+    cr_expect_eq(qt_retry_hold_cap_ms(&p, 999999999LL * 1000), p.max_retry_after_ms);
+    cr_expect_eq(qt_retry_hold_cap_ms(&p, 1500), 1500);
+    cr_expect_eq(qt_retry_hold_cap_ms(&p, -1), 0);
+    p.max_retry_after_ms = 0;
+    cr_expect_eq(qt_retry_hold_cap_ms(&p, 1500), 1500);
 }
 
 Test(retry, hint_anthropic_epoch)
@@ -422,9 +461,9 @@ Test(retry, hint_anthropic_epoch)
     h.remaining_tokens = 0;
     cr_assert_eq(qt_retry_wait_ms(&p, 1, &h, 999, &w), QT_RETRY_WAIT);
     cr_assert_eq(w, 30000);
-    h.now_wall_ms = epoch + 5000;             /* reset already passed */
+    h.now_wall_ms = epoch + 5000;             /* reset already passed: the floor */
     cr_assert_eq(qt_retry_wait_ms(&p, 1, &h, 999, &w), QT_RETRY_WAIT);
-    cr_assert_eq(w, 0);
+    cr_assert_eq(w, qt_retry_floor_ms(&p, 999));
     h.reset_tokens_ms = 1500;                 /* a duration beats the epoch */
     cr_assert_eq(qt_retry_wait_ms(&p, 1, &h, 999, &w), QT_RETRY_WAIT);
     cr_assert_eq(w, 1500);

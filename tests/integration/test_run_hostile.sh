@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# test_run_hostile.sh: `run` against a scripted upstream that misbehaves
+# (tests/integration/hostile_upstream.py; issue 12): far rate-limit resets,
+# Retry-After 0, absurd usage, error objects in a 200, keys echoed in errors.
+# About 15 s.
+source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+
+# start_hostile SCRIPT_JSON: sets H_URL.
+start_hostile() {
+    local port
+    port=$(free_port)
+    printf '%s' "$1" > "$TMP/script.$port.json"
+    bg python3 "$here/hostile_upstream.py" "$port" "$TMP/script.$port.json"
+    H_URL="http://127.0.0.1:$port"
+    wait_port "$port" 10 || { fail "start_hostile" "no listener on $port"; exit 1; }
+}
+hstat() { curl -s "$H_URL/stats" | json_get - "$1"; }
+job() { printf '{"id": "%s", "model": "%s", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}\n' "$1" "$2"; }
+
+FAR='{"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2000h"}'
+start_hostile "{
+  \"far200\": [{\"headers\": $FAR}],
+  \"far429\": [{\"status\": 429, \"headers\": {\"retry-after\": \"999999999\", \"x-ratelimit-remaining-requests\": \"0\", \"x-ratelimit-reset-requests\": \"999999999\"},
+               \"body\": {\"error\": {\"type\": \"rate_limit_error\", \"message\": \"slow down\"}}}],
+  \"zero\": [{\"status\": 429, \"headers\": {\"retry-after\": \"0\"}, \"body\": {\"error\": {\"message\": \"again\"}}}],
+  \"good\": [{}]
+}"
+cat > "$TMP/cfg.json" <<JSON
+{"workers": 2,
+ "providers": {"h": {"kind": "openai", "base_url": "$H_URL/v1", "api_key": "sk-test-SECRET-1234567890"}},
+ "models": {"far200": {"providers": ["h"], "fallback": ["good"]},
+            "far429": {"providers": ["h"], "fallback": ["good"]},
+            "alone200": {"providers": ["h"], "upstream_model": "far200"},
+            "zero": {"providers": ["h"]},
+            "good": {"providers": ["h"]}},
+ "retry": {"max_attempts": 5, "base_ms": 400, "cap_ms": 2000, "max_retry_after_ms": 1500}}
+JSON
+
+# --- defect 1: a far reset (on a 200 and on a 429) must not hold a model for good
+{ for i in 1 2 3 4 5 6; do job "a$i" far200; done; for i in 1 2 3 4 5 6; do job "b$i" far429; done; } > "$TMP/far.jsonl"
+t0=$(date +%s.%N)
+timeout 30 "$QT_BIN" run -c "$TMP/cfg.json" --headless -o "$TMP/far.out" "$TMP/far.jsonl" 2>"$TMP/far.err"
+rc=$?
+t1=$(date +%s.%N)
+expect_eq "far reset: run exits 0 (all answered)" "$rc" 0
+expect_le "far reset: promptly (no hold beyond max_retry_after_ms)" "$(python3 -c "print($t1 - $t0)")" 8
+expect_eq "far reset: 12 ok" "$(results_count "$TMP/far.out" ok)" 12
+expect_ge "far reset: the fallback took the held model's jobs" "$(grep -c '"model_used":"good"' "$TMP/far.out")" 6
+# without a fallback the hold ends after max_retry_after_ms (1.5 s), not 2000 h
+{ job c1 alone200; job c2 alone200; job c3 alone200; } > "$TMP/alone.jsonl"
+t0=$(date +%s.%N)
+timeout 30 "$QT_BIN" run -c "$TMP/cfg.json" --headless --workers 1 -o "$TMP/alone.out" "$TMP/alone.jsonl" 2>"$TMP/alone.err"
+rc=$?
+t1=$(date +%s.%N)
+expect_eq "far reset, no fallback: exit 0" "$rc" 0
+expect_le "far reset, no fallback: each hold capped at 1.5 s" "$(python3 -c "print($t1 - $t0)")" 7
+
+# --- defect 11: Retry-After: 0 is retried with the backoff floor (jittered), not at once
+curl -s -X POST "$H_URL/stats/reset" >/dev/null
+job z1 zero > "$TMP/zero.jsonl"
+"$QT_BIN" run -c "$TMP/cfg.json" --headless -o "$TMP/zero.out" "$TMP/zero.jsonl" 2>/dev/null
+expect_eq "retry-after 0: 5 attempts" "$(hstat 'd["zero"]["requests"]')" 5
+gaps=$(hstat 'min(b - a for a, b in zip(d["zero"]["times"], d["zero"]["times"][1:]))')
+expect_ge "retry-after 0: every retry waits the floor (base_ms/4 = 100 ms)" "$gaps" 0.095
