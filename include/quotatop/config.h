@@ -120,7 +120,16 @@ typedef struct {
 } qt_diag;
 
 void qt_diag_free(qt_diag *d);   /* frees the messages; the struct itself is the caller's */
+/* Prints every message as "ORIGIN: error: ..." / "ORIGIN: warning: ...".
+ * Root causes first: when there are errors, unknown-key warnings that carry
+ * a "did you mean" come before them (a misspelled "providrs" explains the
+ * "providers: missing" that follows it). */
 void qt_diag_print(const qt_diag *d, FILE *out, const char *origin);
+
+/* The candidate closest to name when it is plausibly a typo (edit distance
+ * 1 for names up to 4 characters, 2 up to 8, else 3; case-insensitive),
+ * else NULL. Returns one of the candidates' pointers. Pure. */
+const char *qt_config_suggest(const char *name, const char *const *cands, size_t n);
 
 /* Parses and validates a config from text. On success returns a config the
  * caller frees with qt_config_free; diag may still hold warnings. On any error

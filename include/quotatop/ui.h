@@ -36,6 +36,7 @@ typedef enum {
     QT_UI_EXIT_DEADLINE,     /* opts.deadline_ms passed (demo --duration) */
     QT_UI_EXIT_NO_TERMINAL,  /* the terminal could not be set up; nothing drawn */
     QT_UI_EXIT_ERROR,        /* out of memory while running; terminal restored */
+    QT_UI_EXIT_DONE,         /* run: every job has its result (without opts.stay) */
 } qt_ui_exit;
 
 typedef struct {
@@ -45,11 +46,15 @@ typedef struct {
     const char *subtitle;    /* extra header text (the demo's mock ports); may be NULL */
     uint64_t deadline_ms;    /* monotonic time to return at; 0 = none */
     int refresh_ms;          /* frame period; 0 = 250 */
+    int (*should_stop)(void);/* nonzero: leave with QT_UI_EXIT_SIGNAL (the caller's signal
+                                flag); NULL = never */
+    int stay;                /* run: keep the final screen up until q (--stay) */
 } qt_ui_opts;
 
 /* Runs the dashboard on the process's terminal until the user quits, a
- * signal arrives (qt_cmd_signal_count() > 0) or the deadline passes. For
- * `run` the final state stays on screen (DONE) until q. The terminal is
+ * signal arrives (opts->should_stop() != 0) or the deadline passes. For
+ * `run` it returns QT_UI_EXIT_DONE once every job has its result, unless
+ * opts->stay keeps the final state (DONE) on screen until q. The terminal is
  * restored before it returns, on every path (an atexit hook also restores it
  * if the process exits while the dashboard is up). The engine is not shut
  * down: the caller does that (pending jobs then get `cancelled` results).
@@ -59,7 +64,7 @@ qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts);
 /* qt_ui_run_opts with mode and t0 only (theme from $QUOTATOP_THEME).
  * Returns 0 when it ran, -1 when no terminal could be set up (the caller
  * then falls back to progress lines). */
-int qt_ui_run(qt_engine *e, const char *mode, uint64_t t0_ms);
+int qt_ui_run(qt_engine *e, const char *mode, uint64_t t0_ms, int (*should_stop)(void));
 
 /* Queue counts (per base priority, ready, paused) for the dashboard header
  * of the queue panel. Defined in src/engine_ui.c; locks the engine briefly.

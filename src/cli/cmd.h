@@ -5,6 +5,8 @@
 #ifndef QT_CMD_H
 #define QT_CMD_H
 
+#define QT_VERSION "0.5.0"   /* printed by `quotatop --version` */
+
 int qt_cmd_check(int argc, char **argv);
 int qt_cmd_mock(int argc, char **argv);
 int qt_cmd_run(int argc, char **argv);

@@ -3,6 +3,7 @@
 #include "cmd_common.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "quotatop/clock.h"
+#include "quotatop/events.h"
 #include "quotatop/ui.h"
 
 static volatile sig_atomic_t signals_seen;   /* written only by the handler */
@@ -47,6 +49,24 @@ qt_config *qt_cmd_load_config(const char *path)
     return cfg;
 }
 
+size_t qt_cmd_warn_unset_keys(const qt_config *cfg, FILE *out, const char *who)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_providers; i++) {
+        const qt_provider_cfg *p = &cfg->providers[i];
+        if (!p->api_key_env || !*p->api_key_env)
+            continue;
+        const char *v = getenv(p->api_key_env);
+        if (v && *v)
+            continue;
+        fprintf(out, "%s: warning: providers.%s.api_key_env: $%s is not set; requests to %s will "
+                     "be sent without a key and refused (401)\n",
+                who, p->name, p->api_key_env, p->name);
+        n++;
+    }
+    return n;
+}
+
 int open_readonly(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -71,10 +91,11 @@ static void fmt_limit(char *buf, size_t len, double used, double limit)
 
 void qt_cmd_print_progress(FILE *out, const qt_engine_snapshot *s)
 {
-    fprintf(out, "[%5.1fs] %s done %llu/%llu ok %llu failed %llu", (double)s->uptime_ms / 1000.0,
-            s->paused ? "PAUSED" : "", (unsigned long long)s->done, (unsigned long long)s->jobs,
-            (unsigned long long)s->ok,
-            (unsigned long long)(s->failed + s->rejected + s->cancelled + s->invalid));
+    fprintf(out, "[%5.1fs] %s done %llu/%llu ok %llu failed %llu rejected %llu cancelled %llu invalid %llu",
+            (double)s->uptime_ms / 1000.0, s->paused ? "PAUSED" : "", (unsigned long long)s->done,
+            (unsigned long long)s->jobs, (unsigned long long)s->ok, (unsigned long long)s->failed,
+            (unsigned long long)s->rejected, (unsigned long long)s->cancelled,
+            (unsigned long long)s->invalid);
     fprintf(out, " | queue %zu busy %d/%d", s->queued, s->busy, s->workers);
     for (size_t i = 0; i < s->n_rows; i++) {
         const qt_engine_row *r = &s->rows[i];
@@ -109,18 +130,42 @@ void qt_cmd_print_summary(FILE *out, const qt_engine_snapshot *s, double elapsed
             (unsigned long long)s->prompt_tokens, (unsigned long long)s->completion_tokens, s->cost_usd);
 }
 
+void qt_cmd_print_events(FILE *out, qt_engine *e, uint64_t t0, uint64_t *seq)
+{
+    qt_event evs[64];
+    size_t n;
+    uint64_t dropped = 0;
+    while ((n = qt_events_since(qt_engine_events(e), *seq, evs, QT_ARRAY_LEN(evs), &dropped)) > 0) {
+        if (dropped)
+            fprintf(out, "quotatop: %llu events were overwritten before they could be printed\n",
+                    (unsigned long long)dropped);
+        for (size_t i = 0; i < n; i++) {
+            const qt_event *ev = &evs[i];
+            double at = ev->mono_ms > t0 ? (double)(ev->mono_ms - t0) / 1000.0 : 0;
+            fprintf(out, "[%5.1fs] %-15s %s\n", at, qt_event_type_name(ev->type), ev->msg);
+            *seq = ev->seq;
+        }
+    }
+    fflush(out);
+}
+
 /* The dashboard lives in src/ui (qt_ui_run returns when the user quits, on
  * SIGINT/SIGTERM, or at once with -1 when the terminal cannot be set up);
  * without one the watch loop prints progress lines. */
-void qt_cmd_watch(qt_engine *e, const char *mode, uint64_t t0_ms, int progress)
+void qt_cmd_watch(qt_engine *e, const char *mode, uint64_t t0_ms, int progress, int stay,
+                  int events)
 {
     if (mode) {
-        if (qt_ui_run(e, mode, t0_ms) == 0)
+        qt_ui_opts o = { .mode = mode, .t0_ms = t0_ms, .should_stop = qt_cmd_signal_count,
+                         .stay = stay };
+        if (qt_ui_run_opts(e, &o) != QT_UI_EXIT_NO_TERMINAL)
             return;
         progress = 1;   /* no terminal after all: say something */
     }
-    uint64_t next = qt_now_ms() + 1000;
+    uint64_t next = qt_now_ms() + 1000, seq = 0;
     while (!qt_cmd_signal_count() && !qt_engine_wait_done(e, 100)) {
+        if (events)
+            qt_cmd_print_events(stderr, e, t0_ms, &seq);
         if (progress && qt_now_ms() >= next) {
             qt_engine_snapshot s;
             if (qt_engine_snapshot_take(e, &s) == QT_OK) {
@@ -130,4 +175,6 @@ void qt_cmd_watch(qt_engine *e, const char *mode, uint64_t t0_ms, int progress)
             next += 1000;
         }
     }
+    if (events)
+        qt_cmd_print_events(stderr, e, t0_ms, &seq);
 }

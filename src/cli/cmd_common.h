@@ -11,6 +11,10 @@
 /* Loads a config, printing every diagnostic to stderr. NULL when invalid. */
 qt_config *qt_cmd_load_config(const char *path);
 
+/* Prints one warning per provider whose api_key_env names an unset (or
+ * empty) variable, naming the variable (never a value). Returns how many. */
+size_t qt_cmd_warn_unset_keys(const qt_config *cfg, FILE *out, const char *who);
+
 /* open(path, O_RDONLY) with a check that it is not a directory; -1 + errno. */
 int open_readonly(const char *path);
 
@@ -21,8 +25,15 @@ int qt_cmd_signal_count(void);
 
 /* Runs until the engine has every result (intake closed) or a signal
  * arrives: the dashboard when mode is not NULL and the terminal allows,
- * else one progress line per second on stderr (when progress is set). */
-void qt_cmd_watch(qt_engine *e, const char *mode, uint64_t t0_ms, int progress);
+ * else one progress line per second on stderr (when progress is set).
+ * stay: the `run` dashboard keeps its final screen until q (--stay).
+ * events: without the dashboard, print each engine event as a line (-v). */
+void qt_cmd_watch(qt_engine *e, const char *mode, uint64_t t0_ms, int progress, int stay,
+                  int events);
+
+/* Prints the events after *seq as "[  1.2s] type            message" lines
+ * (time since t0) and advances *seq. Main thread. */
+void qt_cmd_print_events(FILE *out, qt_engine *e, uint64_t t0, uint64_t *seq);
 
 /* One progress line (done/total, ok/failed, queue, per-model RPM/TPM, spend). */
 void qt_cmd_print_progress(FILE *out, const qt_engine_snapshot *s);

@@ -195,27 +195,12 @@ static void on_result(void *ud, const qt_job *job, const qt_result *res, const q
 }
 
 /* Prints every event after *seq on stderr (the headless story). */
-static void print_events(qt_engine *e, uint64_t t0, uint64_t *seq)
-{
-    qt_event evs[64];
-    size_t n;
-    while ((n = qt_events_since(qt_engine_events(e), *seq, evs, QT_ARRAY_LEN(evs), NULL)) > 0) {
-        for (size_t i = 0; i < n; i++) {
-            const qt_event *ev = &evs[i];
-            double at = ev->mono_ms > t0 ? (double)(ev->mono_ms - t0) / 1000.0 : 0;
-            fprintf(stderr, "[%5.1fs] %-15s %s\n", at, qt_event_type_name(ev->type), ev->msg);
-            *seq = ev->seq;
-        }
-    }
-    fflush(stderr);
-}
-
 static int run_headless(qt_engine *e, uint64_t t0, uint64_t deadline)
 {
     uint64_t seq = 0, next = t0 + 1000;
     while (!qt_cmd_signal_count() && (!deadline || qt_now_ms() < deadline)) {
         usleep(50000);
-        print_events(e, t0, &seq);
+        qt_cmd_print_events(stderr, e, t0, &seq);
         if (qt_now_ms() >= next) {
             qt_engine_snapshot s;
             if (qt_engine_snapshot_take(e, &s) == QT_OK) {
@@ -225,7 +210,7 @@ static int run_headless(qt_engine *e, uint64_t t0, uint64_t deadline)
             next += 1000;
         }
     }
-    print_events(e, t0, &seq);
+    qt_cmd_print_events(stderr, e, t0, &seq);
     return 0;
 }
 
@@ -363,7 +348,7 @@ int qt_cmd_demo(int argc, char **argv)
         char sub[96];
         snprintf(sub, sizeof sub, "mocks :%d :%d", qt_mock_port(oa), qt_mock_port(an));
         qt_ui_opts uo = { .mode = "demo", .t0_ms = t0, .theme = theme, .subtitle = sub,
-                          .deadline_ms = deadline };
+                          .deadline_ms = deadline, .should_stop = qt_cmd_signal_count };
         if (qt_ui_run_opts(e, &uo) == QT_UI_EXIT_NO_TERMINAL)
             run_headless(e, t0, deadline);
     }

@@ -176,19 +176,22 @@ static int write_summary(const char *path, const char *js)
 }
 
 static const char run_usage[] =
-    "usage: quotatop run -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--workers N]\n"
-    "                    [--resume] JOBS|-\n"
+    "usage: quotatop run -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--stay]\n"
+    "                    [--workers N] [--resume] [-v] JOBS|-\n"
     "Runs every job of JOBS (one JSON object per line; - reads stdin as lines arrive)\n"
-    "and writes one result line per job to RESULTS (default results.jsonl).\n"
+    "and writes one result line per job to RESULTS (default results.jsonl; it is\n"
+    "overwritten unless --resume is given).\n"
     "  --summary FILE  write the run's summary object as JSON\n"
     "  --headless      no dashboard: a progress line per second on stderr\n"
+    "  --stay          keep the dashboard up after the last job until q (default: exit)\n"
+    "  -v, --verbose   without the dashboard: print every event (retry, 429, fallback...)\n"
     "  --workers N     worker threads (default: config workers, else 8)\n"
     "  --resume        skip jobs that already have an ok line in RESULTS, append\n";
 
 int qt_cmd_run(int argc, char **argv)
 {
     const char *cfg_path = NULL, *out_path = "results.jsonl", *summary_path = NULL, *jobs = NULL;
-    int headless = 0, workers = 0, resume = 0;
+    int headless = 0, workers = 0, resume = 0, stay = 0, verbose = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc)
@@ -201,6 +204,10 @@ int qt_cmd_run(int argc, char **argv)
             headless = 1;
         else if (!strcmp(a, "--resume"))
             resume = 1;
+        else if (!strcmp(a, "--stay"))
+            stay = 1;
+        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+            verbose = 1;
         else if (!strcmp(a, "--workers") && i + 1 < argc) {
             char *end;
             long w = strtol(argv[++i], &end, 10);
@@ -229,6 +236,7 @@ int qt_cmd_run(int argc, char **argv)
     qt_config *cfg = qt_cmd_load_config(cfg_path);
     if (!cfg)
         return 2;
+    qt_cmd_warn_unset_keys(cfg, stderr, "quotatop run");
     int fd = 0;
     if (strcmp(jobs, "-")) {
         fd = open_readonly(jobs);
@@ -292,7 +300,7 @@ int qt_cmd_run(int argc, char **argv)
 
     uint64_t t0 = qt_now_ms();
     int interactive = !headless && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO) && fd != 0;
-    qt_cmd_watch(e, interactive ? "run" : NULL, t0, headless || !interactive);
+    qt_cmd_watch(e, interactive ? "run" : NULL, t0, headless || !interactive, stay, verbose);
 
     rd.stop = 1;
     if (qt_cmd_signal_count()) {

@@ -39,7 +39,7 @@ static const char serve_usage[] =
     "  --headless              no dashboard: a progress line per second on stderr\n"
     "  --workers N             worker threads (default: config workers, else 8)\n"
     "  --idle-timeout SECONDS  close connections silent this long (default 30)\n"
-    "  -v, --verbose           one stderr line per request\n"
+    "  -v, --verbose           one stderr line per request and per event (headless)\n"
     "Headers: X-Quotatop-Workflow, X-Quotatop-Priority (1 most urgent .. 10);\n"
     "answers carry X-Quotatop-Model-Used, X-Quotatop-Attempts, X-Quotatop-Queued-Ms.\n"
     "Runs until SIGINT or SIGTERM.\n";
@@ -97,6 +97,7 @@ int qt_cmd_serve(int argc, char **argv)
     qt_config *cfg = qt_cmd_load_config(cfg_path);
     if (!cfg)
         return 2;
+    qt_cmd_warn_unset_keys(cfg, stderr, "quotatop serve");
     const char *token = NULL;
     if (cfg->proxy.token_env) {
         token = getenv(cfg->proxy.token_env);
@@ -147,7 +148,7 @@ int qt_cmd_serve(int argc, char **argv)
 
     uint64_t t0 = qt_now_ms();
     int interactive = !headless && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
-    qt_cmd_watch(e, interactive ? "serve" : NULL, t0, headless || !interactive);
+    qt_cmd_watch(e, interactive ? "serve" : NULL, t0, headless || !interactive, 0, verbose);
 
     /* Requests on the wire (streams too) may finish; nothing new is sent;
      * jobs still queued or waiting for capacity are answered 503 at once. */

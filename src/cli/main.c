@@ -6,16 +6,22 @@
 #include "cmd.h"
 
 static const char usage[] =
-    "usage: quotatop <command> [options]\n"
+    "usage: quotatop <command> [options]      (quotatop --version)\n"
     "\n"
-    "  demo  [--headless] [--duration SECONDS] [--theme NAME]\n"
-    "  run   -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--workers N] [--resume] JOBS|-\n"
-    "  serve -c CONFIG [--listen HOST:PORT] [--headless]\n"
-    "  mock  [--listen HOST:PORT] [--kind openai|anthropic] [--rpm N] [--tpm N] [--fail-rate F] [--latency-ms N]\n"
+    "  demo  [--headless] [--duration SECONDS] [--theme NAME] [--print-config]\n"
+    "  run   -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--stay] [--workers N]\n"
+    "        [--resume] [-v] JOBS|-\n"
+    "  serve -c CONFIG [--listen HOST:PORT] [--headless] [--workers N]\n"
+    "        [--idle-timeout SECONDS] [-v]\n"
+    "  mock  [--listen HOST:PORT] [--port-file FILE] [--kind openai|anthropic] [--rpm N]\n"
+    "        [--tpm N] [--fail-rate F] [--latency-ms N] [--latency-jitter-ms N]\n"
+    "        [--jitter-dist uniform|exp] [--outage START_S:END_S] [--context-window N]\n"
+    "        [--completion-tokens N] [--model SPEC]... [--only-declared]\n"
+    "        [--require-key-env VAR] [--seed N] [--stream-chunk-ms N] [-v]\n"
     "  check -c CONFIG [JOBS]\n"
-    "  spend [-c CONFIG] [--by workflow|model|day] [--since DAYS]\n"
+    "  spend [-c CONFIG] [--by workflow|model|day] [--since DAYS] [--json]\n"
     "\n"
-    "Run `quotatop <command> --help` for a command's options.\n";
+    "Run `quotatop <command> --help` for what each option does.\n";
 
 static const struct {
     const char *name;
@@ -31,6 +37,11 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")
+                      || !strcmp(argv[1], "version"))) {
+        printf("quotatop %s\n", QT_VERSION);
+        return 0;
+    }
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

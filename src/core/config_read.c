@@ -62,12 +62,24 @@ void qt_diag_free(qt_diag *d)
     d->n_errors = d->n_warnings = 0;
 }
 
+/* An unknown key with a suggestion: a likely root cause of later errors. */
+static int is_root_cause(const char *w)
+{
+    return strstr(w, "unknown key") && strstr(w, "did you mean");
+}
+
 void qt_diag_print(const qt_diag *d, FILE *out, const char *origin)
 {
+    int lift = d->n_errors > 0;
+    if (lift)
+        for (size_t i = 0; i < d->n_warnings; i++)
+            if (is_root_cause(d->warnings[i]))
+                fprintf(out, "%s: warning: %s\n", origin, d->warnings[i]);
     for (size_t i = 0; i < d->n_errors; i++)
         fprintf(out, "%s: error: %s\n", origin, d->errors[i]);
     for (size_t i = 0; i < d->n_warnings; i++)
-        fprintf(out, "%s: warning: %s\n", origin, d->warnings[i]);
+        if (!lift || !is_root_cause(d->warnings[i]))
+            fprintf(out, "%s: warning: %s\n", origin, d->warnings[i]);
 }
 
 /* ------------------------------------------------------ name suggestions */
@@ -114,6 +126,11 @@ static const char *closest(const char *name, const char *const *cands, size_t n)
     size_t len = strlen(name);
     size_t allowed = len <= 4 ? 1 : len <= 8 ? 2 : 3;
     return best_d <= allowed ? best : NULL;
+}
+
+const char *qt_config_suggest(const char *name, const char *const *cands, size_t n)
+{
+    return name && cands ? closest(name, cands, n) : NULL;
 }
 
 /* Formats ` (did you mean "x"?)` into buf, or an empty string. */

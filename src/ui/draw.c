@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int imax(int a, int b) { return a > b ? a : b; }
+static int imin(int a, int b) { return a < b ? a : b; }
+
 void ui_colors_init(ui_state *ui)
 {
     const char *nc = getenv("NO_COLOR");
@@ -196,8 +199,14 @@ void ui_plot(ui_state *ui, WINDOW *w, int y, int x, int h, int width, const uint
     char a[32], b[32];
     /* caption: label, now, peak, limit */
     double last = n ? samples[n - 1] : 0;
+    /* "peak" is the largest single second shown, so "now" never exceeds it
+     * (column means of a resampled plot can be lower than one sample). */
+    double raw_peak = 0;
+    for (size_t i = 0; i < n; i++)
+        if (samples[i] > raw_peak)
+            raw_peak = samples[i];
     int used = ui_putf(ui, w, y, x, width, QT_ROLE_LABEL, "%s now %s peak %s", label,
-                       qt_ui_fmt_count(last, a, sizeof a), qt_ui_fmt_count(peak, b, sizeof b));
+                       qt_ui_fmt_count(last, a, sizeof a), qt_ui_fmt_count(raw_peak, b, sizeof b));
     if (limit > 0 && used + 16 < width)
         ui_putf(ui, w, y, x + used, width - used, QT_ROLE_PLOT_LIMIT, "  %s limit %.1f",
                 ui->utf8 ? "\u2500\u2500" : "--", limit);
@@ -235,4 +244,20 @@ void ui_title(ui_state *ui, WINDOW *w, const char *name, int focused, const char
     int used = ui_putf(ui, w, 0, 0, getmaxx(w), r, " %s ", name);
     if (extra && *extra)
         ui_putf(ui, w, 0, used, getmaxx(w) - used, r, " %s", extra);
+}
+
+void ui_box(ui_state *ui, int h, int wd, const char *title, WINDOW **out)
+{
+    int y = imax(0, (ui->rows - h) / 2), x = imax(0, (ui->cols - wd) / 2);
+    h = imin(h, ui->rows);
+    wd = imin(wd, ui->cols);
+    WINDOW *w = newwin(h, wd, y, x);
+    *out = w;
+    if (!w)
+        return;
+    wbkgdset(w, ' ' | ui->attr[QT_ROLE_DIALOG]);
+    werase(w);
+    wattrset(w, ui->attr[QT_ROLE_DIALOG]);
+    box(w, 0, 0);
+    ui_putf(ui, w, 0, 2, wd - 4, QT_ROLE_DIALOG, " %s ", title);
 }

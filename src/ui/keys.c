@@ -235,6 +235,7 @@ static int act_quit(ui_state *ui)
 static int act_help(ui_state *ui)
 {
     ui->help = !ui->help;
+    ui->help_top = 0;
     return UI_REDRAW;
 }
 
@@ -258,7 +259,7 @@ static const ui_key_binding bindings[] = {
     { KEY_NPAGE, NULL, NULL, act_pgdn },
     { KEY_HOME, "Home / End", "first / last row", act_home },
     { KEY_END, NULL, NULL, act_end },
-    { 'g', NULL, NULL, act_home },
+    { 'g', "g / G", "first / last row (as Home / End)", act_home },
     { 'G', NULL, NULL, act_end },
     { '+', "+ / -", "QUEUE: raise / lower the selected job's priority", act_raise },
     { '=', NULL, NULL, act_raise },
@@ -278,27 +279,86 @@ static const ui_key_binding bindings[] = {
     { 12, "Ctrl-L", "redraw the screen", act_redraw },
 };
 
-void ui_help_box(ui_state *ui, int h, int wd, WINDOW **out);
+/* What the screen's own marks mean (shown under the keys). */
+static const char *const notation[][2] = {
+    { "3^2", "JOBS prio: configured priority 3, aged to 2 by waiting (queue.aging_ms)" },
+    { "*", "LIMITS: a limit changed at run time (r restores the configured one)" },
+    { "\u00bb / >", "LIMITS: a provider row (the models above it route through providers)" },
+    { "=", "a paused workflow (its jobs stay queued)" },
+    { "1.2k 32k", "counts abbreviated: k = thousand, M = million" },
+};
+
+/* Appends the lines of text wrapped to width columns to lines[]. */
+static int wrap_into(const char *text, int width, char lines[][160], int max, int n)
+{
+    size_t len = strlen(text), pos = 0;
+    if (width < 10)
+        width = 10;
+    while (pos < len && n < max) {
+        size_t take = len - pos;
+        if (take > (size_t)width) {
+            take = (size_t)width;
+            while (take > 0 && text[pos + take] != ' ')
+                take--;
+            if (take == 0)
+                take = (size_t)width;
+        }
+        snprintf(lines[n++], 160, "%.*s", (int)take, text + pos);
+        pos += take;
+        while (text[pos] == ' ')
+            pos++;
+    }
+    return n;
+}
 
 void ui_draw_help(ui_state *ui)
 {
+    enum { MAXL = 128 };
+    static char left[MAXL][40], right[MAXL][160];
+    int wd = ui->cols < 96 ? ui->cols : 96;
+    int textw = wd - 4 - 14;   /* label column 13 + gap */
     int n = 0;
-    for (size_t i = 0; i < QT_ARRAY_LEN(bindings); i++)
-        n += bindings[i].label != NULL;
-    int h = n + 4, wd = 78;
-    WINDOW *w = NULL;
-    ui_help_box(ui, h, wd, &w);
-    if (!w)
-        return;
-    int y = 1, mw = getmaxx(w);
-    for (size_t i = 0; i < QT_ARRAY_LEN(bindings) && y < getmaxy(w) - 2; i++) {
+    for (size_t i = 0; i < QT_ARRAY_LEN(bindings) && n < MAXL; i++) {
         if (!bindings[i].label)
             continue;
-        ui_putf(ui, w, y, 2, 12, QT_ROLE_DIALOG, "%-12s", bindings[i].label);
-        ui_put(ui, w, y, 15, mw - 17, QT_ROLE_DIALOG, bindings[i].help);
-        y++;
+        int first = n;
+        n = wrap_into(bindings[i].help, textw, right, MAXL, n);
+        for (int k = first; k < n; k++)
+            snprintf(left[k], sizeof left[k], "%s", k == first ? bindings[i].label : "");
     }
-    ui_put(ui, w, getmaxy(w) - 2, 2, mw - 4, QT_ROLE_DIALOG, "any key closes this help");
+    if (n < MAXL) {
+        left[n][0] = right[n][0] = '\0';
+        n++;
+    }
+    for (size_t i = 0; i < QT_ARRAY_LEN(notation) && n < MAXL; i++) {
+        int first = n;
+        n = wrap_into(notation[i][1], textw, right, MAXL, n);
+        for (int k = first; k < n; k++)
+            snprintf(left[k], sizeof left[k], "%s", k == first ? notation[i][0] : "");
+    }
+    int h = n + 4;
+    if (h > ui->rows)
+        h = ui->rows;
+    int body = h - 4;   /* rows for lines; the rest: borders and the hint */
+    if (body < 1)
+        body = 1;
+    if (ui->help_top > n - body)
+        ui->help_top = n - body;
+    if (ui->help_top < 0)
+        ui->help_top = 0;
+    WINDOW *w = NULL;
+    ui_box(ui, h, wd, "keys", &w);
+    if (!w)
+        return;
+    int mw = getmaxx(w);
+    for (int y = 0; y < body && ui->help_top + y < n; y++) {
+        int k = ui->help_top + y;
+        ui_putf(ui, w, 1 + y, 2, 13, QT_ROLE_DIALOG, "%-13s", left[k]);
+        ui_put(ui, w, 1 + y, 16, mw - 18, QT_ROLE_DIALOG, right[k]);
+    }
+    ui_put(ui, w, getmaxy(w) - 2, 2, mw - 4, QT_ROLE_DIALOG,
+           n > body ? "j/k/PgDn/PgUp scroll, any other key closes this help"
+                    : "any key closes this help");
     wnoutrefresh(w);
     delwin(w);
 }
@@ -330,7 +390,12 @@ int ui_key(ui_state *ui, int ch)
     if (ui->confirm)
         return answer(ui, ch);
     if (ui->help) {
-        ui->help = 0;
+        int step = ch == 'j' || ch == KEY_DOWN ? 1 : ch == 'k' || ch == KEY_UP ? -1
+                   : ch == KEY_NPAGE ? 10 : ch == KEY_PPAGE ? -10 : 0;
+        if (step)
+            ui->help_top += step;   /* clamped when drawn */
+        else
+            ui->help = 0;
         return UI_REDRAW;
     }
     if (ch == 27) {   /* Esc: clears the message line */

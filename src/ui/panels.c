@@ -72,7 +72,7 @@ static void draw_header(ui_state *ui, WINDOW *w)
     snprintf(b, sizeof b, "jobs %llu/%llu", (unsigned long long)s->done, (unsigned long long)s->jobs);
     seg(ui, w, 0, &x, QT_ROLE_HEADER, b);
     uint64_t left = s->jobs > s->done ? s->jobs - s->done : 0;
-    if (rate > 0 && left > 0)
+    if (rate > 0 && left > 0 && !s->paused)   /* paused: nothing moves, no ETA */
         snprintf(b, sizeof b, "%.1f/s ETA %s", rate,
                  qt_ui_fmt_dur((uint64_t)((double)left / rate * 1000.0), t2, sizeof t2));
     else
@@ -98,13 +98,15 @@ static void draw_header(ui_state *ui, WINDOW *w)
     else
         snprintf(b, sizeof b, "day $%.2f", s->day_spent_usd);
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);
+    /* each status on its own: a rejected or invalid job is not a failure */
+    snprintf(b, sizeof b, "ok %llu failed %llu rejected %llu cancelled %llu invalid %llu",
+             (unsigned long long)s->ok, (unsigned long long)s->failed, (unsigned long long)s->rejected,
+             (unsigned long long)s->cancelled, (unsigned long long)s->invalid);
+    seg(ui, w, y, &x, QT_ROLE_HEADER, b);
     snprintf(b, sizeof b, "req %s", qt_ui_fmt_count((double)s->requests, t1, sizeof t1));
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);
     snprintf(b, sizeof b, "429s %llu retries %llu fallbacks %llu", (unsigned long long)s->upstream_429,
              (unsigned long long)s->retries, (unsigned long long)s->fallbacks);
-    seg(ui, w, y, &x, QT_ROLE_HEADER, b);
-    snprintf(b, sizeof b, "ok %llu failed %llu cancelled %llu", (unsigned long long)s->ok,
-             (unsigned long long)(s->failed + s->rejected + s->invalid), (unsigned long long)s->cancelled);
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);
     snprintf(b, sizeof b, "theme %s", ui->theme.name);
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);
@@ -470,22 +472,6 @@ static void draw_footer(ui_state *ui, WINDOW *w)
 
 /* ------------------------------------------------------------ overlays */
 
-static void draw_box(ui_state *ui, int h, int wd, const char *title, WINDOW **out)
-{
-    int y = imax(0, (ui->rows - h) / 2), x = imax(0, (ui->cols - wd) / 2);
-    h = imin(h, ui->rows);
-    wd = imin(wd, ui->cols);
-    WINDOW *w = newwin(h, wd, y, x);
-    *out = w;
-    if (!w)
-        return;
-    wbkgdset(w, ' ' | ui->attr[QT_ROLE_DIALOG]);
-    werase(w);
-    wattrset(w, ui->attr[QT_ROLE_DIALOG]);
-    box(w, 0, 0);
-    ui_putf(ui, w, 0, 2, wd - 4, QT_ROLE_DIALOG, " %s ", title);
-}
-
 static void draw_confirm(ui_state *ui)
 {
     char q[200];
@@ -496,7 +482,7 @@ static void draw_confirm(ui_state *ui)
                  (unsigned long long)(ui->snap.jobs > ui->snap.done ? ui->snap.jobs - ui->snap.done : 0));
     int wd = imin(ui->cols, imax(40, (int)strlen(q) + 6));
     WINDOW *w = NULL;
-    draw_box(ui, 5, wd, ui->confirm == CONFIRM_CANCEL ? "cancel" : "quit", &w);
+    ui_box(ui, 5, wd, ui->confirm == CONFIRM_CANCEL ? "cancel" : "quit", &w);
     if (!w)
         return;
     ui_put(ui, w, 1, 2, wd - 4, QT_ROLE_DIALOG, q);
@@ -542,7 +528,3 @@ void ui_draw_all(ui_state *ui)
         draw_confirm(ui);
     doupdate();   /* the one terminal update of the frame */
 }
-
-/* Used by keys.c for the help overlay box. */
-void ui_help_box(ui_state *ui, int h, int wd, WINDOW **out);
-void ui_help_box(ui_state *ui, int h, int wd, WINDOW **out) { draw_box(ui, h, wd, "keys", out); }

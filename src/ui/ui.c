@@ -11,9 +11,9 @@
  * times a second and costs little CPU.
  *
  * Exit paths and the terminal: q (confirmed when work is pending), the
- * deadline (demo --duration), a SIGINT/SIGTERM (the handlers installed by
- * qt_cmd_signals_install only count; the loop sees qt_cmd_signal_count() > 0
- * within one frame), or an allocation failure: each one leaves the loop and
+ * deadline (demo --duration), a SIGINT/SIGTERM (the caller's handlers only
+ * count; the loop asks opts.should_stop() once per wake-up, so it sees a
+ * signal within one frame), or an allocation failure: each one leaves the loop and
  * restores the terminal with endwin() before returning. If the process
  * exits while the dashboard is up (exit() from anywhere), an atexit hook
  * restores it too. KEY_RESIZE (ncurses' own SIGWINCH handling) recomputes
@@ -28,7 +28,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../cli/cmd_common.h"
 #include "quotatop/clock.h"
 
 static SCREEN *active_screen;   /* non-NULL while curses owns the terminal */
@@ -217,7 +216,7 @@ qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts)
     uint64_t next_frame = 0;
     int dirty = 1;
     while (ui->exit != QT_UI_EXIT_ERROR) {
-        if (qt_cmd_signal_count() > 0) {
+        if (ui->opts.should_stop && ui->opts.should_stop()) {
             ui->exit = QT_UI_EXIT_SIGNAL;
             break;
         }
@@ -243,6 +242,10 @@ qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts)
         if (dirty) {
             ui_draw_all(ui);
             dirty = 0;
+        }
+        if (ui->finished && !ui->opts.stay) {
+            ui->exit = QT_UI_EXIT_DONE;   /* batch users expect `run` to end with its jobs */
+            break;
         }
         now = qt_now_ms();
         int64_t wait = next_frame > now ? (int64_t)(next_frame - now) : 0;
@@ -283,8 +286,8 @@ qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts)
     return why;
 }
 
-int qt_ui_run(qt_engine *e, const char *mode, uint64_t t0_ms)
+int qt_ui_run(qt_engine *e, const char *mode, uint64_t t0_ms, int (*should_stop)(void))
 {
-    qt_ui_opts o = { .mode = mode, .t0_ms = t0_ms };
+    qt_ui_opts o = { .mode = mode, .t0_ms = t0_ms, .should_stop = should_stop };
     return qt_ui_run_opts(e, &o) == QT_UI_EXIT_NO_TERMINAL ? -1 : 0;
 }

@@ -63,6 +63,7 @@ typedef struct ui_state {
     int top[FOCUS__COUNT];   /* first visible row */
     char sel_job[QT_QUEUE_ID_LEN];   /* the cursor follows this job */
     int help;
+    int help_top;            /* first line of the help shown (it scrolls when tall) */
     ui_confirm confirm;
     char confirm_id[QT_QUEUE_ID_LEN];
     char status[200];        /* transient message in the footer */
@@ -96,6 +97,9 @@ int ui_gauge(ui_state *ui, WINDOW *w, int y, int x, int width, double used, doub
 /* A bar plot of n per-second samples in the rectangle, limit line at limit. */
 void ui_plot(ui_state *ui, WINDOW *w, int y, int x, int h, int width, const uint32_t *samples,
              size_t n, double limit, qt_ui_role role, const char *label);
+/* A centred dialog box h x wd (clipped to the screen) titled `title`; *out
+ * gets the window (NULL when it cannot be made); the caller deletes it. */
+void ui_box(ui_state *ui, int h, int wd, const char *title, WINDOW **out);
 /* Panel title line: "NAME  extra" with focus highlighting. */
 void ui_title(ui_state *ui, WINDOW *w, const char *name, int focused, const char *extra);
 

@@ -35,3 +35,30 @@ printf '{"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}\n{"m
 out=$("$QT_BIN" check -c "$root/examples/config.json" "$TMP/jobs.jsonl" 2>&1); rc=$?
 expect_eq "check: an invalid job line exits 2" "$rc" 2
 expect_contains "check: names the bad line" "$out" 'line 2: unknown model "gpt-5"'
+
+# ---- the jobs file's quieter mistakes are warnings; root causes come first ----
+printf '%s\n' '{"id":"a","model":"gpt4o","messages":[{"role":"user","content":"x"}]}' \
+    '{"id":"a","workflw":"w","model":"gpt-4o","messages":[{"role":"user","content":"x"}]}' >"$TMP/lint.jsonl"
+out=$(env -u ANTHROPIC_API_KEY OPENAI_API_KEY=x "$QT_BIN" check -c "$root/examples/config.json" "$TMP/lint.jsonl" 2>&1)
+expect_contains "check jobs: did you mean for a misspelled model" "$out" 'unknown model "gpt4o" (not in the config) (did you mean "gpt-4o"?)'
+expect_contains "check jobs: unknown job key warned" "$out" 'lint.jsonl:2: warning: unknown key "workflw" (did you mean "workflow"?)'
+expect_contains "check jobs: duplicate id warned" "$out" 'lint.jsonl:1: warning: duplicate id "a" (also on line 2)'
+expect_contains "check: an unset key variable is a warning naming it" "$out" \
+    'warning: providers.anthropic.api_key_env: $ANTHROPIC_API_KEY is not set'
+sed 's#"state_dir": "[^"]*"#"state_dir": "/proc/quotatop-no/state"#' "$root/examples/config.json" >"$TMP/sd.json"
+out=$("$QT_BIN" check -c "$TMP/sd.json" 2>&1); rc=$?
+expect_eq "check: an unwritable state_dir is only a warning" "$rc" 0
+expect_contains "check: ... naming it" "$out" "warning: state_dir: /proc/quotatop-no/state cannot be written"
+cat >"$TMP/providrs.json" <<'JSON'
+{"providrs": {"oa": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+ "models": {"m": {"providers": ["oa"]}}}
+JSON
+first=$("$QT_BIN" check -c "$TMP/providrs.json" 2>&1 | head -1)
+expect_contains "check: the misspelled providrs is reported first" "$first" 'providrs: unknown key, ignored (did you mean "providers"?)'
+
+# ---- --version and the top-level usage ----
+expect_contains "--version prints the version" "$("$QT_BIN" --version)" "quotatop 0."
+u=$("$QT_BIN" --help)
+for f in --stay --resume --idle-timeout --port-file --require-key-env --json --print-config; do
+    expect_contains "usage lists $f" "$u" "$f"
+done

@@ -31,6 +31,8 @@ print("\n".join(lines))
 PY
 "$QT_BIN" run -c "$TMP/cfg.json" --headless -o "$TMP/mixed.out" --summary "$TMP/mixed.sum" "$TMP/mixed.jsonl" 2>"$TMP/mixed.err"
 expect_eq "jobs: exit 1 when some job is not ok" "$?" 1
+expect_contains "jobs: an unset key variable is warned about at start, by name" "$(cat "$TMP/mixed.err")" \
+    'warning: providers.nokey.api_key_env: $QT_TEST_UNSET_KEY is not set'
 expect_eq "jobs: one result per non-blank line" "$(wc -l < "$TMP/mixed.out")" 9
 expect_eq "jobs: distinct ids" "$(unique_ids "$TMP/mixed.out")" 9
 expect_eq "jobs: 4 ok" "$(results_count "$TMP/mixed.out" ok)" 4

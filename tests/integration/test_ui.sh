@@ -120,16 +120,35 @@ expect_eq "SIGINT: every job has a result line" "$(unique_ids "$TMP/results2.jso
 expect_eq "SIGINT: alternate screen left" "$(tm display -p -t sig '#{alternate_on}')" 0
 expect_contains "SIGINT: terminal back in canonical mode" " $(cat "$TMP/stty2") " " icanon "
 
-# ---- run: when every job is done the dashboard says DONE and q quits at once ----
+# ---- run: exits by itself when every job is done; --stay keeps DONE up until q ----
 gen_jobs 5 m 16 batch d >"$TMP/jobs3.jsonl"
+tm new-session -d -s auto -x 100 -y 30 \
+    "cd $TMP && $QT_BIN run -c cfg.json -o results3a.jsonl jobs3.jsonl 2>run3a.err; echo EXIT=\$? >exit3a; sleep 60"
+for ((i = 0; i < 100; i++)); do [ -s "$TMP/exit3a" ] && break; sleep 0.1; done
+expect_eq "run: exits by itself when every job is done, exit 0" "$(cat "$TMP/exit3a" 2>/dev/null)" "EXIT=0"
+expect_eq "run: ... with every result written" "$(unique_ids "$TMP/results3a.jsonl")" 5
+expect_contains "run: ... and the summary printed" "$(cat "$TMP/run3a.err")" "quotatop: 5 jobs"
 tm new-session -d -s done -x 100 -y 30 \
-    "cd $TMP && NO_COLOR=1 $QT_BIN run -c cfg.json -o results3.jsonl jobs3.jsonl 2>run3.err; echo EXIT=\$? >exit3; sleep 60"
+    "cd $TMP && NO_COLOR=1 $QT_BIN run --stay -c cfg.json -o results3.jsonl jobs3.jsonl 2>run3.err; echo EXIT=\$? >exit3; sleep 60"
 wait_for done "DONE" 10
-expect_contains "run: DONE when every job has its result" "$(cap done)" "DONE"
-expect_contains "run: ... and the dashboard stays (NO_COLOR)" "$(cap done)" "WORKFLOWS"
+expect_contains "run --stay: DONE when every job has its result" "$(cap done)" "DONE"
+sleep 0.5
+expect_contains "run --stay: ... and the dashboard stays (NO_COLOR)" "$(cap done)" "WORKFLOWS"
+expect_contains "run --stay: header counts each status" "$(cap done)" "ok 5 failed 0 rejected 0 cancelled 0 invalid 0"
+tm send-keys -t done '?'
+wait_for done "any key closes" 3
+helpscr=$(cap done)
+expect_contains "?: the help's first line is whole" "$helpscr" "quit (asks first when jobs are pending; they get"
+expect_contains "?: explains the aged priority 3^2" "$helpscr" "3^2"
+expect_contains "?: lists g / G" "$helpscr" "g / G"
+tm send-keys -t done j j j j j j j j j j j j j j j j j j j j j j j j j j j j j j
+sleep 0.5
+expect_contains "?: scrolls down to the notation (* and provider rows)" "$(cap done)" "a provider row"
+tm send-keys -t done Escape
+sleep 0.3
 tm send-keys -t done q
 for ((i = 0; i < 50; i++)); do [ -s "$TMP/exit3" ] && break; sleep 0.1; done
-expect_eq "run: q quits without asking when done, exit 0" "$(cat "$TMP/exit3" 2>/dev/null)" "EXIT=0"
+expect_eq "run --stay: q quits without asking when done, exit 0" "$(cat "$TMP/exit3" 2>/dev/null)" "EXIT=0"
 
 # ---- no usable terminal: progress lines instead of the dashboard ----
 tm new-session -d -s dumb -x 100 -y 30 \
