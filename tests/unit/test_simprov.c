@@ -1,0 +1,212 @@
+/* test_simprov.c: the trace reader and the simulated provider of replay:
+ * limits enforced per second like the mock (and like providers), latencies
+ * and sizes from the recording, recorded errors and outages at their
+ * times, peak RPM figures. Time is an argument: no sleeping. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "quotatop/replay.h"
+
+#define HEADER "{\"quotatop_trace\":1,\"config\":\"/x/cfg.json\",\"config_fnv1a\":\"00000000000000ab\"," \
+    "\"providers\":{\"oa\":{\"rpm\":0,\"tpm\":0}}," \
+    "\"models\":{\"m\":{\"upstream_model\":\"up-m\",\"providers\":[\"oa\"],\"rpm\":600,\"tpm\":6000," \
+    "\"input_usd_per_mtok\":1,\"output_usd_per_mtok\":2},\"f\":{\"providers\":[\"oa\"],\"rpm\":0}}}\n"
+
+/* One job line: arrival t (Unix ms), answered by model mu with status st
+ * after total ms; attempts as a JSON array text. */
+static void job(FILE *f, const char *id, uint64_t t, const char *mu, int completion, const char *attempts)
+{
+    fprintf(f, "{\"t\":%llu,\"id\":\"%s\",\"wf\":\"w\",\"prio\":5,\"model\":\"m\",\"chars\":40,\"msgs\":1,"
+               "\"max_tokens\":50,\"status\":\"%s\",\"model_used\":\"%s\",\"provider\":\"oa\","
+               "\"n_attempts\":1,\"prompt\":10,\"completion\":%d,\"cost_usd\":0.1,\"wait_ms\":0,"
+               "\"latency_ms\":0,\"done_ms\":%llu,\"attempts\":%s}\n",
+            (unsigned long long)t, id, *mu ? "ok" : "failed", mu, completion,
+            (unsigned long long)(t + 500), attempts);
+}
+
+static char path[64];
+
+static qt_trace_data *load(void (*fill)(FILE *))
+{
+    strcpy(path, "/tmp/qt-simprov.XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(HEADER, f);
+    fill(f);
+    fclose(f);
+    char err[200];
+    const char *p = path;
+    qt_trace_data *d = qt_trace_load(&p, 1, 0, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    unlink(path);
+    return d;
+}
+
+static void fill_plain(FILE *f)
+{
+    job(f, "b", 1000500, "m", 30,
+        "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":200,\"ttfb_ms\":40,\"total_ms\":500,\"completion\":30}]");
+    job(f, "a", 1000000, "m", 20,
+        "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":200,\"ttfb_ms\":70,\"total_ms\":700,\"completion\":20}]");
+    fprintf(f, "{\"t\":1000001,\"id\":\"c\",\"status\":\"cancelled\",\"model\":\"m\"}\n");
+    fprintf(f, "not json\n");
+}
+
+Test(simprov, reader_sorts_by_arrival_relative_times_and_header_limits)
+{
+    qt_trace_data *d = load(fill_plain);
+    cr_expect_eq(d->n_reqs, 2);
+    cr_expect_eq(d->skipped, 2, "the cancelled job and the malformed line");
+    cr_expect_eq(d->t0_wall_ms, 1000000);
+    cr_expect_eq(d->reqs[0].t_ms, 0);
+    cr_expect_eq(d->reqs[1].t_ms, 500);
+    cr_expect_eq(d->reqs[0].completion, 20, "job a arrived first");
+    cr_expect_str_eq(d->config_path, "/x/cfg.json");
+    const qt_trace_model *m = qt_trace_model_of(d, "m");
+    cr_assert_not_null(m);
+    cr_expect_float_eq(m->rpm, 600, 1e-9);
+    cr_expect_str_eq(qt_trace_name(d, m->upstream), "up-m");
+    cr_expect_eq(d->att[d->reqs[0].att0].total_ms, 700, "attempts follow their job");
+    qt_trace_data_free(d);
+}
+
+Test(simprov, per_minute_limit_is_quantized_per_second_like_the_mock)
+{
+    qt_trace_data *d = load(fill_plain);
+    qt_simprov *s = qt_simprov_new(d, 1);
+    qt_sim_req r = { .provider = "oa", .model = "up-m", .prompt_tokens = 1, .max_tokens = 1, .job = -1 };
+    qt_sim_answer a;
+    int ok = 0;
+    for (int i = 0; i < 10; i++) {
+        qt_simprov_request(s, &r, 5000, &a);
+        ok += a.status == 200;
+    }
+    cr_expect_eq(ok, 10, "600 RPM admits 10 in a second");
+    qt_simprov_request(s, &r, 5000, &a);
+    cr_expect_eq(a.status, 429, "not 600 at once");
+    cr_expect_eq(a.limited_on, 'r');
+    cr_expect_eq(a.retry_after_ms, 100, "one request refills in 100 ms");
+    cr_expect_eq(a.rpm, 600);
+    qt_simprov_request(s, &r, 5100, &a);
+    cr_expect_eq(a.status, 200, "admitted once the bucket refilled");
+    qt_sim_key_stats st[4];
+    size_t n = qt_simprov_stats(s, st, 4);
+    cr_assert_geq(n, 1);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(st[i].name, "oa/up-m")) {
+            found = 1;
+            cr_expect_eq(st[i].peak_rpm, 12, "sent in the busiest minute, 429s included");
+            cr_expect_eq(st[i].rate_limited, 1);
+        }
+    cr_expect(found);
+    qt_simprov_free(s);
+    qt_trace_data_free(d);
+}
+
+Test(simprov, tokens_count_prompt_plus_max_tokens)
+{
+    qt_trace_data *d = load(fill_plain);
+    qt_simprov *s = qt_simprov_new(d, 1);
+    /* 6000 TPM: a bucket of 100 tokens */
+    qt_sim_req r = { .provider = "oa", .model = "up-m", .prompt_tokens = 30, .max_tokens = 30, .job = -1 };
+    qt_sim_answer a;
+    qt_simprov_request(s, &r, 0, &a);
+    cr_expect_eq(a.status, 200);
+    qt_simprov_request(s, &r, 0, &a);
+    cr_expect_eq(a.status, 429, "60 + 60 > 100");
+    cr_expect_eq(a.limited_on, 't');
+    cr_expect_eq(a.retry_after_ms, 200, "20 tokens at 100/s");
+    qt_simprov_free(s);
+    qt_trace_data_free(d);
+}
+
+Test(simprov, latency_and_size_come_from_the_recording)
+{
+    qt_trace_data *d = load(fill_plain);
+    qt_simprov *s = qt_simprov_new(d, 7);
+    qt_sim_req r = { .provider = "oa", .model = "up-m", .prompt_tokens = -1, .max_tokens = 50, .job = 0 };
+    qt_sim_answer a;
+    qt_simprov_request(s, &r, 0, &a);
+    cr_expect_eq(a.status, 200);
+    cr_expect_eq(a.total_ms, 700, "job a's own recorded latency");
+    cr_expect_eq(a.ttfb_ms, 70);
+    cr_expect_eq(a.completion_tokens, 20);
+    cr_expect_eq(a.prompt_tokens, 10, "the prompt the provider counted");
+    r.max_tokens = 5;
+    qt_simprov_request(s, &r, 1000, &a);
+    cr_expect_eq(a.completion_tokens, 5, "capped by max_tokens");
+    /* an unknown job draws from the model's recorded latencies */
+    qt_sim_req u = { .provider = "oa", .model = "up-m", .prompt_tokens = 5, .max_tokens = 50, .job = -1 };
+    for (int i = 0; i < 20; i++) {
+        qt_simprov_request(s, &u, 2000 + 1000 * (uint64_t)i, &a);   /* 55 tokens a second fit 6000 TPM */
+        cr_expect(a.total_ms == 500 || a.total_ms == 700, "drawn from the pool: %llu",
+                  (unsigned long long)a.total_ms);
+    }
+    qt_simprov_free(s);
+    qt_trace_data_free(d);
+}
+
+/* 20 attempts from 20 s to 30 s: all 503 (an outage); 20 from 40 s to 50 s: half 500. */
+static void fill_faults(FILE *f)
+{
+    job(f, "z", 1000000, "m", 10,
+        "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":200,\"ttfb_ms\":10,\"total_ms\":100,\"completion\":10}]");
+    char id[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(id, sizeof id, "o%d", i);
+        job(f, id, 1000000 + 20000 + 500 * (uint64_t)i - 500 + 100, "", 0,
+            "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":503,\"total_ms\":100}]");
+    }
+    for (int i = 0; i < 20; i++) {
+        snprintf(id, sizeof id, "h%d", i);
+        job(f, id, 1000000 + 40000 + 500 * (uint64_t)i - 500 + 100, i % 2 ? "m" : "",
+            10, i % 2 ? "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":200,\"total_ms\":100}]"
+                      : "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":500,\"total_ms\":100}]");
+    }
+}
+
+Test(simprov, recorded_outage_and_error_rate_replay_at_their_times)
+{
+    qt_trace_data *d = load(fill_faults);
+    qt_simprov *s = qt_simprov_new(d, 3);
+    qt_sim_req r = { .provider = "oa", .model = "up-m", .prompt_tokens = 1, .max_tokens = 1, .job = -1 };
+    qt_sim_answer a;
+    int before = 0, during = 0, half = 0;
+    for (int i = 0; i < 50; i++) {
+        qt_simprov_request(s, &r, 5000 + 200 * (uint64_t)i, &a);     /* 5 s .. 15 s */
+        before += a.status == 200;
+        qt_simprov_request(s, &r, 20000 + 200 * (uint64_t)i, &a);    /* 20 s .. 30 s */
+        during += a.status == 503;
+    }
+    for (int i = 0; i < 400; i++) {
+        qt_simprov_request(s, &r, 40000 + 25 * (uint64_t)i, &a);     /* 40 s .. 50 s */
+        half += a.status == 500;
+    }
+    cr_expect_eq(before, 50, "no recorded errors before the outage");
+    cr_expect_eq(during, 50, "the recorded outage answers 503 throughout");
+    cr_expect(half > 150 && half < 250, "about half fail where half did: %d/400", half);
+    qt_simprov_free(s);
+    qt_trace_data_free(d);
+}
+
+Test(simprov, rpm_series_counts_every_request_per_minute)
+{
+    qt_trace_data *d = load(fill_plain);
+    qt_simprov *s = qt_simprov_new(d, 1);
+    qt_sim_req r = { .provider = "oa", .model = "f", .prompt_tokens = 1, .max_tokens = 1, .job = -1 };
+    qt_sim_answer a;
+    for (int i = 0; i < 30; i++)
+        qt_simprov_request(s, &r, (uint64_t)i * 4000, &a);   /* 15 a minute for 2 minutes */
+    uint32_t v[8];
+    size_t n = qt_simprov_rpm_series(s, v, 8);
+    cr_expect_eq(n, 2);
+    cr_expect_eq(v[0], 15);
+    cr_expect_eq(v[1], 15);
+    qt_simprov_free(s);
+    qt_trace_data_free(d);
+}
