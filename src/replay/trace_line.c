@@ -34,10 +34,6 @@ static const char *endpoint_of(const qt_job *job)
 static void add_attempts(cJSON *o, const qt_result_extra *x)
 {
     cJSON *arr = cJSON_AddArrayToObject(o, "attempts");
-#ifndef QT_TRACE_HAVE_ATTEMPTS   /* until contract D lands in engine.h */
-    (void)arr;
-    (void)x;
-#else
     if (!x || !x->attempts)
         return;
     for (int i = 0; i < x->n_attempts; i++) {
@@ -55,7 +51,6 @@ static void add_attempts(cJSON *o, const qt_result_extra *x)
         cJSON_AddNumberToObject(at, "retry_after_ms", (double)a->retry_after_ms);
         cJSON_AddItemToArray(arr, at);
     }
-#endif
 }
 
 char *qt_trace_format(const qt_job *job, const qt_result *res, const qt_result_extra *x,
@@ -66,10 +61,8 @@ char *qt_trace_format(const qt_job *job, const qt_result *res, const qt_result_e
         return NULL;
     uint64_t age = mono_now_ms > job->enqueued_ms ? mono_now_ms - job->enqueued_ms : 0;
     uint64_t arrival = wall_now_ms > age ? wall_now_ms - age : 0;
-#ifdef QT_TRACE_HAVE_ATTEMPTS
     if (x && x->enqueued_wall_ms)
         arrival = x->enqueued_wall_ms;
-#endif
     cJSON_AddNumberToObject(o, "t", (double)arrival);
     cJSON_AddStringToObject(o, "id", job->id ? job->id : "");
     cJSON_AddStringToObject(o, "wf", job->workflow ? job->workflow : "default");
@@ -89,10 +82,8 @@ char *qt_trace_format(const qt_job *job, const qt_result *res, const qt_result_e
     cJSON_AddNumberToObject(o, "completion", (double)res->completion_tokens);
     cJSON_AddNumberToObject(o, "cost_usd", res->cost_usd);
     uint64_t wait = (uint64_t)(res->queued_ms > 0 ? res->queued_ms : 0);
-#ifdef QT_TRACE_HAVE_ATTEMPTS
     if (x && x->queue_wait_ms)
         wait = x->queue_wait_ms;
-#endif
     cJSON_AddNumberToObject(o, "wait_ms", (double)wait);
     cJSON_AddNumberToObject(o, "latency_ms", (double)res->latency_ms);
     cJSON_AddNumberToObject(o, "done_ms", (double)wall_now_ms);

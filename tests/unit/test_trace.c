@@ -189,3 +189,34 @@ Test(trace, unwritable_dir_is_reported_not_fatal)
     cr_expect_null(qt_trace_open(&o, err, sizeof err));
     cr_expect_neq(err[0], '\0');
 }
+
+Test(trace, attempts_and_arrival_come_from_the_engine_extra)
+{
+    qt_job *j = make_job("j8", "hi");
+    qt_result r = ok_result(j);
+    qt_attempt_view at[2] = {
+        { .model = "m", .provider = "p", .status = 429, .total_ms = 5, .retry_after_ms = 1500,
+          .error = "429 rate_limit: secret detail" },
+        { .model = "m2", .provider = "p", .status = 200, .ttfb_ms = 30, .total_ms = 800,
+          .prompt_tokens = 11, .completion_tokens = 40 },
+    };
+    qt_result_extra x = { .http_status = 200, .attempts = at, .n_attempts = 2,
+                          .enqueued_wall_ms = 42000, .queue_wait_ms = 300 };
+    char *s = qt_trace_format(j, &r, &x, 50000, 3000);
+    cJSON *o = cJSON_Parse(s);
+    cr_assert_not_null(o);
+    cr_expect_eq(cJSON_GetObjectItem(o, "t")->valuedouble, 42000);
+    cr_expect_eq(cJSON_GetObjectItem(o, "wait_ms")->valueint, 300);
+    cJSON *a = cJSON_GetObjectItem(o, "attempts");
+    cr_assert_eq(cJSON_GetArraySize(a), 2);
+    cJSON *a0 = cJSON_GetArrayItem(a, 0), *a1 = cJSON_GetArrayItem(a, 1);
+    cr_expect_eq(cJSON_GetObjectItem(a0, "status")->valueint, 429);
+    cr_expect_eq(cJSON_GetObjectItem(a0, "retry_after_ms")->valueint, 1500);
+    cr_expect_str_eq(cJSON_GetObjectItem(a1, "model")->valuestring, "m2");
+    cr_expect_eq(cJSON_GetObjectItem(a1, "total_ms")->valueint, 800);
+    cr_expect_eq(cJSON_GetObjectItem(a1, "completion")->valueint, 40);
+    cr_expect_null(strstr(s, "secret"), "error texts are not written: %s", s);
+    cJSON_Delete(o);
+    free(s);
+    free_job(j);
+}
