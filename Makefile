@@ -18,6 +18,10 @@ LDLIBS  += $(PC_LIBS) -lpthread -lm
 # Sources are found by folder: src/<layer>/*.c (see docs/ARCHITECTURE.md).
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The Redis backend's Lua scripts are compiled in (each src/backend/lua/*.lua
+# becomes one C string, common.lua prepended): the binary needs no files at run time.
+LUA_SRC  := $(wildcard src/backend/lua/*.lua)
+LIB_OBJ  += $(BUILD)/gen/backend_lua.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 
@@ -31,6 +35,13 @@ deps:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/backend_lua.c: $(LUA_SRC) scripts/embed_lua.sh
+	@mkdir -p $(dir $@)
+	scripts/embed_lua.sh src/backend/lua > $@
+
+$(BUILD)/gen/backend_lua.o: $(BUILD)/gen/backend_lua.c
+	$(CC) $(CFLAGS) -Isrc/backend -c $< -o $@
 
 $(BUILD)/libquotatop.a: $(LIB_OBJ)
 	@rm -f $@
