@@ -107,8 +107,8 @@ local function settle(refund)
     end
     local out = { now_ms }
     for j = 1, nb do
-        local base, z = KEYS[2 + 2 * nr + 2 * j - 1], KEYS[2 + 2 * nr + 2 * j]
-        local b = budget_key(base, ARGV[a], now_ms)
+        local base, z = KEYS[2 * nr + 2 * j], KEYS[2 * nr + 2 * j + 1]
+        local b = budget_key(base, ARGV[a])
         local actual = tonumber(ARGV[a + 1]) or 0
         a = a + 3
         local amt = redis.call('HGET', b, 'r:' .. lease)
