@@ -25,7 +25,7 @@ LIB_OBJ  += $(BUILD)/gen/backend_lua.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 
-.PHONY: all deps demo test test-unit test-integration sanitize tsan bench install clean
+.PHONY: all deps demo test test-unit test-integration test-fuzz fuzz fuzz-build sanitize tsan bench install clean
 
 all: $(BUILD)/quotatop
 
@@ -69,6 +69,7 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/unit_tests
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-fuzz
 	@$(MAKE) --no-print-directory test-integration
 
 test-unit: $(BUILD)/unit_tests
@@ -103,6 +104,37 @@ tsan: deps
 	  echo "== $$b"; TSAN_OPTIONS="halt_on_error=1" $$b threads_; done
 	QT_INTEGRATION_FILTER=run_ tests/integration/run.sh build-tsan/quotatop
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c, see fuzz_common.h): the library
+# is compiled again with clang into build-fuzz/ (ASan + UBSan + coverage).
+# test-fuzz runs each target once over its seed corpus (tests/fuzz/corpus/
+# NAME/), so a crash found once stays fixed; fuzz explores for FUZZ_SECONDS
+# per target, writing new inputs to build-fuzz/corpus/NAME/ and crashes to
+# build-fuzz/artifacts/.
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 60
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) \
+	  EXTRA_CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" build-fuzz/libquotatop.a
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build-fuzz/libquotatop.a
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude $(PC_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer \
+	  $< build-fuzz/libquotatop.a -o $@ $(LDLIBS)
+test-fuzz: fuzz-build
+	@set -e; for b in $(FUZZ_BIN); do n=$$(basename $$b | sed 's/^fuzz_//'); \
+	  mkdir -p tests/fuzz/corpus/$$n; \
+	  echo "== $$b over tests/fuzz/corpus/$$n ($$(ls tests/fuzz/corpus/$$n | wc -l) inputs)"; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$b -runs=0 tests/fuzz/corpus/$$n >build-fuzz/$$n.log 2>&1 \
+	    || { tail -40 build-fuzz/$$n.log; exit 1; }; done
+fuzz: fuzz-build
+	@set -e; mkdir -p build-fuzz/artifacts; for b in $(FUZZ_BIN); do n=$$(basename $$b | sed 's/^fuzz_//'); \
+	  mkdir -p build-fuzz/corpus/$$n tests/fuzz/corpus/$$n; echo "== $$b for $(FUZZ_SECONDS) s"; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -max_len=65536 -timeout=10 -rss_limit_mb=1024 -artifact_prefix=build-fuzz/artifacts/$$n- \
+	    build-fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tee build-fuzz/$$n.fuzz.log | grep -E 'stat::|ERROR|SUMMARY|Test unit written' || true; done
+
 bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@for b in $^; do echo "== $$b"; $$b; done
 
@@ -115,6 +147,6 @@ install:
 	install -m 644 themes/*.theme $(DESTDIR)$(PREFIX)/share/quotatop/themes/
 
 clean:
-	rm -rf build build-install build-asan build-tsan
+	rm -rf build build-install build-asan build-tsan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -40,6 +40,14 @@ uint64_t qt_rand_next(uint64_t *state);
 /* A uniform double in [0, 1) from the same stream (53 random bits). */
 double qt_rand01(uint64_t *state);
 
+/* Redacts secrets in place: every occurrence in s of each of the n
+ * secrets (NULL or shorter than 4 characters are skipped) becomes
+ * "[redacted]" when the secret is at least that long, else '*'s, so the
+ * text only shrinks. Returns how many were replaced. For upstream text
+ * (errors that echo the API key) before it reaches results, clients or
+ * logs. Thread-safe (no state). */
+size_t qt_redact(char *s, const char *const *secrets, size_t n);
+
 /* Number of elements of a true array. */
 #define QT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

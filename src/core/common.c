@@ -1,5 +1,7 @@
-/* common.c: qt_strerror, hashing and the seeded random stream. See include/quotatop/common.h. */
+/* common.c: qt_strerror, hashing, the seeded random stream and redaction. See include/quotatop/common.h. */
 #include "quotatop/common.h"
+
+#include <string.h>
 
 const char *qt_strerror(qt_err err)
 {
@@ -35,4 +37,29 @@ uint64_t qt_rand_next(uint64_t *state)
 double qt_rand01(uint64_t *state)
 {
     return (double)(qt_rand_next(state) >> 11) / 9007199254740992.0;
+}
+
+size_t qt_redact(char *s, const char *const *secrets, size_t n)
+{
+    static const char mark[] = "[redacted]";
+    size_t replaced = 0;
+    for (size_t i = 0; s && secrets && i < n; i++) {
+        const char *k = secrets[i];
+        size_t kl = k ? strlen(k) : 0;
+        if (kl < 4)
+            continue;   /* too short to be a key: redacting it would garble text */
+        char *p, *from = s;
+        while ((p = strstr(from, k)) != NULL) {
+            size_t ml = kl >= sizeof mark - 1 ? sizeof mark - 1 : kl;
+            if (ml == kl && kl < sizeof mark - 1)
+                memset(p, '*', kl);
+            else
+                memcpy(p, mark, ml);
+            if (ml < kl)
+                memmove(p + ml, p + kl, strlen(p + kl) + 1);
+            from = p + ml;   /* never rescan the mark (a key of '*'s) */
+            replaced++;
+        }
+    }
+    return replaced;
 }

@@ -194,12 +194,16 @@ void cfg_get_long(qt_diag *d, const cJSON *obj, const char *path,
 {
     double v = (double)*out;
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (j && cJSON_IsNumber(j) && j->valuedouble != (double)(long)j->valuedouble) {
+    /* Whole and within long's range: (long) of 1e300 is undefined, so the
+     * range is checked first (cfg_get_num then names the bounds). */
+    if (j && cJSON_IsNumber(j) && j->valuedouble > -9.2e18 && j->valuedouble < 9.2e18
+        && j->valuedouble != (double)(long)j->valuedouble) {
         cfg_err(d, "%s%s%s: must be a whole number", path, dot(path), key);
         return;
     }
     cfg_get_num(d, obj, path, key, (double)lo, (double)hi, &v);
-    *out = (long)v;
+    /* (double)LONG_MAX rounds up: clamp rather than convert at the edges. */
+    *out = v >= (double)hi ? hi : v <= (double)lo ? lo : (long)v;
 }
 
 void cfg_get_int(qt_diag *d, const cJSON *obj, const char *path,

@@ -18,11 +18,14 @@ typedef struct {
     qt_provider_stream *ps;
     int client_gone;
     uint64_t start_ms;
+    size_t forwarded;     /* chunks handed to the client's sink */
+    int parse_failed;     /* stream_data stopped the transfer: bad stream */
 } stream_ctx;
 
 static int stream_chunk(void *ud, const char *json, size_t len)
 {
     stream_ctx *sc = ud;
+    sc->forwarded++;   /* counted first: a sink that fails may have sent part */
     if (sc->job->stream->on_chunk(sc->job->stream->ud, json, len)) {
         sc->client_gone = 1;
         return 1;
@@ -50,13 +53,15 @@ static int stream_data(void *ud, const char *buf, size_t n)
                          __ATOMIC_RELAXED);
     }
     qt_err r = qt_provider_stream_feed(sc->ps, buf, n, stream_chunk, sc);
+    if (r != QT_OK && !sc->client_gone)
+        sc->parse_failed = 1;
     return r == QT_OK ? 0 : 1;
 }
 
 /* Builds and sends one request; classifies the answer. No lock held. For a
  * streamed job the 2xx body goes to the job's sink as it arrives; a->streamed
  * then says whether any byte reached the client (no retry after that). */
-void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a)
+static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a)
 {
     const qt_job *job = ej->job;
     const qt_model_cfg *m = &e->cfg->models[mi];
@@ -72,7 +77,7 @@ void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_a
     a->built = 1;
     char url[600];
     snprintf(url, sizeof url, "%s%s", p->cfg->base_url, req.path);
-    stream_ctx sc = { e, job, ej, NULL, 0, now_of(e) };
+    stream_ctx sc = { e, job, ej, NULL, 0, now_of(e), 0, 0 };
     qt_http_set_abort(http, should_abort, &sc);
     if (stream) {
         sc.ps = qt_provider_stream_new(p->cfg->kind, job->model, (int64_t)(wall_of(e) / 1000));
@@ -106,8 +111,25 @@ void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_a
             a->res.prompt_tokens = qt_estimator_estimate(e->est, m->name, job->prompt_chars);
         if (a->res.completion_tokens < 0)
             a->res.completion_tokens = a->res.content ? (long)(strlen(a->res.content) + 3) / 4 : 0;
-        if (sc.client_gone || tr != QT_RETRY_TRANSPORT_NONE || se
-            || (r != QT_OK && r != QT_ERR_INVALID) || !qt_provider_stream_done(sc.ps)) {
+        int broke = sc.client_gone || tr != QT_RETRY_TRANSPORT_NONE || se || sc.parse_failed
+                    || (r != QT_OK && r != QT_ERR_INVALID) || !qt_provider_stream_done(sc.ps);
+        if (broke && !sc.client_gone && sc.forwarded == 0) {
+            /* Nothing reached the client (an empty stream, a garbage first
+             * event, an over-long line, a plain JSON body, a timeout before
+             * the first event): as good as no answer, so retry and fall
+             * back like any failed attempt. */
+            a->streamed = 0;
+            if (sc.parse_failed && a->resp.transport == QT_HTTP_ABORTED)
+                a->resp.transport = QT_HTTP_OK;   /* an answer we stopped reading, not a cancel */
+            a->verdict.cls = QT_RETRY_RETRYABLE;
+            a->verdict.reason = "stream failed before the first byte";
+            a->verdict.upstream_failure = 1;
+            a->verdict.rate_limited = 0;
+            snprintf(a->err, sizeof a->err, "%s%s%.200s", a->verdict.reason,
+                     se ? ": " : tr != QT_RETRY_TRANSPORT_NONE ? ": " : "",
+                     se ? se->message : tr != QT_RETRY_TRANSPORT_NONE ? a->resp.error : "");
+            qt_provider_result_free(&a->res);
+        } else if (broke) {
             a->verdict.cls = QT_RETRY_FATAL;
             a->verdict.reason = sc.client_gone ? "client disconnected during the stream"
                                                : "stream broke after the first byte";
@@ -152,6 +174,30 @@ void engine_attempt_free(engine_attempt *a)
 }
 
 /* Converts what the response said about limits into limiter feedback. */
+/* Every configured key out of the upstream's text (an error that echoes the
+ * key must not reach results, clients or the dashboard). */
+static void redact_attempt(qt_engine *e, engine_attempt *a)
+{
+    const char *keys[32];
+    size_t n = 0;
+    for (size_t i = 0; i < e->cfg->n_providers && n < QT_ARRAY_LEN(keys); i++)
+        if (e->providers[i].api_key)
+            keys[n++] = e->providers[i].api_key;
+    if (!n)
+        return;
+    qt_redact(a->err, keys, n);
+    qt_redact(a->perr.message, keys, n);
+    qt_redact(a->resp.error, keys, n);
+    if (a->res.content)
+        qt_redact(a->res.content, keys, n);
+}
+
+void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a)
+{
+    send_once(e, http, ej, mi, pi, a);
+    redact_attempt(e, a);
+}
+
 void engine_feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now)
 {
     qt_limit_feedback fb = { -1, -1, 0, 0 };

@@ -164,9 +164,45 @@ qt_err qt_prov_check_job(const cJSON *job, const char *api_key, char *err, size_
 bool qt_prov_get_count(const cJSON *obj, const char *key, long *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
+    /* Bounded before the conversion: (long)1e300 is undefined behaviour. */
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0
+        || v->valuedouble > QT_PROV_MAX_COUNT)
         return false;
     *out = (long)v->valuedouble;
+    return true;
+}
+
+bool qt_prov_usage_count(const cJSON *usage, const char *key, long *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(usage, key);
+    if (!v) {
+        qt_prov_errf(err, errlen, "usage.%s missing", key);
+        return false;
+    }
+    if (!qt_prov_get_count(usage, key, out)) {
+        if (cJSON_IsNumber(v))
+            qt_prov_errf(err, errlen, "malformed usage: usage.%s is %g (a token count is a number "
+                         "from 0 to 2^31)", key, v->valuedouble);
+        else
+            qt_prov_errf(err, errlen, "malformed usage: usage.%s is not a number", key);
+        return false;
+    }
+    return true;
+}
+
+bool qt_prov_error_in_2xx(const cJSON *root, char *err, size_t errlen)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const char *type = qt_prov_get_str(root, "type");
+    if (!e || (cJSON_IsNull(e) && !(type && !strcmp(type, "error"))))
+        return false;
+    /* OpenAI {"error": {"message", "type", "code"}}, Anthropic {"type":
+     * "error", "error": {"type", "message"}}, or a bare "error": "text". */
+    const char *msg = cJSON_IsString(e) ? e->valuestring : qt_prov_get_str(e, "message");
+    const char *et = qt_prov_get_str(e, "type");
+    const char *code = qt_prov_get_str(e, "code");
+    qt_prov_errf(err, errlen, "upstream answered 2xx with an error: %.64s%s%.160s",
+                 et ? et : code ? code : "error", msg ? ": " : "", msg ? msg : "");
     return true;
 }
 

@@ -217,20 +217,18 @@ static qt_err anthropic_parse_response(const char *body, size_t len, qt_provider
     qt_err rc = QT_ERR_INVALID;
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(root, "content");
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
-    const char *type = qt_prov_get_str(root, "type");
     long in = 0, out_tok = 0, cache = 0;
     if (!cJSON_IsObject(root)) {
         qt_prov_errf(err, errlen, "upstream response is not a JSON object");
-    } else if (type && !strcmp(type, "error")) {
-        qt_prov_errf(err, errlen, "upstream answered 2xx with an error object");
+    } else if (qt_prov_error_in_2xx(root, err, errlen)) {
+        /* err quotes the upstream's error */
     } else if (!cJSON_IsArray(content)) {
         qt_prov_errf(err, errlen, "content missing");
     } else if (!cJSON_IsObject(usage)) {
         qt_prov_errf(err, errlen, "usage missing");
-    } else if (!qt_prov_get_count(usage, "input_tokens", &in)) {
-        qt_prov_errf(err, errlen, "usage.input_tokens missing");
-    } else if (!qt_prov_get_count(usage, "output_tokens", &out_tok)) {
-        qt_prov_errf(err, errlen, "usage.output_tokens missing");
+    } else if (!qt_prov_usage_count(usage, "input_tokens", &in, err, errlen)
+               || !qt_prov_usage_count(usage, "output_tokens", &out_tok, err, errlen)) {
+        /* err says which figure is missing or absurd */
     } else {
         sbuf text = {0};
         bool ok = sb_adds(&text, "");

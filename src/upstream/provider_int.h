@@ -48,8 +48,22 @@ qt_err qt_prov_add_header(qt_provider_request *r, const char *name, const char *
  * includes the key. */
 qt_err qt_prov_check_job(const cJSON *job, const char *api_key, char *err, size_t errlen);
 
-/* A non-negative number field as long; false when absent or not a number. */
+/* The largest token count (or max_tokens) believed: 2^31. Above it, a
+ * count is absurd (1e15 tokens would bill billions), not a measurement. */
+#define QT_PROV_MAX_COUNT 2147483648.0
+
+/* A count field as long: false when absent, not a number, not finite,
+ * negative or above QT_PROV_MAX_COUNT (*out unaltered). */
 bool qt_prov_get_count(const cJSON *obj, const char *key, long *out);
+
+/* The usage field key of a 2xx answer through qt_prov_get_count; false with
+ * "usage.KEY missing" or "malformed usage: usage.KEY is 1e+300 (...)" in
+ * err. The one bounds check every usage figure passes (issue 12). */
+bool qt_prov_usage_count(const cJSON *usage, const char *key, long *out, char *err, size_t errlen);
+
+/* True when a 2xx body is an error object (OpenAI "error", Anthropic type
+ * "error"); err then quotes the upstream's type and message. */
+bool qt_prov_error_in_2xx(const cJSON *root, char *err, size_t errlen);
 
 /* A string field, or NULL. */
 const char *qt_prov_get_str(const cJSON *obj, const char *key);

@@ -106,6 +106,8 @@ static qt_err openai_parse_response(const char *body, size_t len, qt_provider_re
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
     if (!cJSON_IsObject(root)) {
         qt_prov_errf(err, errlen, "upstream response is not a JSON object");
+    } else if (qt_prov_error_in_2xx(root, err, errlen)) {
+        /* err quotes the upstream's error */
     } else if (!cJSON_IsArray(choices)) {
         qt_prov_errf(err, errlen, "choices missing");
     } else if (!cJSON_IsObject(c0)) {
@@ -117,10 +119,9 @@ static qt_err openai_parse_response(const char *body, size_t len, qt_provider_re
         qt_prov_errf(err, errlen, "choices[0].message.content missing");
     } else if (!cJSON_IsObject(usage)) {
         qt_prov_errf(err, errlen, "usage missing");
-    } else if (!qt_prov_get_count(usage, "prompt_tokens", &out->prompt_tokens)) {
-        qt_prov_errf(err, errlen, "usage.prompt_tokens missing");
-    } else if (!qt_prov_get_count(usage, "completion_tokens", &out->completion_tokens)) {
-        qt_prov_errf(err, errlen, "usage.completion_tokens missing");
+    } else if (!qt_prov_usage_count(usage, "prompt_tokens", &out->prompt_tokens, err, errlen)
+               || !qt_prov_usage_count(usage, "completion_tokens", &out->completion_tokens, err, errlen)) {
+        /* err says which figure is missing or absurd */
     } else {
         const char *id = qt_prov_get_str(root, "id"), *m = qt_prov_get_str(root, "model");
         const char *fr = qt_prov_get_str(c0, "finish_reason");

@@ -18,6 +18,7 @@ start_hostile() {
 hstat() { curl -s "$H_URL/stats" | json_get - "$1"; }
 job() { printf '{"id": "%s", "model": "%s", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}\n' "$1" "$2"; }
 
+export QT_HOSTILE_KEY="sk-test-SECRET-$RANDOM$RANDOM-key"
 FAR='{"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2000h"}'
 start_hostile "{
   \"far200\": [{\"headers\": $FAR}],
@@ -28,7 +29,7 @@ start_hostile "{
 }"
 cat > "$TMP/cfg.json" <<JSON
 {"workers": 2,
- "providers": {"h": {"kind": "openai", "base_url": "$H_URL/v1", "api_key": "sk-test-SECRET-1234567890"}},
+ "providers": {"h": {"kind": "openai", "base_url": "$H_URL/v1", "api_key_env": "QT_HOSTILE_KEY"}},
  "models": {"far200": {"providers": ["h"], "fallback": ["good"]},
             "far429": {"providers": ["h"], "fallback": ["good"]},
             "alone200": {"providers": ["h"], "upstream_model": "far200"},
@@ -63,3 +64,43 @@ job z1 zero > "$TMP/zero.jsonl"
 expect_eq "retry-after 0: 5 attempts" "$(hstat 'd["zero"]["requests"]')" 5
 gaps=$(hstat 'min(b - a for a, b in zip(d["zero"]["times"], d["zero"]["times"][1:]))')
 expect_ge "retry-after 0: every retry waits the floor (base_ms/4 = 100 ms)" "$gaps" 0.095
+
+# --- defects 2, 4, 12: hostile bodies
+OKMSG='"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}]'
+start_hostile "{
+  \"huge\": [{\"body\": {$OKMSG, \"usage\": {\"prompt_tokens\": 1e300, \"completion_tokens\": 5}}}],
+  \"bill\": [{\"body\": {$OKMSG, \"usage\": {\"prompt_tokens\": 5, \"completion_tokens\": 1e15}}}],
+  \"neg\":  [{\"body\": {$OKMSG, \"usage\": {\"prompt_tokens\": -3, \"completion_tokens\": 5}}}],
+  \"err200\": [{\"body\": {\"error\": {\"message\": \"The engine is currently overloaded\", \"type\": \"server_error\"}}}],
+  \"echo\": [{\"status\": 401, \"body\": {\"error\": {\"message\": \"Incorrect API key provided: $QT_HOSTILE_KEY. You can find your key at ...\", \"type\": \"invalid_request_error\", \"code\": \"invalid_api_key\"}}}],
+  \"echo500\": [{\"status\": 500, \"body\": \"internal error for key=$QT_HOSTILE_KEY\"}]
+}"
+cat > "$TMP/cfg2.json" <<JSON
+{"workers": 4,
+ "providers": {"h": {"kind": "openai", "base_url": "$H_URL/v1", "api_key_env": "QT_HOSTILE_KEY"}},
+ "models": {"huge": {"providers": ["h"], "input_usd_per_mtok": 3, "output_usd_per_mtok": 3},
+            "bill": {"providers": ["h"], "input_usd_per_mtok": 3, "output_usd_per_mtok": 3},
+            "neg": {"providers": ["h"]}, "err200": {"providers": ["h"]},
+            "echo": {"providers": ["h"]}, "echo500": {"providers": ["h"]}},
+ "budget": {"run_usd": 5},
+ "retry": {"max_attempts": 2, "base_ms": 20, "cap_ms": 50}}
+JSON
+{ job u1 huge; job u2 bill; job u3 neg; job e1 err200; job k1 echo; job k2 echo500; } > "$TMP/bodies.jsonl"
+timeout 60 "$QT_BIN" run -c "$TMP/cfg2.json" --headless -o "$TMP/bodies.out" --summary "$TMP/bodies.sum" \
+    "$TMP/bodies.jsonl" > "$TMP/bodies.stdout" 2>"$TMP/bodies.err"
+expect_eq "absurd usage: run finishes (exit 1: jobs failed), no UB abort" "$?" 1
+expect_eq "absurd usage: a result line per job" "$(wc -l < "$TMP/bodies.out")" 6
+field() { grep "\"id\":\"$1\"" "$TMP/bodies.out" | json_get - "d[\"$2\"]"; }
+expect_eq "1e300 tokens: failed" "$(field u1 status)" failed
+expect_contains "1e300 tokens: a clear error" "$(field u1 error)" "malformed usage: usage.prompt_tokens is 1e+300"
+expect_eq "1e15 tokens: failed, not billed" "$(field u2 status) $(field u2 cost_usd)" "failed 0.0"
+expect_contains "1e15 tokens: a clear error" "$(field u2 error)" "usage.completion_tokens is 1e+15"
+expect_contains "negative tokens: a clear error" "$(field u3 error)" "usage.prompt_tokens is -3"
+expect_le "absurd usage: nothing billed in the summary" "$(json_get "$TMP/bodies.sum" 'd["cost_usd"]')" 0
+expect_contains "error object in a 200: the upstream's error is quoted" "$(field e1 error)" \
+    "server_error: The engine is currently overloaded"
+expect_not_contains "error object in a 200: not 'choices missing'" "$(field e1 error)" "choices missing"
+all_out=$(cat "$TMP/bodies.out" "$TMP/bodies.err" "$TMP/bodies.stdout" "$TMP/bodies.sum")
+expect_not_contains "echoed key: never in results, summary or stderr" "$all_out" "$QT_HOSTILE_KEY"
+expect_contains "echoed key: the error says it was redacted" "$(field k1 error)" "Incorrect API key provided: [redacted]"
+expect_contains "echoed key (500 text): redacted" "$(field k2 error)" "key=[redacted]"

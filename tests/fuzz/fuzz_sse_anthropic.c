@@ -1,0 +1,7 @@
+/* fuzz_sse_anthropic.c: the SSE parser and the anthropic stream translator (see fuzz_sse.h). */
+#include "fuzz_sse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    return fuzz_sse(QT_KIND_ANTHROPIC, data, size);
+}
