@@ -135,7 +135,8 @@ int qt_ui_limit_row(double limit, double vmax, int h);
 /* A "nice" plot scale >= v (1, 2, 5 x 10^k). */
 double qt_ui_nice_max(double v);
 
-/* Formats a count compactly into buf: 999, 1.2k, 45k, 1.2M. Returns buf. */
+/* Formats a count compactly into buf: 999, 1.2k, 45k, 1.2M, 3.4G (at most
+ * 4 characters below 1e12). Returns buf. */
 char *qt_ui_fmt_count(double v, char *buf, size_t len);
 
 /* Formats a duration in ms: "850ms", "12s", "3m05s", "2h01m". Returns buf. */
@@ -144,6 +145,49 @@ char *qt_ui_fmt_dur(uint64_t ms, char *buf, size_t len);
 /* Index of the first visible row of a list of n rows shown in h lines so
  * that `sel` is visible, keeping `top` when possible. */
 int qt_ui_scroll(int top, int sel, int n, int h);
+
+/* ------------------------------------------------------------ columns */
+
+/* One column of a table (src/ui/columns.c). */
+typedef struct {
+    const char *name;        /* header label */
+    int min;                 /* narrowest width that holds every value (abbreviated) */
+    int want;                /* width it grows to when there is room */
+    int drop;                /* 0 never dropped; larger numbers are dropped first and
+                                grow later */
+    int flex;                /* 1: shares the room left over (gauges, free text) */
+    int w;                   /* out: width given; 0 = not shown */
+    int x;                   /* out: first column (0-based) */
+} qt_ui_col;
+
+/* Fits columns into width, one space between shown ones: drops whole
+ * columns (largest `drop` first, never drop 0) until the minimums fit, then
+ * grows fixed columns toward `want` (lowest drop first) and splits what is
+ * left among the flex ones. Never gives a shown column less than its min.
+ * Returns how many are shown. Pure. */
+int qt_ui_fit_columns(qt_ui_col *cols, int n, int width);
+
+/* Cell text for a width; each returns the length written (0 = nothing fits:
+ * buf is ""), never a cut number. fmt_fit: a count (qt_ui_fmt_count).
+ * fmt_pair: "used/limit" ("50/108", "21k/32k"; "used/-" with no limit),
+ * else the share "46%", else "". fmt_usd: 0.0347, 12.35, 1234, 12k.
+ * fit_id: the id, or its head and tail around a "~" (the tail tells
+ * numbered ids apart). Pure. */
+int qt_ui_fmt_fit(double v, int width, char *buf, size_t len);
+int qt_ui_fmt_pair(double used, double limit, int width, char *buf, size_t len);
+int qt_ui_fmt_usd(double v, int width, char *buf, size_t len);
+int qt_ui_fit_id(const char *id, int width, char *buf, size_t len);
+
+/* The LIMITS, JOBS and WORKFLOWS tables' columns for a panel width. */
+enum { QT_UI_LC_NAME, QT_UI_LC_CIRC, QT_UI_LC_RPM, QT_UI_LC_TPM, QT_UI_LC_INFL, QT_UI_LC_429,
+       QT_UI_LC_ERR, QT_UI_LC_LAT, QT_UI_LC__COUNT };
+enum { QT_UI_JC_ID, QT_UI_JC_STATE, QT_UI_JC_PRIO, QT_UI_JC_WORKFLOW, QT_UI_JC_MODEL,
+       QT_UI_JC_AGE, QT_UI_JC_FOR, QT_UI_JC_EST, QT_UI_JC_WAIT, QT_UI_JC__COUNT };
+enum { QT_UI_WC_NAME, QT_UI_WC_CALLS, QT_UI_WC_TOKENS, QT_UI_WC_SPEND, QT_UI_WC_BUDGET,
+       QT_UI_WC_QUEUE, QT_UI_WC__COUNT };
+void qt_ui_limits_columns(int width, qt_ui_col out[QT_UI_LC__COUNT]);
+void qt_ui_jobs_columns(int width, qt_ui_col out[QT_UI_JC__COUNT]);
+void qt_ui_wf_columns(int width, qt_ui_col out[QT_UI_WC__COUNT]);
 
 /* ------------------------------------------------------------ themes */
 

@@ -141,6 +141,16 @@ int ui_put(ui_state *ui, WINDOW *w, int y, int x, int width, qt_ui_role role, co
     return cols_of(s, n);
 }
 
+int ui_put_ell(ui_state *ui, WINDOW *w, int y, int x, int width, qt_ui_role role, const char *s)
+{
+    if (!w || width <= 0 || !s)
+        return 0;
+    if (cols_of(s, strlen(s)) <= width)
+        return ui_put(ui, w, y, x, width, role, s);
+    int used = ui_put(ui, w, y, x, width - 1, role, s);
+    return used + ui_put(ui, w, y, x + used, 1, QT_ROLE_DIM, ui->utf8 ? "\u2026" : "~");
+}
+
 int ui_putf(ui_state *ui, WINDOW *w, int y, int x, int width, qt_ui_role role, const char *fmt,
             ...)
 {
@@ -205,11 +215,19 @@ void ui_plot(ui_state *ui, WINDOW *w, int y, int x, int h, int width, const uint
     for (size_t i = 0; i < n; i++)
         if (samples[i] > raw_peak)
             raw_peak = samples[i];
-    int used = ui_putf(ui, w, y, x, width, QT_ROLE_LABEL, "%s now %s peak %s", label,
-                       qt_ui_fmt_count(last, a, sizeof a), qt_ui_fmt_count(raw_peak, b, sizeof b));
-    if (limit > 0 && used + 16 < width)
-        ui_putf(ui, w, y, x + used, width - used, QT_ROLE_PLOT_LIMIT, "  %s limit %.1f",
-                ui->utf8 ? "\u2500\u2500" : "--", limit);
+    /* each caption part is drawn whole or not at all: no cut numbers */
+    char cap[96], lim[48];
+    qt_ui_fmt_count(last, a, sizeof a);
+    qt_ui_fmt_count(raw_peak, b, sizeof b);
+    snprintf(cap, sizeof cap, "%s now %s peak %s", label, a, b);
+    if ((int)strlen(cap) > width)
+        snprintf(cap, sizeof cap, "now %s peak %s", a, b);
+    if ((int)strlen(cap) > width)
+        snprintf(cap, sizeof cap, "%.*s", width, label);
+    int used = ui_put(ui, w, y, x, width, QT_ROLE_LABEL, cap);
+    snprintf(lim, sizeof lim, "  %s limit %.1f", ui->utf8 ? "\u2500\u2500" : "--", limit);
+    if (limit > 0 && used + (int)strlen(lim) - (ui->utf8 ? 4 : 0) <= width)
+        ui_put(ui, w, y, x + used, width - used, QT_ROLE_PLOT_LIMIT, lim);
     for (int r = 0; r < ph; r++) {
         const char *ax = "";
         char buf[16];

@@ -197,8 +197,12 @@ char *qt_ui_fmt_count(double v, char *buf, size_t len)
         snprintf(buf, len, "%.0fk", v / 1e3);
     else if (v < 9.95e6)
         snprintf(buf, len, "%.1fM", v / 1e6);
-    else
+    else if (v < 999.5e6)
         snprintf(buf, len, "%.0fM", v / 1e6);
+    else if (v < 9.95e9)
+        snprintf(buf, len, "%.1fG", v / 1e9);
+    else
+        snprintf(buf, len, "%.0fG", v / 1e9);
     return buf;
 }
 

@@ -114,122 +114,139 @@ static void draw_header(ui_state *ui, WINDOW *w)
 
 /* ------------------------------------------------------------ limits */
 
-typedef struct {
-    int name, circ, gauge, infl, n429, nerr, lat;   /* widths; 0 = hidden */
-} limit_cols;
-
-static limit_cols limits_columns(int width)
+/* Right-aligns text in column c of row y (text already fits: columns.c). */
+static void cell_r(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, qt_ui_role role,
+                   const char *text)
 {
-    limit_cols c = { .name = width >= 120 ? 20 : width >= 90 ? 16 : 15, .circ = 10, .infl = 6, .n429 = 5, .nerr = 5 };
-    if (width >= 100)
-        c.lat = 14;
-    int fixed = c.name + 1 + c.circ + 1 + c.infl + 1 + c.n429 + 1 + c.nerr + (c.lat ? c.lat + 1 : 0);
-    c.gauge = imax(8, (width - fixed - 2) / 2);
-    if (c.gauge > 40)
-        c.gauge = 40;   /* wider bars say nothing more */
-    return c;
+    if (c->w)
+        ui_putf(ui, w, y, c->x, c->w, role, "%*s", c->w, text);
 }
 
-/* "used/limit" text plus a bar filling the column. */
-static void limit_cell(ui_state *ui, WINDOW *w, int y, int x, int width, double used, double limit,
+static void cell_l(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, qt_ui_role role,
+                   const char *text)
+{
+    if (c->w)
+        ui_putf(ui, w, y, c->x, c->w, role, "%-*s", c->w, text);
+}
+
+/* Column titles of a table on row y; numbers (right-aligned) from `first_num`. */
+static void col_titles(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, int n, qt_ui_role role,
+                       unsigned left_mask)
+{
+    for (int i = 0; i < n; i++) {
+        if (!c[i].w)
+            continue;
+        char t[40];
+        snprintf(t, sizeof t, "%.*s", c[i].w, c[i].name);
+        if (left_mask & (1u << i))
+            cell_l(ui, w, y, &c[i], role, t);
+        else
+            cell_r(ui, w, y, &c[i], role, t);
+    }
+}
+
+/* "used/limit" text plus a bar filling the rest of the column. */
+static void limit_cell(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, double used, double limit,
                        int changed)
 {
-    char a[16], b[16], t[40];
-    if (limit > 0)
-        snprintf(t, sizeof t, "%s/%s", qt_ui_fmt_count(used, a, sizeof a), qt_ui_fmt_count(limit, b, sizeof b));
-    else
-        snprintf(t, sizeof t, "%s/-", qt_ui_fmt_count(used, a, sizeof a));
-    int tw = 10;
-    int bar = width - tw - 1;
+    if (!c->w)
+        return;
+    int tw = c->w < 10 ? c->w : 10;
+    char t[40];
+    qt_ui_fmt_pair(used, limit, changed ? tw - 1 : tw, t, sizeof t);
+    int bar = c->w - tw - 1;
     if (bar >= 3 && limit > 0)
-        ui_gauge(ui, w, y, x, bar, used, limit);
-    else if (bar >= 3)
-        ui_put(ui, w, y, x, bar, QT_ROLE_DIM, "");
+        ui_gauge(ui, w, y, c->x, bar, used, limit);
     int level = 0;
     qt_ui_gauge_cells(used, limit, 100, &level);
     qt_ui_role r = level == 2 ? QT_ROLE_GAUGE_FULL : level == 1 ? QT_ROLE_GAUGE_WARN : QT_ROLE_TEXT;
-    int tx = x + (bar >= 3 ? bar + 1 : 0);
-    int used_w = ui_putf(ui, w, y, tx, tw, r, "%*s", changed ? tw - 1 : tw, t);
+    int tx = c->x + (bar >= 3 ? bar + 1 : 0);
+    int tww = c->x + c->w - tx;
+    int used_w = ui_putf(ui, w, y, tx, tww, r, "%*s", changed ? tww - 1 : tww, t);
     if (changed)
         ui_put(ui, w, y, tx + used_w, 1, QT_ROLE_CHANGED, "*");
+}
+
+static void circuit_text(const qt_engine_row *r, char *cb, size_t len, qt_ui_role *cr)
+{
+    char t[32];
+    *cr = QT_ROLE_CIRCUIT_CLOSED;
+    if (!strcmp(r->circuit, "OPEN")) {
+        *cr = QT_ROLE_CIRCUIT_OPEN;
+        uint64_t s = (r->next_probe_in_ms + 999) / 1000;
+        snprintf(cb, len, "OPEN %s", qt_ui_fmt_dur(s * 1000, t, sizeof t));
+    } else if (!strcmp(r->circuit, "HALF_OPEN")) {
+        *cr = QT_ROLE_CIRCUIT_HALF_OPEN;
+        snprintf(cb, len, "HALF_OPEN");
+    } else if (r->held_until_in_ms > 0) {
+        *cr = QT_ROLE_CIRCUIT_HALF_OPEN;
+        snprintf(cb, len, "HOLD %s", qt_ui_fmt_dur(r->held_until_in_ms, t, sizeof t));
+    } else {
+        snprintf(cb, len, "CLOSED");
+    }
+}
+
+static void limits_row(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, const qt_engine_row *r,
+                       int selected)
+{
+    char cb[48], t[48], a[16], b[16];
+    qt_ui_role nr = selected ? QT_ROLE_SELECTION : r->is_provider ? QT_ROLE_LABEL : QT_ROLE_TEXT;
+    const qt_ui_col *nc = &c[QT_UI_LC_NAME];
+    if (selected)
+        ui_putf(ui, w, y, 0, nc->w, nr, "%-*s", nc->w, "");
+    qt_ui_fit_id(r->name, nc->w - 2, t, sizeof t);
+    ui_putf(ui, w, y, 0, nc->w, nr, "%s%s", r->is_provider ? (ui->utf8 ? "\u00bb " : "> ") : " ", t);
+    qt_ui_role cr;
+    circuit_text(r, cb, sizeof cb, &cr);
+    cell_l(ui, w, y, &c[QT_UI_LC_CIRC], cr, cb);
+    int rchg = r->changed_live && r->rpm != r->cfg_rpm;
+    int tchg = r->changed_live && r->tpm != r->cfg_tpm;
+    if (r->changed_live && !rchg && !tchg)
+        rchg = 1;
+    limit_cell(ui, w, y, &c[QT_UI_LC_RPM], (double)r->requests_60s, r->rpm, rchg);
+    limit_cell(ui, w, y, &c[QT_UI_LC_TPM], (double)r->tokens_60s, r->tpm, tchg);
+    const qt_ui_col *ic = &c[QT_UI_LC_INFL];
+    if (r->max_concurrent > 0)
+        snprintf(cb, sizeof cb, "%s/%s", qt_ui_fmt_count(r->in_flight, a, sizeof a),
+                 qt_ui_fmt_count(r->max_concurrent, b, sizeof b));
+    else
+        qt_ui_fmt_count(r->in_flight, cb, sizeof cb);
+    if ((int)strlen(cb) > ic->w)
+        qt_ui_fmt_fit(r->in_flight, ic->w, cb, sizeof cb);
+    cell_r(ui, w, y, ic, QT_ROLE_TEXT, cb);
+    qt_ui_fmt_fit((double)r->rate_limited, c[QT_UI_LC_429].w, t, sizeof t);
+    cell_r(ui, w, y, &c[QT_UI_LC_429], r->rate_limited ? QT_ROLE_EVENT_RATE_LIMITED : QT_ROLE_DIM, t);
+    qt_ui_fmt_fit((double)r->errors, c[QT_UI_LC_ERR].w, t, sizeof t);
+    cell_r(ui, w, y, &c[QT_UI_LC_ERR], r->errors ? QT_ROLE_EVENT_ERROR : QT_ROLE_DIM, t);
+    const qt_ui_col *lc = &c[QT_UI_LC_LAT];
+    if (lc->w) {
+        snprintf(cb, sizeof cb, "%.0f/%.0f", r->p50_ms, r->p95_ms);
+        if ((int)strlen(cb) > lc->w)
+            snprintf(cb, sizeof cb, "%s/%s", qt_ui_fmt_count(r->p50_ms, a, sizeof a),
+                     qt_ui_fmt_count(r->p95_ms, b, sizeof b));
+        cell_r(ui, w, y, lc, QT_ROLE_TEXT, cb);
+    }
 }
 
 static void draw_limits(ui_state *ui, WINDOW *w)
 {
     int width = getmaxx(w), h = getmaxy(w);
-    limit_cols c = limits_columns(width);
+    qt_ui_col c[QT_UI_LC__COUNT];
+    qt_ui_limits_columns(width, c);
     int focused = ui->focus == FOCUS_LIMITS;
-    ui_fill_line(ui, w, 0, focused ? QT_ROLE_TITLE_FOCUS : QT_ROLE_TITLE);
     qt_ui_role tr = focused ? QT_ROLE_TITLE_FOCUS : QT_ROLE_TITLE;
-    int x = 0;
-    ui_putf(ui, w, 0, x, c.name + 1, tr, " %-*s", c.name - 1, "LIMITS");
-    x += c.name + 1;
-    ui_putf(ui, w, 0, x, c.circ, tr, "%-*s", c.circ, "circuit");
-    x += c.circ + 1;
-    ui_putf(ui, w, 0, x, c.gauge, tr, "%*s", c.gauge, "RPM (60s)");
-    x += c.gauge + 1;
-    ui_putf(ui, w, 0, x, c.gauge, tr, "%*s", c.gauge, "TPM (60s)");
-    x += c.gauge + 1;
-    ui_putf(ui, w, 0, x, c.infl, tr, "%*s", c.infl, "infl");
-    x += c.infl + 1;
-    ui_putf(ui, w, 0, x, c.n429, tr, "%*s", c.n429, "429");
-    x += c.n429 + 1;
-    ui_putf(ui, w, 0, x, c.nerr, tr, "%*s", c.nerr, "err");
-    x += c.nerr + 1;
-    if (c.lat)
-        ui_putf(ui, w, 0, x, c.lat, tr, "%*s", c.lat, "p50/p95 ms");
+    ui_fill_line(ui, w, 0, tr);
+    ui_putf(ui, w, 0, 0, c[QT_UI_LC_NAME].w, tr, " %s", "LIMITS");
+    qt_ui_col t[QT_UI_LC__COUNT];
+    memcpy(t, c, sizeof t);
+    t[QT_UI_LC_NAME].w = 0;
+    col_titles(ui, w, 0, t, QT_UI_LC__COUNT, tr, 1u << QT_UI_LC_CIRC);
 
     int n = (int)ui->snap.n_rows, rows = h - 1;
     ui->top[FOCUS_LIMITS] = qt_ui_scroll(ui->top[FOCUS_LIMITS], ui->sel[FOCUS_LIMITS], n, rows);
     for (int i = 0; i < rows && ui->top[FOCUS_LIMITS] + i < n; i++) {
         int idx = ui->top[FOCUS_LIMITS] + i;
-        const qt_engine_row *r = &ui->snap.rows[idx];
-        int y = 1 + i;
-        int selected = idx == ui->sel[FOCUS_LIMITS];
-        qt_ui_role nr = selected && focused ? QT_ROLE_SELECTION : r->is_provider ? QT_ROLE_LABEL : QT_ROLE_TEXT;
-        if (selected && focused)
-            ui_putf(ui, w, y, 0, c.name, nr, "%-*s", c.name, "");
-        ui_putf(ui, w, y, 0, c.name, nr, "%s%.*s", r->is_provider ? (ui->utf8 ? "\u00bb " : "> ") : " ",
-                c.name - 2, r->name);
-        x = c.name + 1;
-        char cb[32], t[32];
-        qt_ui_role cr = QT_ROLE_CIRCUIT_CLOSED;
-        if (!strcmp(r->circuit, "OPEN")) {
-            cr = QT_ROLE_CIRCUIT_OPEN;
-            snprintf(cb, sizeof cb, "OPEN %llus", (unsigned long long)((r->next_probe_in_ms + 999) / 1000));
-        } else if (!strcmp(r->circuit, "HALF_OPEN")) {
-            cr = QT_ROLE_CIRCUIT_HALF_OPEN;
-            snprintf(cb, sizeof cb, "HALF_OPEN");
-        } else if (r->held_until_in_ms > 0) {
-            cr = QT_ROLE_CIRCUIT_HALF_OPEN;
-            snprintf(cb, sizeof cb, "HOLD %s", qt_ui_fmt_dur(r->held_until_in_ms, t, sizeof t));
-        } else {
-            snprintf(cb, sizeof cb, "CLOSED");
-        }
-        ui_putf(ui, w, y, x, c.circ, cr, "%-*s", c.circ, cb);
-        x += c.circ + 1;
-        int rchg = r->changed_live && r->rpm != r->cfg_rpm;
-        int tchg = r->changed_live && r->tpm != r->cfg_tpm;
-        if (r->changed_live && !rchg && !tchg)
-            rchg = 1;
-        limit_cell(ui, w, y, x, c.gauge, (double)r->requests_60s, r->rpm, rchg);
-        x += c.gauge + 1;
-        limit_cell(ui, w, y, x, c.gauge, (double)r->tokens_60s, r->tpm, tchg);
-        x += c.gauge + 1;
-        if (r->max_concurrent > 0)
-            snprintf(cb, sizeof cb, "%d/%d", r->in_flight, r->max_concurrent);
-        else
-            snprintf(cb, sizeof cb, "%d", r->in_flight);
-        ui_putf(ui, w, y, x, c.infl, QT_ROLE_TEXT, "%*s", c.infl, cb);
-        x += c.infl + 1;
-        ui_putf(ui, w, y, x, c.n429, r->rate_limited ? QT_ROLE_EVENT_RATE_LIMITED : QT_ROLE_DIM, "%*s",
-                c.n429, qt_ui_fmt_count((double)r->rate_limited, t, sizeof t));
-        x += c.n429 + 1;
-        ui_putf(ui, w, y, x, c.nerr, r->errors ? QT_ROLE_EVENT_ERROR : QT_ROLE_DIM, "%*s", c.nerr,
-                qt_ui_fmt_count((double)r->errors, t, sizeof t));
-        x += c.nerr + 1;
-        if (c.lat)
-            ui_putf(ui, w, y, x, c.lat, QT_ROLE_TEXT, "%*.0f/%-6.0f", c.lat - 7, r->p50_ms, r->p95_ms);
+        limits_row(ui, w, 1 + i, c, &ui->snap.rows[idx], focused && idx == ui->sel[FOCUS_LIMITS]);
     }
 }
 
@@ -290,14 +307,13 @@ static void draw_queue(ui_state *ui, WINDOW *w)
     ui_title(ui, w, "QUEUE", focused, extra);
     if (h < 2)
         return;
-    /* columns: id, workflow, prio, model, age, est */
-    int est = width >= 52 ? 6 : 0, age = 6, pr = 4;
-    int rest = width - pr - age - (est ? est + 1 : 0) - 5;
-    int idw = imax(6, rest * 30 / 100), wfw = imax(6, rest * 36 / 100), mw = imax(5, rest - idw - wfw);
-    ui_putf(ui, w, 1, 0, width, QT_ROLE_LABEL, " %-*.*s %-*.*s %*s %-*.*s %*s", idw - 1, idw - 1, "id",
-            wfw, wfw, "workflow", pr, "prio", mw, mw, "model", age, "age");
-    if (est)
-        ui_putf(ui, w, 1, width - est, est, QT_ROLE_LABEL, "%*s", est, "est");
+    qt_ui_col c[QT_UI_JC__COUNT];
+    qt_ui_jobs_columns(width - 2, c);
+    for (int i = 0; i < QT_UI_JC__COUNT; i++)
+        c[i].x += 1;   /* column 0 holds the cursor mark; the last one is a gap */
+    c[QT_UI_JC_FOR].w = c[QT_UI_JC_WAIT].w = 0;   /* the queue head has no states yet */
+    col_titles(ui, w, 1, c, QT_UI_JC__COUNT, QT_ROLE_LABEL,
+               1u << QT_UI_JC_ID | 1u << QT_UI_JC_STATE | 1u << QT_UI_JC_WORKFLOW | 1u << QT_UI_JC_MODEL);
     int rows = h - 2, n = (int)ui->nqueue;
     if (n == 0) {
         ui_put(ui, w, 2, 1, width - 1, QT_ROLE_DIM, ui->finished ? "empty: every job has its result" : "empty");
@@ -311,23 +327,69 @@ static void draw_queue(ui_state *ui, WINDOW *w)
         int y = 2 + i;
         int selected = idx == ui->sel[FOCUS_QUEUE];
         qt_ui_role role = selected && focused ? QT_ROLE_SELECTION : q->paused ? QT_ROLE_DIM : QT_ROLE_TEXT;
-        char p[16], a[32];
-        if (q->effective_priority != q->priority)
-            snprintf(p, sizeof p, "%d^%d", q->priority, q->effective_priority);
-        else
-            snprintf(p, sizeof p, "%d", q->priority);
-        qt_ui_fmt_dur(now > q->enqueue_ms ? now - q->enqueue_ms : 0, a, sizeof a);
+        char t[64];
         if (selected && focused)
             ui_fill_line(ui, w, y, QT_ROLE_SELECTION);
-        ui_putf(ui, w, y, 0, width, role, "%s%-*.*s %-*.*s %*s %-*.*s %*s",
-                selected ? ">" : q->paused ? "=" : " ", idw - 1, idw - 1, q->id, wfw, wfw, q->workflow,
-                pr, p, mw, mw, q->model, age, a);
-        if (est)
-            ui_putf(ui, w, y, width - est, est, role, "%*u", est, q->est_tokens);
+        ui_put(ui, w, y, 0, 1, role, selected ? ">" : q->paused ? "=" : " ");
+        qt_ui_fit_id(q->id, c[QT_UI_JC_ID].w, t, sizeof t);
+        cell_l(ui, w, y, &c[QT_UI_JC_ID], role, t);
+        cell_l(ui, w, y, &c[QT_UI_JC_STATE], role, q->paused ? "paused" : "queued");
+        if (q->effective_priority != q->priority)
+            snprintf(t, sizeof t, "%d^%d", q->priority, q->effective_priority);
+        else
+            snprintf(t, sizeof t, "%d", q->priority);
+        cell_r(ui, w, y, &c[QT_UI_JC_PRIO], role, t);
+        qt_ui_fit_id(q->workflow, c[QT_UI_JC_WORKFLOW].w, t, sizeof t);
+        cell_l(ui, w, y, &c[QT_UI_JC_WORKFLOW], role, t);
+        qt_ui_fit_id(q->model, c[QT_UI_JC_MODEL].w, t, sizeof t);
+        cell_l(ui, w, y, &c[QT_UI_JC_MODEL], role, t);
+        qt_ui_fmt_dur(now > q->enqueue_ms ? now - q->enqueue_ms : 0, t, sizeof t);
+        cell_r(ui, w, y, &c[QT_UI_JC_AGE], role, t);
+        qt_ui_fmt_fit(q->est_tokens, c[QT_UI_JC_EST].w, t, sizeof t);
+        cell_r(ui, w, y, &c[QT_UI_JC_EST], role, t);
     }
 }
 
 /* ------------------------------------------------------------ workflows */
+
+static void wf_row(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, const qt_engine_wf *wf,
+                   int selected)
+{
+    char t[48];
+    qt_ui_role role = selected ? QT_ROLE_SELECTION : wf->paused ? QT_ROLE_PAUSED : QT_ROLE_TEXT;
+    const qt_ui_col *nc = &c[QT_UI_WC_NAME];
+    qt_ui_fit_id(wf->name, nc->w - 1, t, sizeof t);
+    ui_putf(ui, w, y, 0, nc->w, role, "%s%-*s", wf->paused ? "=" : " ", nc->w - 1, t);   /* mark + name */
+    qt_ui_fmt_fit((double)wf->calls, c[QT_UI_WC_CALLS].w, t, sizeof t);
+    cell_r(ui, w, y, &c[QT_UI_WC_CALLS], QT_ROLE_TEXT, t);
+    qt_ui_fmt_fit((double)(wf->prompt_tokens + wf->completion_tokens), c[QT_UI_WC_TOKENS].w, t, sizeof t);
+    cell_r(ui, w, y, &c[QT_UI_WC_TOKENS], QT_ROLE_TEXT, t);
+    qt_ui_fmt_usd(wf->cost_usd, c[QT_UI_WC_SPEND].w, t, sizeof t);
+    cell_r(ui, w, y, &c[QT_UI_WC_SPEND], QT_ROLE_TEXT, t);
+    const qt_ui_col *bc = &c[QT_UI_WC_BUDGET];
+    if (bc->w) {
+        if (wf->limit_usd > 0) {
+            int pctw = 5, level = 0;
+            qt_ui_gauge_cells(wf->cost_usd, wf->limit_usd, 100, &level);
+            if (bc->w - pctw - 1 >= 3)
+                ui_gauge(ui, w, y, bc->x, bc->w - pctw - 1, wf->cost_usd, wf->limit_usd);
+            double pct = 100.0 * wf->cost_usd / wf->limit_usd;
+            snprintf(t, sizeof t, "%.0f%%", pct > 9999 ? 9999 : pct);
+            ui_putf(ui, w, y, bc->x + bc->w - pctw, pctw,
+                    level == 2 ? QT_ROLE_GAUGE_FULL : level == 1 ? QT_ROLE_GAUGE_WARN : QT_ROLE_TEXT, "%*s",
+                    pctw, t);
+        } else {
+            ui_put(ui, w, y, bc->x, bc->w, QT_ROLE_DIM, bc->w >= 9 ? "no budget" : "-");
+        }
+    }
+    const qt_ui_col *qc = &c[QT_UI_WC_QUEUE];
+    if (wf->paused) {
+        cell_r(ui, w, y, qc, QT_ROLE_PAUSED, "PAUS");
+    } else {
+        qt_ui_fmt_fit((double)wf->queued, qc->w, t, sizeof t);
+        cell_r(ui, w, y, qc, QT_ROLE_TEXT, t);
+    }
+}
 
 static void draw_workflows(ui_state *ui, WINDOW *w)
 {
@@ -338,65 +400,15 @@ static void draw_workflows(ui_state *ui, WINDOW *w)
     ui_title(ui, w, "WORKFLOWS", focused, extra);
     if (h < 2)
         return;
-    int calls = width >= 44 ? 6 : 0, toks = width >= 60 ? 7 : 0, spend = 8, q = 5;
-    int namew = width >= 50 ? 14 : width >= 34 ? 12 : 10;
-    int bar = width - namew - (calls ? calls + 1 : 0) - (toks ? toks + 1 : 0) - spend - 1 - q - 2;
-    int x = 1;
-    ui_putf(ui, w, 1, x, namew, QT_ROLE_LABEL, "%-*s", namew, "workflow");
-    x += namew + 1;
-    if (calls) {
-        ui_putf(ui, w, 1, x, calls, QT_ROLE_LABEL, "%*s", calls, "calls");
-        x += calls + 1;
-    }
-    if (toks) {
-        ui_putf(ui, w, 1, x, toks, QT_ROLE_LABEL, "%*s", toks, "tokens");
-        x += toks + 1;
-    }
-    ui_putf(ui, w, 1, x, spend, QT_ROLE_LABEL, "%*s", spend, "spend");
-    x += spend + 1;
-    if (bar >= 4)
-        ui_putf(ui, w, 1, x, bar, QT_ROLE_LABEL, "%-*s", bar, "budget");
-    ui_putf(ui, w, 1, width - q, q, QT_ROLE_LABEL, "%*s", q, "queue");
+    qt_ui_col c[QT_UI_WC__COUNT];
+    qt_ui_wf_columns(width, c);
+    col_titles(ui, w, 1, c, QT_UI_WC__COUNT, QT_ROLE_LABEL,
+               1u << QT_UI_WC_NAME | 1u << QT_UI_WC_BUDGET);
     int rows = h - 2, n = (int)ui->snap.n_workflows;
     ui->top[FOCUS_WORKFLOWS] = qt_ui_scroll(ui->top[FOCUS_WORKFLOWS], ui->sel[FOCUS_WORKFLOWS], n, rows);
     for (int i = 0; i < rows && ui->top[FOCUS_WORKFLOWS] + i < n; i++) {
         int idx = ui->top[FOCUS_WORKFLOWS] + i;
-        const qt_engine_wf *wf = &ui->snap.workflows[idx];
-        int y = 2 + i;
-        int selected = idx == ui->sel[FOCUS_WORKFLOWS];
-        qt_ui_role role = selected && focused ? QT_ROLE_SELECTION : wf->paused ? QT_ROLE_PAUSED : QT_ROLE_TEXT;
-        char t[32];
-        ui_putf(ui, w, y, 0, namew + 1, role, "%s%-*.*s", wf->paused ? "=" : " ", namew, namew, wf->name);
-        x = namew + 2;
-        if (calls) {
-            ui_putf(ui, w, y, x, calls, QT_ROLE_TEXT, "%*s", calls, qt_ui_fmt_count((double)wf->calls, t, sizeof t));
-            x += calls + 1;
-        }
-        if (toks) {
-            ui_putf(ui, w, y, x, toks, QT_ROLE_TEXT, "%*s", toks,
-                    qt_ui_fmt_count((double)(wf->prompt_tokens + wf->completion_tokens), t, sizeof t));
-            x += toks + 1;
-        }
-        ui_putf(ui, w, y, x, spend, QT_ROLE_TEXT, "%*.4f", spend, wf->cost_usd);
-        x += spend + 1;
-        if (bar >= 4) {
-            if (wf->limit_usd > 0) {
-                int pctw = 5;
-                int level = 0;
-                qt_ui_gauge_cells(wf->cost_usd, wf->limit_usd, 100, &level);
-                if (bar - pctw - 1 >= 3)
-                    ui_gauge(ui, w, y, x, bar - pctw - 1, wf->cost_usd, wf->limit_usd);
-                ui_putf(ui, w, y, x + imax(0, bar - pctw), pctw,
-                        level == 2 ? QT_ROLE_GAUGE_FULL : level == 1 ? QT_ROLE_GAUGE_WARN : QT_ROLE_TEXT, "%4.0f%%",
-                        100.0 * wf->cost_usd / wf->limit_usd);
-            } else {
-                ui_put(ui, w, y, x, bar, QT_ROLE_DIM, "no budget");
-            }
-        }
-        if (wf->paused)
-            ui_putf(ui, w, y, width - q, q, QT_ROLE_PAUSED, "%*s", q, "PAUS");
-        else
-            ui_putf(ui, w, y, width - q, q, QT_ROLE_TEXT, "%*zu", q, wf->queued);
+        wf_row(ui, w, 2 + i, c, &ui->snap.workflows[idx], focused && idx == ui->sel[FOCUS_WORKFLOWS]);
     }
 }
 
@@ -436,7 +448,7 @@ static void draw_events(ui_state *ui, WINDOW *w)
             strftime(ts, sizeof ts, "%H:%M:%S", &tm);
         int x = ui_putf(ui, w, 1 + i, 1, width - 1, QT_ROLE_DIM, "%s ", ts) + 1;
         x += ui_putf(ui, w, 1 + i, x, width - x, event_role(ev->type), "%-12.12s ", qt_event_type_name(ev->type));
-        ui_put(ui, w, 1 + i, x, width - x, QT_ROLE_TEXT, ev->msg);
+        ui_put_ell(ui, w, 1 + i, x, width - x, QT_ROLE_TEXT, ev->msg);
     }
     if (ui->nevents == 0)
         ui_put(ui, w, 1, 1, width - 1, QT_ROLE_DIM, "no events yet");

@@ -88,6 +88,8 @@ int ui_theme_select(ui_state *ui, const char *name, char *why, size_t whylen);
 void ui_status(ui_state *ui, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes text clipped to w columns at (y, x) in role; returns columns used. */
 int ui_put(ui_state *ui, WINDOW *w, int y, int x, int width, qt_ui_role role, const char *s);
+/* As ui_put, but text that does not fit ends in an ellipsis (free text). */
+int ui_put_ell(ui_state *ui, WINDOW *w, int y, int x, int width, qt_ui_role role, const char *s);
 int ui_putf(ui_state *ui, WINDOW *w, int y, int x, int width, qt_ui_role role, const char *fmt,
             ...) __attribute__((format(printf, 7, 8)));
 /* Fills a whole line of w with spaces in role. */

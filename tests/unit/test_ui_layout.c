@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quotatop/ui.h"
@@ -303,4 +304,200 @@ Test(ui_layout, scroll_keeps_selection_visible)
                 }
     cr_assert_eq(qt_ui_scroll(5, 6, 20, 4), 5, "a visible selection keeps the top");
     cr_assert_eq(qt_ui_scroll(3, 0, 0, 4), 0);
+}
+
+/* ---- columns and cells: no shown number differs from its value ----------- */
+
+/* Parses a count as the dashboard shows it ("999", "1.2k", "32k", "4.5M",
+ * "2G"); *tol gets half a unit of its last digit. Returns 0 on garbage. */
+static int parse_count(const char *s, double *v, double *tol)
+{
+    char *end;
+    double x = strtod(s, &end);
+    if (end == s)
+        return 0;
+    double mul = 1;
+    if (*end == 'k')
+        mul = 1e3;
+    else if (*end == 'M')
+        mul = 1e6;
+    else if (*end == 'G')
+        mul = 1e9;
+    if (mul > 1)
+        end++;
+    if (*end)
+        return 0;
+    const char *dot = strchr(s, '.');
+    double unit = 1;
+    if (dot)
+        for (const char *p = dot + 1; *p >= '0' && *p <= '9'; p++)
+            unit /= 10;
+    *v = x * mul;
+    *tol = unit * mul / 2 + 1e-9;
+    return 1;
+}
+
+static void assert_count_is(const char *shown, double value, const char *what)
+{
+    double v, tol;
+    cr_assert(parse_count(shown, &v, &tol), "%s: \"%s\" is not a number", what, shown);
+    cr_assert(fabs(v - value) <= tol, "%s: shows \"%s\" for %.0f", what, shown, value);
+}
+
+/* A pair cell: "used/limit" (both right) or the share "NN%" or nothing. */
+static void assert_pair_is(const char *shown, double used, double limit, int width, const char *what)
+{
+    cr_assert((int)strlen(shown) <= width, "%s: \"%s\" wider than %d", what, shown, width);
+    if (!*shown)
+        return;
+    const char *slash = strchr(shown, '/');
+    if (slash) {
+        char a[32];
+        snprintf(a, sizeof a, "%.*s", (int)(slash - shown), shown);
+        assert_count_is(a, used, what);
+        if (strcmp(slash + 1, "-"))
+            assert_count_is(slash + 1, limit, what);
+        return;
+    }
+    cr_assert(shown[strlen(shown) - 1] == '%', "%s: \"%s\" is neither a pair nor a share", what, shown);
+    if (shown[0] == '>')
+        cr_assert(100.0 * used / limit > atoi(shown + 1), "%s: \"%s\"", what, shown);
+    else
+        cr_assert_eq(atoi(shown), (int)floor(100.0 * used / limit + 0.5), "%s: \"%s\"", what, shown);
+}
+
+static void assert_columns_fit(const qt_ui_col *c, int n, int width, const char *what)
+{
+    int last_end = 0;
+    for (int i = 0; i < n; i++) {
+        if (!c[i].w)
+            continue;
+        cr_assert(c[i].w >= c[i].min, "%s w%d: column %s %d < min %d", what, width, c[i].name, c[i].w,
+                  c[i].min);
+        cr_assert(c[i].x >= last_end, "%s w%d: column %s overlaps", what, width, c[i].name);
+        cr_assert(c[i].x + c[i].w <= width, "%s w%d: column %s past the edge", what, width, c[i].name);
+        last_end = c[i].x + c[i].w + 1;
+    }
+    /* a column is only dropped when every shown one is at least as important */
+    for (int i = 0; i < n; i++)
+        if (!c[i].w)
+            for (int j = 0; j < n; j++)
+                cr_assert(!c[j].w || c[j].drop <= c[i].drop, "%s w%d: %s dropped before %s", what,
+                          width, c[i].name, c[j].name);
+}
+
+static const double sample_counts[] = { 0, 6, 50, 108, 360, 999, 1000, 1234, 9949, 9950, 21000,
+                                        32000, 135000, 999499, 999500, 4.5e6, 1.2e8, 3.4e9 };
+
+static void check_cells_at(int width, const char *what, const qt_ui_col *c, int num_col, int pair)
+{
+    const qt_ui_col *col = &c[num_col];
+    if (!col->w)
+        return;
+    int tw = pair ? (col->w < 10 ? col->w : 10) - 1 : col->w;   /* room left by a "*" mark */
+    char buf[64], name[96];
+    for (size_t i = 0; i < sizeof sample_counts / sizeof sample_counts[0]; i++) {
+        double v = sample_counts[i];
+        snprintf(name, sizeof name, "%s col %s width %d value %.0f", what, col->name, width, v);
+        if (pair) {
+            for (size_t j = 1; j < sizeof sample_counts / sizeof sample_counts[0]; j++) {
+                qt_ui_fmt_pair(v, sample_counts[j], tw, buf, sizeof buf);
+                cr_assert(buf[0], "%s: a pair column shows nothing", name);
+                assert_pair_is(buf, v, sample_counts[j], tw, name);
+            }
+        } else {
+            qt_ui_fmt_fit(v, col->w, buf, sizeof buf);
+            cr_assert(buf[0], "%s: nothing fits", name);
+            assert_count_is(buf, v, name);
+        }
+    }
+}
+
+Test(ui_layout, no_shown_number_differs_from_its_value_at_any_size)
+{
+    for (int cols = 60; cols <= 240; cols++)
+        for (int rows = 15; rows <= 70; rows += (rows < 30 ? 1 : 7)) {
+            qt_ui_layout l;
+            qt_ui_layout_compute(cols, rows, &demo_in, &l);
+            qt_ui_col lc[QT_UI_LC__COUNT], jc[QT_UI_JC__COUNT], wc[QT_UI_WC__COUNT];
+            int lw = l.r[QT_PANEL_LIMITS].w, jw = l.r[QT_PANEL_QUEUE].w - 2, ww = l.r[QT_PANEL_WORKFLOWS].w;
+            cr_assert(lw > 0 && jw > 0 && ww > 0, "%dx%d: a table panel is missing", cols, rows);
+            qt_ui_limits_columns(lw, lc);
+            qt_ui_jobs_columns(jw, jc);
+            qt_ui_wf_columns(ww, wc);
+            assert_columns_fit(lc, QT_UI_LC__COUNT, lw, "LIMITS");
+            assert_columns_fit(jc, QT_UI_JC__COUNT, jw, "JOBS");
+            assert_columns_fit(wc, QT_UI_WC__COUNT, ww, "WORKFLOWS");
+            cr_assert(lc[QT_UI_LC_RPM].w && lc[QT_UI_LC_TPM].w, "%dx%d: RPM/TPM dropped", cols, rows);
+            cr_assert(jc[QT_UI_JC_ID].w && jc[QT_UI_JC_STATE].w, "%dx%d: job id/state dropped", cols, rows);
+            check_cells_at(lw, "LIMITS", lc, QT_UI_LC_RPM, 1);
+            check_cells_at(lw, "LIMITS", lc, QT_UI_LC_TPM, 1);
+            check_cells_at(lw, "LIMITS", lc, QT_UI_LC_429, 0);
+            check_cells_at(lw, "LIMITS", lc, QT_UI_LC_ERR, 0);
+            check_cells_at(jw, "JOBS", jc, QT_UI_JC_EST, 0);
+            check_cells_at(ww, "WORKFLOWS", wc, QT_UI_WC_CALLS, 0);
+            check_cells_at(ww, "WORKFLOWS", wc, QT_UI_WC_TOKENS, 0);
+            check_cells_at(ww, "WORKFLOWS", wc, QT_UI_WC_QUEUE, 0);
+        }
+}
+
+Test(ui_layout, the_issue_examples_are_never_cut)
+{
+    char buf[32];
+    /* 60x15 showed "50/10", "6/36" and "21k/32": each pair is whole or not at all */
+    struct { double u, l; const char *want; } ex[] = { { 50, 108, "50/108" }, { 6, 360, "6/360" },
+                                                       { 21000, 32000, "21k/32k" } };
+    for (size_t i = 0; i < 3; i++)
+        for (int w = 1; w <= 12; w++) {
+            qt_ui_fmt_pair(ex[i].u, ex[i].l, w, buf, sizeof buf);
+            if (w >= (int)strlen(ex[i].want))
+                cr_assert_str_eq(buf, ex[i].want, "width %d", w);
+            else
+                assert_pair_is(buf, ex[i].u, ex[i].l, w, ex[i].want);
+        }
+}
+
+Test(ui_layout, usd_cells_round_never_cut)
+{
+    char buf[32];
+    double vals[] = { 0, 0.0347, 1.5, 12.3456, 1234.5678, 98765.4321 };
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+        for (int w = 1; w <= 10; w++) {
+            int n = qt_ui_fmt_usd(vals[i], w, buf, sizeof buf);
+            cr_assert(n <= w);
+            if (!n)
+                continue;
+            double v, tol;
+            if (parse_count(buf, &v, &tol))
+                cr_assert(fabs(v - vals[i]) <= tol + 1e-6, "%g at width %d shows %s", vals[i], w, buf);
+            else
+                cr_assert_fail("%g at width %d shows %s", vals[i], w, buf);
+        }
+}
+
+Test(ui_layout, ids_stay_telling_apart_when_narrow)
+{
+    char a[64], b[64], id1[64], id2[64];
+    for (int w = 7; w <= 24; w++)
+        for (int i = 0; i < 1000; i += 7) {
+            snprintf(id1, sizeof id1, "batch-2026-12-01-job-%06d", i);
+            snprintf(id2, sizeof id2, "batch-2026-12-01-job-%06d", i + 1);
+            qt_ui_fit_id(id1, w, a, sizeof a);
+            qt_ui_fit_id(id2, w, b, sizeof b);
+            cr_assert((int)strlen(a) <= w, "width %d: %s", w, a);
+            cr_assert_str_neq(a, b, "width %d: %s and %s both show as %s", w, id1, id2, a);
+        }
+    qt_ui_fit_id("j12", 7, a, sizeof a);
+    cr_assert_str_eq(a, "j12");
+}
+
+Test(ui_layout, columns_drop_whole_by_priority)
+{
+    qt_ui_col c[QT_UI_LC__COUNT];
+    qt_ui_limits_columns(200, c);
+    for (int i = 0; i < QT_UI_LC__COUNT; i++)
+        cr_assert(c[i].w > 0, "200 columns: %s hidden", c[i].name);
+    qt_ui_limits_columns(60, c);
+    cr_assert_eq(c[QT_UI_LC_LAT].w, 0, "60 columns drop p50/p95 first");
+    cr_assert(c[QT_UI_LC_NAME].w >= 14 && c[QT_UI_LC_RPM].w >= 9);
 }
