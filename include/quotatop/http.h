@@ -8,7 +8,12 @@
  * proxy settings to libcurl's defaults (http_proxy, https_proxy, no_proxy
  * from the environment).
  *
- * Thread-safety: a qt_http belongs to one thread (one per worker).
+ * qt_http_multi (at the end) is the event-loop client: many transfers at
+ * once on one qt_loop through libcurl's multi interface, with the same
+ * response struct and transport classification.
+ *
+ * Thread-safety: a qt_http belongs to one thread (one per worker); a
+ * qt_http_multi and its transfers belong to its loop's thread.
  * qt_http_global_init() must run once, before any thread creates a handle;
  * qt_http_global_cleanup() once, after every handle is freed.
  */
@@ -19,6 +24,7 @@
 #include <stdint.h>
 
 #include "quotatop/common.h"
+#include "quotatop/loop.h"
 
 /* One response header. Names keep the case the server sent; compare them
  * case-insensitively. */
@@ -98,5 +104,68 @@ void qt_http_set_abort(qt_http *h, int (*should_abort)(void *ud), void *ud);
 
 /* Frees what resp holds and zeroes it. Accepts NULL and a zeroed struct. */
 void qt_http_response_free(qt_http_response *resp);
+
+/* ---- the event-loop client (src/upstream/http_multi.c) ----
+ *
+ * One qt_http_multi per qt_loop, driving libcurl's multi interface from the
+ * loop: curl's sockets become qt_loop_io_watch watches and curl's one timeout
+ * a qt_loop timer, so thousands of transfers are in flight on one thread.
+ * Connections are kept alive in the multi's cache and reused by later
+ * transfers to the same host; any number of connections per host is
+ * allowed, and the cache keeps up to QT_HTTP_MULTI_MAX_CONNECTS idle ones.
+ * Every handle sets CURLOPT_NOSIGNAL. Use it with a live loop: a manual
+ * clock does not drive sockets (use a fake transport in virtual time). */
+
+typedef struct qt_http_multi qt_http_multi;   /* one per loop; loop thread only */
+typedef struct qt_http_xfer qt_http_xfer;
+
+/* Called exactly once per transfer, on the loop thread, when it completes,
+ * fails, times out or is aborted. resp points to storage that is valid only
+ * during the call; its contents (headers, body) belong to the callee, who
+ * frees them with qt_http_response_free(resp) before returning, or copies
+ * the struct (*resp) to keep them and frees the copy later. The transfer's
+ * handle is invalid from the moment on_done starts. */
+typedef void (*qt_http_on_done)(void *ud, qt_http_response *resp);
+
+#define QT_HTTP_MULTI_MAX_CONNECTS 10000   /* idle connections kept, by default */
+
+/* Returns a client driven by l (which must outlive it), or NULL when out of
+ * memory or libcurl fails. qt_http_global_init must have run. */
+qt_http_multi *qt_http_multi_new(qt_loop *l);
+/* Aborts every transfer still running (each on_done runs with
+ * QT_HTTP_ABORTED before this returns; they may not start new ones), closes
+ * the connections and frees the client. Not from inside one of its own
+ * callbacks. Accepts NULL. */
+void qt_http_multi_free(qt_http_multi *m);
+
+/* Starts POSTing body (len bytes) to url with the header lines ("Name:
+ * value"; never logged). Headers and body are copied, so the caller may free
+ * them at once. timeout_ms bounds the whole transfer (0 = no limit;
+ * QT_HTTP_TIMEOUT when it passes). on_data NULL buffers the whole body into
+ * resp->body; otherwise a 2xx body goes to on_data as it arrives (a nonzero
+ * return aborts the transfer: QT_HTTP_ABORTED) and a non-2xx body is still
+ * buffered into resp->body for the error parser. on_done runs exactly once,
+ * later (never from inside this call). May be called from any callback on
+ * the loop thread, on_data and on_done included.
+ * Returns the transfer's handle, valid until on_done starts; NULL only when
+ * out of memory, or when m, url or on_done is NULL or body is NULL with
+ * len > 0 (then nothing is called). */
+qt_http_xfer *qt_http_multi_post(qt_http_multi *m, const char *url,
+                                 const char *const *header_lines, size_t n_headers,
+                                 const char *body, size_t len, int timeout_ms,
+                                 qt_http_on_data on_data, qt_http_on_done on_done, void *ud);
+
+/* Stops a transfer at any point: on_done runs with transport QT_HTTP_ABORTED
+ * (at once, or, when called from inside one of m's on_data callbacks, as soon
+ * as libcurl returns to the loop; no more on_data calls either way). x must
+ * be a handle whose on_done has not started. Accepts NULL. */
+void qt_http_multi_abort(qt_http_multi *m, qt_http_xfer *x);
+
+/* Transfers started and not yet done (on_done not yet run). */
+size_t qt_http_multi_active(const qt_http_multi *m);
+
+/* Idle connections the cache keeps (CURLMOPT_MAXCONNECTS; default
+ * QT_HTTP_MULTI_MAX_CONNECTS). Raise it with the concurrency you run. */
+void qt_http_multi_set_max_connects(qt_http_multi *m, long n);
 
 #endif /* QT_HTTP_H */

@@ -1,0 +1,351 @@
+/* http_multi.c: the event-loop HTTP client (see include/quotatop/http.h).
+ *
+ * DESIGN. libcurl's multi interface in its "multi_socket" form, as curl's
+ * ephiperfifo example drives it, with a qt_loop instead of raw epoll:
+ * - CURLMOPT_SOCKETFUNCTION: curl says which sockets it wants watched for
+ *   what; each becomes (or stops being) a qt_loop_io_watch whose callback
+ *   calls curl_multi_socket_action(fd, what is ready);
+ * - CURLMOPT_TIMERFUNCTION: curl keeps one timeout; it becomes one qt_loop
+ *   timer (replaced on every change) whose callback calls
+ *   curl_multi_socket_action(CURL_SOCKET_TIMEOUT). A timeout of 0 is a
+ *   timer at "now", so curl is never re-entered from its own callback;
+ * - after every socket_action, curl_multi_info_read reports the finished
+ *   transfers: each is removed from the multi, classified (http_call.c,
+ *   shared with the blocking client) and handed to its on_done.
+ * The connection cache and DNS cache live in the multi handle, so every
+ * transfer reuses idle connections whatever easy handle carries it; easy
+ * handles themselves are recycled through a small pool.
+ *
+ * Re-entrancy. libcurl refuses to add or remove handles from inside its own
+ * callbacks, and on_data runs inside curl_multi_socket_action. So while m is
+ * inside curl (in_curl), qt_http_multi_post only queues the new transfer
+ * (pending list) and qt_http_multi_abort only marks it (the write callback
+ * then refuses more data); both are carried out as soon as socket_action
+ * returns, in after_curl(). on_done always runs outside curl, so it may
+ * post and abort freely.
+ */
+#include "quotatop/http.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_int.h"
+
+#define POOL_MAX 256   /* idle easy handles kept for reuse */
+
+struct qt_http_xfer {
+    qt_http_multi *m;
+    CURL *easy;
+    http_call call;
+    qt_http_response resp;
+    char *body;                 /* our copy of the request body */
+    qt_http_on_done on_done;
+    void *ud;
+    qt_http_xfer *prev, *next;  /* m->xfers: every transfer not yet done */
+    qt_http_xfer *pending_next; /* m->pending: posted from inside curl, not yet added */
+    bool added;                 /* curl_multi_add_handle done */
+    bool abort_asked;           /* abort requested from inside curl */
+};
+
+struct qt_http_multi {
+    qt_loop *loop;
+    CURLM *multi;
+    qt_timer *timer;            /* curl's timeout, NULL when none */
+    int in_curl;                /* > 0 while inside curl_multi_socket_action */
+    bool closing;               /* qt_http_multi_free is running */
+    qt_http_xfer *xfers;        /* doubly linked, every transfer not yet done */
+    size_t n_xfers;
+    qt_http_xfer *pending, *pending_tail;
+    size_t n_abort_asked;
+    CURL *pool[POOL_MAX];
+    size_t n_pool;
+};
+
+size_t qt_http_multi_active(const qt_http_multi *m) { return m ? m->n_xfers : 0; }
+
+void qt_http_multi_set_max_connects(qt_http_multi *m, long n)
+{
+    if (m && n > 0)
+        curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, n);
+}
+
+/* ---- curl's sockets and timer on the loop ---- */
+
+static void after_curl(qt_http_multi *m);
+
+static void action(qt_http_multi *m, curl_socket_t s, int ev)
+{
+    int running = 0;
+    m->in_curl++;
+    curl_multi_socket_action(m->multi, s, ev, &running);
+    m->in_curl--;
+    after_curl(m);
+}
+
+static void on_io(void *ud, int fd, unsigned events)
+{
+    int ev = (events & QT_LOOP_READ ? CURL_CSELECT_IN : 0) |
+             (events & QT_LOOP_WRITE ? CURL_CSELECT_OUT : 0) |
+             (events & QT_LOOP_ERROR ? CURL_CSELECT_ERR : 0);
+    action(ud, fd, ev);
+}
+
+static void on_timer(void *ud)
+{
+    qt_http_multi *m = ud;
+    m->timer = NULL;   /* the loop freed it */
+    action(m, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch s for what curl asks (or stop). */
+static int socket_cb(CURL *e, curl_socket_t s, int what, void *ud, void *socketp)
+{
+    qt_http_multi *m = ud;
+    (void)e;
+    (void)socketp;
+    unsigned events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= QT_LOOP_READ;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= QT_LOOP_WRITE;
+    /* CURL_POLL_REMOVE (and NONE) leave events 0: remove the watch. */
+    return qt_loop_io_watch(m->loop, s, events, on_io, m) == QT_OK ? 0 : -1;
+}
+
+/* CURLMOPT_TIMERFUNCTION: one timer, replaced on every change; -1 = none. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *ud)
+{
+    qt_http_multi *m = ud;
+    (void)multi;
+    qt_loop_timer_cancel(m->loop, m->timer);
+    m->timer = NULL;
+    if (timeout_ms < 0)
+        return 0;
+    m->timer = qt_loop_timer_add(m->loop, qt_loop_now_ms(m->loop) + (uint64_t)timeout_ms,
+                                 on_timer, m);
+    return m->timer ? 0 : -1;
+}
+
+qt_http_multi *qt_http_multi_new(qt_loop *l)
+{
+    if (l == NULL)
+        return NULL;
+    qt_http_multi *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->loop = l;
+    m->multi = curl_multi_init();
+    if (m->multi == NULL) {
+        free(m);
+        return NULL;
+    }
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);    /* unlimited */
+    curl_multi_setopt(m->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);   /* unlimited */
+    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)QT_HTTP_MULTI_MAX_CONNECTS);
+    return m;
+}
+
+/* ---- transfers ---- */
+
+static CURL *easy_get(qt_http_multi *m)
+{
+    if (m->n_pool > 0) {
+        CURL *e = m->pool[--m->n_pool];
+        curl_easy_reset(e);
+        return e;
+    }
+    return curl_easy_init();
+}
+
+static void easy_put(qt_http_multi *m, CURL *e)
+{
+    if (m->n_pool < POOL_MAX)
+        m->pool[m->n_pool++] = e;
+    else
+        curl_easy_cleanup(e);
+}
+
+static void unlink_xfer(qt_http_multi *m, qt_http_xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        m->xfers = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    m->n_xfers--;
+}
+
+static void free_xfer(qt_http_xfer *x)
+{
+    free(x->body);
+    free(x);
+}
+
+/* Ends x: takes it out of curl and of m, fills its response from rc (an
+ * abort wins over whatever curl said), hands it to on_done, frees x. */
+static void finish(qt_http_multi *m, qt_http_xfer *x, CURLcode rc, bool aborted)
+{
+    if (x->added)
+        curl_multi_remove_handle(m->multi, x->easy);
+    if (x->abort_asked)
+        m->n_abort_asked--;
+    unlink_xfer(m, x);
+    if (aborted)
+        x->call.aborted = true;
+    if (http_call_finish(&x->call, x->easy, aborted ? CURLE_ABORTED_BY_CALLBACK : rc) != QT_OK) {
+        x->resp.transport = QT_HTTP_OTHER;
+        snprintf(x->resp.error, sizeof x->resp.error, "out of memory reading the response");
+    }
+    if (aborted) {
+        x->resp.transport = QT_HTTP_ABORTED;
+        snprintf(x->resp.error, sizeof x->resp.error, "aborted");
+    }
+    easy_put(m, x->easy);
+    x->on_done(x->ud, &x->resp);
+    free_xfer(x);
+}
+
+/* Adds x to curl. On failure (out of memory inside curl) x is finished as
+ * a transport failure. */
+static void add_now(qt_http_multi *m, qt_http_xfer *x)
+{
+    CURLMcode rc = curl_multi_add_handle(m->multi, x->easy);
+    if (rc == CURLM_OK) {
+        x->added = true;
+        return;
+    }
+    snprintf(x->call.errbuf, sizeof x->call.errbuf, "curl_multi_add_handle: %s",
+             curl_multi_strerror(rc));
+    finish(m, x, CURLE_FAILED_INIT, false);
+}
+
+/* Reports finished transfers, then carries out what was asked from inside
+ * curl: aborts first (a transfer aborted before it was added is never
+ * added), then the queued additions. */
+static void after_curl(qt_http_multi *m)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        qt_http_xfer *x = NULL;
+        CURLcode rc = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        if (x)
+            finish(m, x, rc, x->abort_asked);
+    }
+    while (m->n_abort_asked > 0) {
+        qt_http_xfer *x = m->xfers;
+        while (x && !x->abort_asked)
+            x = x->next;
+        if (x == NULL)
+            break;
+        finish(m, x, CURLE_OK, true);
+    }
+    while (m->pending) {
+        qt_http_xfer *x = m->pending;
+        m->pending = x->pending_next;
+        if (m->pending == NULL)
+            m->pending_tail = NULL;
+        add_now(m, x);
+    }
+}
+
+qt_http_xfer *qt_http_multi_post(qt_http_multi *m, const char *url,
+                                 const char *const *header_lines, size_t n_headers,
+                                 const char *body, size_t len, int timeout_ms,
+                                 qt_http_on_data on_data, qt_http_on_done on_done, void *ud)
+{
+    if (m == NULL || url == NULL || on_done == NULL || (body == NULL && len > 0) || m->closing)
+        return NULL;
+    qt_http_xfer *x = calloc(1, sizeof *x);
+    if (x == NULL)
+        return NULL;
+    x->body = malloc(len + 1);
+    x->easy = x->body ? easy_get(m) : NULL;
+    if (x->easy == NULL ||
+        http_call_init(&x->call, &x->resp, header_lines, n_headers, on_data, ud) != QT_OK) {
+        if (x->easy)
+            easy_put(m, x->easy);
+        qt_http_response_free(&x->resp);
+        free_xfer(x);
+        return NULL;
+    }
+    if (len > 0)
+        memcpy(x->body, body, len);
+    x->body[len] = '\0';
+    http_call_setopts(&x->call, x->easy, url, x->body, len, timeout_ms);
+    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x);
+    x->m = m;
+    x->on_done = on_done;
+    x->ud = ud;
+    x->next = m->xfers;
+    if (m->xfers)
+        m->xfers->prev = x;
+    m->xfers = x;
+    m->n_xfers++;
+    if (m->in_curl) {
+        if (m->pending_tail)
+            m->pending_tail->pending_next = x;
+        else
+            m->pending = x;
+        m->pending_tail = x;
+    } else {
+        add_now(m, x);   /* curl answers through timer_cb: it starts on the loop */
+    }
+    return x;
+}
+
+static void drop_pending(qt_http_multi *m, qt_http_xfer *x)
+{
+    qt_http_xfer **pp = &m->pending, *prev = NULL;
+    while (*pp && *pp != x) {
+        prev = *pp;
+        pp = &(*pp)->pending_next;
+    }
+    if (*pp == NULL)
+        return;
+    *pp = x->pending_next;
+    if (m->pending_tail == x)
+        m->pending_tail = prev;
+}
+
+void qt_http_multi_abort(qt_http_multi *m, qt_http_xfer *x)
+{
+    if (m == NULL || x == NULL)
+        return;
+    if (!x->added)
+        drop_pending(m, x);   /* never reached curl: nothing to ask it */
+    if (m->in_curl && x->added) {
+        if (!x->abort_asked) {
+            x->abort_asked = true;
+            x->call.aborted = true;   /* the write callback refuses more data */
+            m->n_abort_asked++;
+        }
+        return;
+    }
+    finish(m, x, CURLE_OK, true);
+}
+
+void qt_http_multi_free(qt_http_multi *m)
+{
+    if (m == NULL)
+        return;
+    m->closing = true;   /* on_done callbacks below cannot start new transfers */
+    m->pending = m->pending_tail = NULL;
+    while (m->xfers)
+        finish(m, m->xfers, CURLE_OK, true);
+    for (size_t i = 0; i < m->n_pool; i++)
+        curl_easy_cleanup(m->pool[i]);
+    curl_multi_cleanup(m->multi);   /* closes the cached connections (socket_cb removes watches) */
+    qt_loop_timer_cancel(m->loop, m->timer);
+    free(m);
+}
