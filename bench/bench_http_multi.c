@@ -1,0 +1,142 @@
+/* bench_http_multi.c: requests per second of qt_http_multi (one loop thread,
+ * 32 transfers kept in flight) against a zero-latency mock, next to wrk
+ * straight to the same mock with the same concurrency, in the same run, as a
+ * ratio (these machines are shared and noisy: absolute figures mean little).
+ *
+ *   build/bench/bench_http_multi [SECONDS] [CONCURRENCY]    (default 5, 32)
+ *
+ * The mock runs in this process (qt_mock_start, the server `quotatop mock`
+ * runs); wrk (apt-get install wrk) runs as a child with -t2. Without wrk
+ * only the qt_http_multi figure is printed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "quotatop/http.h"
+#include "quotatop/loop.h"
+#include "quotatop/mock.h"
+
+#define BODY "{\"model\":\"bench\",\"max_tokens\":16,\"messages\":[{\"role\":\"user\"," \
+             "\"content\":\"Say hello in five words.\"}]}"
+
+typedef struct {
+    qt_loop *loop;
+    qt_http_multi *hm;
+    const char *url;
+    uint64_t end_ms;
+    long ok, bad, in_flight;
+} bench;
+
+static const char *const hdrs[] = {"Content-Type: application/json"};
+
+static void on_done(void *ud, qt_http_response *resp);
+
+static void start_one(bench *b)
+{
+    if (qt_http_multi_post(b->hm, b->url, hdrs, 1, BODY, strlen(BODY), 10000, NULL, on_done, b))
+        b->in_flight++;
+}
+
+static void on_done(void *ud, qt_http_response *resp)
+{
+    bench *b = ud;
+    b->in_flight--;
+    if (resp->transport == QT_HTTP_OK && resp->status == 200)
+        b->ok++;
+    else
+        b->bad++;
+    qt_http_response_free(resp);
+    if (qt_loop_now_ms(b->loop) < b->end_ms)
+        start_one(b);
+    else if (b->in_flight == 0)
+        qt_loop_stop(b->loop);
+}
+
+static double run_multi(const char *url, int secs, int conc, long *bad)
+{
+    bench b = {.url = url};
+    b.loop = qt_loop_new(NULL);
+    b.hm = qt_http_multi_new(b.loop);
+    if (!b.loop || !b.hm) {
+        fprintf(stderr, "bench_http_multi: cannot create the loop\n");
+        exit(1);
+    }
+    uint64_t t0 = qt_loop_now_ms(b.loop);
+    b.end_ms = t0 + (uint64_t)secs * 1000;
+    for (int i = 0; i < conc; i++)
+        start_one(&b);
+    qt_loop_run(b.loop);
+    uint64_t took = qt_loop_now_ms(b.loop) - t0;
+    qt_http_multi_free(b.hm);
+    qt_loop_free(b.loop);
+    *bad = b.bad;
+    return took ? (double)b.ok * 1000.0 / (double)took : 0;
+}
+
+/* Runs wrk against url; returns its Requests/sec, or -1 without wrk. */
+static double run_wrk(const char *url, int secs, int conc)
+{
+    if (system("command -v wrk >/dev/null 2>&1") != 0)
+        return -1;
+    char lua[] = "/tmp/qt-bench-XXXXXX";
+    int fd = mkstemp(lua);
+    if (fd < 0)
+        return -1;
+    const char *script = "wrk.method = \"POST\"\n"
+                         "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+                         "wrk.body = '" BODY "'\n";
+    ssize_t w = write(fd, script, strlen(script));
+    close(fd);
+    if (w < 0)
+        return -1;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "wrk -t2 -c%d -d%ds -s %s %s 2>&1", conc, secs, lua, url);
+    FILE *p = popen(cmd, "r");
+    double rps = -1;
+    char line[256];
+    while (p && fgets(line, sizeof line, p))
+        if (!strncmp(line, "Requests/sec:", 13))
+            rps = atof(line + 13);
+    if (p)
+        pclose(p);
+    unlink(lua);
+    return rps;
+}
+
+int main(int argc, char **argv)
+{
+    int secs = argc > 1 ? atoi(argv[1]) : 5;
+    int conc = argc > 2 ? atoi(argv[2]) : 32;
+    if (secs < 1 || secs > 600 || conc < 1 || conc > 10000) {
+        fprintf(stderr, "usage: bench_http_multi [SECONDS 1..600] [CONCURRENCY 1..10000]\n");
+        return 2;
+    }
+    if (qt_http_global_init() != QT_OK)
+        return 1;
+    qt_mock_opts o;
+    qt_mock_opts_init(&o);
+    char err[256] = "";
+    qt_mock *m = qt_mock_start(&o, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "bench_http_multi: mock: %s\n", err);
+        return 1;
+    }
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", qt_mock_port(m));
+    double wrk = run_wrk(url, secs, conc);
+    long bad = 0;
+    double multi = run_multi(url, secs, conc, &bad);
+    printf("http_multi vs wrk: %d in flight, zero-latency mock, %d s each\n", conc, secs);
+    if (wrk > 0)
+        printf("  wrk          %10.0f req/s\n", wrk);
+    else
+        printf("  wrk          not found (apt-get install wrk): no ratio\n");
+    printf("  qt_http_multi%10.0f req/s (failed: %ld)\n", multi, bad);
+    if (wrk > 0)
+        printf("  ratio        %10.2f  (qt_http_multi / wrk)\n", multi / wrk);
+    qt_mock_stop(m);
+    qt_http_global_cleanup();
+    return 0;
+}
