@@ -10,25 +10,28 @@
  * chunk. Also GET /v1/models, GET /v1/models/{id}, GET /healthz and
  * GET /metrics (Prometheus text).
  *
- * libmicrohttpd runs one thread per connection: a request thread submits the
- * job and sleeps on the request's eventfd and on its socket (POLLRDHUP), so a
- * client that hangs up while queued is noticed at once and its job cancelled
- * (nothing reaches the upstream, nothing stays reserved). The engine's worker
- * thread delivers stream chunks and the result into the request (its mutex)
- * and wakes it. Slow or half-open connections are closed after idle_timeout_s
- * of silence; the timer is suspended only while quotatop itself is waiting
- * for the engine.
+ * No thread per connection: libmicrohttpd runs a small pool of epoll threads
+ * (about one per core). A request that waits for the engine (queued, waiting
+ * for a limit, on the wire) has its connection suspended, and the engine's
+ * worker that brings its result or a stream chunk resumes it; a guard
+ * thread watches suspended sockets, so a client that hangs up while queued
+ * is noticed at once and its job cancelled (nothing reaches the upstream,
+ * nothing stays reserved). Each request's headers and body have a total
+ * time budget that a client trickling bytes cannot stretch; connections
+ * silent for idle_timeout_s are closed; connections per client address can
+ * be capped. 10,000 idle connections cost a few KB each.
  *
  * Lifecycle: qt_proxy_new (checks the address and the token rule, binds
  * nothing) -> qt_engine_new with on_result = qt_proxy_on_result and
  * on_result_ud = the proxy -> qt_proxy_start (binds, serves) -> ...
  * -> qt_proxy_quiesce (no new connections) -> qt_engine_shutdown (every job
- * gets its result, which wakes its request) -> qt_proxy_stop (closes and
- * joins every connection) -> qt_engine_free -> qt_proxy_free.
+ * gets its result, which resumes its request) -> qt_proxy_stop (closes every
+ * connection) -> qt_engine_free -> qt_proxy_free.
  *
  * Thread-safety: new/start/quiesce/stop/free from one controlling thread;
- * qt_proxy_on_result from any engine worker; qt_proxy_metrics_text from any
- * thread.
+ * qt_proxy_on_result from any engine thread (it takes only the request's
+ * lock and resumes its connection: it never waits on the network);
+ * qt_proxy_metrics_text from any thread.
  */
 #ifndef QT_PROXY_H
 #define QT_PROXY_H
@@ -51,6 +54,15 @@ typedef struct {
     const char *token;           /* bearer token clients must send; NULL or "" = none.
                                     Copied. */
     unsigned idle_timeout_s;     /* a connection silent this long is closed; 0 = default */
+    unsigned headers_timeout_ms; /* total time from accept to the end of the headers
+                                    (and, on a kept-alive connection, idle timeout plus
+                                    this for the next request); 0 = 10 s */
+    unsigned body_timeout_ms;    /* total time to receive a body; 0 = 60 s */
+    unsigned max_conns_per_client; /* open connections per client address; 0 = none on
+                                    a loopback address, 256 otherwise */
+    unsigned max_connections;    /* 0 = what RLIMIT_NOFILE allows (raised to its hard
+                                    limit at start), at most 1,000,000 */
+    unsigned threads;            /* HTTP threads; 0 = one per core (at least 2) */
     int verbose;                 /* one stderr line per request (never headers or bodies) */
 } qt_proxy_opts;
 
@@ -83,7 +95,7 @@ void qt_proxy_quiesce(qt_proxy *p);
 
 /* Stops accepting, waits up to 3 s for the answers being written (the 503s
  * and stream ends that qt_engine_shutdown produced), then closes every
- * connection and joins their threads. Every submitted job must have its
+ * connection and joins the HTTP threads. Every submitted job must have its
  * result first (qt_engine_shutdown), or requests waiting for one are cut.
  * Idempotent. */
 void qt_proxy_stop(qt_proxy *p);
@@ -97,6 +109,7 @@ typedef struct {
     uint64_t rejected_queue_full, rejected_wait;   /* backpressure 429s */
     uint64_t gone_queued;        /* clients that hung up before their answer began */
     uint64_t gone_streaming;     /* clients that hung up mid-stream */
+    uint64_t cut_headers, cut_body, cut_idle; /* connections cut at their deadline */
     int64_t connections;         /* open now */
     int64_t streams;             /* event streams open now */
 } qt_proxy_stats;

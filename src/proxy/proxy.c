@@ -1,41 +1,46 @@
 /* proxy.c: the HTTP front of `quotatop serve` (see proxy.h for the contract).
  *
  * DESIGN
- * libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION),
- * so a request thread may block. A chat request goes:
+ * libmicrohttpd runs a pool of epoll threads (MHD_USE_EPOLL_INTERNAL_THREAD,
+ * MHD_OPTION_THREAD_POOL_SIZE about one per core) with
+ * MHD_ALLOW_SUSPEND_RESUME: no handler ever blocks. A chat request goes:
  *
  *   first call       route, auth, Content-Length check; early 4xx answers
  *   body calls       append to r->body (at most proxy.max_body_bytes)
  *   last call        parse -> job (id "px-N", workflow/priority from headers)
  *                    -> backpressure (queue depth, estimated wait) -> submit
- *                    -> sleep on r->efd + the socket until the result (or, for
- *                    a stream, the first chunk) arrives or the client hangs up
- *                    -> answer: JSON, an OpenAI error, or an SSE response whose
- *                    content reader sleeps the same way between chunks.
+ *                    -> suspend the connection (proxy_chat.c)
+ *   engine thread    on_result / the stream sink store the result or chunk
+ *                    under r->mu and resume the connection
+ *   call on resume   answer: JSON, an OpenAI error, or an SSE response whose
+ *                    content reader suspends again while no chunk is there.
  *
- * Ownership: a request (px_req) is reference counted: one reference for the
- * connection (dropped in notify_completed), one for the job while the engine
- * holds it (dropped at the end of qt_proxy_on_result), one for a streamed
- * response (dropped by its free callback). r->mu guards what the worker
- * thread and the connection thread share. Lock order: never call the engine
- * while holding r->mu (qt_engine_cancel and qt_engine_submit may call
- * qt_proxy_on_result on the calling thread, which takes r->mu).
+ * Ownership: a request (px_req, proxy_req.c) is reference counted: one
+ * reference for the connection (dropped in notify_completed), one for the
+ * job while the engine holds it (dropped at the end of qt_proxy_on_result),
+ * one for a streamed response (dropped by its free callback). r->mu guards
+ * what the engine's threads and the connection's thread share. Lock order:
+ * never call the engine while holding r->mu (qt_engine_cancel and
+ * qt_engine_submit may call qt_proxy_on_result on the calling thread, which
+ * takes r->mu); px->conn_mu and px->watch_mu, see proxy_conn.c.
  *
- * Disconnects: while the request thread sleeps, POLLRDHUP on the client's
- * socket says it hung up; the thread returns MHD_NO and notify_completed
- * cancels the job (queued: removed at once; held by a worker: flagged, and a
- * streamed transfer is aborted at its next byte; on_chunk also refuses).
+ * Disconnects: a suspended request's socket is watched by the guard thread
+ * (proxy_conn.c); a hang-up marks it gone and resumes it, the handler closes
+ * the connection, and notify_completed cancels the job (queued: removed at
+ * once; held by a worker: flagged, and a streamed transfer is aborted at its
+ * next byte; on_chunk also refuses).
  *
- * Timeouts: MHD_OPTION_CONNECTION_TIMEOUT closes connections that are idle
- * or trickle their request. While quotatop itself makes the client wait
- * (queue, limiter, upstream), the connection's timeout is set to 0 and
- * re-armed afterwards (re-arming from 0 restarts its timer).
+ * Timeouts: MHD_OPTION_CONNECTION_TIMEOUT closes connections that are
+ * silent; suspended connections do not time out (quotatop makes them wait).
+ * Total budgets for headers and body that trickling cannot stretch: the
+ * guard's deadlines (proxy_conn.c).
  *
- * Files: this one holds the server (setup, shutdown), routing, auth, the
- * small endpoints (models, /healthz, /metrics) and the request object;
- * proxy_chat.c holds the chat path (parse, backpressure, submit, the sleeps,
- * the engine's callbacks, the SSE reader); proxy_int.h the structs and
- * answer helpers both use; proxy_json.c and proxy_metrics.c the bodies.
+ * Files: this one holds the server (setup, shutdown), routing, auth and the
+ * small endpoints (models, /healthz, /metrics); proxy_chat.c the chat path;
+ * proxy_req.c the request object and the answer helpers; proxy_conn.c the
+ * connection table, suspend/resume and the guard; proxy_int.h their structs;
+ * proxy_json.c and proxy_metrics.c the bodies. Calls point one way: proxy.c
+ * -> proxy_chat.c -> proxy_req.c, proxy_conn.c.
  */
 #include "quotatop/proxy.h"
 
@@ -47,7 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,7 +61,6 @@
 #include "proxy_int.h"
 #include "quotatop/clock.h"
 
-#define PX_STACK_SIZE (512u * 1024)
 
 /* ------------------------------------------------------------ counters */
 
@@ -71,104 +75,11 @@ void qt_proxy_stats_get(const qt_proxy *p, qt_proxy_stats *out)
     out->rejected_wait = __atomic_load_n(&p->st.rejected_wait, __ATOMIC_RELAXED);
     out->gone_queued = __atomic_load_n(&p->st.gone_queued, __ATOMIC_RELAXED);
     out->gone_streaming = __atomic_load_n(&p->st.gone_streaming, __ATOMIC_RELAXED);
+    out->cut_headers = __atomic_load_n(&p->st.cut_headers, __ATOMIC_RELAXED);
+    out->cut_body = __atomic_load_n(&p->st.cut_body, __ATOMIC_RELAXED);
+    out->cut_idle = __atomic_load_n(&p->st.cut_idle, __ATOMIC_RELAXED);
     out->connections = __atomic_load_n(&p->st.connections, __ATOMIC_RELAXED);
     out->streams = __atomic_load_n(&p->st.streams, __ATOMIC_RELAXED);
-}
-
-/* ------------------------------------------------------------ requests */
-
-static px_req *req_new(qt_proxy *px, struct MHD_Connection *c)
-{
-    px_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (r->efd < 0) {
-        free(r);
-        return NULL;
-    }
-    r->px = px;
-    r->conn = c;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    r->sock = ci ? ci->connect_fd : -1;
-    r->refs = 1;
-    r->t0 = qt_now_ms();
-    pthread_mutex_init(&r->mu, NULL);
-    return r;
-}
-
-void px_req_unref(px_req *r)
-{
-    pthread_mutex_lock(&r->mu);
-    int left = --r->refs;
-    pthread_mutex_unlock(&r->mu);
-    if (left > 0)
-        return;
-    close(r->efd);
-    pthread_mutex_destroy(&r->mu);
-    px_buf_free(&r->body);
-    px_buf_free(&r->out);
-    free(r->error);
-    free(r->model_used);
-    free(r->openai_json);
-    free(r->content);
-    free(r);
-}
-
-/* ------------------------------------------------------------ answers */
-
-static void log_line(px_req *r, const char *method, const char *url, unsigned status)
-{
-    if (!r || !r->px->verbose)
-        return;
-    fprintf(stderr, "quotatop serve: %s %s %u %s %llums\n", method, url, status,
-            r->id[0] ? r->id : "-", (unsigned long long)(qt_now_ms() - r->t0));
-}
-
-/* Queues a JSON answer (takes ownership of body; NULL = out of memory). */
-enum MHD_Result px_answer_json(px_req *r, struct MHD_Connection *c, unsigned status, char *body,
-                               const char *const *headers)
-{
-    qt_proxy *px = r ? r->px : NULL;
-    if (!body) {
-        status = 500;
-        body = px_error_json("quotatop: out of memory", "server_error", NULL, NULL);
-        if (!body)
-            return MHD_NO;
-    }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body,
-                                                                MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
-        MHD_add_response_header(resp, headers[i], headers[i + 1]);
-    enum MHD_Result ok = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    if (ok == MHD_YES && px)
-        px_count(&px->st.responses[status < 600 ? status : 599], 1);
-    if (r)
-        r->status_sent = (int)status;
-    return ok;
-}
-
-enum MHD_Result px_answer_error(px_req *r, struct MHD_Connection *c, unsigned status,
-                                const char *type, const char *code, const char *param,
-                                const char *const *headers, const char *fmt, ...)
-{
-    char msg[700];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return px_answer_json(r, c, status, px_error_json(msg, type, param, code), headers);
-}
-
-const char *px_hdr(struct MHD_Connection *c, const char *name)
-{
-    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
 /* ------------------------------------------------------------ other endpoints */
@@ -269,7 +180,7 @@ static int answer_from_headers(px_req *r, struct MHD_Connection *c, const char *
         return 0;
     }
     r->early = ok == MHD_YES ? 1 : -1;
-    log_line(r, method, url, (unsigned)r->status_sent);
+    px_log_line(r, method, url, (unsigned)r->status_sent);
     return 1;
 }
 
@@ -287,10 +198,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     qt_proxy *px = cls;
     px_req *r = *req_cls;
     if (!r) {
-        r = req_new(px, c);
+        r = px_req_new(px, c);
         if (!r)
             return MHD_NO;
         *req_cls = r;
+        if (r->pc) {
+            pthread_mutex_lock(&px->conn_mu);
+            r->pc->req = r;
+            pthread_mutex_unlock(&px->conn_mu);
+        }
+        px_conn_phase(px, r->pc, has_body(c) ? PC_BODY : PC_NONE);
         r->route = route_of(url, &r->model_path);
         /* With a body coming, answer before reading it (MHD then closes
          * the connection); without one, answer at the last call so the
@@ -312,8 +229,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->waiting)
+        return px_chat_resume(r, c);   /* the engine (or a hang-up) resumed it */
     if (r->early)
         return MHD_YES;   /* already answered at the first call */
+    px_conn_phase(px, r->pc, PC_NONE);
     if (answer_from_headers(r, c, method, url))
         return r->early > 0 ? MHD_YES : MHD_NO;
     enum MHD_Result ok;
@@ -340,7 +260,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     default:
         ok = MHD_NO;
     }
-    log_line(r, method, url, (unsigned)r->status_sent);
+    px_log_line(r, method, url, (unsigned)r->status_sent);
     return ok;
 }
 
@@ -353,6 +273,13 @@ static void notify_completed(void *cls, struct MHD_Connection *c, void **req_cls
     if (!r)
         return;
     *req_cls = NULL;
+    px_unwatch(r);
+    if (r->pc) {
+        pthread_mutex_lock(&px->conn_mu);
+        r->pc->req = NULL;
+        pthread_mutex_unlock(&px->conn_mu);
+        px_conn_phase(px, r->pc, PC_IDLE);
+    }
     pthread_mutex_lock(&r->mu);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         r->client_gone = 1;
@@ -368,15 +295,6 @@ static void notify_completed(void *cls, struct MHD_Connection *c, void **req_cls
     if (r->submitted)
         px_gauge(&px->answering, -1);
     px_req_unref(r);
-}
-
-static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
-                              enum MHD_ConnectionNotificationCode code)
-{
-    (void)c;
-    (void)socket_ctx;
-    qt_proxy *px = cls;
-    px_gauge(&px->st.connections, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -402,7 +320,15 @@ qt_proxy *qt_proxy_new(const qt_proxy_opts *o, char *err, size_t errlen)
     }
     px->cfg = o->cfg;
     px->listen_fd = -1;
+    px->guard_ep = -1;
     px->idle_timeout_s = o->idle_timeout_s ? o->idle_timeout_s : QT_PROXY_IDLE_TIMEOUT_S;
+    px->headers_ms = o->headers_timeout_ms ? o->headers_timeout_ms : 10000;
+    px->body_ms = o->body_timeout_ms ? o->body_timeout_ms : 60000;
+    px->per_ip_limit = o->max_conns_per_client;
+    px->conn_limit = o->max_connections;
+    px->threads = o->threads;
+    pthread_mutex_init(&px->conn_mu, NULL);
+    pthread_mutex_init(&px->watch_mu, NULL);
     px->verbose = o->verbose;
     snprintf(px->listen, sizeof px->listen, "%s", listen ? listen : "127.0.0.1:8787");
     if (o->token && *o->token && !(px->token = strdup(o->token))) {
@@ -416,6 +342,8 @@ qt_proxy *qt_proxy_new(const qt_proxy_opts *o, char *err, size_t errlen)
         qt_proxy_free(px);
         return NULL;
     }
+    if (!px->per_ip_limit && !px->loopback)
+        px->per_ip_limit = 256;
     if (!px->loopback && !px->token) {
         snprintf(err, errlen,
                  "refusing to listen on %s (not a loopback address) without a token: set "
@@ -427,14 +355,42 @@ qt_proxy *qt_proxy_new(const qt_proxy_opts *o, char *err, size_t errlen)
     return px;
 }
 
+/* Raises the soft RLIMIT_NOFILE to the hard limit and returns how many
+ * connections that leaves room for (the engine's sockets and files keep a
+ * reserve). */
+static unsigned connection_room(const qt_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return 1000;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = { rl.rlim_max, rl.rlim_max };
+        if (up.rlim_cur > (1u << 20))
+            up.rlim_cur = 1u << 20;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = up.rlim_cur;
+    }
+    uint64_t n = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : (uint64_t)rl.rlim_cur;
+    uint64_t reserve = 256 + 2 * (uint64_t)(cfg->workers > 0 ? cfg->workers : 8);
+    n = n > reserve + 64 ? n - reserve : 64;
+    return n > 1000000 ? 1000000 : (unsigned)n;
+}
+
 qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
 {
     px->engine = e;
     px->started_s = (int64_t)(qt_wall_ms() / 1000);
+    unsigned room = connection_room(px->cfg);
+    if (!px->conn_limit || px->conn_limit > room)
+        px->conn_limit = room;
+    if (!px->threads) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        px->threads = nc < 2 ? 2 : nc > 16 ? 16 : (unsigned)nc;
+    }
     int fd = socket(px->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
-        || bind(fd, (struct sockaddr *)&px->addr, px->addrlen) || listen(fd, 512)) {
+        || bind(fd, (struct sockaddr *)&px->addr, px->addrlen) || listen(fd, 4096)) {
         snprintf(err, errlen, "cannot listen on %s: %s", px->listen, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -452,26 +408,30 @@ qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
         *colon = '\0';
     snprintf(px->base_url, sizeof px->base_url, "http://%s:%d/v1", host[0] ? host : "0.0.0.0",
              px->port);
+    if (px_guard_start(px)) {
+        snprintf(err, errlen, "cannot start the connection guard: %s", strerror(errno));
+        px_guard_stop(px);
+        close(fd);
+        return QT_ERR_NOMEM;
+    }
 
-    /* One thread per connection: bounded by the queue plus what workers hold. */
-    long limit = px->cfg->proxy.max_queue + 256;
-    if (limit > 20000)
-        limit = 20000;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG
-                     | MHD_USE_ITC;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG
+                     | MHD_USE_TURBO;
     if (px->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     px->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handler, px,
                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, px,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
+                                  MHD_OPTION_THREAD_POOL_SIZE, px->threads,
                                   MHD_OPTION_CONNECTION_TIMEOUT, px->idle_timeout_s,
                                   MHD_OPTION_NOTIFY_COMPLETED, notify_completed, px,
-                                  MHD_OPTION_NOTIFY_CONNECTION, notify_connection, px,
-                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)limit,
-                                  MHD_OPTION_THREAD_STACK_SIZE, (size_t)PX_STACK_SIZE,
+                                  MHD_OPTION_NOTIFY_CONNECTION, px_conn_notify, px,
+                                  MHD_OPTION_CONNECTION_LIMIT, px->conn_limit,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, px->per_ip_limit,
                                   MHD_OPTION_END);
     if (!px->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", px->listen);
+        px_guard_stop(px);
         close(fd);
         return QT_ERR_IO;
     }
@@ -504,8 +464,15 @@ void qt_proxy_stop(qt_proxy *p)
     uint64_t deadline = qt_now_ms() + 3000;
     while (__atomic_load_n(&p->answering, __ATOMIC_RELAXED) > 0 && qt_now_ms() < deadline)
         usleep(10000);
+    /* MHD must not meet a suspended connection when it stops: whatever
+     * still waits is resumed as gone and closed. */
+    px_resume_all(p);
+    deadline = qt_now_ms() + 500;
+    while (__atomic_load_n(&p->answering, __ATOMIC_RELAXED) > 0 && qt_now_ms() < deadline)
+        usleep(5000);
     MHD_stop_daemon(p->daemon);
     p->daemon = NULL;
+    px_guard_stop(p);
 }
 
 void qt_proxy_free(qt_proxy *p)
@@ -513,9 +480,12 @@ void qt_proxy_free(qt_proxy *p)
     if (!p)
         return;
     qt_proxy_stop(p);
+    px_guard_stop(p);
     if (p->token) {
         memset(p->token, 0, strlen(p->token));
         free(p->token);
     }
+    pthread_mutex_destroy(&p->conn_mu);
+    pthread_mutex_destroy(&p->watch_mu);
     free(p);
 }

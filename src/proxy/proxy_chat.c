@@ -4,25 +4,23 @@
  * proxy.c routes a chat request here at its last handler call, with the
  * body read. px_chat validates the headers and body, builds the job,
  * applies backpressure (a bounded queue, a bounded estimated wait: 429 with
- * retry-after otherwise), submits it and sleeps in req_wait on the
- * request's eventfd and the client's socket. The engine's worker calls back
- * here: on_chunk appends SSE bytes to r->out, qt_proxy_on_result stores the
- * result (and, for a stream, the closing events); both wake the sleeper.
- * The answer is then JSON, an OpenAI error (answer_failure maps a failed
- * job to its status), or an SSE response whose reader (sse_reader) sleeps
- * the same way between chunks. Reference counting, the lock order and
- * disconnects are described in proxy.c; the request struct is in
- * proxy_int.h.
+ * retry-after otherwise), submits it and suspends the connection (no
+ * thread waits). The engine's thread calls back here: on_chunk appends SSE
+ * bytes to r->out, qt_proxy_on_result stores the result (and, for a
+ * stream, the closing events); both resume the connection under r->mu.
+ * MHD then calls the handler again (px_chat_resume), which answers: JSON,
+ * an OpenAI error (answer_failure maps a failed job to its status), or an
+ * SSE response whose reader (sse_reader) suspends again whenever it has
+ * sent everything and the stream is not over. Reference counting, the lock
+ * order and disconnects are described in proxy.c and proxy_conn.c; the
+ * request struct is in proxy_int.h.
  */
 #include "quotatop/proxy.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cJSON.h>
 #include <microhttpd.h>
@@ -31,60 +29,6 @@
 #include "quotatop/clock.h"
 
 #define PX_STREAM_BUF_MAX (8u << 20)   /* SSE bytes a slow client may leave unread */
-
-/* ------------------------------------------------------------ waiting */
-
-/* Wakes the connection thread. Called with r->mu held. */
-static void req_wake(px_req *r)
-{
-    uint64_t one = 1;
-    ssize_t n = write(r->efd, &one, sizeof one);
-    (void)n;   /* EAGAIN: the counter is already nonzero, the thread wakes anyway */
-}
-
-/* Sleeps until ready(r) holds (checked under r->mu) or the client hangs up.
- * Returns 1 when ready, 0 when the client is gone (r->client_gone set). The
- * connection's idle timeout is off while quotatop makes the client wait. */
-static int req_wait(px_req *r, int (*ready)(const px_req *))
-{
-    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
-    int ok = 0;
-    for (;;) {
-        pthread_mutex_lock(&r->mu);
-        ok = ready(r);
-        int gone = r->client_gone;
-        pthread_mutex_unlock(&r->mu);
-        if (ok || gone)
-            break;
-        struct pollfd pf[2] = { { .fd = r->efd, .events = POLLIN },
-                                { .fd = r->sock, .events = POLLRDHUP } };
-        int n = poll(pf, r->sock >= 0 ? 2 : 1, 1000);
-        if (n < 0 && errno != EINTR)
-            break;
-        if (pf[0].revents & POLLIN) {
-            uint64_t v;
-            ssize_t rd = read(r->efd, &v, sizeof v);
-            (void)rd;
-        }
-        if (r->sock >= 0 && (pf[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))) {
-            pthread_mutex_lock(&r->mu);
-            ok = ready(r);   /* an answer that arrived with the hang-up still counts */
-            if (!ok)
-                r->client_gone = 1;
-            pthread_mutex_unlock(&r->mu);
-            break;
-        }
-    }
-    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, r->px->idle_timeout_s);
-    return ok;
-}
-
-static int ready_result(const px_req *r) { return r->have_result; }
-static int ready_first_byte(const px_req *r) { return r->have_result || r->chunks > 0; }
-static int ready_out(const px_req *r)
-{
-    return r->out.len > r->out_off || r->have_result || r->client_gone;
-}
 
 /* ------------------------------------------------------------ engine side */
 
@@ -113,7 +57,7 @@ static int on_chunk(void *ud, const char *json, size_t len)
             stop = 1;
         }
         r->chunks++;
-        req_wake(r);
+        px_resume_locked(r);
     }
     pthread_mutex_unlock(&r->mu);
     return stop;
@@ -166,34 +110,39 @@ void qt_proxy_on_result(void *ud, const qt_job *job, const qt_result *res, const
         }
     }
     r->have_result = 1;
-    req_wake(r);
+    px_resume_locked(r);
     pthread_mutex_unlock(&r->mu);
     px_req_unref(r);
 }
 
 /* ------------------------------------------------------------ streamed answers */
 
+/* MHD's content reader (the connection's thread): hands out what is
+ * buffered; with nothing buffered and the stream not over it suspends the
+ * connection (returning 0 then is how MHD expects it) until on_chunk or
+ * qt_proxy_on_result resumes it. */
 static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     px_req *r = cls;
-    if (!req_wait(r, ready_out)) {
-        px_count(&r->px->st.gone_streaming, 1);
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
+    px_unwatch(r);
     pthread_mutex_lock(&r->mu);
     ssize_t n;
-    if (r->out.len > r->out_off) {
+    if (r->client_gone) {
+        px_count(&r->px->st.gone_streaming, 1);
+        n = MHD_CONTENT_READER_END_WITH_ERROR;
+    } else if (r->out.len > r->out_off) {
         size_t k = r->out.len - r->out_off;
         if (k > max)
             k = max;
         memcpy(buf, r->out.s + r->out_off, k);
         r->out_off += k;
         n = (ssize_t)k;
-    } else if (r->client_gone) {
-        n = MHD_CONTENT_READER_END_WITH_ERROR;
+    } else if (r->have_result) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;   /* all sent */
     } else {
-        n = MHD_CONTENT_READER_END_OF_STREAM;   /* have_result and all sent */
+        px_suspend_locked(r);
+        n = 0;
     }
     pthread_mutex_unlock(&r->mu);
     return n;
@@ -213,7 +162,7 @@ static enum MHD_Result answer_stream(px_req *r, struct MHD_Connection *c)
     if (!resp)
         return MHD_NO;
     pthread_mutex_lock(&r->mu);
-    r->refs++;                    /* the response's reference, dropped by sse_free */
+    px_req_ref(r);                /* the response's reference, dropped by sse_free */
     r->stream_started = 1;
     long q = r->have_result ? r->queued_ms : r->first_queued_ms;
     pthread_mutex_unlock(&r->mu);
@@ -276,6 +225,39 @@ static enum MHD_Result answer_failure(px_req *r, struct MHD_Connection *c, const
                                "quotatop: no upstream could answer: %s", why);
     }
     }
+}
+
+/* 1 when r can be answered: its result is there, or a stream's first
+ * chunk. Caller holds r->mu. */
+static int answer_ready(const px_req *r)
+{
+    return r->have_result || (r->stream && r->chunks > 0);
+}
+
+/* Answers a request that is ready (answer_ready): the stream, the JSON
+ * answer or the error. */
+static enum MHD_Result answer(px_req *r, struct MHD_Connection *c)
+{
+    pthread_mutex_lock(&r->mu);
+    int stream_now = r->stream && (r->chunks > 0 || (r->have_result && r->status == QT_STATUS_OK));
+    pthread_mutex_unlock(&r->mu);
+    if (stream_now)
+        return answer_stream(r, c);
+
+    /* have_result: the worker is done with r's result fields. */
+    char att[16], q[32];
+    snprintf(att, sizeof att, "%d", r->attempts);
+    snprintf(q, sizeof q, "%ld", r->queued_ms);
+    const char *h[] = { "X-Quotatop-Model-Used", r->model_used ? r->model_used : "",
+                        "X-Quotatop-Attempts", att, "X-Quotatop-Queued-Ms", q,
+                        "X-Quotatop-Request-Id", r->id,
+                        r->cached ? "X-Quotatop-Cached" : NULL, "true", NULL, NULL };
+    if (r->status != QT_STATUS_OK)
+        return answer_failure(r, c, r->model_used ? h : h + 6);
+    char *out = r->openai_json ? strdup(r->openai_json)
+                               : px_completion_json(r->id, r->model_used, qt_wall_ms() / 1000, r->content,
+                                                    r->prompt_tokens, r->completion_tokens);
+    return px_answer_json(r, c, 200, out, h);
 }
 
 /* A workflow name from a header: 1..63 printable characters, no spaces. */
@@ -418,34 +400,36 @@ enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
     job->user = r;
     r->job = job;
     pthread_mutex_lock(&r->mu);
-    r->refs++;                    /* the job's reference, dropped by qt_proxy_on_result */
+    px_req_ref(r);                /* the job's reference, dropped by qt_proxy_on_result */
     r->submitted = 1;
     pthread_mutex_unlock(&r->mu);
     px_gauge(&px->answering, 1);     /* until notify_completed */
     qt_engine_submit(e, job);     /* may answer at once (shutting down) */
 
-    if (!req_wait(r, r->stream ? ready_first_byte : ready_result)) {
-        px_count(&px->st.gone_queued, 1);
+    pthread_mutex_lock(&r->mu);
+    int ready = answer_ready(r);
+    if (!ready) {
+        r->waiting = 1;
+        px_suspend_locked(r);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ready ? answer(r, c) : MHD_YES;
+}
+
+enum MHD_Result px_chat_resume(px_req *r, struct MHD_Connection *c)
+{
+    px_unwatch(r);
+    pthread_mutex_lock(&r->mu);
+    int gone = r->client_gone, ready = answer_ready(r);
+    if (!gone && !ready)
+        px_suspend_locked(r);   /* nothing for it yet: wait on */
+    pthread_mutex_unlock(&r->mu);
+    if (gone) {
+        px_count(&r->px->st.gone_queued, 1);
         return MHD_NO;            /* notify_completed cancels the job */
     }
-    pthread_mutex_lock(&r->mu);
-    int stream_now = r->stream && (r->chunks > 0 || (r->have_result && r->status == QT_STATUS_OK));
-    pthread_mutex_unlock(&r->mu);
-    if (stream_now)
-        return answer_stream(r, c);
-
-    /* have_result: the worker is done with r's result fields. */
-    char att[16], q[32];
-    snprintf(att, sizeof att, "%d", r->attempts);
-    snprintf(q, sizeof q, "%ld", r->queued_ms);
-    const char *h[] = { "X-Quotatop-Model-Used", r->model_used ? r->model_used : "",
-                        "X-Quotatop-Attempts", att, "X-Quotatop-Queued-Ms", q,
-                        "X-Quotatop-Request-Id", r->id,
-                        r->cached ? "X-Quotatop-Cached" : NULL, "true", NULL, NULL };
-    if (r->status != QT_STATUS_OK)
-        return answer_failure(r, c, r->model_used ? h : h + 6);
-    char *out = r->openai_json ? strdup(r->openai_json)
-                               : px_completion_json(r->id, r->model_used, qt_wall_ms() / 1000, r->content,
-                                                    r->prompt_tokens, r->completion_tokens);
-    return px_answer_json(r, c, 200, out, h);
+    if (!ready)
+        return MHD_YES;
+    r->waiting = 0;
+    return answer(r, c);
 }

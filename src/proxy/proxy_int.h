@@ -62,14 +62,35 @@ int px_upstream_status_of(const char *error);
 int px_resolve_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
                       int *loopback, char *err, size_t errlen);
 
-/* ------------------------------------------------------------ server and requests
- * (proxy.c and proxy_chat.c; see proxy.c's DESIGN for ownership and locking) */
+/* ------------------------------------------------------------ server, connections, requests
+ * proxy.c (server, routing), proxy_chat.c (the chat path), proxy_req.c (the
+ * request object and answers), proxy_conn.c (connection table, deadlines,
+ * suspend/resume, the guard thread). Calls point one way:
+ * proxy.c -> proxy_chat.c -> proxy_req.c, proxy_conn.c; nothing calls back
+ * up. See proxy.c's DESIGN for ownership and locking. */
+
+typedef struct px_req px_req;
+
+typedef enum { PC_NONE = 0, PC_HEADERS, PC_BODY, PC_IDLE } px_phase;
+
+/* One client connection (MHD's socket context), from accept to close. */
+typedef struct px_conn {
+    struct px_conn *prev, *next;    /* px->conns, under px->conn_mu */
+    int fd;
+    int phase;                      /* px_phase (atomic): what the deadline is for */
+    uint64_t deadline_ms;           /* atomic: qt_now_ms() after which the guard cuts it; 0 none */
+    px_req *req;                    /* the request being handled, under px->conn_mu */
+} px_conn;
 
 struct qt_proxy {
     const qt_config *cfg;
     qt_engine *engine;
     char *token;                    /* NULL = no auth */
     unsigned idle_timeout_s;
+    unsigned headers_ms, body_ms;   /* total budgets of a request's headers and body */
+    unsigned per_ip_limit;          /* 0 = none */
+    unsigned conn_limit;            /* MHD_OPTION_CONNECTION_LIMIT */
+    unsigned threads;               /* MHD's pool */
     int verbose;
     char listen[300];
     struct sockaddr_storage addr;
@@ -84,13 +105,26 @@ struct qt_proxy {
     int64_t answering;              /* atomic: submitted requests whose answer is not
                                        complete yet (qt_proxy_stop lets them finish) */
     qt_proxy_stats st;              /* fields updated with __atomic */
+
+    /* proxy_conn.c */
+    pthread_mutex_t conn_mu;        /* guards the conns list (not the fields' values) */
+    px_conn *conns;
+    pthread_mutex_t watch_mu;       /* guards watch[] */
+    px_req **watch;                 /* by fd: suspended requests whose socket the guard
+                                       watches for a hang-up */
+    size_t n_watch;
+    int guard_ep;                   /* the guard's epoll set (-1 none) */
+    int guard_stop;                 /* atomic */
+    int guard_running;
+    pthread_t guard;
 };
 
 typedef enum { RT_NONE = 0, RT_CHAT, RT_MODELS, RT_MODEL, RT_METRICS, RT_HEALTH } px_route;
 
-typedef struct px_req {
+struct px_req {
     qt_proxy *px;
     struct MHD_Connection *conn;
+    px_conn *pc;                    /* the connection's entry (NULL if MHD gave none) */
     int sock;                       /* the client's socket */
     px_route route;
     const char *model_path;         /* RT_MODEL: the id in the URL (MHD's memory) */
@@ -99,16 +133,18 @@ typedef struct px_req {
     int too_big;
     uint64_t t0;
     int status_sent;                /* for the access log */
+    int refs;                       /* atomic */
+    int watched;                    /* in px->watch (MHD thread of this connection only) */
+    int waiting;                    /* submitted; the handler resumes at px_chat_resume */
 
     /* set before submit, read by the worker */
     char id[32];
     int stream, include_usage;
     qt_stream_sink sink;
     const qt_job *job;              /* valid while the engine holds it (worker side only) */
-    int efd;                        /* eventfd: the worker wakes the connection thread */
 
     pthread_mutex_t mu;             /* guards everything below */
-    int refs;
+    int suspended;                  /* MHD_suspend_connection done, no resume yet */
     int submitted;                  /* the engine has (had) the job */
     int client_gone;
     int have_result;
@@ -121,14 +157,23 @@ typedef struct px_req {
     char *error, *model_used, *openai_json, *content;
     int attempts, cached, http_status;
     long queued_ms, prompt_tokens, completion_tokens;
-} px_req;
+};
 
 /* Counters of qt_proxy_stats and px->answering (relaxed atomics). */
 static inline void px_count(uint64_t *c, uint64_t n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
 static inline void px_gauge(int64_t *g, int64_t d) { __atomic_add_fetch(g, d, __ATOMIC_RELAXED); }
 
-/* Drops one reference to r; the last one frees it. */
+/* ---- proxy_req.c: the request object and the answers (MHD threads) ---- */
+
+/* A request for connection c, one reference (the connection's). NULL when
+ * out of memory. */
+px_req *px_req_new(qt_proxy *px, struct MHD_Connection *c);
+void px_req_ref(px_req *r);
+/* Drops one reference to r; the last one frees it. Any thread. */
 void px_req_unref(px_req *r);
+
+/* One stderr line per request with --verbose. */
+void px_log_line(px_req *r, const char *method, const char *url, unsigned status);
 
 /* Queues a JSON answer (takes ownership of body; NULL = out of memory). */
 enum MHD_Result px_answer_json(px_req *r, struct MHD_Connection *c, unsigned status, char *body,
@@ -144,9 +189,41 @@ enum MHD_Result px_answer_error(px_req *r, struct MHD_Connection *c, unsigned st
 /* A request header, NULL when absent. */
 const char *px_hdr(struct MHD_Connection *c, const char *name);
 
+/* ---- proxy_conn.c: connections, deadlines, suspend/resume, the guard ---- */
+
+/* Starts the guard thread (hang-ups of suspended requests, deadlines).
+ * 0, or -1 with errno. */
+int px_guard_start(qt_proxy *px);
+/* Stops and joins it; frees the watch table. Idempotent. */
+void px_guard_stop(qt_proxy *px);
+
+/* MHD_OPTION_NOTIFY_CONNECTION: adds / removes the connection's entry. */
+void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                    enum MHD_ConnectionNotificationCode code);
+/* Sets what pc's deadline is for: PC_BODY (now + body budget), PC_IDLE (now
+ * + idle timeout + headers budget), PC_NONE (quotatop makes it wait). */
+void px_conn_phase(qt_proxy *px, px_conn *pc, px_phase phase);
+
+/* Suspends r's connection (MHD thread, from the access handler or a content
+ * reader) and watches its socket for a hang-up. Caller holds r->mu. */
+void px_suspend_locked(px_req *r);
+/* Resumes r's connection if suspended (any thread). Caller holds r->mu. */
+void px_resume_locked(px_req *r);
+/* Stops watching r's socket (MHD thread of r's connection, after a resume
+ * or when the request ends). Idempotent; takes only px->watch_mu, so r->mu
+ * may be held. */
+void px_unwatch(px_req *r);
+/* Resumes every suspended request, marking it gone (before MHD_stop_daemon,
+ * which must not meet a suspended connection). */
+void px_resume_all(qt_proxy *px);
+
+/* ---- proxy_chat.c ---- */
+
 /* POST /v1/chat/completions at its last handler call (body complete):
- * validates, submits the job, sleeps until the answer and queues it
- * (proxy_chat.c). */
+ * validates, submits the job and suspends the connection (or answers at
+ * once: an error, a result that was ready). */
 enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c);
+/* The handler's call after a resume: answers, re-suspends, or closes. */
+enum MHD_Result px_chat_resume(px_req *r, struct MHD_Connection *c);
 
 #endif

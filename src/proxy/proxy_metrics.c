@@ -291,6 +291,15 @@ char *qt_proxy_metrics_text(qt_engine *e, const qt_config *cfg, const qt_proxy_s
         const char *ds[] = { "when", "streaming", NULL };
         sample_u(&o, "quotatop_proxy_disconnects_total", dq, ps->gone_queued);
         sample_u(&o, "quotatop_proxy_disconnects_total", ds, ps->gone_streaming);
+        family(&o, "quotatop_proxy_slow_clients_cut_total", "counter",
+               "Connections cut because headers, body or the next request exceeded its total "
+               "time budget; phase headers, body or idle.");
+        const char *ch[] = { "phase", "headers", NULL };
+        const char *cb[] = { "phase", "body", NULL };
+        const char *ci[] = { "phase", "idle", NULL };
+        sample_u(&o, "quotatop_proxy_slow_clients_cut_total", ch, ps->cut_headers);
+        sample_u(&o, "quotatop_proxy_slow_clients_cut_total", cb, ps->cut_body);
+        sample_u(&o, "quotatop_proxy_slow_clients_cut_total", ci, ps->cut_idle);
         family(&o, "quotatop_http_connections", "gauge", "Client connections open now.");
         sample_u(&o, "quotatop_http_connections", NULL, (uint64_t)(ps->connections > 0 ? ps->connections : 0));
         family(&o, "quotatop_http_streams", "gauge", "Event streams being sent now.");

@@ -1,0 +1,263 @@
+/* proxy_conn.c: what `quotatop serve` keeps per connection so that a
+ * connection costs no thread: the connection table with each one's
+ * deadline, the suspension of requests that wait, and the guard thread.
+ *
+ * DESIGN
+ * libmicrohttpd runs a small pool of epoll threads. A request that waits
+ * for the engine is suspended (MHD_suspend_connection: MHD stops polling
+ * its socket) and resumed by whoever has news for it: the engine's
+ * on_result or stream sink, the guard when the client hangs up, or
+ * px_resume_all at shutdown. r->suspended (under r->mu) mirrors MHD's
+ * state: it is set in the same critical section that suspends and cleared
+ * in the one that resumes, so a resume never precedes its suspend and
+ * never happens twice.
+ *
+ * The guard thread owns one epoll set. A suspended request's socket is in
+ * it (EPOLLRDHUP, one-shot) and in watch[fd] -> r; a hang-up marks the
+ * request gone and resumes it, so the handler closes the connection and
+ * notify_completed cancels the job. Lock order: watch_mu is never held
+ * while taking r->mu (the guard takes a reference under watch_mu, lets go,
+ * then locks r), so r->mu -> watch_mu is allowed. A stale event (the fd
+ * closed and reused) is harmless: the guard checks the socket itself.
+ *
+ * Deadlines: MHD's connection timeout is per inactivity, so a client that
+ * trickles a byte every few seconds would hold its connection forever.
+ * Each connection's entry has a deadline: at accept, now + the headers
+ * budget; at the first handler call (headers complete), now + the body
+ * budget; while quotatop makes it wait, none; after an answer, the idle
+ * timeout plus the headers budget for the next request. Every 100 ms the
+ * guard walks the table and shuts down (shutdown(2), not close: the fd
+ * stays MHD's) the sockets past their deadline; MHD then sees the end and
+ * closes them. Entries leave the table in NOTIFY_CONNECTION CLOSED, which
+ * MHD calls before closing the fd, under conn_mu, so the walk never shuts
+ * down a reused fd.
+ */
+#include "proxy_int.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "quotatop/clock.h"
+
+#define GUARD_TICK_MS 100
+
+/* ------------------------------------------------------------ connections */
+
+void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                    enum MHD_ConnectionNotificationCode code)
+{
+    qt_proxy *px = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        px_gauge(&px->st.connections, 1);
+        px_conn *pc = calloc(1, sizeof *pc);
+        if (!pc)
+            return;   /* no deadline for this one; it still works */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        pc->fd = ci ? ci->connect_fd : -1;
+        pc->phase = PC_HEADERS;
+        pc->deadline_ms = qt_now_ms() + px->headers_ms;
+        pthread_mutex_lock(&px->conn_mu);
+        pc->next = px->conns;
+        if (px->conns)
+            px->conns->prev = pc;
+        px->conns = pc;
+        pthread_mutex_unlock(&px->conn_mu);
+        *socket_ctx = pc;
+        return;
+    }
+    px_gauge(&px->st.connections, -1);
+    px_conn *pc = *socket_ctx;
+    if (!pc)
+        return;
+    *socket_ctx = NULL;
+    pthread_mutex_lock(&px->conn_mu);
+    if (pc->prev)
+        pc->prev->next = pc->next;
+    else
+        px->conns = pc->next;
+    if (pc->next)
+        pc->next->prev = pc->prev;
+    pthread_mutex_unlock(&px->conn_mu);
+    free(pc);
+}
+
+void px_conn_phase(qt_proxy *px, px_conn *pc, px_phase phase)
+{
+    if (!pc)
+        return;
+    uint64_t now = qt_now_ms(), d = 0;
+    if (phase == PC_BODY)
+        d = now + px->body_ms;
+    else if (phase == PC_IDLE)
+        d = now + (uint64_t)px->idle_timeout_s * 1000 + px->headers_ms;
+    else if (phase == PC_HEADERS)
+        d = now + px->headers_ms;
+    __atomic_store_n(&pc->phase, (int)phase, __ATOMIC_RELAXED);
+    __atomic_store_n(&pc->deadline_ms, d, __ATOMIC_RELAXED);
+}
+
+/* Cuts the connections past their deadline (guard thread). */
+static void sweep(qt_proxy *px, uint64_t now)
+{
+    pthread_mutex_lock(&px->conn_mu);
+    for (px_conn *pc = px->conns; pc; pc = pc->next) {
+        uint64_t d = __atomic_load_n(&pc->deadline_ms, __ATOMIC_RELAXED);
+        if (!d || now < d || pc->fd < 0)
+            continue;
+        int phase = __atomic_load_n(&pc->phase, __ATOMIC_RELAXED);
+        __atomic_store_n(&pc->deadline_ms, 0, __ATOMIC_RELAXED);
+        shutdown(pc->fd, SHUT_RDWR);
+        px_count(phase == PC_BODY ? &px->st.cut_body : phase == PC_IDLE ? &px->st.cut_idle
+                                                                       : &px->st.cut_headers, 1);
+    }
+    pthread_mutex_unlock(&px->conn_mu);
+}
+
+/* ------------------------------------------------------------ suspend, resume, watch */
+
+void px_suspend_locked(px_req *r)
+{
+    qt_proxy *px = r->px;
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+    if (r->sock < 0 || (size_t)r->sock >= px->n_watch || px->guard_ep < 0)
+        return;
+    pthread_mutex_lock(&px->watch_mu);
+    px->watch[r->sock] = r;
+    pthread_mutex_unlock(&px->watch_mu);
+    struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLONESHOT, .data.fd = r->sock };
+    if (epoll_ctl(px->guard_ep, EPOLL_CTL_ADD, r->sock, &ev) && errno == EEXIST)
+        epoll_ctl(px->guard_ep, EPOLL_CTL_MOD, r->sock, &ev);
+    r->watched = 1;
+}
+
+void px_resume_locked(px_req *r)
+{
+    if (!r->suspended)
+        return;
+    r->suspended = 0;
+    MHD_resume_connection(r->conn);
+}
+
+void px_unwatch(px_req *r)
+{
+    if (!r->watched)
+        return;
+    qt_proxy *px = r->px;
+    r->watched = 0;
+    epoll_ctl(px->guard_ep, EPOLL_CTL_DEL, r->sock, NULL);
+    pthread_mutex_lock(&px->watch_mu);
+    if (px->watch[r->sock] == r)
+        px->watch[r->sock] = NULL;
+    pthread_mutex_unlock(&px->watch_mu);
+}
+
+/* True when the peer of fd has hung up (or the socket broke). */
+static int hung_up(int fd)
+{
+    struct pollfd pf = { .fd = fd, .events = POLLRDHUP };
+    return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* A hang-up event on fd (guard thread). */
+static void on_hangup(qt_proxy *px, int fd)
+{
+    if (fd < 0 || (size_t)fd >= px->n_watch)
+        return;
+    pthread_mutex_lock(&px->watch_mu);
+    px_req *r = px->watch[fd];
+    if (r)
+        px_req_ref(r);   /* watch_mu is released before r->mu is taken */
+    pthread_mutex_unlock(&px->watch_mu);
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    if (r->suspended && r->sock == fd && hung_up(fd)) {
+        /* An answer that is complete still gets written. */
+        if (!r->have_result)
+            r->client_gone = 1;
+        px_resume_locked(r);
+    }
+    pthread_mutex_unlock(&r->mu);
+    px_req_unref(r);
+}
+
+void px_resume_all(qt_proxy *px)
+{
+    pthread_mutex_lock(&px->conn_mu);
+    for (px_conn *pc = px->conns; pc; pc = pc->next) {
+        px_req *r = pc->req;
+        if (!r)
+            continue;
+        pthread_mutex_lock(&r->mu);
+        if (r->suspended) {
+            r->client_gone = 1;
+            px_resume_locked(r);
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    pthread_mutex_unlock(&px->conn_mu);
+}
+
+/* ------------------------------------------------------------ the guard thread */
+
+static void *guard_main(void *arg)
+{
+    qt_proxy *px = arg;
+    struct epoll_event ev[256];
+    uint64_t next_sweep = qt_now_ms() + GUARD_TICK_MS;
+    while (!__atomic_load_n(&px->guard_stop, __ATOMIC_ACQUIRE)) {
+        uint64_t now = qt_now_ms();
+        int wait = now >= next_sweep ? 0 : (int)(next_sweep - now);
+        int n = epoll_wait(px->guard_ep, ev, (int)QT_ARRAY_LEN(ev), wait);
+        for (int i = 0; i < n; i++)
+            on_hangup(px, ev[i].data.fd);
+        now = qt_now_ms();
+        if (now >= next_sweep) {
+            sweep(px, now);
+            next_sweep = now + GUARD_TICK_MS;
+        }
+    }
+    return NULL;
+}
+
+int px_guard_start(qt_proxy *px)
+{
+    struct rlimit rl;
+    size_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                   ? (size_t)rl.rlim_cur : 65536;
+    if (n > (1u << 20))
+        n = 1u << 20;
+    px->watch = calloc(n, sizeof *px->watch);
+    if (!px->watch)
+        return -1;
+    px->n_watch = n;
+    px->guard_ep = epoll_create1(EPOLL_CLOEXEC);
+    if (px->guard_ep < 0)
+        return -1;
+    if (pthread_create(&px->guard, NULL, guard_main, px))
+        return -1;
+    px->guard_running = 1;
+    return 0;
+}
+
+void px_guard_stop(qt_proxy *px)
+{
+    if (px->guard_running) {
+        __atomic_store_n(&px->guard_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(px->guard, NULL);
+        px->guard_running = 0;
+    }
+    if (px->guard_ep >= 0)
+        close(px->guard_ep);
+    px->guard_ep = -1;
+    free(px->watch);
+    px->watch = NULL;
+    px->n_watch = 0;
+}
