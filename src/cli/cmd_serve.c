@@ -30,7 +30,8 @@
 
 static const char serve_usage[] =
     "usage: quotatop serve -c CONFIG [--listen HOST:PORT] [--headless] [--workers N]\n"
-    "                      [--idle-timeout SECONDS] [-v]\n"
+    "                      [--idle-timeout SECONDS] [--headers-timeout MS] [--body-timeout MS]\n"
+    "                      [--max-conns-per-client N] [-v]\n"
     "Serves an OpenAI-compatible API (base URL http://HOST:PORT/v1) in front of the\n"
     "configured providers: POST /v1/chat/completions (also \"stream\": true),\n"
     "GET /v1/models, GET /metrics (Prometheus), GET /healthz.\n"
@@ -39,6 +40,11 @@ static const char serve_usage[] =
     "  --headless              no dashboard: a progress line per second on stderr\n"
     "  --workers N             worker threads (default: config workers, else 8)\n"
     "  --idle-timeout SECONDS  close connections silent this long (default 30)\n"
+    "  --headers-timeout MS    total time a request's headers may take to arrive, however\n"
+    "                          they trickle (default 10000)\n"
+    "  --body-timeout MS       total time a request's body may take (default 60000)\n"
+    "  --max-conns-per-client N  open connections per client address (default: none on a\n"
+    "                          loopback address, else 256)\n"
     "  -v, --verbose           one stderr line per request and per event (headless)\n"
     "Headers: X-Quotatop-Workflow, X-Quotatop-Priority (1 most urgent .. 10);\n"
     "answers carry X-Quotatop-Model-Used, X-Quotatop-Attempts, X-Quotatop-Queued-Ms.\n"
@@ -58,7 +64,7 @@ int qt_cmd_serve(int argc, char **argv)
 {
     const char *cfg_path = NULL, *listen = NULL;
     int headless = 0, verbose = 0;
-    long workers = 0, idle = 0;
+    long workers = 0, idle = 0, hdr_ms = 0, body_ms = 0, per_ip = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
@@ -77,6 +83,17 @@ int qt_cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "--idle-timeout") && i + 1 < argc) {
             if (parse_uint(argv[++i], 1, 86400, &idle)) {
                 fprintf(stderr, "quotatop serve: --idle-timeout must be 1..86400 seconds, got '%s'\n",
+                        argv[i]);
+                return 2;
+            }
+        } else if ((!strcmp(a, "--headers-timeout") || !strcmp(a, "--body-timeout")) && i + 1 < argc) {
+            if (parse_uint(argv[++i], 100, 86400000, a[2] == 'h' ? &hdr_ms : &body_ms)) {
+                fprintf(stderr, "quotatop serve: %s must be 100..86400000 ms, got '%s'\n", a, argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--max-conns-per-client") && i + 1 < argc) {
+            if (parse_uint(argv[++i], 1, 1000000, &per_ip)) {
+                fprintf(stderr, "quotatop serve: --max-conns-per-client must be 1..1000000, got '%s'\n",
                         argv[i]);
                 return 2;
             }
@@ -111,7 +128,9 @@ int qt_cmd_serve(int argc, char **argv)
     }
     char err[400];
     qt_proxy_opts po = { .cfg = cfg, .listen = listen, .token = token,
-                         .idle_timeout_s = (unsigned)idle, .verbose = verbose };
+                         .idle_timeout_s = (unsigned)idle, .headers_timeout_ms = (unsigned)hdr_ms,
+                         .body_timeout_ms = (unsigned)body_ms,
+                         .max_conns_per_client = (unsigned)per_ip, .verbose = verbose };
     qt_proxy *px = qt_proxy_new(&po, err, sizeof err);
     if (!px) {
         fprintf(stderr, "quotatop serve: %s\n", err);

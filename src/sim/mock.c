@@ -1,17 +1,20 @@
 /* mock.c: the simulated provider's server (see include/quotatop/mock.h).
  *
  * DESIGN
- * libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION),
- * so a handler may sleep out its simulated latency, or pace a stream, without
- * holding up any other client. The body of a POST is gathered in a per-request
- * buffer (mock_conn); the last call of the access handler runs the pipeline:
+ * libmicrohttpd runs a small pool of epoll threads with suspend/resume, so
+ * 10,000 slow requests in flight cost no thread each: latency and stream
+ * pacing are timers. The body of a POST is gathered in a per-request buffer
+ * (mock_conn); the last call of the access handler runs the pipeline:
  *
  *   parse body -> one critical section under m->lock: count the arrival,
  *   find/create the model, decide (401, 400, 404, outage 503/529, context
  *   400, RPM/TPM 429, injected 500/503/529, ok), charge the buckets, draw
- *   the jitter, snapshot the header values -> unlock -> sleep the latency
- *   (on m->stop_cv, so qt_mock_stop cuts it short) -> build the body
- *   (mock_body.c) or the error (mock_reply.c) and queue it.
+ *   the jitter, snapshot the header values -> unlock -> with a latency:
+ *   suspend the connection and put a timer in m->heap; the timer thread
+ *   resumes it when due (at once when qt_mock_stop runs) and MHD calls the
+ *   handler again -> build the body (mock_body.c) or the error
+ *   (mock_reply.c) and queue it. A stream's reader suspends the same way
+ *   for stream_chunk_ms between events.
  *
  * Every body is built outside the lock. Latency applies only to admitted
  * requests (ok and injected 5xx); refusals (401/400/404/429/outage) answer
@@ -19,7 +22,10 @@
  * so an outage wins over a rate limit and a rate limit over a fault.
  *
  * Locks: m->lock guards the model table, the PRNG and the sequence number.
- * m->stop_lock only pairs with stop_cv; the two are never held together.
+ * m->timer_lock guards the heap and m->stopping; a connection is suspended
+ * and its timer pushed in one critical section under it, and the timer
+ * thread resumes under it, so a resume never precedes its suspend. The two
+ * locks are never held together.
  */
 #include "quotatop/mock.h"
 
@@ -32,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,23 +50,105 @@
 
 #define MAX_BODY (8u << 20)      /* larger request bodies get 413 */
 
-/* Sleeps ms, or less when the mock stops. Returns false when stopping. */
-static bool mock_sleep(qt_mock *m, uint64_t ms)
+/* ---- timers ---- */
+
+static void heap_swap(mock_timer *h, size_t i, size_t j)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
+    mock_timer t = h[i];
+    h[i] = h[j];
+    h[j] = t;
+}
+
+/* Suspends c until at_ms (access handler or content reader of c).
+ * Returns false, suspending nothing, when the mock stops or is out of
+ * memory: the caller then goes on at once. */
+static bool mock_suspend_until(qt_mock *m, struct MHD_Connection *c, uint64_t at_ms)
+{
+    pthread_mutex_lock(&m->timer_lock);
+    if (m->stopping || !m->timer_running) {
+        pthread_mutex_unlock(&m->timer_lock);
+        return false;
     }
-    pthread_mutex_lock(&m->stop_lock);
-    while (!m->stopping && pthread_cond_timedwait(&m->stop_cv, &m->stop_lock, &ts) != ETIMEDOUT)
-        ;
-    bool ok = !m->stopping;
-    pthread_mutex_unlock(&m->stop_lock);
-    return ok;
+    if (m->nheap == m->capheap) {
+        size_t nc = m->capheap ? m->capheap * 2 : 1024;
+        mock_timer *h = realloc(m->heap, nc * sizeof *h);
+        if (!h) {
+            pthread_mutex_unlock(&m->timer_lock);
+            return false;
+        }
+        m->heap = h;
+        m->capheap = nc;
+    }
+    size_t i = m->nheap++;
+    m->heap[i] = (mock_timer){ at_ms, c };
+    while (i > 0 && m->heap[(i - 1) / 2].at_ms > m->heap[i].at_ms) {
+        heap_swap(m->heap, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    MHD_suspend_connection(c);
+    if (i == 0)
+        pthread_cond_signal(&m->timer_cv);   /* a new earliest timer */
+    pthread_mutex_unlock(&m->timer_lock);
+    return true;
+}
+
+/* Pops the earliest timer (caller holds timer_lock, heap not empty). */
+static mock_timer heap_pop(qt_mock *m)
+{
+    mock_timer top = m->heap[0];
+    m->heap[0] = m->heap[--m->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, s = i;
+        if (l < m->nheap && m->heap[l].at_ms < m->heap[s].at_ms)
+            s = l;
+        if (r < m->nheap && m->heap[r].at_ms < m->heap[s].at_ms)
+            s = r;
+        if (s == i)
+            break;
+        heap_swap(m->heap, i, s);
+        i = s;
+    }
+    return top;
+}
+
+/* The timer thread: resumes each suspended connection when its time comes;
+ * every one at once when the mock stops. */
+static void *timer_main(void *arg)
+{
+    qt_mock *m = arg;
+    pthread_mutex_lock(&m->timer_lock);
+    for (;;) {
+        uint64_t now = qt_now_ms();
+        while (m->nheap && (m->stopping || m->heap[0].at_ms <= now))
+            MHD_resume_connection(heap_pop(m).c);
+        if (m->stopping)
+            break;
+        if (!m->nheap) {
+            pthread_cond_wait(&m->timer_cv, &m->timer_lock);
+            continue;
+        }
+        uint64_t wait = m->heap[0].at_ms - now;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(wait / 1000);
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&m->timer_cv, &m->timer_lock, &ts);
+    }
+    pthread_mutex_unlock(&m->timer_lock);
+    return NULL;
+}
+
+static bool mock_stopping(qt_mock *m)
+{
+    pthread_mutex_lock(&m->timer_lock);
+    bool s = m->stopping;
+    pthread_mutex_unlock(&m->timer_lock);
+    return s;
 }
 
 /* ---- the chat pipeline ---- */
@@ -203,34 +292,42 @@ static void done_in_flight(qt_mock *m, const mock_req *q)
     pthread_mutex_unlock(&m->lock);
 }
 
-static void handle_chat(qt_mock *m, struct MHD_Connection *c, mock_conn *cx, bool anthropic,
-                        mock_reply *r)
+/* A chat request's first part: parse, decide, and with a latency suspend
+ * the connection until it has run out. Returns true when suspended (the
+ * handler is called again then and finishes with chat_finish). */
+static bool chat_begin(qt_mock *m, struct MHD_Connection *c, mock_conn *cx, bool anthropic)
 {
-    mock_req q;
     if (cx->too_big)
-        memset(&q, 0, sizeof q);
+        memset(&cx->q, 0, sizeof cx->q);
     else
-        mock_parse_request(cx->buf, cx->len, anthropic, &q);
+        mock_parse_request(cx->buf, cx->len, anthropic, &cx->q);
     bool auth = key_ok(m, c, anthropic);
-    bool key_given = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 anthropic ? "x-api-key" : "Authorization") != NULL;
-    mock_verdict v;
-    decide(m, &q, auth, cx->too_big, &v);
-    if (v.delay_ms)
-        mock_sleep(m, v.delay_ms);
+    cx->anthropic = anthropic;
+    cx->key_given = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                anthropic ? "x-api-key" : "Authorization") != NULL;
+    decide(m, &cx->q, auth, cx->too_big, &cx->v);
+    cx->state = 1;
+    return cx->v.delay_ms && mock_suspend_until(m, c, qt_now_ms() + cx->v.delay_ms);
+}
 
+/* The answer of a decided chat request (its latency is over). */
+static void chat_finish(qt_mock *m, mock_conn *cx, mock_reply *r)
+{
+    const mock_req *q = &cx->q;
+    const mock_verdict *v = &cx->v;
+    bool anthropic = cx->anthropic;
     char rid[48];
-    snprintf(rid, sizeof rid, "req_mock%016llx", (unsigned long long)v.seq);
+    snprintf(rid, sizeof rid, "req_mock%016llx", (unsigned long long)v->seq);
     mock_add_header_s(r, anthropic ? "request-id" : "x-request-id", rid);
-    mock_limit_headers(r, &v, anthropic);
-    if (v.d != MOCK_D_OK) {
-        mock_error_reply(r, &v, &q, anthropic, key_given);
+    mock_limit_headers(r, v, anthropic);
+    if (v->d != MOCK_D_OK) {
+        mock_error_reply(r, v, q, anthropic, cx->key_given);
     } else {
-        mock_answer a = { q.model, q.prompt_tokens, v.completion, v.truncated, v.seq,
+        mock_answer a = { q->model, q->prompt_tokens, v->completion, v->truncated, v->seq,
                           qt_wall_ms() / 1000 };
-        if (q.stream) {
+        if (q->stream) {
             r->events = anthropic ? mock_anthropic_stream(&a, &r->nev)
-                                  : mock_openai_stream(&a, q.include_usage, &r->nev);
+                                  : mock_openai_stream(&a, q->include_usage, &r->nev);
             r->status = r->events ? 200 : 500;
             r->ctype = "text/event-stream";
             mock_add_header_s(r, "Cache-Control", "no-cache");
@@ -241,8 +338,8 @@ static void handle_chat(qt_mock *m, struct MHD_Connection *c, mock_conn *cx, boo
     if (m->verbose)
         fprintf(stderr, "mock: POST %s model=%s -> %u\n",
                 anthropic ? "/v1/messages" : "/v1/chat/completions",
-                q.has_model ? q.model : "-", r->status);
-    done_in_flight(m, &q);
+                q->has_model ? q->model : "-", r->status);
+    done_in_flight(m, q);
 }
 
 static bool any_key_ok(const qt_mock *m, struct MHD_Connection *c)
@@ -258,9 +355,7 @@ static void route(qt_mock *m, struct MHD_Connection *c, const char *url, const c
     bool anth_kind = m->kind == QT_MOCK_ANTHROPIC;
     if (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/messages")) {
         bool anthropic = url[4] == 'm';
-        if (post)
-            handle_chat(m, c, cx, anthropic, r);
-        else
+        if (!post)   /* POST is answered by chat_begin / chat_finish */
             mock_bad_method(r, anthropic, method, url, "POST");
     } else if (!strcmp(url, "/healthz")) {
         if (!get && strcmp(method, "HEAD"))
@@ -301,8 +396,10 @@ static void route(qt_mock *m, struct MHD_Connection *c, const char *url, const c
 
 typedef struct {
     qt_mock *m;
+    struct MHD_Connection *c;
     char   **ev;
     size_t   n, i, off;
+    bool     paced;              /* the pause before event i is over */
 } stream_state;
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -311,9 +408,17 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     stream_state *s = cls;
     if (s->i == s->n)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    if (s->off == 0 && s->i > 0 && s->m->stream_chunk_ms &&
-        !mock_sleep(s->m, s->m->stream_chunk_ms))
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (s->off == 0 && s->i > 0 && s->m->stream_chunk_ms) {
+        /* Pause between events: suspended until the timer resumes it, then
+         * called again for the same position. */
+        if (!s->paced && mock_suspend_until(s->m, s->c, qt_now_ms() + s->m->stream_chunk_ms)) {
+            s->paced = true;
+            return 0;
+        }
+        s->paced = false;
+        if (mock_stopping(s->m))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     const char *e = s->ev[s->i];
     size_t left = strlen(e + s->off), k = left < max ? left : max;
     memcpy(buf, e + s->off, k);
@@ -338,7 +443,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qt_mock *m, mock_rep
     if (r->events) {
         stream_state *s = malloc(sizeof *s);
         if (s) {
-            *s = (stream_state){ m, r->events, r->nev, 0, 0 };
+            *s = (stream_state){ m, c, r->events, r->nev, 0, 0, false };
             resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s,
                                                      stream_free);
             if (!resp)
@@ -403,9 +508,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cx->buf[cx->len] = '\0';
         return MHD_YES;
     }
+    bool chat = !strcmp(method, "POST")
+                && (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/messages"));
+    if (chat && cx->state == 0 && chat_begin(m, c, cx, url[4] == 'm'))
+        return MHD_YES;   /* suspended: called again when the latency is over */
     mock_reply r;
     memset(&r, 0, sizeof r);
-    route(m, c, url, method, cx, &r);
+    if (chat)
+        chat_finish(m, cx, &r);
+    else
+        route(m, c, url, method, cx, &r);
     return send_reply(c, m, &r);
 }
 
@@ -455,7 +567,7 @@ static int listen_on(const char *listen_s, bool *v6, char *err, size_t errlen)
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024)) {
+        bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
         snprintf(err, errlen, "cannot listen on %s: %s", listen_s, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -478,6 +590,36 @@ static int bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* Raises the soft RLIMIT_NOFILE to the hard one; the connections that
+ * leaves room for. */
+static unsigned connection_room(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return 1000;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = { rl.rlim_max > (1u << 20) ? (1u << 20) : rl.rlim_max, rl.rlim_max };
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = up.rlim_cur;
+    }
+    uint64_t n = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : (uint64_t)rl.rlim_cur;
+    n = n > 128 ? n - 64 : 64;
+    return n > 1000000 ? 1000000 : (unsigned)n;
+}
+
+/* Stops the timer thread, which first resumes every suspended connection
+ * (MHD must not meet one when it stops); later suspends are refused. */
+static void stop_timers(qt_mock *m)
+{
+    pthread_mutex_lock(&m->timer_lock);
+    m->stopping = true;
+    pthread_cond_signal(&m->timer_cv);
+    pthread_mutex_unlock(&m->timer_lock);
+    if (m->timer_running)
+        pthread_join(m->timer_thread, NULL);
+    m->timer_running = false;
+}
+
 qt_mock *qt_mock_start(const qt_mock_opts *opts, char *err, size_t errlen)
 {
     qt_mock *m = calloc(1, sizeof *m);
@@ -494,11 +636,11 @@ qt_mock *qt_mock_start(const qt_mock_opts *opts, char *err, size_t errlen)
     m->rng = opts->seed;
     m->start_ms = qt_now_ms();
     pthread_mutex_init(&m->lock, NULL);
-    pthread_mutex_init(&m->stop_lock, NULL);
+    pthread_mutex_init(&m->timer_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->stop_cv, &ca);
+    pthread_cond_init(&m->timer_cv, &ca);
     pthread_condattr_destroy(&ca);
     if (opts->require_key && opts->require_key[0] && !(m->key = strdup(opts->require_key))) {
         snprintf(err, errlen, "out of memory");
@@ -519,14 +661,22 @@ qt_mock *qt_mock_start(const qt_mock_opts *opts, char *err, size_t errlen)
     if (fd < 0)
         goto fail;
     m->port = bound_port(fd);
-    m->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0),
+    if (pthread_create(&m->timer_thread, NULL, timer_main, m)) {
+        snprintf(err, errlen, "cannot start the timer thread");
+        close(fd);
+        goto fail;
+    }
+    m->timer_running = true;
+    long nc = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = nc < 2 ? 2 : nc > 16 ? 16 : (unsigned)nc;
+    m->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                                MHD_USE_TURBO | (v6 ? MHD_USE_IPv6 : 0),
                             0, NULL, NULL, on_request, m,
                             MHD_OPTION_LISTEN_SOCKET, fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, threads,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, m,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)2000,
-                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+                            MHD_OPTION_CONNECTION_LIMIT, connection_room(),
                             MHD_OPTION_END);
     if (!m->d) {
         snprintf(err, errlen, "libmicrohttpd failed to start on %s",
@@ -536,11 +686,12 @@ qt_mock *qt_mock_start(const qt_mock_opts *opts, char *err, size_t errlen)
     }
     return m;
 fail:
+    stop_timers(m);
     mock_table_free(&m->table);
     free(m->key);
     pthread_mutex_destroy(&m->lock);
-    pthread_mutex_destroy(&m->stop_lock);
-    pthread_cond_destroy(&m->stop_cv);
+    pthread_mutex_destroy(&m->timer_lock);
+    pthread_cond_destroy(&m->timer_cv);
     free(m);
     return NULL;
 }
@@ -554,18 +705,16 @@ void qt_mock_stop(qt_mock *m)
 {
     if (!m)
         return;
-    pthread_mutex_lock(&m->stop_lock);
-    m->stopping = true;
-    pthread_cond_broadcast(&m->stop_cv);
-    pthread_mutex_unlock(&m->stop_lock);
-    MHD_stop_daemon(m->d);       /* joins every connection thread */
+    stop_timers(m);              /* every waiting request is resumed now */
+    MHD_stop_daemon(m->d);
     mock_table_free(&m->table);
     if (m->key) {
         memset(m->key, 0, strlen(m->key));
         free(m->key);
     }
     pthread_mutex_destroy(&m->lock);
-    pthread_mutex_destroy(&m->stop_lock);
-    pthread_cond_destroy(&m->stop_cv);
+    pthread_mutex_destroy(&m->timer_lock);
+    pthread_cond_destroy(&m->timer_cv);
+    free(m->heap);
     free(m);
 }

@@ -142,17 +142,24 @@ struct qt_mock {
     uint64_t rng;
     uint64_t seq;
 
-    pthread_mutex_t stop_lock;   /* pairs with stop_cv only */
-    pthread_cond_t  stop_cv;     /* broadcast by qt_mock_stop; sleepers wait on it */
+    /* Latency and stream pacing are timers, not sleeping threads: a
+     * request whose answer is due later is suspended and its entry put in
+     * this heap; the timer thread resumes it at the time (mock.c). */
+    pthread_mutex_t timer_lock;  /* guards the heap and stopping */
+    pthread_cond_t  timer_cv;    /* the timer thread waits on it */
+    struct mock_timer *heap;     /* min-heap by at_ms */
+    size_t   nheap, capheap;
     bool     stopping;
+    bool     timer_running;
+    pthread_t timer_thread;
 };
 
-/* The body of one request, gathered across access-handler calls. */
-typedef struct {
-    char  *buf;
-    size_t len, cap;
-    bool   too_big;
-} mock_conn;
+/* A suspended connection to resume at at_ms. */
+typedef struct mock_timer {
+    uint64_t at_ms;
+    struct MHD_Connection *c;
+} mock_timer;
+
 
 typedef struct {
     const char *name;
@@ -188,6 +195,18 @@ typedef struct {
     uint64_t context_window;
     uint64_t seq;
 } mock_verdict;
+
+/* The body of one request, gathered across access-handler calls, and what
+ * was decided for it while its latency runs. */
+typedef struct {
+    char  *buf;
+    size_t len, cap;
+    bool   too_big;
+    int    state;                /* 0 new, 1 waiting out its latency */
+    bool   anthropic, key_given;
+    mock_req q;                  /* valid in state 1 */
+    mock_verdict v;              /* decided, valid in state 1 */
+} mock_conn;
 
 
 /* ---- mock_reply.c ---- */
