@@ -13,5 +13,6 @@ int qt_cmd_run(int argc, char **argv);
 int qt_cmd_serve(int argc, char **argv);
 int qt_cmd_demo(int argc, char **argv);
 int qt_cmd_spend(int argc, char **argv);
+int qt_cmd_replay(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const char usage[] =
     "        [--require-key-env VAR] [--seed N] [--stream-chunk-ms N] [-v]\n"
     "  check -c CONFIG [JOBS]\n"
     "  spend [-c CONFIG] [--by workflow|model|day] [--since DAYS] [--json]\n"
+    "  replay [--trace FILE] [--since DAYS] [--speed max] -c CONFIG [-c CONFIG ...] [--json]\n"
     "\n"
     "Run `quotatop <command> --help` for what each option does.\n";
 
@@ -33,6 +34,7 @@ static const struct {
     { "mock",  qt_cmd_mock },
     { "check", qt_cmd_check },
     { "spend", qt_cmd_spend },
+    { "replay", qt_cmd_replay },
 };
 
 int main(int argc, char **argv)
