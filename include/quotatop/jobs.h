@@ -49,6 +49,10 @@ typedef struct {
     void *user;           /* the submitter's (e.g. the proxy's pending request); not owned */
 } qt_job;
 
+/* The error text of a job cancelled by qt_engine_cancel (a key, the
+ * control socket): `serve` answers it with a status SDKs do not retry. */
+#define QT_CANCELLED_BY_OPERATOR "cancelled by the operator"
+
 /* Status of a result line. */
 typedef enum {
     QT_STATUS_OK = 0,

@@ -443,7 +443,8 @@ void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order)
             me->active = 0;
             pthread_mutex_unlock(&e->lock);
             engine_finish_simple(e, ej, QT_STATUS_CANCELLED, cp->attempts,
-                          job->cancel_requested ? "cancelled" : "cancelled: quotatop is shutting down");
+                          job->cancel_requested ? QT_CANCELLED_BY_OPERATOR
+                                                : "cancelled: quotatop is shutting down");
             return;
         }
         if (now < cp->not_before) {

@@ -81,7 +81,7 @@ qt_err qt_engine_cancel(qt_engine *e, const char *job_id)
     pthread_mutex_unlock(&e->lock);
     qt_events_addf(e->events, QT_EV_CANCEL, now_of(e), qt_clock_wall_ms(e->clock), job->model,
                    job->workflow, job->id, "job %s cancelled", job->id);
-    engine_finish_cancelled(e, ej, "cancelled by the operator");
+    engine_finish_cancelled(e, ej, QT_CANCELLED_BY_OPERATOR);
     return QT_OK;
 }
 
@@ -153,23 +153,47 @@ qt_err qt_engine_scale_limit(qt_engine *e, const char *name, int is_provider, ch
     return r;
 }
 
+/* The wait before model mi could take the request: its limiter keys (holds
+ * after a 429 included), the same model's queued jobs, and its circuit if
+ * open. UINT64_MAX when unknown. Lock held. */
+static uint64_t model_wait_ms(qt_engine *e, int mi, size_t prompt_chars, int max_tokens, uint64_t now)
+{
+    const qt_model_cfg *m = &e->cfg->models[mi];
+    int keys[2] = { e->models[mi].key, e->providers[m->provider_idx[0]].key };
+    int64_t est = qt_estimator_estimate(e->est, m->name, prompt_chars)
+                  + (max_tokens > 0 ? max_tokens : m->default_max_tokens);
+    uint64_t w = qt_limiter_wait_ms(e->limiter, keys, 2, est, now);
+    /* Jobs of the same model already queued go first (jobs of other models
+     * do not hold it up): each costs at least one emission interval of the
+     * model's RPM. */
+    qt_limiter_stats st;
+    qt_limiter_key_stats(e->limiter, keys[0], now, &st);
+    if (w != UINT64_MAX && st.rpm > 0)
+        w += (uint64_t)((double)e->models[mi].queued * 60000.0 / st.rpm);
+    if (w != UINT64_MAX && !qt_circuit_peek(e->models[mi].circuit, now)) {
+        uint64_t t = qt_circuit_next_probe_ms(e->models[mi].circuit, now);
+        uint64_t cw = t == QT_CIRCUIT_NEVER ? UINT64_MAX : t > now ? t - now : 0;
+        w = cw > w ? cw : w;
+    }
+    return w;
+}
+
 uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens)
 {
     if (model_idx < 0 || (size_t)model_idx >= e->cfg->n_models)
         return UINT64_MAX;
     pthread_mutex_lock(&e->lock);
-    const qt_model_cfg *m = &e->cfg->models[model_idx];
-    int keys[2] = { e->models[model_idx].key, e->providers[m->provider_idx[0]].key };
-    int64_t est = qt_estimator_estimate(e->est, m->name, prompt_chars)
-                  + (max_tokens > 0 ? max_tokens : m->default_max_tokens);
-    uint64_t w = qt_limiter_wait_ms(e->limiter, keys, 2, est, now_of(e));
-    /* Jobs of the same model already queued go first (jobs of other models
-     * do not hold it up): each costs at least one emission interval of the
-     * model's RPM. */
-    qt_limiter_stats st;
-    qt_limiter_key_stats(e->limiter, keys[0], now_of(e), &st);
-    if (w != UINT64_MAX && st.rpm > 0)
-        w += (uint64_t)((double)e->models[model_idx].queued * 60000.0 / st.rpm);
+    uint64_t now = now_of(e);
+    /* Over the whole fallback chain: a primary held for a minute after a
+     * 429 does not make the request wait when its fallback is free. */
+    int chain[16];
+    int has_cache = 0;
+    size_t n = qt_config_chain(e->cfg, model_idx, chain, QT_ARRAY_LEN(chain), &has_cache);
+    uint64_t w = n ? UINT64_MAX : model_wait_ms(e, model_idx, prompt_chars, max_tokens, now);
+    for (size_t k = 0; k < n; k++) {
+        uint64_t mw = model_wait_ms(e, chain[k], prompt_chars, max_tokens, now);
+        w = mw < w ? mw : w;
+    }
     pthread_mutex_unlock(&e->lock);
     return w;
 }

@@ -205,6 +205,23 @@ static enum MHD_Result answer_failure(px_req *r, struct MHD_Connection *c, const
                                "quotatop: budget exhausted: %s", why);
     }
     case QT_STATUS_CANCELLED:
+        if (strstr(why, QT_CANCELLED_BY_OPERATOR)) {
+            /* Cancelled on purpose (dashboard, control socket): SDKs retry
+             * 408, 409, 429 and 5xx, which would send the job again. 410
+             * with x-should-retry: false is final for every SDK. */
+            const char *hh[16];
+            size_t n = 0;
+            for (size_t i = 0; h && h[i] && h[i + 1] && n + 4 < QT_ARRAY_LEN(hh); i += 2) {
+                hh[n++] = h[i];
+                hh[n++] = h[i + 1];
+            }
+            hh[n++] = "x-should-retry";
+            hh[n++] = "false";
+            hh[n] = hh[n + 1] = NULL;
+            return px_answer_error(r, c, 410, "invalid_request_error", "cancelled_by_operator", NULL, hh,
+                                   "quotatop: the request was cancelled by the operator; it will not be "
+                                   "sent (do not retry)");
+        }
         return px_answer_error(r, c, 503, "server_error", "cancelled", NULL, h,
                                "quotatop: the request was cancelled before it was answered: %s", why);
     case QT_STATUS_INVALID:

@@ -11,6 +11,8 @@ one repeats. An answer is an object:
   body     a string sent as is, or an object sent as JSON (default: a normal
            OpenAI chat.completion, or an Anthropic message on /v1/messages)
   sse      a list of strings, each sent (and flushed) as is: a raw event stream
+  sse_only_when_asked  true: the sse list only for "stream": true requests,
+           else the default body
   delay_ms wait before answering
   close    true: close the connection without answering
 Every answer of the default body carries usage {prompt 5, completion 7}.
@@ -67,9 +69,10 @@ class H(BaseHTTPRequestHandler):
                 stats.clear()
             return self.send_json(200, {})
         try:
-            model = json.loads(raw).get("model", "")
+            req = json.loads(raw)
+            model, stream = req.get("model", ""), bool(req.get("stream"))
         except Exception:
-            model = ""
+            model, stream = "", False
         with lock:
             st = stats.setdefault(model, {"requests": 0, "times": [], "auth": []})
             i = st["requests"]
@@ -85,7 +88,7 @@ class H(BaseHTTPRequestHandler):
             self.connection.close()
             return
         status = a.get("status", 200)
-        if "sse" in a:
+        if "sse" in a and (stream or not a.get("sse_only_when_asked")):
             self.send_response(status)
             self.send_header("content-type", "text/event-stream")
             for k, v in a.get("headers", {}).items():
