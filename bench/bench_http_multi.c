@@ -7,7 +7,9 @@
  *
  * The mock runs in this process (qt_mock_start, the server `quotatop mock`
  * runs); wrk (apt-get install wrk) runs as a child with -t2. Without wrk
- * only the qt_http_multi figure is printed.
+ * only the qt_http_multi figure is printed. QT_BENCH_URL=http://HOST:PORT
+ * uses a mock started elsewhere instead (to profile the client alone:
+ * `perf record` then sees only this process); QT_BENCH_WRK=0 skips wrk.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +80,8 @@ static double run_multi(const char *url, int secs, int conc, long *bad)
 /* Runs wrk against url; returns its Requests/sec, or -1 without wrk. */
 static double run_wrk(const char *url, int secs, int conc)
 {
-    if (system("command -v wrk >/dev/null 2>&1") != 0)
+    const char *use = getenv("QT_BENCH_WRK");
+    if ((use && !strcmp(use, "0")) || system("command -v wrk >/dev/null 2>&1") != 0)
         return -1;
     char lua[] = "/tmp/qt-bench-XXXXXX";
     int fd = mkstemp(lua);
@@ -115,16 +118,22 @@ int main(int argc, char **argv)
     }
     if (qt_http_global_init() != QT_OK)
         return 1;
-    qt_mock_opts o;
-    qt_mock_opts_init(&o);
-    char err[256] = "";
-    qt_mock *m = qt_mock_start(&o, err, sizeof err);
-    if (!m) {
-        fprintf(stderr, "bench_http_multi: mock: %s\n", err);
-        return 1;
+    qt_mock *m = NULL;
+    char url[160];
+    const char *ext = getenv("QT_BENCH_URL");
+    if (ext && *ext) {
+        snprintf(url, sizeof url, "%.120s/v1/chat/completions", ext);
+    } else {
+        qt_mock_opts o;
+        qt_mock_opts_init(&o);
+        char err[256] = "";
+        m = qt_mock_start(&o, err, sizeof err);
+        if (!m) {
+            fprintf(stderr, "bench_http_multi: mock: %s\n", err);
+            return 1;
+        }
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", qt_mock_port(m));
     }
-    char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", qt_mock_port(m));
     double wrk = run_wrk(url, secs, conc);
     long bad = 0;
     double multi = run_multi(url, secs, conc, &bad);
@@ -132,11 +141,12 @@ int main(int argc, char **argv)
     if (wrk > 0)
         printf("  wrk          %10.0f req/s\n", wrk);
     else
-        printf("  wrk          not found (apt-get install wrk): no ratio\n");
+        printf("  wrk          not run (QT_BENCH_WRK=0, or apt-get install wrk): no ratio\n");
     printf("  qt_http_multi%10.0f req/s (failed: %ld)\n", multi, bad);
     if (wrk > 0)
         printf("  ratio        %10.2f  (qt_http_multi / wrk)\n", multi / wrk);
-    qt_mock_stop(m);
+    if (m)
+        qt_mock_stop(m);
     qt_http_global_cleanup();
     return 0;
 }

@@ -415,3 +415,17 @@ Test(http_multi, free_aborts_what_is_in_flight)
     cr_assert_eq(qt_loop_watch_count(loop), 0, "no watch left behind");
     cr_assert_eq(qt_loop_timer_count(loop), 0, "no timer left behind");
 }
+
+/* A host name goes through curl's resolver (asynchronous in the multi). */
+Test(http_multi, host_name_resolves)
+{
+    char u[96];
+    snprintf(u, sizeof u, "http://localhost:%d/v1/chat/completions", qt_mock_port(mock));
+    outcome o = {0};
+    const char *b = chat_body("fast", 0);
+    cr_assert_not_null(qt_http_multi_post(hm, u, hdrs, 2, b, strlen(b), 5000, NULL, on_done, &o));
+    run_loop();
+    cr_assert_eq(o.done, 1);
+    cr_assert_eq(o.status, 200, "transport %d", o.transport);
+    free(o.body);
+}
