@@ -243,9 +243,19 @@ void qt_ledger_errmsg(qt_ledger *l, char *buf, size_t len)
 
 qt_err qt_ledger_record(qt_ledger *l, const qt_ledger_call *c)
 {
-    if (!l || !c || c->prompt_tokens < 0 || c->completion_tokens < 0 || !isfinite(c->cost_usd)
-        || c->cost_usd < 0)
+    if (!l || !c)
         return QT_ERR_INVALID;
+    if (c->prompt_tokens < 0 || c->completion_tokens < 0 || !isfinite(c->cost_usd) || c->cost_usd < 0) {
+        /* Refused: say why, so qt_ledger_errmsg never gives an empty reason. */
+        pthread_mutex_lock(&l->lock);
+        snprintf(l->err, sizeof l->err, "refused a call of job %.80s: %s (prompt_tokens %lld, "
+                 "completion_tokens %lld, cost_usd %g)", c->job_id ? c->job_id : "?",
+                 c->prompt_tokens < 0 || c->completion_tokens < 0 ? "a negative token count"
+                 : "a negative or non-finite cost", (long long)c->prompt_tokens,
+                 (long long)c->completion_tokens, c->cost_usd);
+        pthread_mutex_unlock(&l->lock);
+        return QT_ERR_INVALID;
+    }
     pthread_mutex_lock(&l->lock);
     sqlite3_stmt *s = l->st[ST_INSERT];
     /* SQLITE_STATIC: the strings outlive the step; the bindings are cleared

@@ -428,3 +428,22 @@ Test(ledger, threads_concurrent_records_count_exactly, .timeout = 60)
     qt_ledger_close(l);
     remove_dir(dir);
 }
+
+/* Issue 12, defect 13: a refused call left the error empty, so the engine's
+ * warning printed "()". The refusal now says why. */
+Test(ledger, refusal_names_its_reason)
+{
+    char dir[64];
+    make_tmp(dir, sizeof dir);
+    qt_ledger *l = open_ok(dir);
+    char msg[300] = "x";
+    cr_assert_eq(rec(l, NOW_MS, "w", "m", "m", 1, 1, NAN), QT_ERR_INVALID);
+    qt_ledger_errmsg(l, msg, sizeof msg);
+    cr_expect(strstr(msg, "non-finite cost"), "reason: [%s]", msg);
+    cr_assert_eq(rec(l, NOW_MS, "w", "m", "m", -4, 1, 0.1), QT_ERR_INVALID);
+    qt_ledger_errmsg(l, msg, sizeof msg);
+    cr_expect(strstr(msg, "negative token count"), "reason: [%s]", msg);
+    cr_expect(strstr(msg, "prompt_tokens -4"), "reason: [%s]", msg);
+    qt_ledger_close(l);
+    remove_dir(dir);
+}
