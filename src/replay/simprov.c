@@ -20,6 +20,7 @@
  * a replay is repeatable.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,27 @@ static int attempt_on(const qt_simprov *s, const qt_trace_attempt *a, int prov, 
     return a->provider == prov && upstream_of(s, a->model) == up;
 }
 
+/* Windows without recorded attempts between two failing ones (an open
+ * circuit sends nothing during an outage) fail with the smaller share of
+ * the two, when the gap is at most GAP_MAX windows. */
+#define GAP_MAX 30
+static void fill_gaps(key *k)
+{
+    size_t prev = SIZE_MAX;
+    for (size_t i = 0; i < k->n_win; i++) {
+        if (!k->win[i].known)
+            continue;
+        if (prev != SIZE_MAX && i - prev > 1 && i - prev <= GAP_MAX + 1 && k->win[prev].errors
+            && k->win[i].errors) {
+            const window *a = &k->win[prev], *b = &k->win[i];
+            int a_less = (uint64_t)a->errors * b->known < (uint64_t)b->errors * a->known;
+            for (size_t g = prev + 1; g < i; g++)
+                k->win[g] = a_less ? *a : *b;
+        }
+        prev = i;
+    }
+}
+
 /* Fills a model key's limits, latency pool and error windows from the recording. */
 static void learn(qt_simprov *s, key *k, const char *provider, const char *model)
 {
@@ -178,6 +200,7 @@ static void learn(qt_simprov *s, key *k, const char *provider, const char *model
             w->err_total_ms = a->total_ms;
         }
     }
+    fill_gaps(k);
 }
 
 static int find_key(qt_simprov *s, const char *provider, const char *model)

@@ -210,3 +210,28 @@ Test(simprov, rpm_series_counts_every_request_per_minute)
     qt_simprov_free(s);
     qt_trace_data_free(d);
 }
+
+/* Failures at 20 s and 80 s with nothing between (an open circuit sends
+ * nothing): the outage spans the gap. */
+static void fill_gap(FILE *f)
+{
+    job(f, "z", 1000000, "m", 10,
+        "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":200,\"total_ms\":100}]");
+    job(f, "o1", 1000000 + 20000 - 400, "", 0, "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":503,\"total_ms\":100}]");
+    job(f, "o2", 1000000 + 80000 - 400, "", 0, "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":503,\"total_ms\":100}]");
+    job(f, "k", 1000000 + 400000 - 400, "m", 10, "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":200,\"total_ms\":100}]");
+}
+
+Test(simprov, an_outage_spans_the_gap_an_open_circuit_left)
+{
+    qt_trace_data *d = load(fill_gap);
+    qt_simprov *s = qt_simprov_new(d, 3);
+    qt_sim_req r = { .provider = "oa", .model = "up-m", .prompt_tokens = 1, .max_tokens = 1, .job = -1 };
+    qt_sim_answer a;
+    qt_simprov_request(s, &r, 50000, &a);
+    cr_expect_eq(a.status, 503, "between two failing windows");
+    qt_simprov_request(s, &r, 200000, &a);
+    cr_expect_eq(a.status, 200, "long after the last failure");
+    qt_simprov_free(s);
+    qt_trace_data_free(d);
+}
