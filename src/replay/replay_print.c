@@ -14,7 +14,7 @@
 
 #include "replay_report.h"
 
-#define LABEL_W 30
+#define LABEL_W 34
 #define COL_W 22
 
 void rp_fmt_duration(char *buf, size_t len, double ms)
