@@ -287,6 +287,11 @@ int qt_loop_io_watch(qt_loop *l, int fd, unsigned events, qt_loop_io_fn fn, void
         return QT_ERR_NOMEM;
     watch *w = &l->watches[fd];
     bool existed = w->fn != NULL;
+    if (existed && w->events == events) {
+        w->fn = fn;   /* same interest: no epoll_ctl */
+        w->ud = ud;
+        return QT_OK;
+    }
     uint32_t gen = existed ? w->gen : ++l->next_gen;
     struct epoll_event ev = {.events = to_epoll(events),
                              .data.u64 = (uint64_t)gen << 32 | (uint32_t)fd};

@@ -119,12 +119,14 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *ud)
 {
     qt_http_multi *m = ud;
     (void)multi;
+    uint64_t at = qt_loop_now_ms(m->loop) + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    if (timeout_ms >= 0 && m->timer && qt_loop_timer_at(m->timer) == at)
+        return 0;   /* the same deadline: keep the timer */
     qt_loop_timer_cancel(m->loop, m->timer);
     m->timer = NULL;
     if (timeout_ms < 0)
         return 0;
-    m->timer = qt_loop_timer_add(m->loop, qt_loop_now_ms(m->loop) + (uint64_t)timeout_ms,
-                                 on_timer, m);
+    m->timer = qt_loop_timer_add(m->loop, at, on_timer, m);
     return m->timer ? 0 : -1;
 }
 

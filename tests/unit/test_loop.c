@@ -449,3 +449,43 @@ Test(loop, threads_stop_from_another_thread_wakes_the_loop, .timeout = 10)
     cr_assert_eq(qt_loop_timer_count(l), 1);
     qt_loop_free(l);
 }
+
+typedef struct {
+    qt_loop *l;
+    int a, b;
+} two_calls;
+
+static void count_a(void *ud, int fd, unsigned events)
+{
+    two_calls *c = ud;
+    (void)fd;
+    (void)events;
+    c->a++;
+    qt_loop_stop(c->l);
+}
+
+static void count_b(void *ud, int fd, unsigned events)
+{
+    two_calls *c = ud;
+    (void)fd;
+    (void)events;
+    c->b++;
+    qt_loop_stop(c->l);
+}
+
+Test(loop, watching_again_replaces_the_callback, .timeout = 10)
+{
+    two_calls c = {.l = qt_loop_new(NULL)};
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(write(p[1], "x", 1), 1);
+    qt_loop_io_watch(c.l, p[0], QT_LOOP_READ, count_a, &c);
+    qt_loop_io_watch(c.l, p[0], QT_LOOP_READ, count_b, &c);   /* same events, new callback */
+    cr_assert_eq(qt_loop_watch_count(c.l), 1);
+    qt_loop_run(c.l);
+    cr_assert_eq(c.a, 0);
+    cr_assert_eq(c.b, 1);
+    close(p[0]);
+    close(p[1]);
+    qt_loop_free(c.l);
+}
