@@ -42,6 +42,9 @@ typedef struct {
     char *upstream_model;     /* name sent upstream; defaults to name */
     double rpm, tpm;          /* configured limits, 0 = unlimited */
     double input_usd_per_mtok, output_usd_per_mtok;
+    double cached_input_usd_per_mtok; /* cached input (OpenAI) / cache reads (Anthropic);
+                                       * -1 when not configured: priced as input */
+    double cache_write_usd_per_mtok;  /* Anthropic cache creation; -1: priced as input */
     long context_window;      /* tokens, 0 = unknown/unlimited */
     int default_max_tokens;   /* used when a job gives none (anthropic needs one); default 1024 */
     char **fallback;          /* model names or QT_CACHE_MODEL */
@@ -148,6 +151,15 @@ int qt_config_provider_index(const qt_config *cfg, const char *name);
 
 /* Limits after headroom (0 stays 0 = unlimited). */
 double qt_config_effective(const qt_config *cfg, double configured);
+
+/* Cost in USD of one answer on model m: prompt_tokens includes the cached
+ * and cache_write tokens (each clamped to what is left of the prompt); those
+ * are priced at cached_input_usd_per_mtok / cache_write_usd_per_mtok (the
+ * input price when not configured), the rest of the prompt at the input
+ * price, completion_tokens (reasoning tokens included) at the output price.
+ * Negative counts count as 0. */
+double qt_model_cost_usd(const qt_model_cfg *m, long prompt_tokens, long cached_tokens,
+                         long cache_write_tokens, long completion_tokens);
 
 /* Budget of a workflow in USD, 0 when it has none. */
 double qt_config_workflow_budget(const qt_config *cfg, const char *workflow);

@@ -38,7 +38,8 @@ typedef struct {
     char *model;          /* a configured model name */
     int model_idx;        /* index into qt_config.models */
     cJSON *body;          /* the whole job object (owned); providers build from it */
-    int max_tokens;       /* from the job, 0 when absent */
+    int max_tokens;       /* the larger of the job's max_tokens and
+                           * max_completion_tokens, 0 when both are absent */
     size_t prompt_chars;  /* characters of all message contents (token estimate input) */
     int n_messages;       /* entries of "messages" */
     long line_no;         /* 1-based line in the jobs input, 0 when not from a file */
@@ -78,6 +79,12 @@ typedef struct {
     int cached;
     const char *error;         /* NULL when ok */
     const char *content;       /* NULL when not ok */
+    const char *finish_reason; /* "stop", "length", "tool_calls", ...; NULL unknown */
+    const char *tool_calls;    /* JSON array text (OpenAI shape), NULL when none */
+    const char *choices;       /* JSON array text of every choice when n > 1, else NULL */
+    long cached_tokens;        /* of prompt_tokens, read from the prompt cache */
+    long cache_write_tokens;   /* of prompt_tokens, written to it (Anthropic) */
+    long reasoning_tokens;     /* of completion_tokens */
 } qt_result;
 
 /* Parses one job line. On success returns QT_OK and *out (free with

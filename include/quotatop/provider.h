@@ -82,10 +82,23 @@ typedef struct {
 typedef struct {
     char *id;                 /* upstream id ("chatcmpl-...", "msg_..."), "" if absent */
     char *model;              /* model named by upstream, "" if absent */
-    char *content;            /* the answer text */
+    char *content;            /* the answer text (choices[0]) */
     char *finish_reason;      /* OpenAI vocabulary (see above), "" if absent */
-    long prompt_tokens;
-    long completion_tokens;
+    long prompt_tokens;       /* all input tokens, cached ones included */
+    long completion_tokens;   /* reasoning tokens included (billed as output) */
+    long cached_tokens;       /* of prompt_tokens: read from the prompt cache (OpenAI
+                               * prompt_tokens_details.cached_tokens, Anthropic
+                               * cache_read_input_tokens); 0 none */
+    long cache_write_tokens;  /* of prompt_tokens: written to it (Anthropic
+                               * cache_creation_input_tokens); 0 none */
+    long reasoning_tokens;    /* of completion_tokens (completion_tokens_details) */
+    char *tool_calls;         /* choices[0].message.tool_calls as JSON text (OpenAI
+                               * shape), NULL when none */
+    char *choices;            /* every choice as a JSON array text when there is more
+                               * than one (n > 1), else NULL */
+    char *openai_json;        /* the whole answer as an OpenAI chat.completion: an
+                               * openai-kind body exactly as the upstream sent it, an
+                               * anthropic-kind one translated; NULL for streams */
 } qt_provider_result;
 
 /* A parsed non-2xx answer (a value struct; nothing to free). */
@@ -150,6 +163,12 @@ typedef struct {
 /* Returns the table of a kind, or NULL for an unknown kind. The table is
  * static; never free it. */
 const qt_provider_ops *qt_provider_ops_for(qt_provider_kind kind);
+
+/* True when a job can be sent to an upstream of this kind without losing
+ * what it asks for (openai: always; anthropic: see
+ * qt_tr_openai_carries_to_anthropic in translate.h); else false with the
+ * reason, naming the field, in why. Cheap (no copies). */
+bool qt_provider_can_carry(qt_provider_kind kind, const cJSON *job, char *why, size_t whylen);
 
 /* Frees what r holds (wiping the header lines first, since one carries the
  * key) and zeroes it. Accepts NULL and a zeroed struct. */

@@ -75,7 +75,7 @@ static const char *provider_keys[] = {
 };
 static const char *model_keys[] = {
     "providers", "upstream_model", "rpm", "tpm", "input_usd_per_mtok", "output_usd_per_mtok",
-    "context_window", "fallback", "default_max_tokens",
+    "cached_input_usd_per_mtok", "cache_write_usd_per_mtok", "context_window", "fallback", "default_max_tokens",
 };
 static const char *top_keys[] = {
     "workers", "providers", "models", "limits", "retry", "circuit", "budget", "queue",
@@ -155,6 +155,9 @@ static void read_model(qt_diag *d, const cJSON *j, qt_model_cfg *m)
     cfg_get_num(d, j, path, "tpm", 0, 1e12, &m->tpm);
     cfg_get_num(d, j, path, "input_usd_per_mtok", 0, 1e6, &m->input_usd_per_mtok);
     cfg_get_num(d, j, path, "output_usd_per_mtok", 0, 1e6, &m->output_usd_per_mtok);
+    m->cached_input_usd_per_mtok = m->cache_write_usd_per_mtok = -1;
+    cfg_get_num(d, j, path, "cached_input_usd_per_mtok", 0, 1e6, &m->cached_input_usd_per_mtok);
+    cfg_get_num(d, j, path, "cache_write_usd_per_mtok", 0, 1e6, &m->cache_write_usd_per_mtok);
     cfg_get_long(d, j, path, "context_window", 0, 100000000, &m->context_window);
     cfg_get_int(d, j, path, "default_max_tokens", 1, 10000000, &m->default_max_tokens);
     m->fallback = cfg_get_str_array(d, j, path, "fallback", &m->n_fallback);

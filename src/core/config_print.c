@@ -14,6 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+double qt_model_cost_usd(const qt_model_cfg *m, long prompt_tokens, long cached_tokens,
+                         long cache_write_tokens, long completion_tokens)
+{
+    double p = prompt_tokens > 0 ? (double)prompt_tokens : 0;
+    double r = cached_tokens > 0 ? (double)cached_tokens : 0;
+    double w = cache_write_tokens > 0 ? (double)cache_write_tokens : 0;
+    double c = completion_tokens > 0 ? (double)completion_tokens : 0;
+    if (r > p)
+        r = p;
+    if (w > p - r)
+        w = p - r;
+    double in = m->input_usd_per_mtok > 0 ? m->input_usd_per_mtok : 0;
+    double rp = m->cached_input_usd_per_mtok >= 0 ? m->cached_input_usd_per_mtok : in;
+    double wp = m->cache_write_usd_per_mtok >= 0 ? m->cache_write_usd_per_mtok : in;
+    double out = m->output_usd_per_mtok > 0 ? m->output_usd_per_mtok : 0;
+    return ((p - r - w) * in + r * rp + w * wp + c * out) / 1e6;
+}
+
 double qt_config_effective(const qt_config *cfg, double configured)
 {
     return configured * cfg->limits.headroom;
@@ -105,8 +123,13 @@ void qt_config_print_effective(const qt_config *cfg, FILE *out)
         print_limit(out, "tpm", m->tpm, qt_config_effective(cfg, m->tpm));
         if (m->context_window > 0)
             fprintf(out, " context %ld", m->context_window);
-        fprintf(out, " $%.2f/$%.2f per Mtok in/out\n", m->input_usd_per_mtok,
+        fprintf(out, " $%.2f/$%.2f per Mtok in/out", m->input_usd_per_mtok,
                 m->output_usd_per_mtok);
+        if (m->cached_input_usd_per_mtok >= 0)
+            fprintf(out, ", $%.3f cached input", m->cached_input_usd_per_mtok);
+        if (m->cache_write_usd_per_mtok >= 0)
+            fprintf(out, ", $%.3f cache write", m->cache_write_usd_per_mtok);
+        fputc('\n', out);
         int chain[64], cache = 0;
         size_t n = qt_config_chain(cfg, (int)i, chain, 64, &cache);
         fprintf(out, "  %-14s chain: %s", "", m->name);

@@ -49,6 +49,18 @@ static size_t content_chars(const cJSON *content)
     return n;
 }
 
+/* Characters of a JSON value as text (tool definitions and tool calls are
+ * sent as part of the prompt); 0 for NULL. */
+static size_t json_chars(const cJSON *v)
+{
+    if (!v)
+        return 0;
+    char *t = cJSON_PrintUnformatted(v);
+    size_t n = t ? strlen(t) : 0;
+    free(t);
+    return n;
+}
+
 static char *id_of(const cJSON *v, long line_no)
 {
     char buf[64];
@@ -163,6 +175,7 @@ qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job 
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(body, "max_tokens");
+    const cJSON *mct = cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens");
     if (id_out)
         *id_out = id_of(id, line_no);
     if (workflow_out)
@@ -192,6 +205,8 @@ qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job 
         problem = "\"messages\" must be a non-empty array";
     else if (mt && (!cJSON_IsNumber(mt) || mt->valuedouble < 1 || mt->valuedouble > 10000000))
         problem = "\"max_tokens\" must be a positive number";
+    else if (mct && (!cJSON_IsNumber(mct) || mct->valuedouble < 1 || mct->valuedouble > 10000000))
+        problem = "\"max_completion_tokens\" must be a positive number";
     if (!problem) {
         const cJSON *m;
         int i = 0;
@@ -223,12 +238,16 @@ qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job 
     job->model = strdup(model->valuestring);
     job->model_idx = model_idx;
     job->max_tokens = mt ? (int)mt->valuedouble : 0;
+    if (mct && (int)mct->valuedouble > job->max_tokens)   /* reserve the larger */
+        job->max_tokens = (int)mct->valuedouble;
     job->line_no = line_no;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         job->prompt_chars += content_chars(cJSON_GetObjectItemCaseSensitive(m, "content"));
+        job->prompt_chars += json_chars(cJSON_GetObjectItemCaseSensitive(m, "tool_calls"));
         job->n_messages++;
     }
+    job->prompt_chars += json_chars(cJSON_GetObjectItemCaseSensitive(body, "tools"));
     job->body = body;
     *out = job;
     return QT_OK;
@@ -324,6 +343,16 @@ static void add_str_or_null(cJSON *o, const char *k, const char *v)
         cJSON_AddNullToObject(o, k);
 }
 
+/* Adds a field holding the JSON value of text (our own printed output),
+ * parsed again so a malformed text can never break the line; skipped when
+ * text is NULL or does not parse. */
+static void add_json_text(cJSON *o, const char *k, const char *text)
+{
+    cJSON *v = text ? cJSON_Parse(text) : NULL;
+    if (v && !cJSON_AddItemToObject(o, k, v))
+        cJSON_Delete(v);
+}
+
 char *qt_result_to_json(const qt_result *res)
 {
     cJSON *o = cJSON_CreateObject();
@@ -347,6 +376,15 @@ char *qt_result_to_json(const qt_result *res)
     cJSON_AddBoolToObject(o, "cached", res->cached);
     add_str_or_null(o, "error", res->error);
     add_str_or_null(o, "content", res->content);
+    add_str_or_null(o, "finish_reason", res->finish_reason);
+    add_json_text(o, "tool_calls", res->tool_calls);
+    add_json_text(o, "choices", res->choices);
+    if (res->cached_tokens > 0)
+        cJSON_AddNumberToObject(o, "cached_tokens", (double)res->cached_tokens);
+    if (res->cache_write_tokens > 0)
+        cJSON_AddNumberToObject(o, "cache_write_tokens", (double)res->cache_write_tokens);
+    if (res->reasoning_tokens > 0)
+        cJSON_AddNumberToObject(o, "reasoning_tokens", (double)res->reasoning_tokens);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     /* Upstream text may hold bytes that are not UTF-8: U+FFFD for each, so

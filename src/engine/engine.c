@@ -139,6 +139,7 @@ typedef struct {
     int cached;
     const char *error, *content, *openai_json;
     int http_status;
+    const qt_provider_result *res;   /* the answer's details (ok only), or NULL */
 } outcome;
 
 /* Emits the one result of a job, updates the counters and frees the job.
@@ -157,6 +158,7 @@ static void finish(qt_engine *e, ejob *ej, const outcome *o)
     };
     if (!job->dispatched_ms)
         r.queued_ms = now > job->enqueued_ms ? (long)(now - job->enqueued_ms) : 0;
+    engine_result_details(&r, o->res);
     qt_result_extra extra = { .openai_json = o->openai_json, .http_status = o->http_status,
                               .attempts = ej->att, .n_attempts = ej->n_att,
                               .enqueued_wall_ms = ej->enqueued_wall_ms,
@@ -312,6 +314,17 @@ static int route(qt_engine *e, job_ctx *c, const qt_job *job, uint64_t now, size
             continue;
         int mi = c->chain[k];
         const qt_model_cfg *m = &e->cfg->models[mi];
+        char why[200];
+        if (engine_cannot_carry(e, job, mi, why, sizeof why)) {
+            /* Never a retryable error: skip the model, say why (engine_send.c). */
+            snprintf(c->last_error, sizeof c->last_error, "%s", why);
+            event(e, QT_EV_FALLBACK, m->name, NULL, job->workflow, job->id, "job %s skips %s: %.150s",
+                  job->id, m->name, why);
+            c->budget_refused = 0;
+            c->uncarried++;
+            give_up_model(c, k, "cannot carry the request");
+            continue;
+        }
         int64_t prompt = engine_est_prompt(e, job, mi);
         int mt = max_tokens_of(e, job, mi);
         if (m->context_window > 0 && prompt + mt > m->context_window) {
@@ -486,7 +499,8 @@ void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order)
             snprintf(msg, sizeof msg, "%s%s", cp->last_error,
                      rejected || cp->n <= 1 ? "" : " (every model of the chain was tried)");
             outcome o = { .status = rejected ? QT_STATUS_REJECTED : QT_STATUS_FAILED,
-                          .attempts = cp->attempts, .error = msg, .http_status = cp->last_status };
+                          .attempts = cp->attempts, .error = msg, 
+                          .http_status = cp->uncarried == (int)cp->n ? 400 : cp->last_status };
             finish(e, ej, &o);
             return;
         }
@@ -610,8 +624,7 @@ void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order)
              * refunded or charged, the unused completion is not. */
             int64_t charged = pt + max_tokens_of(e, job, mi);
             qt_limiter_commit(e->limiter, &lres, charged > pt + ct ? charged : pt + ct, now);
-            double actual = qt_budget_cost(mr->cfg->input_usd_per_mtok, mr->cfg->output_usd_per_mtok,
-                                           pt, ct);
+            double actual = engine_cost(mr->cfg, &a.res);
             bev = 0;
             qt_budget_commit(e->budget, &bres, actual, pt, ct, wall, &bev);
             ej->cost_usd += actual;
@@ -660,12 +673,9 @@ void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order)
         pthread_cond_broadcast(&e->admit_cond);
 
         if (v.cls == QT_RETRY_OK) {
-            char *oj = e->want_openai_json
-                           ? qt_provider_to_openai_json(&a.res, job->model, (int64_t)(wall / 1000))
-                           : NULL;
+            const char *oj = e->want_openai_json ? a.res.openai_json : NULL;
             pthread_mutex_unlock(&e->lock);
-            double actual = qt_budget_cost(mr->cfg->input_usd_per_mtok, mr->cfg->output_usd_per_mtok,
-                                           a.res.prompt_tokens, a.res.completion_tokens);
+            double actual = engine_cost(mr->cfg, &a.res);
             /* Billed: into the ledger before the result goes out (disk I/O,
              * so only now that the engine lock is released). */
             qt_ledger_call lc = { .wall_ms = wall, .workflow = job->workflow, .model = job->model,
@@ -678,9 +688,8 @@ void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order)
                           .prompt_tokens = a.res.prompt_tokens,
                           .completion_tokens = a.res.completion_tokens, .cost_usd = actual,
                           .latency_ms = latency, .content = a.res.content, .openai_json = oj,
-                          .http_status = a.resp.status };
+                          .http_status = a.resp.status, .res = &a.res };
             finish(e, ej, &o);
-            free(oj);
             engine_attempt_free(&a);
             return;
         }

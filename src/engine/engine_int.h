@@ -63,6 +63,7 @@ typedef struct {
     int budget_refused;            /* every refusal so far came from the budget */
     char last_error[300];
     char skip_reason[64];          /* why the model before the next one was passed over */
+    int uncarried;                 /* chain models skipped: they cannot carry the request */
     int last_status;
     uint64_t order;                /* pop order, for admission fairness */
 } job_ctx;
@@ -203,6 +204,15 @@ void *engine_worker_main(void *arg);
 /* engine_send.c (no lock held) */
 void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a);
 void engine_attempt_free(engine_attempt *a);
+/* Nonzero when no provider of model mi can carry the job's request (n > 1,
+ * logprobs or a json_schema response_format to an anthropic-kind model);
+ * why names the field and the model. Pure, any lock state. */
+int engine_cannot_carry(const qt_engine *e, const qt_job *job, int mi, char *why, size_t n);
+/* The actual cost of an answer on model m (cached-token prices applied). */
+double engine_cost(const qt_model_cfg *m, const qt_provider_result *res);
+/* Copies an answer's finish reason, tool calls, choices and cache/reasoning
+ * token counts into a result (res NULL: nothing). */
+void engine_result_details(qt_result *r, const qt_provider_result *res);
 /* Turns a response's rate-limit headers into limiter feedback (lock held). */
 void engine_feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now);
 /* The metrics outcome of a failed attempt. */

@@ -58,6 +58,19 @@ static int stream_data(void *ud, const char *buf, size_t n)
     return r == QT_OK ? 0 : 1;
 }
 
+/* A translated answer has no time of its own: give it "created". */
+static void stamp_created(qt_provider_result *r, int64_t created_s)
+{
+    cJSON *o = r->openai_json ? cJSON_Parse(r->openai_json) : NULL;
+    char *text = NULL;
+    if (o && cJSON_ReplaceItemInObjectCaseSensitive(o, "created", cJSON_CreateNumber((double)created_s))
+        && (text = cJSON_PrintUnformatted(o)) != NULL) {
+        free(r->openai_json);
+        r->openai_json = text;
+    }
+    cJSON_Delete(o);
+}
+
 /* Builds and sends one request; classifies the answer. No lock held. For a
  * streamed job the 2xx body goes to the job's sink as it arrives; a->streamed
  * then says whether any byte reached the client (no retry after that). */
@@ -80,7 +93,8 @@ static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, eng
     stream_ctx sc = { e, job, ej, NULL, 0, now_of(e), 0, 0 };
     qt_http_set_abort(http, should_abort, &sc);
     if (stream) {
-        sc.ps = qt_provider_stream_new(p->cfg->kind, job->model, (int64_t)(wall_of(e) / 1000));
+        /* Chunks keep the model the upstream named (the one that answered). */
+        sc.ps = qt_provider_stream_new(p->cfg->kind, NULL, (int64_t)(wall_of(e) / 1000));
         qt_http_post_stream(http, url, (const char *const *)req.headers, req.n_headers, req.body,
                             req.body_len, p->cfg->timeout_ms, stream_data, &sc, &a->resp);
     } else {
@@ -152,6 +166,8 @@ static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, eng
         if (p->ops->parse_response(a->resp.body, a->resp.body_len, &a->res, a->err,
                                    sizeof a->err) == QT_OK) {
             a->parsed_ok = 1;
+            if (p->cfg->kind != QT_KIND_OPENAI)
+                stamp_created(&a->res, (int64_t)(wall_of(e) / 1000));
             a->verdict = qt_retry_classify(st, NULL, NULL, NULL, tr);
         } else {
             /* A 2xx we cannot read: the upstream misbehaved; try again. */
@@ -188,8 +204,10 @@ static void redact_attempt(qt_engine *e, engine_attempt *a)
     qt_redact(a->err, keys, n);
     qt_redact(a->perr.message, keys, n);
     qt_redact(a->resp.error, keys, n);
-    if (a->res.content)
-        qt_redact(a->res.content, keys, n);
+    char *texts[] = { a->res.content, a->res.openai_json, a->res.tool_calls, a->res.choices };
+    for (size_t i = 0; i < QT_ARRAY_LEN(texts); i++)
+        if (texts[i])
+            qt_redact(texts[i], keys, n);
 }
 
 void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a)
@@ -231,4 +249,40 @@ qt_outcome engine_outcome_of(const engine_attempt *a)
     if (a->resp.status >= 400)
         return QT_OUTCOME_CLIENT_ERROR;
     return QT_OUTCOME_OTHER;
+}
+
+int engine_cannot_carry(const qt_engine *e, const qt_job *job, int mi, char *why, size_t n)
+{
+    const qt_model_cfg *m = &e->cfg->models[mi];
+    char first[160] = "";
+    for (size_t k = 0; k < m->n_providers; k++) {
+        const qt_provider_cfg *p = &e->cfg->providers[m->provider_idx[k]];
+        char w[160] = "";
+        if (qt_provider_can_carry(p->kind, job->body, w, sizeof w))
+            return 0;
+        if (!first[0])
+            snprintf(first, sizeof first, "%s", w);
+    }
+    if (m->n_providers == 0)
+        return 0;
+    snprintf(why, n, "%s: %s", m->name, first);
+    return 1;
+}
+
+double engine_cost(const qt_model_cfg *m, const qt_provider_result *res)
+{
+    return qt_model_cost_usd(m, res->prompt_tokens, res->cached_tokens, res->cache_write_tokens,
+                             res->completion_tokens);
+}
+
+void engine_result_details(qt_result *r, const qt_provider_result *res)
+{
+    if (res == NULL)
+        return;
+    r->finish_reason = res->finish_reason && res->finish_reason[0] ? res->finish_reason : NULL;
+    r->tool_calls = res->tool_calls;
+    r->choices = res->choices;
+    r->cached_tokens = res->cached_tokens;
+    r->cache_write_tokens = res->cache_write_tokens;
+    r->reasoning_tokens = res->reasoning_tokens;
 }

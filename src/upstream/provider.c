@@ -23,6 +23,7 @@
 
 #include "provider_int.h"
 #include "quotatop/retry.h"
+#include "quotatop/translate.h"
 
 const qt_provider_ops *qt_provider_ops_for(qt_provider_kind kind)
 {
@@ -31,6 +32,13 @@ const qt_provider_ops *qt_provider_ops_for(qt_provider_kind kind)
     case QT_KIND_ANTHROPIC: return &qt_provider_anthropic_ops;
     }
     return NULL;
+}
+
+bool qt_provider_can_carry(qt_provider_kind kind, const cJSON *job, char *why, size_t whylen)
+{
+    if (kind == QT_KIND_ANTHROPIC)
+        return qt_tr_openai_carries_to_anthropic(job, why, whylen);
+    return true;   /* jobs are OpenAI-shaped: they pass through as they are */
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -251,6 +259,9 @@ void qt_provider_result_free(qt_provider_result *r)
     free(r->model);
     free(r->content);
     free(r->finish_reason);
+    free(r->tool_calls);
+    free(r->choices);
+    free(r->openai_json);
     memset(r, 0, sizeof *r);
 }
 

@@ -32,6 +32,15 @@ void qt_prov_copy(char *dst, size_t dstlen, const char *src);
 /* Anthropic stop_reason -> OpenAI finish_reason (static strings, or s). */
 const char *qt_prov_finish_from_anthropic(const char *s);
 
+/* Fills *out from an OpenAI chat.completion tree: choices[0]'s content,
+ * finish reason and tool calls, every choice when there are several, usage
+ * with its cached and reasoning details; openai_json gets raw (raw_len
+ * bytes, the body exactly as received) when raw is not NULL, else root
+ * printed. QT_ERR_INVALID naming the missing field, QT_ERR_NOMEM; *out is
+ * zeroed on error. */
+qt_err qt_prov_result_from_openai(const cJSON *root, const char *raw, size_t raw_len,
+                                  qt_provider_result *out, char *err, size_t errlen);
+
 /* Kind-independent parse_error and parse_limit_headers (both tolerate both
  * API families). */
 void qt_prov_parse_error(int status, const char *body, size_t len, qt_provider_error *out);

@@ -91,14 +91,29 @@ static qt_err openai_build_request(const cJSON *job, const qt_model_cfg *model,
     return QT_OK;
 }
 
-static qt_err openai_parse_response(const char *body, size_t len, qt_provider_result *out,
-                                    char *err, size_t errlen)
+/* Reads one count of usage (or of a details object inside it) into *out. */
+static void usage_count(const cJSON *usage, const char *details, const char *key, long *out)
+{
+    const cJSON *o = details ? cJSON_GetObjectItemCaseSensitive(usage, details) : usage;
+    long v;
+    if (qt_prov_get_count(o, key, &v))
+        *out = v;
+}
+
+/* Prints v (may be NULL) into *dst; false when out of memory. */
+static bool print_into(char **dst, const cJSON *v)
+{
+    *dst = NULL;
+    if (v == NULL)
+        return true;
+    *dst = cJSON_PrintUnformatted(v);
+    return *dst != NULL;
+}
+
+qt_err qt_prov_result_from_openai(const cJSON *root, const char *raw, size_t raw_len,
+                                  qt_provider_result *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = qt_prov_parse_json(body, len, err, errlen);
-    if (root == NULL)
-        return QT_ERR_INVALID;
-    qt_err rc = QT_ERR_INVALID;
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
     const cJSON *c0 = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c0, "message");
@@ -123,19 +138,50 @@ static qt_err openai_parse_response(const char *body, size_t len, qt_provider_re
                || !qt_prov_usage_count(usage, "completion_tokens", &out->completion_tokens, err, errlen)) {
         /* err says which figure is missing or absurd */
     } else {
+        usage_count(usage, "prompt_tokens_details", "cached_tokens", &out->cached_tokens);
+        usage_count(usage, NULL, "cache_creation_input_tokens", &out->cache_write_tokens);
+        usage_count(usage, "completion_tokens_details", "reasoning_tokens", &out->reasoning_tokens);
         const char *id = qt_prov_get_str(root, "id"), *m = qt_prov_get_str(root, "model");
         const char *fr = qt_prov_get_str(c0, "finish_reason");
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+        if (!cJSON_IsArray(calls) || cJSON_GetArraySize(calls) == 0)
+            calls = NULL;
         out->id = strdup(id ? id : "");
         out->model = strdup(m ? m : "");
         out->content = strdup(cJSON_IsString(content) ? content->valuestring : "");
         out->finish_reason = strdup(fr ? fr : "");
-        rc = (out->id && out->model && out->content && out->finish_reason) ? QT_OK : QT_ERR_NOMEM;
-        if (rc == QT_ERR_NOMEM)
-            qt_prov_errf(err, errlen, "out of memory parsing the response");
-    }
-    cJSON_Delete(root);
-    if (rc != QT_OK)
+        bool ok = out->id && out->model && out->content && out->finish_reason
+                  && print_into(&out->tool_calls, calls)
+                  && print_into(&out->choices, cJSON_GetArraySize(choices) > 1 ? choices : NULL);
+        if (ok && raw) {
+            ok = (out->openai_json = malloc(raw_len + 1)) != NULL;
+            if (ok) {
+                memcpy(out->openai_json, raw, raw_len);
+                out->openai_json[raw_len] = '\0';
+            }
+        } else if (ok) {
+            ok = print_into(&out->openai_json, root);
+        }
+        if (ok)
+            return QT_OK;
+        qt_prov_errf(err, errlen, "out of memory parsing the response");
         qt_provider_result_free(out);
+        return QT_ERR_NOMEM;
+    }
+    qt_provider_result_free(out);
+    return QT_ERR_INVALID;
+}
+
+static qt_err openai_parse_response(const char *body, size_t len, qt_provider_result *out,
+                                    char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *root = qt_prov_parse_json(body, len, err, errlen);
+    if (root == NULL)
+        return QT_ERR_INVALID;
+    /* The answer is forwarded exactly as the upstream sent it. */
+    qt_err rc = qt_prov_result_from_openai(root, body, len, out, err, errlen);
+    cJSON_Delete(root);
     return rc;
 }
 

@@ -8,14 +8,13 @@
  * dispatches it, ":" starts a comment. Input can be cut anywhere; only the
  * current line and the current event are buffered (bounded at 4 MiB).
  *
- * qt_provider_stream runs a qt_sse over the upstream body and hands each
- * event to the kind's translator. OpenAI events are already chunks: they pass
- * through (model renamed when asked) while content, finish reason and the
- * usage chunk are collected. Anthropic events are rewritten: message_start
- * gives the id and input tokens, text deltas become delta.content chunks,
- * message_delta the finish reason and output tokens, message_stop the final
- * usage chunk. The collected result feeds the ledger and the budget exactly
- * as a non-streamed answer would.
+ * qt_provider_stream runs a qt_sse over the upstream body. OpenAI events are
+ * already chunks: their bytes pass through untouched (re-printed only when
+ * the model is renamed). Anthropic events go through the stream translator
+ * of translate_stream.c (text, tool_use and input_json_delta, thinking,
+ * stop reason, usage with cache tokens). Every chunk sent is also folded
+ * into one chat.completion (qt_tr_acc), which gives the result: content,
+ * tool calls, finish reason and usage, exactly as a non-streamed answer.
  */
 #include "quotatop/provider.h"
 
@@ -23,6 +22,7 @@
 #include <string.h>
 
 #include "provider_int.h"
+#include "quotatop/translate.h"
 
 #define SSE_MAX_BYTES (4u << 20)
 
@@ -139,11 +139,9 @@ qt_err qt_sse_feed(qt_sse *p, const char *buf, size_t n, qt_sse_on_event on_even
 struct qt_provider_stream {
     qt_provider_kind kind;
     char *model_override;     /* name to put in chunks, or NULL */
-    int64_t created_s;
     qt_sse *sse;
-    sbuf content;             /* collected answer text */
-    sbuf id, model, finish;   /* from upstream; finish in OpenAI vocabulary */
-    long prompt, completion;  /* -1 until seen */
+    qt_tr_stream *tr;         /* anthropic: events -> chunks */
+    qt_tr_acc *acc;           /* every chunk sent, folded into one answer */
     bool done;
     bool has_error;
     qt_provider_error error;
@@ -162,11 +160,12 @@ qt_provider_stream *qt_provider_stream_new(qt_provider_kind kind, const char *mo
     if (s == NULL)
         return NULL;
     s->kind = kind;
-    s->created_s = created_s;
-    s->prompt = s->completion = -1;
     s->sse = qt_sse_new();
+    s->acc = qt_tr_acc_new();
+    s->tr = kind == QT_KIND_ANTHROPIC ? qt_tr_stream_new(QT_TR_ANTHROPIC_TO_OPENAI, created_s) : NULL;
     s->model_override = model ? strdup(model) : NULL;
-    if (s->sse == NULL || (model && s->model_override == NULL)) {
+    if (s->sse == NULL || s->acc == NULL || (kind == QT_KIND_ANTHROPIC && s->tr == NULL)
+        || (model && s->model_override == NULL)) {
         qt_provider_stream_free(s);
         return NULL;
     }
@@ -178,11 +177,9 @@ void qt_provider_stream_free(qt_provider_stream *s)
     if (s == NULL)
         return;
     qt_sse_free(s->sse);
+    qt_tr_stream_free(s->tr);
+    qt_tr_acc_free(s->acc);
     free(s->model_override);
-    free(s->content.s);
-    free(s->id.s);
-    free(s->model.s);
-    free(s->finish.s);
     free(s);
 }
 
@@ -196,56 +193,33 @@ const qt_provider_error *qt_provider_stream_error(const qt_provider_stream *s)
     return s->has_error ? &s->error : NULL;
 }
 
-/* Prints obj and hands it to on_chunk. Returns 0 to go on, 1 to stop (with
- * s->rc set). Deletes obj. */
-static int emit(qt_provider_stream *s, cJSON *obj)
+/* Hands one chunk to on_chunk: raw (the upstream's bytes) when given and the
+ * model is not renamed, else obj printed. Returns 0 to go on, 1 to stop
+ * (with s->rc set). */
+static int send_chunk(qt_provider_stream *s, cJSON *obj, const char *raw, size_t raw_len)
 {
-    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
-    cJSON_Delete(obj);
-    if (text == NULL) {
+    if (qt_tr_acc_add(s->acc, obj) != QT_OK) {
         s->rc = QT_ERR_NOMEM;
         return 1;
     }
-    int stop = s->on_chunk ? s->on_chunk(s->ud, text, strlen(text)) : 0;
+    char *text = NULL;
+    if (raw == NULL || s->model_override) {
+        if (s->model_override && cJSON_HasObjectItem(obj, "model"))
+            cJSON_ReplaceItemInObjectCaseSensitive(obj, "model", cJSON_CreateString(s->model_override));
+        if ((text = cJSON_PrintUnformatted(obj)) == NULL) {
+            s->rc = QT_ERR_NOMEM;
+            return 1;
+        }
+        raw = text;
+        raw_len = strlen(text);
+    }
+    int stop = s->on_chunk ? s->on_chunk(s->ud, raw, raw_len) : 0;
     free(text);
     if (stop) {
         s->rc = QT_ERR_CLOSED;
         return 1;
     }
     return 0;
-}
-
-static const char *chunk_model(const qt_provider_stream *s)
-{
-    return s->model_override ? s->model_override : sb_str(&s->model);
-}
-
-/* A chunk skeleton: {id, object, created, model, choices:[{index, delta,
- * finish_reason}]}, delta taken over (may be NULL for choices: []). */
-static cJSON *make_chunk(const qt_provider_stream *s, cJSON *delta, const char *finish)
-{
-    cJSON *c = cJSON_CreateObject(), *choices = NULL, *ch = NULL;
-    bool ok = c
-        && cJSON_AddStringToObject(c, "id", s->id.len ? s->id.s : "chatcmpl-quotatop")
-        && cJSON_AddStringToObject(c, "object", "chat.completion.chunk")
-        && cJSON_AddNumberToObject(c, "created", (double)s->created_s)
-        && cJSON_AddStringToObject(c, "model", chunk_model(s))
-        && (choices = cJSON_AddArrayToObject(c, "choices")) != NULL;
-    if (ok && delta) {
-        ok = (ch = cJSON_CreateObject()) != NULL && cJSON_AddItemToArray(choices, ch)
-            && cJSON_AddNumberToObject(ch, "index", 0)
-            && cJSON_AddItemToObject(ch, "delta", delta);
-        if (ok)
-            delta = NULL;
-        ok = ok && (finish ? cJSON_AddStringToObject(ch, "finish_reason", finish) != NULL
-                           : cJSON_AddNullToObject(ch, "finish_reason") != NULL);
-    }
-    cJSON_Delete(delta);
-    if (!ok) {
-        cJSON_Delete(c);
-        return NULL;
-    }
-    return c;
 }
 
 static void take_error(qt_provider_stream *s, const char *data, size_t len)
@@ -272,30 +246,24 @@ static int openai_event(qt_provider_stream *s, const qt_sse_event *ev)
         take_error(s, ev->data, ev->data_len);
         return 1;
     }
-    const char *id = qt_prov_get_str(root, "id"), *m = qt_prov_get_str(root, "model");
-    if (id && s->id.len == 0)
-        sb_set(&s->id, id, strlen(id));
-    if (m && s->model.len == 0)
-        sb_set(&s->model, m, strlen(m));
-    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
-    const cJSON *c0 = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
-    const char *text = qt_prov_get_str(cJSON_GetObjectItemCaseSensitive(c0, "delta"), "content");
-    const char *fr = qt_prov_get_str(c0, "finish_reason");
-    if (text && !sb_add(&s->content, text, strlen(text))) {
-        cJSON_Delete(root);
+    /* Same kind: the chunk goes on as the upstream wrote it. */
+    int stop = send_chunk(s, root, ev->data, ev->data_len);
+    cJSON_Delete(root);
+    return stop;
+}
+
+static int tr_emit(void *ud, const char *event, const cJSON *data)
+{
+    (void)event;
+    qt_provider_stream *s = ud;
+    cJSON *c = cJSON_Duplicate(data, 1);
+    if (c == NULL) {
         s->rc = QT_ERR_NOMEM;
         return 1;
     }
-    if (fr)
-        sb_set(&s->finish, fr, strlen(fr));
-    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
-    if (cJSON_IsObject(usage)) {
-        qt_prov_get_count(usage, "prompt_tokens", &s->prompt);
-        qt_prov_get_count(usage, "completion_tokens", &s->completion);
-    }
-    if (s->model_override && cJSON_HasObjectItem(root, "model"))
-        cJSON_ReplaceItemInObjectCaseSensitive(root, "model", cJSON_CreateString(s->model_override));
-    return emit(s, root);
+    int stop = send_chunk(s, c, NULL, 0);
+    cJSON_Delete(c);
+    return stop;
 }
 
 static int anthropic_event(qt_provider_stream *s, const qt_sse_event *ev)
@@ -306,80 +274,16 @@ static int anthropic_event(qt_provider_stream *s, const qt_sse_event *ev)
         s->rc = QT_ERR_INVALID;
         return 1;
     }
-    const char *type = qt_prov_get_str(root, "type");
-    if (type == NULL)
-        type = ev->event;
-    int stop = 0;
-    if (!strcmp(type, "message_start")) {
-        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "message");
-        const char *id = qt_prov_get_str(msg, "id"), *m = qt_prov_get_str(msg, "model");
-        if (id)
-            sb_set(&s->id, id, strlen(id));
-        if (m)
-            sb_set(&s->model, m, strlen(m));
-        const cJSON *usage = cJSON_GetObjectItemCaseSensitive(msg, "usage");
-        long in, cache;
-        if (qt_prov_get_count(usage, "input_tokens", &in)) {
-            if (qt_prov_get_count(usage, "cache_creation_input_tokens", &cache))
-                in += cache;
-            if (qt_prov_get_count(usage, "cache_read_input_tokens", &cache))
-                in += cache;
-            s->prompt = in;
-        }
-        cJSON *delta = cJSON_CreateObject();
-        if (delta) {
-            cJSON_AddStringToObject(delta, "role", "assistant");
-            cJSON_AddStringToObject(delta, "content", "");
-        }
-        stop = emit(s, make_chunk(s, delta, NULL));
-    } else if (!strcmp(type, "content_block_start") || !strcmp(type, "content_block_delta")) {
-        const cJSON *blk = cJSON_GetObjectItemCaseSensitive(
-            root, !strcmp(type, "content_block_start") ? "content_block" : "delta");
-        const char *bt = qt_prov_get_str(blk, "type");
-        const char *text = qt_prov_get_str(blk, "text");
-        if (bt && (!strcmp(bt, "text") || !strcmp(bt, "text_delta")) && text && text[0]) {
-            if (!sb_add(&s->content, text, strlen(text))) {
-                s->rc = QT_ERR_NOMEM;
-                stop = 1;
-            } else {
-                cJSON *delta = cJSON_CreateObject();
-                if (delta)
-                    cJSON_AddStringToObject(delta, "content", text);
-                stop = emit(s, make_chunk(s, delta, NULL));
-            }
-        }
-    } else if (!strcmp(type, "message_delta")) {
-        const char *sr = qt_prov_get_str(cJSON_GetObjectItemCaseSensitive(root, "delta"), "stop_reason");
-        const cJSON *usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
-        long v;
-        if (qt_prov_get_count(usage, "output_tokens", &v))
-            s->completion = v;
-        if (qt_prov_get_count(usage, "input_tokens", &v) && s->prompt < 0)
-            s->prompt = v;
-        if (sr) {
-            const char *fr = qt_prov_finish_from_anthropic(sr);
-            sb_set(&s->finish, fr, strlen(fr));
-            stop = emit(s, make_chunk(s, cJSON_CreateObject(), fr));
-        }
-    } else if (!strcmp(type, "message_stop")) {
-        s->done = true;
-        cJSON *c = make_chunk(s, NULL, NULL), *u = NULL;
-        if (c && s->prompt >= 0 && s->completion >= 0) {
-            u = cJSON_AddObjectToObject(c, "usage");
-            if (u) {
-                cJSON_AddNumberToObject(u, "prompt_tokens", (double)s->prompt);
-                cJSON_AddNumberToObject(u, "completion_tokens", (double)s->completion);
-                cJSON_AddNumberToObject(u, "total_tokens", (double)(s->prompt + s->completion));
-            }
-        }
-        stop = emit(s, c);
-    } else if (!strcmp(type, "error")) {
-        take_error(s, ev->data, ev->data_len);
-        stop = 1;
-    }
-    /* ping, content_block_stop and unknown events carry nothing for OpenAI. */
+    qt_err rc = qt_tr_stream_event(s->tr, ev->event, root, tr_emit, s);
     cJSON_Delete(root);
-    return stop;
+    s->done = qt_tr_stream_done(s->tr);
+    if (rc == QT_ERR_IO) {
+        take_error(s, ev->data, ev->data_len);
+        return 1;
+    }
+    if (rc == QT_ERR_NOMEM)
+        s->rc = QT_ERR_NOMEM;
+    return rc == QT_OK ? 0 : 1;
 }
 
 static int on_event(void *ud, const qt_sse_event *ev)
@@ -404,18 +308,30 @@ qt_err qt_provider_stream_result(const qt_provider_stream *s, qt_provider_result
                                  char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    out->id = strdup(sb_str(&s->id));
-    out->model = strdup(sb_str(&s->model));
-    out->content = strdup(sb_str(&s->content));
-    out->finish_reason = strdup(sb_str(&s->finish));
-    out->prompt_tokens = s->prompt;
-    out->completion_tokens = s->completion;
-    if (!out->id || !out->model || !out->content || !out->finish_reason) {
-        qt_provider_result_free(out);
-        qt_prov_errf(err, errlen, "out of memory");
-        return QT_ERR_NOMEM;
+    cJSON *c = qt_tr_acc_completion(s->acc);
+    cJSON *choices = cJSON_GetObjectItemCaseSensitive(c, "choices");
+    bool had_usage = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c, "usage"));
+    bool ok = c != NULL;
+    if (ok && !had_usage) {   /* read what there is; the counts stay unknown */
+        cJSON *u = cJSON_AddObjectToObject(c, "usage");
+        ok = u && cJSON_AddNumberToObject(u, "prompt_tokens", 0) && cJSON_AddNumberToObject(u, "completion_tokens", 0);
     }
-    if (s->prompt < 0 || s->completion < 0) {
+    if (ok && cJSON_GetArraySize(choices) == 0) {
+        cJSON *ch = cJSON_CreateObject(), *m = NULL;
+        ok = ch && cJSON_AddItemToArray(choices, ch) && (m = cJSON_AddObjectToObject(ch, "message"))
+             && cJSON_AddStringToObject(m, "content", "");
+    }
+    qt_err rc = ok ? qt_prov_result_from_openai(c, NULL, 0, out, err, errlen) : QT_ERR_NOMEM;
+    cJSON_Delete(c);
+    if (rc != QT_OK) {
+        if (!ok)
+            qt_prov_errf(err, errlen, "out of memory");
+        return rc;
+    }
+    free(out->openai_json);   /* streams: the client already has the chunks */
+    out->openai_json = NULL;
+    if (!had_usage) {
+        out->prompt_tokens = out->completion_tokens = -1;
         qt_prov_errf(err, errlen, "stream ended without usage");
         return QT_ERR_INVALID;
     }

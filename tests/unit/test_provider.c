@@ -213,7 +213,7 @@ Test(provider, anthropic_headers_and_key_only_there)
  * to string literals, under PIE/ASLR) are not valid. */
 struct bad_job {
     int kind;
-    char job[256];
+    char job[320];
     char want[96];      /* substring of the error */
 };
 
@@ -224,16 +224,25 @@ ParameterizedTestParameters(provider, build_refuses_bad_jobs)
         {QT_KIND_OPENAI, "{\"model\":\"m\"}", "no messages"},
         {QT_KIND_OPENAI, "{\"messages\":[]}", "no messages"},
         {QT_KIND_ANTHROPIC, "{\"messages\":\"hi\"}", "no messages"},
-        {QT_KIND_ANTHROPIC, "{\"messages\":[{\"role\":\"tool\",\"content\":\"r\"}]}", "messages[0]: role 'tool'"},
+        {QT_KIND_ANTHROPIC, "{\"messages\":[{\"role\":\"tool\",\"content\":\"r\"}]}",
+         "messages[0]: a tool message needs tool_call_id"},
         {QT_KIND_ANTHROPIC,
          "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":"
-         "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]}]}",
-         "messages[1].content[0]: part type 'image_url'"},
+         "[{\"type\":\"input_audio\",\"input_audio\":{\"data\":\"x\"}}]}]}",
+         "messages[1].content[0]: part type \"input_audio\" cannot be carried"},
+        {QT_KIND_ANTHROPIC,
+         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+         "\"image_url\":{\"url\":\"data:image/png,xyz\"}}]}]}", "not base64"},
+        {QT_KIND_ANTHROPIC, "{\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}", "\"n\": 2 cannot"},
+        {QT_KIND_ANTHROPIC,
+         "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\","
+         "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{x\"}}]}]}",
+         "tool_calls[0].function.arguments is not a JSON object"},
         {QT_KIND_ANTHROPIC, "{\"messages\":[{\"role\":\"system\",\"content\":\"s\"}]}", "no user or assistant"},
         {QT_KIND_ANTHROPIC, "{\"messages\":[{\"role\":\"user\",\"content\":null}]}", "messages[0].content"},
         {QT_KIND_ANTHROPIC, "{\"messages\":[{\"content\":\"x\"}]}", "messages[0]: role missing"},
         {QT_KIND_ANTHROPIC,
-         "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[]}]}", "tool_calls"},
+         "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[]}]}", "content missing"},
     };
     return cr_make_param_array(struct bad_job, cases, sizeof cases / sizeof cases[0]);
 }
@@ -746,7 +755,8 @@ static const char ANTHROPIC_CHUNKS[] =
     CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n"
     CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{\"content\":\" world\"},\"finish_reason\":null}]}\n"
     CHUNK_HEAD "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n"
-    CHUNK_HEAD "\"choices\":[],\"usage\":{\"prompt_tokens\":25,\"completion_tokens\":15,\"total_tokens\":40}}\n";
+    CHUNK_HEAD "\"choices\":[],\"usage\":{\"prompt_tokens\":25,\"completion_tokens\":15,\"total_tokens\":40,"
+               "\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n";
 
 Test(provider, stream_anthropic_to_openai_any_split)
 {
