@@ -14,6 +14,15 @@
  * Both endpoints always work; `kind` only picks the shape of answers that
  * belong to neither (404, 405 on other paths).
  *
+ * Agents' shapes: given tools (and a tool_choice other than none), the
+ * answer is a call of the named tool or else the first one, with arguments
+ * made from its parameter schema (finish_reason tool_calls / stop_reason
+ * tool_use; streamed as tool-call argument deltas / input_json_delta). A
+ * request whose last message is a tool result is answered with text quoting
+ * that result, so agent loops end. A tool result whose id matches no earlier
+ * tool call is refused with 400, as the real APIs do. OpenAI `n` gives n
+ * choices.
+ *
  * Each model has its own limits and faults (qt_mock_model_opts); a model not
  * declared gets opts->defaults on first use. Per-minute limits are enforced
  * the way providers do, over short sub-windows too: each limit L is a token
@@ -79,6 +88,11 @@ typedef struct {
     uint64_t context_window;    /* prompt + max_tokens above it -> 400 */
     uint64_t completion_tokens; /* completion length wanted (capped by
                                    max_tokens); 0 = 12 + prompt % 32 */
+    double   cache_ratio;       /* 0..1: share of the prompt reported as read from
+                                   the prompt cache (OpenAI cached_tokens,
+                                   Anthropic cache_read_input_tokens) */
+    double   cache_write_ratio; /* 0..1: share reported as written to it
+                                   (Anthropic cache_creation_input_tokens) */
 } qt_mock_model_opts;
 
 typedef struct {
@@ -101,7 +115,8 @@ void qt_mock_opts_init(qt_mock_opts *o);
 /* Parses a model spec "NAME[:key=value[,key=value...]]" into *out, starting
  * from *defaults (the name is cleared first). Keys: rpm, tpm, fail (0..1),
  * latency (ms), jitter (ms), dist (uniform|exp), outage (START-END, seconds
- * after start, decimals allowed), context (tokens), completion (tokens).
+ * after start, decimals allowed), context (tokens), completion (tokens),
+ * cache and cache_write (0..1, shares of the prompt reported as cached).
  * The name ends at the last ':' before the first '=' so names such as
  * "llama3:8b" work. Returns QT_OK, or QT_ERR_INVALID with a message in err
  * (*out then unspecified). */

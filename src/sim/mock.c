@@ -258,6 +258,7 @@ static void decide(qt_mock *m, const mock_req *q, bool auth_ok, bool too_big, mo
     v->context_window = o->context_window;
     if (v->d == MOCK_D_OK) {
         v->completion = mock_completion_tokens(o, q->prompt_tokens, q->max_tokens, &v->truncated);
+        mock_usage_extras(o, q, v);
         md->c.prompt_tokens += q->prompt_tokens;
         md->c.completion_tokens += v->completion;
         t->total.prompt_tokens += q->prompt_tokens;
@@ -324,7 +325,7 @@ static void chat_finish(qt_mock *m, mock_conn *cx, mock_reply *r)
         mock_error_reply(r, v, q, anthropic, cx->key_given);
     } else {
         mock_answer a = { q->model, q->prompt_tokens, v->completion, v->truncated, v->seq,
-                          qt_wall_ms() / 1000 };
+                          qt_wall_ms() / 1000, q, v->cached, v->cache_write };
         if (q->stream) {
             r->events = anthropic ? mock_anthropic_stream(&a, &r->nev)
                                   : mock_openai_stream(&a, q->include_usage, &r->nev);

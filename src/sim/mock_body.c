@@ -86,6 +86,7 @@ void mock_parse_request(const char *body, size_t len, bool anthropic, mock_req *
     }
     if (anthropic)
         bytes += text_bytes(cJSON_GetObjectItemCaseSensitive(root, "system"));
+    bytes += mock_parse_agent(root, anthropic, r);
     r->prompt_tokens = (bytes + 3) / 4;
     if (r->prompt_tokens == 0)
         r->prompt_tokens = 1;
@@ -198,9 +199,66 @@ static char *reply_text(uint64_t tokens)
     return s;
 }
 
+/* The text of an answer: the tool result quoted after a tool call, else
+ * the cycled sentence. Caller frees. */
+static char *answer_text(const mock_answer *a)
+{
+    if (a->q && a->q->after_tool) {
+        size_t n = strlen(a->q->tool_result) + 40;
+        char *s = malloc(n);
+        if (s)
+            snprintf(s, n, "Tool result received: %s", a->q->tool_result);
+        return s;
+    }
+    return reply_text(a->completion_tokens);
+}
+
+static bool calls_tool(const mock_answer *a) { return a->q && a->q->call_tool; }
+static unsigned n_choices(const mock_answer *a) { return a->q && a->q->n > 1 ? a->q->n : 1; }
+
+static const char *openai_finish(const mock_answer *a)
+{
+    return a->truncated ? "length" : calls_tool(a) ? "tool_calls" : "stop";
+}
+
+static const char *anthropic_stop(const mock_answer *a)
+{
+    return a->truncated ? "max_tokens" : calls_tool(a) ? "tool_use" : "end_turn";
+}
+
+static void tool_id(const mock_answer *a, unsigned choice, bool anthropic, char *buf, size_t len)
+{
+    snprintf(buf, len, anthropic ? "toolu_mock%016llx%02u" : "call_mock%016llx%02u",
+             (unsigned long long)a->seq, choice);
+}
+
+/* usage: prompt_tokens (cached ones included, with their details),
+ * completion_tokens summed over the choices. */
+static void openai_usage(cJSON *o, const mock_answer *a)
+{
+    uint64_t ct = a->completion_tokens * n_choices(a);
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)a->prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)ct);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)(a->prompt_tokens + ct));
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", (double)a->cached);
+    cJSON_AddNumberToObject(d, "audio_tokens", 0);
+    d = cJSON_AddObjectToObject(u, "completion_tokens_details");
+    cJSON_AddNumberToObject(d, "reasoning_tokens", 0);
+}
+
+static void anthropic_usage(cJSON *u, const mock_answer *a, uint64_t output)
+{
+    cJSON_AddNumberToObject(u, "input_tokens", (double)(a->prompt_tokens - a->cached - a->cache_write));
+    cJSON_AddNumberToObject(u, "cache_creation_input_tokens", (double)a->cache_write);
+    cJSON_AddNumberToObject(u, "cache_read_input_tokens", (double)a->cached);
+    cJSON_AddNumberToObject(u, "output_tokens", (double)output);
+}
+
 char *mock_openai_body(const mock_answer *a)
 {
-    char *text = reply_text(a->completion_tokens);
+    char *text = answer_text(a);
     if (!text)
         return NULL;
     char id[64];
@@ -211,25 +269,39 @@ char *mock_openai_body(const mock_answer *a)
     cJSON_AddNumberToObject(o, "created", (double)a->created_s);
     cJSON_AddStringToObject(o, "model", a->model);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
-    cJSON *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, c);
-    cJSON_AddNumberToObject(c, "index", 0);
-    cJSON *msg = cJSON_AddObjectToObject(c, "message");
-    cJSON_AddStringToObject(msg, "role", "assistant");
-    cJSON_AddStringToObject(msg, "content", text);
-    cJSON_AddNullToObject(c, "logprobs");
-    cJSON_AddStringToObject(c, "finish_reason", a->truncated ? "length" : "stop");
-    cJSON *u = cJSON_AddObjectToObject(o, "usage");
-    cJSON_AddNumberToObject(u, "prompt_tokens", (double)a->prompt_tokens);
-    cJSON_AddNumberToObject(u, "completion_tokens", (double)a->completion_tokens);
-    cJSON_AddNumberToObject(u, "total_tokens", (double)(a->prompt_tokens + a->completion_tokens));
+    for (unsigned i = 0; i < n_choices(a); i++) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddItemToArray(choices, c);
+        cJSON_AddNumberToObject(c, "index", i);
+        cJSON *msg = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        if (calls_tool(a)) {
+            char tid[64];
+            tool_id(a, i, false, tid, sizeof tid);
+            cJSON_AddNullToObject(msg, "content");
+            cJSON *tc = cJSON_CreateObject();
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(msg, "tool_calls"), tc);
+            cJSON_AddStringToObject(tc, "id", tid);
+            cJSON_AddStringToObject(tc, "type", "function");
+            cJSON *fn = cJSON_AddObjectToObject(tc, "function");
+            cJSON_AddStringToObject(fn, "name", a->q->tool_name);
+            cJSON_AddStringToObject(fn, "arguments", a->q->tool_args);
+        } else {
+            cJSON_AddStringToObject(msg, "content", text);
+        }
+        cJSON_AddNullToObject(msg, "refusal");
+        cJSON_AddNullToObject(c, "logprobs");
+        cJSON_AddStringToObject(c, "finish_reason", openai_finish(a));
+    }
+    openai_usage(o, a);
+    cJSON_AddStringToObject(o, "system_fingerprint", "fp_mock");
     free(text);
     return print_and_free(o);
 }
 
 char *mock_anthropic_body(const mock_answer *a)
 {
-    char *text = reply_text(a->completion_tokens);
+    char *text = answer_text(a);
     if (!text)
         return NULL;
     char id[64];
@@ -242,13 +314,21 @@ char *mock_anthropic_body(const mock_answer *a)
     cJSON *content = cJSON_AddArrayToObject(o, "content");
     cJSON *blk = cJSON_CreateObject();
     cJSON_AddItemToArray(content, blk);
-    cJSON_AddStringToObject(blk, "type", "text");
-    cJSON_AddStringToObject(blk, "text", text);
-    cJSON_AddStringToObject(o, "stop_reason", a->truncated ? "max_tokens" : "end_turn");
+    if (calls_tool(a)) {
+        char tid[64];
+        tool_id(a, 0, true, tid, sizeof tid);
+        cJSON_AddStringToObject(blk, "type", "tool_use");
+        cJSON_AddStringToObject(blk, "id", tid);
+        cJSON_AddStringToObject(blk, "name", a->q->tool_name);
+        cJSON *in = cJSON_Parse(a->q->tool_args);
+        cJSON_AddItemToObject(blk, "input", in ? in : cJSON_CreateObject());
+    } else {
+        cJSON_AddStringToObject(blk, "type", "text");
+        cJSON_AddStringToObject(blk, "text", text);
+    }
+    cJSON_AddStringToObject(o, "stop_reason", anthropic_stop(a));
     cJSON_AddNullToObject(o, "stop_sequence");
-    cJSON *u = cJSON_AddObjectToObject(o, "usage");
-    cJSON_AddNumberToObject(u, "input_tokens", (double)a->prompt_tokens);
-    cJSON_AddNumberToObject(u, "output_tokens", (double)a->completion_tokens);
+    anthropic_usage(cJSON_AddObjectToObject(o, "usage"), a, a->completion_tokens);
     free(text);
     return print_and_free(o);
 }
@@ -336,6 +416,7 @@ typedef struct {
     const mock_answer *a;
     const char *id;
     bool include_usage;
+    unsigned choice;
 } stream_ctx;
 
 static cJSON *openai_chunk(const stream_ctx *c)
@@ -345,6 +426,7 @@ static cJSON *openai_chunk(const stream_ctx *c)
     cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
     cJSON_AddNumberToObject(o, "created", (double)c->a->created_s);
     cJSON_AddStringToObject(o, "model", c->a->model);
+    cJSON_AddStringToObject(o, "system_fingerprint", "fp_mock");
     return o;
 }
 
@@ -355,8 +437,9 @@ static cJSON *openai_choice_chunk(const stream_ctx *c, cJSON **delta, const char
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
     cJSON *ch = cJSON_CreateObject();
     cJSON_AddItemToArray(choices, ch);
-    cJSON_AddNumberToObject(ch, "index", 0);
+    cJSON_AddNumberToObject(ch, "index", c->choice);
     *delta = cJSON_AddObjectToObject(ch, "delta");
+    cJSON_AddNullToObject(ch, "logprobs");
     if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
     else        cJSON_AddNullToObject(ch, "finish_reason");
     if (c->include_usage)
@@ -373,30 +456,76 @@ static void openai_word(const char *word, void *arg)
     ev_add(c->l, NULL, o);
 }
 
+/* Calls fn(piece, arg) for the arguments text cut in about three pieces
+ * (a client must reassemble them). */
+static void each_piece(const char *args, void (*fn)(const char *, void *), void *arg)
+{
+    size_t n = strlen(args), step = n / 3 + 1;
+    char buf[sizeof ((mock_req *)0)->tool_args];
+    for (size_t i = 0; i < n; i += step) {
+        size_t k = n - i < step ? n - i : step;
+        memcpy(buf, args + i, k);
+        buf[k] = '\0';
+        fn(buf, arg);
+    }
+}
+
+static void openai_args_piece(const char *piece, void *arg)
+{
+    stream_ctx *c = arg;
+    cJSON *delta;
+    cJSON *o = openai_choice_chunk(c, &delta, NULL);
+    cJSON *tc = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(delta, "tool_calls"), tc);
+    cJSON_AddNumberToObject(tc, "index", 0);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(tc, "function"), "arguments", piece);
+    ev_add(c->l, NULL, o);
+}
+
+/* One choice of a streamed OpenAI answer: role, text or tool call, finish. */
+static void openai_stream_choice(stream_ctx *c, const char *text)
+{
+    cJSON *delta;
+    cJSON *o = openai_choice_chunk(c, &delta, NULL);
+    cJSON_AddStringToObject(delta, "role", "assistant");
+    if (calls_tool(c->a)) {
+        char tid[64];
+        tool_id(c->a, c->choice, false, tid, sizeof tid);
+        cJSON_AddNullToObject(delta, "content");
+        cJSON *tc = cJSON_CreateObject();
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(delta, "tool_calls"), tc);
+        cJSON_AddNumberToObject(tc, "index", 0);
+        cJSON_AddStringToObject(tc, "id", tid);
+        cJSON_AddStringToObject(tc, "type", "function");
+        cJSON *fn = cJSON_AddObjectToObject(tc, "function");
+        cJSON_AddStringToObject(fn, "name", c->a->q->tool_name);
+        cJSON_AddStringToObject(fn, "arguments", "");
+        ev_add(c->l, NULL, o);
+        each_piece(c->a->q->tool_args, openai_args_piece, c);
+    } else {
+        cJSON_AddStringToObject(delta, "content", "");
+        ev_add(c->l, NULL, o);
+        each_word(text, openai_word, c);
+    }
+    o = openai_choice_chunk(c, &delta, openai_finish(c->a));
+    ev_add(c->l, NULL, o);
+}
+
 char **mock_openai_stream(const mock_answer *a, bool include_usage, size_t *n)
 {
-    char *text = reply_text(a->completion_tokens);
+    char *text = answer_text(a);
     if (!text)
         return NULL;
     char id[64];
     snprintf(id, sizeof id, "chatcmpl-mock%016llx", (unsigned long long)a->seq);
     evlist l = { 0 };
-    stream_ctx c = { &l, a, id, include_usage };
-    cJSON *delta;
-    cJSON *o = openai_choice_chunk(&c, &delta, NULL);
-    cJSON_AddStringToObject(delta, "role", "assistant");
-    cJSON_AddStringToObject(delta, "content", "");
-    ev_add(&l, NULL, o);
-    each_word(text, openai_word, &c);
-    o = openai_choice_chunk(&c, &delta, a->truncated ? "length" : "stop");
-    ev_add(&l, NULL, o);
+    stream_ctx c = { &l, a, id, include_usage, 0 };
+    for (c.choice = 0; c.choice < n_choices(a); c.choice++)
+        openai_stream_choice(&c, text);
     if (include_usage) {
-        o = openai_chunk(&c);
+        cJSON *o = openai_chunk(&c);
         cJSON_AddArrayToObject(o, "choices");
-        cJSON *u = cJSON_AddObjectToObject(o, "usage");
-        cJSON_AddNumberToObject(u, "prompt_tokens", (double)a->prompt_tokens);
-        cJSON_AddNumberToObject(u, "completion_tokens", (double)a->completion_tokens);
-        cJSON_AddNumberToObject(u, "total_tokens", (double)(a->prompt_tokens + a->completion_tokens));
+        openai_usage(o, a);
         ev_add(&l, NULL, o);
     }
     free(text);
@@ -415,58 +544,80 @@ char **mock_openai_stream(const mock_answer *a, bool include_usage, size_t *n)
     return nv;
 }
 
-static void anthropic_word(const char *word, void *arg)
+static void anthropic_delta(stream_ctx *c, const char *type, const char *key, const char *val)
 {
-    stream_ctx *c = arg;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "content_block_delta");
     cJSON_AddNumberToObject(o, "index", 0);
     cJSON *d = cJSON_AddObjectToObject(o, "delta");
-    cJSON_AddStringToObject(d, "type", "text_delta");
-    cJSON_AddStringToObject(d, "text", word);
+    cJSON_AddStringToObject(d, "type", type);
+    cJSON_AddStringToObject(d, key, val);
     ev_add(c->l, "content_block_delta", o);
 }
 
-char **mock_anthropic_stream(const mock_answer *a, size_t *n)
+static void anthropic_word(const char *word, void *arg)
 {
-    char *text = reply_text(a->completion_tokens);
-    if (!text)
-        return NULL;
-    char id[64];
-    snprintf(id, sizeof id, "msg_mock%016llx", (unsigned long long)a->seq);
-    evlist l = { 0 };
-    stream_ctx c = { &l, a, id, false };
+    anthropic_delta(arg, "text_delta", "text", word);
+}
 
+static void anthropic_args_piece(const char *piece, void *arg)
+{
+    anthropic_delta(arg, "input_json_delta", "partial_json", piece);
+}
+
+static void anthropic_start(stream_ctx *c)
+{
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "message_start");
     cJSON *m = cJSON_AddObjectToObject(o, "message");
-    cJSON_AddStringToObject(m, "id", id);
+    cJSON_AddStringToObject(m, "id", c->id);
     cJSON_AddStringToObject(m, "type", "message");
     cJSON_AddStringToObject(m, "role", "assistant");
-    cJSON_AddStringToObject(m, "model", a->model);
+    cJSON_AddStringToObject(m, "model", c->a->model);
     cJSON_AddArrayToObject(m, "content");
     cJSON_AddNullToObject(m, "stop_reason");
     cJSON_AddNullToObject(m, "stop_sequence");
-    cJSON *u = cJSON_AddObjectToObject(m, "usage");
-    cJSON_AddNumberToObject(u, "input_tokens", (double)a->prompt_tokens);
-    cJSON_AddNumberToObject(u, "output_tokens", 1);
-    ev_add(&l, "message_start", o);
+    anthropic_usage(cJSON_AddObjectToObject(m, "usage"), c->a, 1);
+    ev_add(c->l, "message_start", o);
 
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "content_block_start");
     cJSON_AddNumberToObject(o, "index", 0);
     cJSON *b = cJSON_AddObjectToObject(o, "content_block");
-    cJSON_AddStringToObject(b, "type", "text");
-    cJSON_AddStringToObject(b, "text", "");
-    ev_add(&l, "content_block_start", o);
+    if (calls_tool(c->a)) {
+        char tid[64];
+        tool_id(c->a, 0, true, tid, sizeof tid);
+        cJSON_AddStringToObject(b, "type", "tool_use");
+        cJSON_AddStringToObject(b, "id", tid);
+        cJSON_AddStringToObject(b, "name", c->a->q->tool_name);
+        cJSON_AddObjectToObject(b, "input");
+    } else {
+        cJSON_AddStringToObject(b, "type", "text");
+        cJSON_AddStringToObject(b, "text", "");
+    }
+    ev_add(c->l, "content_block_start", o);
 
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "ping");
-    ev_add(&l, "ping", o);
+    ev_add(c->l, "ping", o);
+}
 
-    each_word(text, anthropic_word, &c);
+char **mock_anthropic_stream(const mock_answer *a, size_t *n)
+{
+    char *text = answer_text(a);
+    if (!text)
+        return NULL;
+    char id[64];
+    snprintf(id, sizeof id, "msg_mock%016llx", (unsigned long long)a->seq);
+    evlist l = { 0 };
+    stream_ctx c = { &l, a, id, false, 0 };
+    anthropic_start(&c);
+    if (calls_tool(a))
+        each_piece(a->q->tool_args, anthropic_args_piece, &c);
+    else
+        each_word(text, anthropic_word, &c);
 
-    o = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "content_block_stop");
     cJSON_AddNumberToObject(o, "index", 0);
     ev_add(&l, "content_block_stop", o);
@@ -474,9 +625,9 @@ char **mock_anthropic_stream(const mock_answer *a, size_t *n)
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "message_delta");
     cJSON *d = cJSON_AddObjectToObject(o, "delta");
-    cJSON_AddStringToObject(d, "stop_reason", a->truncated ? "max_tokens" : "end_turn");
+    cJSON_AddStringToObject(d, "stop_reason", anthropic_stop(a));
     cJSON_AddNullToObject(d, "stop_sequence");
-    u = cJSON_AddObjectToObject(o, "usage");
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddNumberToObject(u, "output_tokens", (double)a->completion_tokens);
     ev_add(&l, "message_delta", o);
 

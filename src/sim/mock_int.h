@@ -90,7 +90,20 @@ typedef struct {
     uint64_t prompt_tokens;   /* ceil(bytes of all text / 4), at least 1 */
     bool     stream, include_usage;
     const char *error;        /* static: why the body is unusable, or NULL */
+    /* agents' shapes */
+    unsigned n;               /* choices asked (OpenAI n), 1..16 */
+    bool     call_tool;       /* answer with a call of tool_name */
+    char     tool_name[64];
+    char     tool_args[512];  /* a JSON object made from the tool's parameter schema */
+    bool     after_tool;      /* the last message carries a tool result */
+    char     tool_result[96]; /* its first bytes, quoted in the answer */
 } mock_req;
+
+/* mock_agent.c: reads n, tools, tool_choice and the tool calls and results
+ * of the history into r (r->error set on a tool result that answers no
+ * call); returns the bytes of tools, arguments and results (prompt). */
+struct cJSON;
+uint64_t mock_parse_agent(const struct cJSON *root, bool anthropic, mock_req *r);
 
 /* Parses a chat/completions (anthropic false) or messages body. Always fills
  * *r; r->error is set when the request must be answered with 400. */
@@ -108,7 +121,10 @@ typedef struct {
     bool     truncated;      /* completion hit max_tokens */
     uint64_t seq;            /* makes ids unique */
     uint64_t created_s;
+    const mock_req *q;       /* tools, n, tool results (NULL: plain text) */
+    uint64_t cached, cache_write;   /* of prompt_tokens (mock_usage_extras) */
 } mock_answer;
+
 
 uint64_t mock_completion_tokens(const qt_mock_model_opts *o, uint64_t prompt,
                                 uint64_t max_tokens, bool *truncated);
@@ -194,6 +210,7 @@ typedef struct {
     bool     truncated;
     uint64_t context_window;
     uint64_t seq;
+    uint64_t cached, cache_write;   /* prompt tokens reported as cache reads / writes */
 } mock_verdict;
 
 /* The body of one request, gathered across access-handler calls, and what
@@ -207,6 +224,11 @@ typedef struct {
     mock_req q;                  /* valid in state 1 */
     mock_verdict v;              /* decided, valid in state 1 */
 } mock_conn;
+
+/* mock_agent.c: the cache counts of an admitted request from the model's
+ * ratios, and the size of a tool call's completion (arguments / 4 + 8,
+ * never truncated). Caller holds the lock (o belongs to the table). */
+void mock_usage_extras(const qt_mock_model_opts *o, const mock_req *q, mock_verdict *v);
 
 
 /* ---- mock_reply.c ---- */

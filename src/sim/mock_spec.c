@@ -115,12 +115,12 @@ static qt_err set_key(qt_mock_model_opts *o, const char *key, const char *val,
         if (parse_u32(val, &o->latency_ms)) return QT_OK;
     } else if (!strcmp(key, "jitter")) {
         if (parse_u32(val, &o->jitter_ms)) return QT_OK;
-    } else if (!strcmp(key, "fail")) {
+    } else if (!strcmp(key, "fail") || !strcmp(key, "cache") || !strcmp(key, "cache_write")) {
         char *end;
         errno = 0;
         double f = strtod(val, &end);
         if (*val && !errno && !*end && f >= 0 && f <= 1) {
-            o->fail_rate = f;
+            *(key[0] == 'f' ? &o->fail_rate : key[5] ? &o->cache_write_ratio : &o->cache_ratio) = f;
             return QT_OK;
         }
     } else if (!strcmp(key, "dist")) {
@@ -144,7 +144,7 @@ static qt_err set_key(qt_mock_model_opts *o, const char *key, const char *val,
         return QT_ERR_INVALID;
     } else {
         snprintf(err, errlen, "unknown key '%s' (known: rpm, tpm, fail, latency, jitter, "
-                 "dist, outage, context, completion)", key);
+                 "dist, outage, context, completion, cache, cache_write)", key);
         return QT_ERR_INVALID;
     }
     snprintf(err, errlen, "%s=%s: bad value", key, val);

@@ -2,7 +2,9 @@
 # test_proxy_sdk.sh: clients nobody here wrote, against `quotatop serve` in
 # front of `quotatop mock`: the official `openai` npm package (plain and
 # streamed completions, quotatop's headers, fallback, errors as the SDK's
-# exception types, 50 concurrent clients paced under a per-second-enforced
+# exception types, tool calls plain and streamed on both kinds and across
+# fallbacks, n: 2, tool-result round trips, the 400 for what cannot cross
+# (sdk_tools.mjs), 50 concurrent clients paced under a per-second-enforced
 # limit with zero upstream 429s) and a Prometheus text-format parser from
 # npm over /metrics (plus `promtool check metrics` when installed).
 # The npm packages are installed on first use into tests/integration/.npm/
@@ -32,7 +34,7 @@ export QT_UP_KEY="sk-upstream-$RANDOM$RANDOM"
 export QT_PX_TOKEN="px-token-$RANDOM$RANDOM"
 # paced: the mock enforces 600 RPM as a bucket of 10 refilled every second.
 start_mock --latency-ms 3 --require-key-env QT_UP_KEY --model broken:fail=1 --model primary:outage=0-100000 \
-    --model paced:rpm=600 || exit 1
+    --model paced:rpm=600 --model claude-down:outage=0-100000 || exit 1
 SERVE_PORT=$(free_port)
 cat > "$TMP/cfg.json" <<JSON
 {
@@ -45,6 +47,7 @@ cat > "$TMP/cfg.json" <<JSON
     "gpt-4o":  {"providers": ["oa"], "input_usd_per_mtok": 2.5, "output_usd_per_mtok": 10},
     "claude":  {"providers": ["an"], "input_usd_per_mtok": 3, "output_usd_per_mtok": 15},
     "primary": {"providers": ["oa"], "fallback": ["claude"]},
+    "claude-first": {"providers": ["an"], "upstream_model": "claude-down", "fallback": ["gpt-4o"]},
     "broken":  {"providers": ["oa"]},
     "slow":    {"providers": ["oa"], "rpm": 1},
     "paced":   {"providers": ["oa"], "rpm": 600, "input_usd_per_mtok": 1, "output_usd_per_mtok": 1}
@@ -65,6 +68,11 @@ export QT_BASE_URL="http://127.0.0.1:$SERVE_PORT/v1" QT_TOKEN=$QT_PX_TOKEN
 # ---- the SDK, one call at a time
 (cd "$NPM_DIR" && timeout 90 node sdk_basic.mjs) | tee "$TMP/basic.out"
 expect_ge "sdk: the basic script reported" "$(grep -c '^PASS' "$TMP/basic.out")" 28
+
+# ---- agents' traffic: tools, n, tool results, fallbacks across kinds, the 400
+(cd "$NPM_DIR" && timeout 120 node sdk_tools.mjs) | tee "$TMP/tools.out"
+expect_ge "sdk: the tools script reported" "$(grep -c '^PASS' "$TMP/tools.out")" 60
+expect_eq "sdk: the tools script failed nothing" "$(grep -c '^FAIL' "$TMP/tools.out")" 0
 
 # ---- 50 concurrent clients under a per-second-enforced limit
 n0=$(mock_stat 'd["models"].get("paced", {}).get("requests", 0)')
