@@ -132,6 +132,12 @@ typedef struct {
     uint64_t rem_req, rem_tok, reset_req_ms, reset_tok_ms;
 } qt_sim_answer;
 
+/* Overrides the upstream's limits of a key before its first request:
+ * model NULL = the provider's own limits. For "what if the provider gave us
+ * the next tier" (replay --upstream config). QT_ERR_NOMEM or QT_OK. */
+qt_err qt_simprov_set_limits(qt_simprov *s, const char *provider, const char *model, uint64_t rpm,
+                             uint64_t tpm);
+
 /* Answers one request arriving at now_ms (ms since the first arrival). */
 void qt_simprov_request(qt_simprov *s, const qt_sim_req *r, uint64_t now_ms, qt_sim_answer *a);
 

@@ -31,7 +31,7 @@
 
 static const char replay_usage[] =
     "usage: quotatop replay [--trace FILE] [--since DAYS] [--speed max] -c CONFIG [-c CONFIG ...]\n"
-    "                       [--json] [--seed N]\n"
+    "                       [--upstream recorded|config] [--json] [--seed N]\n"
     "Re-runs the requests recorded in the trace through the real scheduler on a\n"
     "virtual clock (no sleeping, no network) against a simulated provider that\n"
     "enforces the recording's limits, answers with the recorded latencies and\n"
@@ -43,6 +43,9 @@ static const char replay_usage[] =
     "  --speed max    as fast as possible (the only speed)\n"
     "  -c CONFIG      a full config to replay under (repeatable, up to 8; default:\n"
     "                 the config the trace names)\n"
+    "  --upstream W   whose limits the simulated provider enforces: 'recorded' (the\n"
+    "                 recording config's, default) or 'config' (each CONFIG's own, for\n"
+    "                 \"what if we had the next rate-limit tier\")\n"
     "  --json         print the outcome as JSON\n"
     "  --seed N       seed of the simulated provider's draws (default 1)\n";
 
@@ -75,7 +78,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 
 typedef struct {
     const char *trace, *configs[MAX_CONFIGS];
-    int n_configs, json;
+    int n_configs, json, upstream_cfg;
     unsigned long since, seed;
 } replay_args;
 
@@ -110,6 +113,13 @@ static int parse_args(int argc, char **argv, replay_args *a)
                                 "runs as fast as it can), got '%s'\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(s, "--upstream") && more) {
+            const char *u = argv[++i];
+            if (strcmp(u, "recorded") && strcmp(u, "config")) {
+                fprintf(stderr, "quotatop replay: --upstream is 'recorded' or 'config', got '%s'\n", u);
+                return 2;
+            }
+            a->upstream_cfg = !strcmp(u, "config");
         } else if (!strcmp(s, "--json")) {
             a->json = 1;
         } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
@@ -208,7 +218,8 @@ int qt_cmd_replay(int argc, char **argv)
         }
         rp_outcome_init(&outs[n], a.configs[i]);
         char err[400];
-        if (rp_run_config(d, cfg, a.seed, &outs[n], err, sizeof err) != QT_OK) {
+        rp_run_opts ro = { .seed = a.seed, .upstream_from_config = a.upstream_cfg };
+        if (rp_run_config(d, cfg, &ro, &outs[n], err, sizeof err) != QT_OK) {
             fprintf(stderr, "quotatop replay: %s: %s\n", a.configs[i], err);
             rp_outcome_free(&outs[n]);
             qt_config_free(cfg);

@@ -10,12 +10,12 @@
 
 #include "replay_run.h"
 
-qt_err rp_run_config(const qt_trace_data *d, qt_config *cfg, uint64_t seed, rp_outcome *o,
+qt_err rp_run_config(const qt_trace_data *d, qt_config *cfg, const rp_run_opts *ro, rp_outcome *o,
                      char *err, size_t errlen)
 {
     (void)d;
     (void)cfg;
-    (void)seed;
+    (void)ro;
     (void)o;
     snprintf(err, errlen, "this build's engine cannot run on a virtual clock yet (contract C: "
                           "transport + virtual time); only the recorded column is shown");

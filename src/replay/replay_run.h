@@ -13,6 +13,12 @@
 #include "quotatop/replay.h"
 #include "replay_report.h"
 
+typedef struct {
+    uint64_t seed;               /* the simulated provider's draws and the engine's jitter */
+    int upstream_from_config;    /* the simulated upstream enforces cfg's limits instead of
+                                    the recording's (the "next tier" what-if) */
+} rp_run_opts;
+
 /* Submits every recorded request at its recorded time (relative to the
  * first) to an engine built on cfg, answered by a fresh simulated provider
  * of d (seeded with seed), and gathers the outcome into o (initialised by
@@ -20,7 +26,7 @@
  * cleared so a replay never writes the spend ledger. Returns QT_OK, or an
  * error with a reason in err (the engine cannot run on a virtual clock,
  * out of memory). */
-qt_err rp_run_config(const qt_trace_data *d, qt_config *cfg, uint64_t seed, rp_outcome *o,
+qt_err rp_run_config(const qt_trace_data *d, qt_config *cfg, const rp_run_opts *ro, rp_outcome *o,
                      char *err, size_t errlen);
 
 #endif

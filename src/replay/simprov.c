@@ -65,8 +65,15 @@ typedef struct {
     uint64_t requests, rate_limited, errors;
 } key;
 
+typedef struct {
+    char name[140];
+    uint64_t rpm, tpm;
+} override;
+
 struct qt_simprov {
     const qt_trace_data *d;
+    override *ovr;               /* limits set by qt_simprov_set_limits */
+    size_t n_ovr;
     key *keys;
     size_t n_keys;
     uint64_t rng;
@@ -237,6 +244,11 @@ static int find_key(qt_simprov *s, const char *provider, const char *model)
                 k->tpm = (uint64_t)s->d->providers[i].tpm;
             }
     }
+    for (size_t i = 0; i < s->n_ovr; i++)
+        if (!strcmp(s->ovr[i].name, name)) {
+            k->rpm = s->ovr[i].rpm;
+            k->tpm = s->ovr[i].tpm;
+        }
     k->req.level = cap_of(k->rpm);
     k->tok.level = cap_of(k->tpm);
     return (int)s->n_keys++;
@@ -252,10 +264,28 @@ qt_simprov *qt_simprov_new(const qt_trace_data *d, uint64_t seed)
     return s;
 }
 
+qt_err qt_simprov_set_limits(qt_simprov *s, const char *provider, const char *model, uint64_t rpm,
+                             uint64_t tpm)
+{
+    override *n = realloc(s->ovr, (s->n_ovr + 1) * sizeof *n);
+    if (!n)
+        return QT_ERR_NOMEM;
+    s->ovr = n;
+    override *o = &s->ovr[s->n_ovr++];
+    if (model)
+        snprintf(o->name, sizeof o->name, "%s/%s", provider, model);
+    else
+        snprintf(o->name, sizeof o->name, "%s", provider);
+    o->rpm = rpm;
+    o->tpm = tpm;
+    return QT_OK;
+}
+
 void qt_simprov_free(qt_simprov *s)
 {
     if (!s)
         return;
+    free(s->ovr);
     for (size_t i = 0; i < s->n_keys; i++) {
         free(s->keys[i].pool);
         free(s->keys[i].win);

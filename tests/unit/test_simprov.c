@@ -235,3 +235,22 @@ Test(simprov, an_outage_spans_the_gap_an_open_circuit_left)
     qt_simprov_free(s);
     qt_trace_data_free(d);
 }
+
+Test(simprov, limits_can_be_overridden_for_a_what_if_tier)
+{
+    qt_trace_data *d = load(fill_plain);
+    qt_simprov *s = qt_simprov_new(d, 1);
+    cr_assert_eq(qt_simprov_set_limits(s, "oa", "up-m", 1200, 0), QT_OK);
+    qt_sim_req r = { .provider = "oa", .model = "up-m", .prompt_tokens = 1, .max_tokens = 1, .job = -1 };
+    qt_sim_answer a;
+    int ok = 0;
+    for (int i = 0; i < 21; i++) {
+        qt_simprov_request(s, &r, 0, &a);
+        ok += a.status == 200;
+    }
+    cr_expect_eq(ok, 20, "1200 RPM admits 20 in a second, not the recorded 600's 10");
+    cr_expect_eq(a.rpm, 1200);
+    cr_expect_eq(a.tpm, 0, "no token limit in the override");
+    qt_simprov_free(s);
+    qt_trace_data_free(d);
+}
