@@ -54,6 +54,7 @@ typedef struct {
     size_t body_len;
     int64_t elapsed_ms;          /* total time of the transfer */
     long num_connects;           /* new connections this transfer made (0 = reused) */
+    int64_t ttfb_ms;             /* time to the first byte of the response (headers) */
 } qt_http_response;
 
 typedef struct qt_http qt_http;

@@ -215,14 +215,16 @@ qt_err http_call_finish(http_call *c, CURL *e, CURLcode rc)
     c->headers = NULL;
 
     long code = 0, connects = 0;
-    curl_off_t total_us = 0;
+    curl_off_t total_us = 0, first_us = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
     curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total_us);
+    curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &first_us);
     if (code > 0)
         resp->status = (int)code;
     resp->num_connects = connects;
     resp->elapsed_ms = (int64_t)(total_us / 1000);
+    resp->ttfb_ms = (int64_t)(first_us / 1000);
 
     if (c->nomem)
         return QT_ERR_NOMEM;

@@ -92,7 +92,7 @@ typedef struct {
     size_t body_len;
     char ratelimit[32];
     long num_connects;
-    int64_t elapsed_ms;
+    int64_t elapsed_ms, ttfb_ms;
     /* streaming */
     int chunks;
     size_t streamed;
@@ -110,6 +110,7 @@ static void on_done(void *ud, qt_http_response *resp)
     o->transport = resp->transport;
     o->num_connects = resp->num_connects;
     o->elapsed_ms = resp->elapsed_ms;
+    o->ttfb_ms = resp->ttfb_ms;
     o->body_len = resp->body_len;
     o->body = resp->body ? strdup(resp->body) : NULL;
     const char *rl = qt_http_response_header(resp, "x-ratelimit-limit-requests");
@@ -213,6 +214,8 @@ Test(http_multi, concurrent_1000_in_about_one_latency, .timeout = 120)
         free(o[i].body);
     }
     cr_assert_eq(ok, N, "every transfer answered 200 once");
+    cr_assert_geq(o[0].ttfb_ms, LATENCY_MS - 5, "the first byte came after the latency");
+    cr_assert_geq(o[0].elapsed_ms, o[0].ttfb_ms);
     fprintf(stderr, "http_multi: %d concurrent POSTs, latency %d ms, took %llu ms\n", N,
             LATENCY_MS, (unsigned long long)took);
     /* Serially this is N * 500 ms = 500 s; concurrently about one latency
