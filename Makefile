@@ -135,8 +135,10 @@ fuzz: fuzz-build
 	    -max_len=65536 -timeout=10 -rss_limit_mb=1024 -artifact_prefix=build-fuzz/artifacts/$$n- \
 	    build-fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tee build-fuzz/$$n.fuzz.log | grep -E 'stat::|ERROR|SUMMARY|Test unit written' || true; done
 
-bench: $(BENCH_SRC:%.c=$(BUILD)/%)
-	@for b in $^; do echo "== $$b"; $$b; done
+# Every bench, then one table of figures (ratios against references measured
+# in the same run: bench/bench.sh). Not part of `make test`; about 3 minutes.
+bench: $(BENCH_SRC:%.c=$(BUILD)/%) $(BUILD)/quotatop
+	@bench/bench.sh $(BUILD)
 
 # The themes directory is compiled in: rebuild when PREFIX is not the default.
 install:

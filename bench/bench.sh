@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# bench.sh: what `make bench` runs. Every bench, then ONE table of figures.
+#   bench/bench.sh BUILD_DIR
+# The C benches (build/bench/bench_*) print their own report (shown as they
+# run); their headline figures join the table. bench/serve_bench.sh gives
+# the serve figures, each a ratio or a difference against a reference
+# measured in the same run; bench/run_scale.sh (the engine's `run` figures)
+# joins when it exists. Rows: | figure | target | measured | verdict |.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+bin=$build/quotatop
+rows=()
+add() { rows+=("$1"); }
+
+for b in "$build"/bench/bench_*; do
+    case $b in *.d|*.o) continue ;; esac
+    [ -x "$b" ] || continue
+    name=$(basename "$b")
+    echo "== $name" >&2
+    out=$("$b" 2>&1); echo "$out" >&2
+    case $name in
+    bench_http_multi)
+        r=$(echo "$out" | awk '/ratio/ {print $2; exit}')
+        [ -n "$r" ] && add "| qt_http_multi vs wrk, 32 in flight, zero-latency mock: req/s ratio | >= 0.6 | $r | $(awk -v v="$r" 'BEGIN{print (v+0 >= 0.6) ? "met" : "MISSED"}') |" ;;
+    bench_limiter)
+        v=$(echo "$out" | awk '/^admit +1 thread/ {print $4; exit}')
+        [ -n "$v" ] && add "| limiter reserve+commit, 1 thread (M pairs/s, absolute) | - | $v | - |" ;;
+    bench_queue)
+        v=$(echo "$out" | awk '/^memory/ {print $(NF-1); exit}')
+        [ -n "$v" ] && add "| queue memory at 1M queued jobs (RSS bytes/job, absolute) | - | $v | - |" ;;
+    *)
+        add "| $name | - | $(echo "$out" | tail -1) | - |" ;;
+    esac
+done
+
+if [ -x "$here/run_scale.sh" ]; then
+    echo "== run_scale.sh" >&2
+    out=$("$here/run_scale.sh" "$bin" 2>&1); echo "$out" >&2
+    if echo "$out" | grep -q '^|'; then
+        while IFS= read -r l; do add "$l"; done < <(echo "$out" | grep '^|' | grep -v -- '---' | grep -vi '^| *figure')
+    else
+        add "| run_scale.sh | - | $(echo "$out" | tail -1) | - |"
+    fi
+fi
+
+echo "== serve_bench.sh" >&2
+while IFS= read -r l; do add "$l"; done < <("$here/serve_bench.sh" "$bin")
+
+echo
+echo "| figure | target | measured | verdict |"
+echo "| --- | --- | --- | --- |"
+printf '%s\n' "${rows[@]}"
