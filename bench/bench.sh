@@ -24,10 +24,10 @@ for b in "$build"/bench/bench_*; do
         r=$(echo "$out" | awk '/ratio/ {print $2; exit}')
         [ -n "$r" ] && add "| qt_http_multi vs wrk, 32 in flight, zero-latency mock: req/s ratio | >= 0.6 | $r | $(awk -v v="$r" 'BEGIN{print (v+0 >= 0.6) ? "met" : "MISSED"}') |" ;;
     bench_limiter)
-        v=$(echo "$out" | awk '/^admit +1 thread/ {print $4; exit}')
+        v=$(echo "$out" | awk '/^admit +1 thread/ {print $5; exit}')
         [ -n "$v" ] && add "| limiter reserve+commit, 1 thread (M pairs/s, absolute) | - | $v | - |" ;;
     bench_queue)
-        v=$(echo "$out" | awk '/^memory/ {print $(NF-1); exit}')
+        v=$(echo "$out" | awk '/^memory/ {print $(NF-2); exit}')
         [ -n "$v" ] && add "| queue memory at 1M queued jobs (RSS bytes/job, absolute) | - | $v | - |" ;;
     *)
         add "| $name | - | $(echo "$out" | tail -1) | - |" ;;

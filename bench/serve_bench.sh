@@ -172,4 +172,4 @@ idle_kb() {   # idle_kb PORT PIDS...: RSS growth (KB) per idle connection
 }
 skb=$(idle_kb "$S" "$SERVE_PID"); sheld=$(python3 -c 'import json; print(json.load(open("'"$tmp/idle.json"'"))["open_at_end"])')
 nkb=$(idle_kb "$P0" $(nginx_pids))
-row "serve, 10,000 idle conns: RSS per connection (KB; nginx ${nkb} KB, ratio $(ratio "$skb" "$nkb"); $sheld/10000 held)" "little" "$skb" "$( [ "$sheld" = 10000 ] && echo met || echo MISSED)"
+row "serve, 10,000 idle conns: RSS growth per connection (KB; nginx grows ${nkb} KB: it preallocates worker_connections; $sheld/10000 held)" "little" "$skb" "$( [ "$sheld" = 10000 ] && echo met || echo MISSED)"
