@@ -151,8 +151,8 @@ typedef struct {
 /* Copies up to max keys' figures; returns how many keys there are. */
 size_t qt_simprov_stats(const qt_simprov *s, qt_sim_key_stats *out, size_t max);
 
-/* Requests sent per minute over all keys, from minute 0; returns the
- * number of minutes (may exceed max; only max are written). */
-size_t qt_simprov_rpm_series(const qt_simprov *s, uint32_t *out, size_t max);
+/* Requests sent per second over all model keys, from second 0; returns
+ * the number of seconds (may exceed max; only max are written). */
+size_t qt_simprov_sent_series(const qt_simprov *s, uint32_t *out, size_t max);
 
 #endif /* QT_REPLAY_H */

@@ -127,8 +127,12 @@ static void c_limit(const rp_outcome *o, const void *a, char *c, size_t l)
     snprintf(c, l, "-");
 }
 
-static void spark(FILE *out, const uint32_t *v, uint64_t peak)
+/* Bars scaled to the series' own highest column. */
+static void spark(FILE *out, const uint32_t *v)
 {
+    uint64_t peak = 0;
+    for (int i = 0; i < RP_SERIES; i++)
+        peak = v[i] > peak ? v[i] : peak;
     static const char *bars[] = { " ", "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586",
                                   "\u2587", "\u2588" };
     for (int i = 0; i < RP_SERIES; i++) {
@@ -251,11 +255,11 @@ void rp_print_table(FILE *out, const qt_trace_data *d, const char *trace_path, r
     for (size_t i = 0; i < n; i++) {
         const char *nm = v[i]->recorded ? "recorded" : base(v[i]->name);
         fprintf(out, "%-20.20s RPM   |", nm);
-        spark(out, v[i]->rpm, v[i]->rpm_peak);
-        fprintf(out, "| peak %llu/min\n", (unsigned long long)v[i]->rpm_peak);
+        spark(out, v[i]->rpm);
+        fprintf(out, "| most in 60 s: %llu\n", (unsigned long long)v[i]->rpm_peak);
         fprintf(out, "%-20s queue |", "");
-        spark(out, v[i]->depth, v[i]->depth_peak);
-        fprintf(out, "| peak %llu\n", (unsigned long long)v[i]->depth_peak);
+        spark(out, v[i]->depth);
+        fprintf(out, "| most queued: %llu\n", (unsigned long long)v[i]->depth_peak);
     }
 }
 

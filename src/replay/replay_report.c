@@ -34,7 +34,7 @@ void rp_outcome_free(rp_outcome *o)
     free(o->flows);
     free(o->limits);
     free(o->arr_wait);
-    free(o->rpm_minutes);
+    free(o->sent);
     memset(o, 0, sizeof *o);
 }
 
@@ -197,18 +197,24 @@ static void depth_series(rp_outcome *o)
     free(ev);
 }
 
-/* Per-minute requests squeezed into RP_SERIES columns (the busiest minute). */
+/* Requests per minute in RP_SERIES columns: each column's rate (its
+ * requests scaled to a minute); the peak is the most in any 60 s. */
 static void rpm_series(rp_outcome *o)
 {
-    if (!o->n_minutes)
+    if (!o->n_sent)
         return;
-    for (size_t m = 0; m < o->n_minutes; m++) {
-        size_t c = o->n_minutes <= RP_SERIES ? m : m * RP_SERIES / o->n_minutes;
-        if (o->rpm_minutes[m] > o->rpm[c])
-            o->rpm[c] = o->rpm_minutes[m];
-        if (o->rpm_minutes[m] > o->rpm_peak)
-            o->rpm_peak = o->rpm_minutes[m];
+    size_t w = (o->n_sent + RP_SERIES - 1) / RP_SERIES;
+    uint64_t col[RP_SERIES] = { 0 }, sum = 0;
+    for (size_t t = 0; t < o->n_sent; t++) {
+        col[t / w] += o->sent[t];
+        sum += o->sent[t];
+        if (t >= 60)
+            sum -= o->sent[t - 60];
+        if (sum > o->rpm_peak)
+            o->rpm_peak = sum;
     }
+    for (size_t c = 0; c < RP_SERIES; c++)
+        o->rpm[c] = (uint32_t)(col[c] * 60 / w);
 }
 
 void rp_outcome_finish(rp_outcome *o)
@@ -282,7 +288,7 @@ static void recorded_limits(rp_outcome *o, const qt_trace_data *d)
 
 void rp_outcome_from_trace(rp_outcome *o, const qt_trace_data *d)
 {
-    uint64_t last_min = 0;
+    uint64_t last_sec = 0;
     for (size_t i = 0; i < d->n_reqs; i++) {
         const qt_trace_req *r = &d->reqs[i];
         rp_outcome_add(o, qt_trace_name(d, r->wf), r->prio, (qt_status)r->status,
@@ -295,15 +301,18 @@ void rp_outcome_from_trace(rp_outcome *o, const qt_trace_data *d)
         for (uint32_t k = 0; k < r->n_att; k++) {
             const qt_trace_attempt *a = &d->att[r->att0 + k];
             o->upstream_429 += a->status == 429;
-            if (a->t_ms / 60000 + 1 > last_min)
-                last_min = a->t_ms / 60000 + 1;
+            if (a->t_ms / 1000 + 1 > last_sec)
+                last_sec = a->t_ms / 1000 + 1;
         }
     }
     recorded_limits(o, d);
-    o->rpm_minutes = last_min ? calloc(last_min, sizeof *o->rpm_minutes) : NULL;
-    if (o->rpm_minutes) {
-        o->n_minutes = last_min;
+    if (last_sec > 40ull * 86400)
+        last_sec = 40ull * 86400;
+    o->sent = last_sec ? calloc(last_sec, sizeof *o->sent) : NULL;
+    if (o->sent) {
+        o->n_sent = last_sec;
         for (size_t i = 0; i < d->n_att; i++)
-            o->rpm_minutes[d->att[i].t_ms / 60000]++;
+            if (d->att[i].t_ms / 1000 < last_sec)
+                o->sent[d->att[i].t_ms / 1000]++;
     }
 }

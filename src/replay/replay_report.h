@@ -62,11 +62,11 @@ typedef struct {
     size_t n_limits;
     uint64_t end_ms;                 /* the last result, ms after the first arrival */
     uint32_t rpm[RP_SERIES], depth[RP_SERIES];
-    uint64_t rpm_peak, depth_peak;
+    uint64_t rpm_peak, depth_peak;   /* most requests in any 60 s; most jobs queued at once */
     uint64_t *arr_wait;              /* per job: arrival and wait (ms), pairs, for the depth */
     size_t n_arr, cap_arr;
-    uint32_t *rpm_minutes;           /* requests per minute (owned) */
-    size_t n_minutes;
+    uint32_t *sent;                  /* requests sent per second (owned) */
+    size_t n_sent;
 } rp_outcome;
 
 void rp_outcome_init(rp_outcome *o, const char *name);

@@ -473,21 +473,20 @@ size_t qt_simprov_stats(const qt_simprov *s, qt_sim_key_stats *out, size_t max)
     return s->n_keys;
 }
 
-size_t qt_simprov_rpm_series(const qt_simprov *s, uint32_t *out, size_t max)
+size_t qt_simprov_sent_series(const qt_simprov *s, uint32_t *out, size_t max)
 {
-    size_t minutes = 0;
+    size_t secs = 0;
     for (size_t i = 0; i < s->n_keys; i++)
-        if (!s->keys[i].provider_only && (s->keys[i].n_sec + 59) / 60 > minutes)
-            minutes = (s->keys[i].n_sec + 59) / 60;
-    for (size_t m = 0; m < minutes && m < max; m++)
-        out[m] = 0;
+        if (!s->keys[i].provider_only && s->keys[i].n_sec > secs)
+            secs = s->keys[i].n_sec;
+    for (size_t t = 0; t < secs && t < max; t++)
+        out[t] = 0;
     for (size_t i = 0; i < s->n_keys; i++) {
         const key *k = &s->keys[i];
         if (k->provider_only)
             continue;
-        for (size_t sec = 0; sec < k->n_sec; sec++)
-            if (sec / 60 < max)
-                out[sec / 60] += k->sec_req[sec];
+        for (size_t t = 0; t < k->n_sec && t < max; t++)
+            out[t] += k->sec_req[t];
     }
-    return minutes;
+    return secs;
 }

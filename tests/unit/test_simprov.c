@@ -194,7 +194,7 @@ Test(simprov, recorded_outage_and_error_rate_replay_at_their_times)
     qt_trace_data_free(d);
 }
 
-Test(simprov, rpm_series_counts_every_request_per_minute)
+Test(simprov, sent_series_counts_every_request_per_second)
 {
     qt_trace_data *d = load(fill_plain);
     qt_simprov *s = qt_simprov_new(d, 1);
@@ -202,11 +202,16 @@ Test(simprov, rpm_series_counts_every_request_per_minute)
     qt_sim_answer a;
     for (int i = 0; i < 30; i++)
         qt_simprov_request(s, &r, (uint64_t)i * 4000, &a);   /* 15 a minute for 2 minutes */
-    uint32_t v[8];
-    size_t n = qt_simprov_rpm_series(s, v, 8);
-    cr_expect_eq(n, 2);
-    cr_expect_eq(v[0], 15);
-    cr_expect_eq(v[1], 15);
+    uint32_t v[200];
+    size_t n = qt_simprov_sent_series(s, v, 200);
+    cr_expect_eq(n, 117, "the last request in second 116");
+    uint32_t first_min = 0, second_min = 0;
+    for (size_t i = 0; i < n; i++)
+        *(i < 60 ? &first_min : &second_min) += v[i];
+    cr_expect_eq(first_min, 15);
+    cr_expect_eq(second_min, 15);
+    cr_expect_eq(v[4], 1);
+    cr_expect_eq(v[5], 0);
     qt_simprov_free(s);
     qt_trace_data_free(d);
 }
