@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "quotatop/ctl.h"
 #include "quotatop/engine.h"
 
 /* ------------------------------------------------------------ dashboard */
@@ -37,13 +38,14 @@ typedef enum {
     QT_UI_EXIT_NO_TERMINAL,  /* the terminal could not be set up; nothing drawn */
     QT_UI_EXIT_ERROR,        /* out of memory while running; terminal restored */
     QT_UI_EXIT_DONE,         /* run: every job has its result (without opts.stay) */
+    QT_UI_EXIT_GONE,         /* top: the process it was attached to went away */
 } qt_ui_exit;
 
 typedef struct {
-    const char *mode;        /* "run", "serve", "demo" */
+    const char *mode;        /* "run", "serve", "demo", "top" */
     uint64_t t0_ms;          /* monotonic start (qt_now_ms) of the run */
     const char *theme;       /* name or path; NULL: $QUOTATOP_THEME, else "default" */
-    const char *subtitle;    /* extra header text (the demo's mock ports); may be NULL */
+    const char *subtitle;    /* extra header text (the demo's mock ports, top's address) */
     uint64_t deadline_ms;    /* monotonic time to return at; 0 = none */
     int refresh_ms;          /* frame period; 0 = 250 */
     int (*should_stop)(void);/* nonzero: leave with QT_UI_EXIT_SIGNAL (the caller's signal
@@ -51,25 +53,27 @@ typedef struct {
     int stay;                /* run: keep the final screen up until q (--stay) */
 } qt_ui_opts;
 
-/* Runs the dashboard on the process's terminal until the user quits, a
- * signal arrives (opts->should_stop() != 0) or the deadline passes. For
- * `run` it returns QT_UI_EXIT_DONE once every job has its result, unless
- * opts->stay keeps the final state (DONE) on screen until q. The terminal is
- * restored before it returns, on every path (an atexit hook also restores it
- * if the process exits while the dashboard is up). The engine is not shut
- * down: the caller does that (pending jobs then get `cancelled` results).
- * Returns why it stopped. Main thread only. */
-qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts);
-
-/* qt_ui_run_opts with mode and t0 only (theme from $QUOTATOP_THEME).
- * Returns 0 when it ran, -1 when no terminal could be set up (the caller
- * then falls back to progress lines). */
-int qt_ui_run(qt_engine *e, const char *mode, uint64_t t0_ms, int (*should_stop)(void));
+/* Runs the dashboard on the process's terminal, drawing frames from src
+ * (the local control plane, or a remote one for `quotatop top`) and sending
+ * keys to it as commands, until the user quits (q; a remote source detaches
+ * and leaves the process running), a signal arrives (opts->should_stop()),
+ * the deadline passes, a remote process goes away, or, for `run`, every job
+ * has its result (unless opts->stay keeps the final DONE screen until q).
+ * The terminal is restored before it returns, on every path (an atexit hook
+ * also restores it if the process exits while the dashboard is up). The
+ * engine is not shut down: the caller does that. Main thread only. */
+qt_ui_exit qt_ui_run_source(qt_ctl_source *src, const qt_ui_opts *opts);
 
 /* Queue counts (per base priority, ready, paused) for the dashboard header
- * of the queue panel. Defined in src/engine_ui.c; locks the engine briefly.
- * Any thread. */
+ * of the jobs panel. Defined in src/engine/engine_ui.c; locks the engine
+ * briefly. Any thread. */
 void qt_engine_queue_counts(qt_engine *e, qt_queue_counts *out);
+
+/* Whether a row matches a list filter (the `/` key): space-separated terms,
+ * all must match; "key:text" matches the field named key (or a key it
+ * starts with: "wf:" matches "workflow"), plain "text" any field; matching
+ * is a case-insensitive substring. An empty filter matches all. Pure. */
+int qt_ui_filter_match(const char *filter, const char *const *keys, const char *const *vals, int n);
 
 /* ------------------------------------------------------------ layout */
 
@@ -77,7 +81,7 @@ typedef enum {
     QT_PANEL_HEADER = 0,
     QT_PANEL_LIMITS,
     QT_PANEL_HISTORY,
-    QT_PANEL_QUEUE,
+    QT_PANEL_JOBS,
     QT_PANEL_WORKFLOWS,
     QT_PANEL_EVENTS,
     QT_PANEL_FOOTER,
@@ -92,7 +96,7 @@ typedef struct {
 typedef struct {
     int n_limit_rows;        /* models + providers */
     int n_workflows;
-    int n_queue;             /* queued jobs available for the view */
+    int n_jobs;              /* jobs available for the view */
 } qt_ui_layout_in;
 
 typedef struct {

@@ -14,5 +14,6 @@ int qt_cmd_serve(int argc, char **argv);
 int qt_cmd_demo(int argc, char **argv);
 int qt_cmd_spend(int argc, char **argv);
 int qt_cmd_replay(int argc, char **argv);
+int qt_cmd_top(int argc, char **argv);
 
 #endif

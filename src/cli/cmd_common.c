@@ -152,13 +152,39 @@ void qt_cmd_print_events(FILE *out, qt_engine *e, uint64_t t0, uint64_t *seq)
 /* The dashboard lives in src/ui (qt_ui_run returns when the user quits, on
  * SIGINT/SIGTERM, or at once with -1 when the terminal cannot be set up);
  * without one the watch loop prints progress lines. */
-void qt_cmd_watch(qt_engine *e, const char *mode, uint64_t t0_ms, int progress, int stay,
+void qt_cmd_ctl_on_result(void *ud, const qt_job *job, const qt_result *res, const qt_result_extra *x)
+{
+    qt_cmd_ctl_tap *t = ud;
+    qt_ctl_note_result(t->ctl, res);
+    if (t->next)
+        t->next(t->next_ud, job, res, x);
+}
+
+void qt_cmd_ctl_listen(qt_ctl *ctl, const qt_config *cfg, const char *who, const char *mode)
+{
+    char path[256], err[400];
+    if (qt_ctl_socket_path(cfg->state_dir, mode, path, sizeof path) != QT_OK) {
+        fprintf(stderr, "%s: no control socket (%s); `quotatop top` cannot attach\n", who,
+                cfg->state_dir && *cfg->state_dir ? "state_dir path too long" : "state_dir is \"\"");
+        return;
+    }
+    if (qt_ctl_listen(ctl, path, err, sizeof err) != QT_OK) {
+        fprintf(stderr, "%s: no control socket: %s; `quotatop top` cannot attach\n", who, err);
+        return;
+    }
+    fprintf(stderr, "%s: control socket %s (attach with: quotatop top -c CONFIG)\n", who, path);
+}
+
+void qt_cmd_watch(qt_engine *e, qt_ctl *ctl, const char *mode, uint64_t t0_ms, int progress, int stay,
                   int events)
 {
     if (mode) {
         qt_ui_opts o = { .mode = mode, .t0_ms = t0_ms, .should_stop = qt_cmd_signal_count,
                          .stay = stay };
-        if (qt_ui_run_opts(e, &o) != QT_UI_EXIT_NO_TERMINAL)
+        qt_ctl_source *src = qt_ctl_source_local(ctl);
+        qt_ui_exit why = src ? qt_ui_run_source(src, &o) : QT_UI_EXIT_NO_TERMINAL;
+        qt_ctl_source_free(src);
+        if (why != QT_UI_EXIT_NO_TERMINAL)
             return;
         progress = 1;   /* no terminal after all: say something */
     }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "quotatop/config.h"
+#include "quotatop/ctl.h"
 #include "quotatop/engine.h"
 
 /* Loads a config, printing every diagnostic to stderr. NULL when invalid. */
@@ -28,8 +29,21 @@ int qt_cmd_signal_count(void);
  * else one progress line per second on stderr (when progress is set).
  * stay: the `run` dashboard keeps its final screen until q (--stay).
  * events: without the dashboard, print each engine event as a line (-v). */
-void qt_cmd_watch(qt_engine *e, const char *mode, uint64_t t0_ms, int progress, int stay,
+void qt_cmd_watch(qt_engine *e, qt_ctl *ctl, const char *mode, uint64_t t0_ms, int progress, int stay,
                   int events);
+
+/* An on_result tap that records not-ok results in the control plane (the
+ * FAILED view) and then passes every result on. Worker threads. */
+typedef struct {
+    qt_ctl *ctl;
+    qt_engine_on_result next;
+    void *next_ud;
+} qt_cmd_ctl_tap;
+void qt_cmd_ctl_on_result(void *ud, const qt_job *job, const qt_result *res, const qt_result_extra *x);
+
+/* Opens ctl's control socket (STATE_DIR/MODE-PID.sock) and says where on
+ * stderr, or why there is none (the run goes on either way). */
+void qt_cmd_ctl_listen(qt_ctl *ctl, const qt_config *cfg, const char *who, const char *mode);
 
 /* Prints the events after *seq as "[  1.2s] type            message" lines
  * (time since t0) and advances *seq. Main thread. */

@@ -188,10 +188,9 @@ static void *generator_main(void *arg)
 
 static void on_result(void *ud, const qt_job *job, const qt_result *res, const qt_result_extra *x)
 {
-    (void)ud;
     (void)job;
-    (void)res;
     (void)x;
+    qt_ctl_note_result(ud, res);   /* the FAILED view */
 }
 
 /* Prints every event after *seq on stderr (the headless story). */
@@ -322,12 +321,15 @@ int qt_cmd_demo(int argc, char **argv)
         return 2;
     }
     qt_cmd_signals_install();
-    char err[256];
-    qt_engine_opts eo = { .cfg = cfg, .on_result = on_result };
-    qt_engine *e = qt_engine_new(&eo, err, sizeof err);
+    char err[256] = "out of memory";
+    qt_ctl *ctl = qt_ctl_new("demo");
+    qt_engine_opts eo = { .cfg = cfg, .on_result = on_result, .on_result_ud = ctl };
+    qt_engine *e = ctl ? qt_engine_new(&eo, err, sizeof err) : NULL;
+    qt_ctl_attach(ctl, e);
     if (!e || qt_engine_start(e) != QT_OK) {
         fprintf(stderr, "quotatop demo: %s\n", e ? "cannot start workers" : err);
         qt_engine_free(e);
+        qt_ctl_free(ctl);
         qt_config_free(cfg);
         qt_mock_stop(an);
         qt_mock_stop(oa);
@@ -349,8 +351,10 @@ int qt_cmd_demo(int argc, char **argv)
         snprintf(sub, sizeof sub, "mocks :%d :%d", qt_mock_port(oa), qt_mock_port(an));
         qt_ui_opts uo = { .mode = "demo", .t0_ms = t0, .theme = theme, .subtitle = sub,
                           .deadline_ms = deadline, .should_stop = qt_cmd_signal_count };
-        if (qt_ui_run_opts(e, &uo) == QT_UI_EXIT_NO_TERMINAL)
+        qt_ctl_source *src = qt_ctl_source_local(ctl);
+        if (!src || qt_ui_run_source(src, &uo) == QT_UI_EXIT_NO_TERMINAL)
             run_headless(e, t0, deadline);
+        qt_ctl_source_free(src);
     }
 
     g.stop = 1;
@@ -364,6 +368,7 @@ int qt_cmd_demo(int argc, char **argv)
         qt_engine_snapshot_free(&s);
     }
     qt_engine_free(e);
+    qt_ctl_free(ctl);
     qt_config_free(cfg);
     qt_mock_stop(an);
     qt_mock_stop(oa);

@@ -186,7 +186,9 @@ static const char run_usage[] =
     "  --stay          keep the dashboard up after the last job until q (default: exit)\n"
     "  -v, --verbose   without the dashboard: print every event (retry, 429, fallback...)\n"
     "  --workers N     worker threads (default: config workers, else 8)\n"
-    "  --resume        skip jobs that already have an ok line in RESULTS, append\n";
+    "  --resume        skip jobs that already have an ok line in RESULTS, append\n"
+    "While it runs, `quotatop top -c CONFIG` attaches a dashboard through the control\n"
+    "socket STATE_DIR/run-PID.sock (mode 0600; the path is printed at start).\n";
 
 int qt_cmd_run(int argc, char **argv)
 {
@@ -274,15 +276,19 @@ int qt_cmd_run(int argc, char **argv)
     qt_http_global_init();
     qt_cmd_signals_install();
 
-    char err[256];
+    char err[256] = "out of memory";
     /* The request trace (for `replay`) is written before the result line. */
     qt_trace_tap tap = { qt_trace_open_for(cfg, cfg_path, "run"), on_result, &snk };
-    qt_engine_opts eo = { .cfg = cfg, .workers = workers, .on_result = qt_trace_on_result,
-                          .on_result_ud = &tap };
-    qt_engine *e = qt_engine_new(&eo, err, sizeof err);
+    qt_ctl *ctl = qt_ctl_new("run");   /* the dashboard's and `top`'s view of this run */
+    qt_cmd_ctl_tap ctap = { ctl, qt_trace_on_result, &tap };
+    qt_engine_opts eo = { .cfg = cfg, .workers = workers, .on_result = qt_cmd_ctl_on_result,
+                          .on_result_ud = &ctap };
+    qt_engine *e = ctl ? qt_engine_new(&eo, err, sizeof err) : NULL;
+    qt_ctl_attach(ctl, e);
     if (!e || qt_engine_start(e) != QT_OK) {
         fprintf(stderr, "quotatop run: %s\n", e ? "cannot start workers" : err);
         qt_engine_free(e);
+        qt_ctl_free(ctl);
         qt_trace_close(tap.trace);
         qt_results_close(snk.out);
         qt_http_global_cleanup();
@@ -300,7 +306,8 @@ int qt_cmd_run(int argc, char **argv)
 
     uint64_t t0 = qt_now_ms();
     int interactive = !headless && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO) && fd != 0;
-    qt_cmd_watch(e, interactive ? "run" : NULL, t0, headless || !interactive, stay, verbose);
+    qt_cmd_ctl_listen(ctl, cfg, "quotatop run", "run");
+    qt_cmd_watch(e, ctl, interactive ? "run" : NULL, t0, headless || !interactive, stay, verbose);
 
     rd.stop = 1;
     if (qt_cmd_signal_count()) {
@@ -340,6 +347,7 @@ int qt_cmd_run(int argc, char **argv)
     }
     if (rd.read_error)
         fprintf(stderr, "quotatop run: reading %s failed: %s\n", jobs, strerror(rd.read_error));
+    qt_ctl_free(ctl);   /* stops the control socket before the engine goes */
     qt_engine_free(e);
     qt_trace_close(tap.trace);
     if (qt_results_close(snk.out) != QT_OK && !snk.write_failed) {

@@ -48,7 +48,9 @@ static const char serve_usage[] =
     "  -v, --verbose           one stderr line per request and per event (headless)\n"
     "Headers: X-Quotatop-Workflow, X-Quotatop-Priority (1 most urgent .. 10);\n"
     "answers carry X-Quotatop-Model-Used, X-Quotatop-Attempts, X-Quotatop-Queued-Ms.\n"
-    "Runs until SIGINT or SIGTERM.\n";
+    "Runs until SIGINT or SIGTERM. `quotatop top -c CONFIG` attaches a dashboard\n"
+    "through the control socket STATE_DIR/serve-PID.sock (mode 0600; the path is\n"
+    "printed at start), or from another host through POST /control with the token.\n";
 
 static int parse_uint(const char *s, long lo, long hi, long *out)
 {
@@ -141,12 +143,16 @@ int qt_cmd_serve(int argc, char **argv)
     qt_cmd_signals_install();
     /* The request trace (for `replay`) is written before the client is answered. */
     qt_trace_tap tap = { qt_trace_open_for(cfg, cfg_path, "serve"), qt_proxy_on_result, px };
-    qt_engine_opts eo = { .cfg = cfg, .workers = (int)workers, .on_result = qt_trace_on_result,
-                          .on_result_ud = &tap, .want_openai_json = 1 };
-    qt_engine *e = qt_engine_new(&eo, err, sizeof err);
+    qt_ctl *ctl = qt_ctl_new("serve");   /* the dashboard's and `top`'s view of this run */
+    qt_cmd_ctl_tap ctap = { ctl, qt_trace_on_result, &tap };
+    qt_engine_opts eo = { .cfg = cfg, .workers = (int)workers, .on_result = qt_cmd_ctl_on_result,
+                          .on_result_ud = &ctap, .want_openai_json = 1 };
+    qt_engine *e = ctl ? qt_engine_new(&eo, err, sizeof err) : NULL;
+    qt_ctl_attach(ctl, e);
     if (!e || qt_engine_start(e) != QT_OK) {
         fprintf(stderr, "quotatop serve: %s\n", e ? "cannot start workers" : err);
         qt_engine_free(e);
+        qt_ctl_free(ctl);
         qt_trace_close(tap.trace);
         qt_proxy_free(px);
         qt_http_global_cleanup();
@@ -156,6 +162,7 @@ int qt_cmd_serve(int argc, char **argv)
     if (qt_proxy_start(px, e, err, sizeof err) != QT_OK) {
         fprintf(stderr, "quotatop serve: %s\n", err);
         qt_engine_free(e);
+        qt_ctl_free(ctl);
         qt_trace_close(tap.trace);
         qt_proxy_free(px);
         qt_http_global_cleanup();
@@ -167,7 +174,8 @@ int qt_cmd_serve(int argc, char **argv)
 
     uint64_t t0 = qt_now_ms();
     int interactive = !headless && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
-    qt_cmd_watch(e, interactive ? "serve" : NULL, t0, headless || !interactive, 0, verbose);
+    qt_cmd_ctl_listen(ctl, cfg, "quotatop serve", "serve");
+    qt_cmd_watch(e, ctl, interactive ? "serve" : NULL, t0, headless || !interactive, 0, verbose);
 
     /* Requests on the wire (streams too) may finish; nothing new is sent;
      * jobs still queued or waiting for capacity are answered 503 at once. */
@@ -185,6 +193,7 @@ int qt_cmd_serve(int argc, char **argv)
         qt_cmd_print_summary(stderr, &s, (double)(qt_now_ms() - t0) / 1000.0);
         qt_engine_snapshot_free(&s);
     }
+    qt_ctl_free(ctl);   /* stops the control socket before the engine goes */
     qt_engine_free(e);
     qt_trace_close(tap.trace);
     qt_proxy_free(px);

@@ -18,6 +18,7 @@ static const char usage[] =
     "        [--jitter-dist uniform|exp] [--outage START_S:END_S] [--context-window N]\n"
     "        [--completion-tokens N] [--model SPEC]... [--only-declared]\n"
     "        [--require-key-env VAR] [--seed N] [--stream-chunk-ms N] [-v]\n"
+    "  top   [-c CONFIG] [--connect SOCKET|http://HOST:PORT] [--json] [--theme NAME]\n"
     "  check -c CONFIG [JOBS]\n"
     "  spend [-c CONFIG] [--by workflow|model|day] [--since DAYS] [--json]\n"
     "  replay [--trace FILE] [--since DAYS] [--speed max] -c CONFIG [-c CONFIG ...] [--json]\n"
@@ -35,6 +36,7 @@ static const struct {
     { "check", qt_cmd_check },
     { "spend", qt_cmd_spend },
     { "replay", qt_cmd_replay },
+    { "top",   qt_cmd_top },
 };
 
 int main(int argc, char **argv)

@@ -14,9 +14,11 @@
  */
 #include "quotatop/ui.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 int qt_ui_fit_columns(qt_ui_col *c, int n, int width)
 {
@@ -188,15 +190,15 @@ void qt_ui_limits_columns(int width, qt_ui_col out[QT_UI_LC__COUNT])
 void qt_ui_jobs_columns(int width, qt_ui_col out[QT_UI_JC__COUNT])
 {
     static const qt_ui_col def[QT_UI_JC__COUNT] = {
-        [QT_UI_JC_ID] = { "id", 7, 22, 0, 0, 0, 0 },
-        [QT_UI_JC_STATE] = { "state", 8, 10, 0, 0, 0, 0 },
+        [QT_UI_JC_ID] = { "id", 8, 22, 0, 0, 0, 0 },
+        [QT_UI_JC_STATE] = { "state", 9, 12, 0, 0, 0, 0 },
         [QT_UI_JC_PRIO] = { "prio", 5, 5, 1, 0, 0, 0 },
-        [QT_UI_JC_WORKFLOW] = { "workflow", 6, 14, 3, 0, 0, 0 },
-        [QT_UI_JC_MODEL] = { "model", 6, 14, 2, 0, 0, 0 },
+        [QT_UI_JC_WORKFLOW] = { "workflow", 8, 14, 3, 0, 0, 0 },
+        [QT_UI_JC_MODEL] = { "model", 10, 16, 2, 0, 0, 0 },
         [QT_UI_JC_AGE] = { "age", 6, 6, 4, 0, 0, 0 },
         [QT_UI_JC_FOR] = { "for", 6, 6, 6, 0, 0, 0 },
         [QT_UI_JC_EST] = { "est", 5, 6, 5, 0, 0, 0 },
-        [QT_UI_JC_WAIT] = { "on", 8, 30, 7, 1, 0, 0 },
+        [QT_UI_JC_WAIT] = { "on", 10, 30, 7, 1, 0, 0 },
     };
     memcpy(out, def, sizeof def);
     qt_ui_fit_columns(out, QT_UI_JC__COUNT, width);
@@ -214,4 +216,56 @@ void qt_ui_wf_columns(int width, qt_ui_col out[QT_UI_WC__COUNT])
     };
     memcpy(out, def, sizeof def);
     qt_ui_fit_columns(out, QT_UI_WC__COUNT, width);
+}
+
+/* ---------------------------------------------------------- list filters */
+
+/* Case-insensitive substring of n bytes of needle in hay. */
+static int has_ci(const char *hay, const char *needle, size_t n)
+{
+    if (n == 0)
+        return 1;
+    for (const char *h = hay; *h; h++) {
+        size_t i = 0;
+        while (i < n && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
+int qt_ui_filter_match(const char *filter, const char *const *keys, const char *const *vals, int n)
+{
+    const char *p = filter ? filter : "";
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *end = p;
+        while (*end && *end != ' ')
+            end++;
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        int ok = 0;
+        for (int i = 0; i < n && !ok; i++) {
+            if (!vals[i])
+                continue;
+            if (colon) {
+                size_t kl = (size_t)(colon - p);
+                /* "wf" names "workflow": a key matches when it starts with the
+                 * term's key, or its initials ("wf" for "workflow") do */
+                int key_ok = kl > 0 && (!strncasecmp(keys[i], p, kl)
+                                        || (kl == 2 && tolower((unsigned char)p[0]) == keys[i][0]
+                                            && strchr(keys[i] + 1, tolower((unsigned char)p[1]))));
+                ok = key_ok && has_ci(vals[i], colon + 1, (size_t)(end - colon - 1));
+            } else {
+                ok = has_ci(vals[i], p, (size_t)(end - p));
+            }
+        }
+        if (!ok)
+            return 0;
+        p = end;
+    }
+    return 1;
 }

@@ -279,3 +279,33 @@ void ui_box(ui_state *ui, int h, int wd, const char *title, WINDOW **out)
     box(w, 0, 0);
     ui_putf(ui, w, 0, 2, wd - 4, QT_ROLE_DIALOG, " %s ", title);
 }
+
+void ui_cell_r(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, qt_ui_role role, const char *text)
+{
+    if (c->w)
+        ui_putf(ui, w, y, c->x, c->w, role, "%*s", c->w, text);
+}
+
+void ui_cell_l(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, qt_ui_role role, const char *text)
+{
+    if (c->w)
+        ui_putf(ui, w, y, c->x, c->w, role, "%-*s", c->w, text);
+}
+
+void ui_col_titles(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, int n, qt_ui_role role,
+                   unsigned left_mask, int sort, int desc)
+{
+    for (int i = 0; i < n; i++) {
+        if (!c[i].w)
+            continue;
+        char t[48];
+        if (i == sort)   /* the sorted column: "age v" (largest first) or "age ^" */
+            snprintf(t, sizeof t, "%.*s%s", c[i].w > 2 ? c[i].w - 2 : 0, c[i].name, desc ? " v" : " ^");
+        else
+            snprintf(t, sizeof t, "%.*s", c[i].w, c[i].name);
+        if (left_mask & (1u << i))
+            ui_cell_l(ui, w, y, &c[i], role, t);
+        else
+            ui_cell_r(ui, w, y, &c[i], role, t);
+    }
+}

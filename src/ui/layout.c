@@ -92,11 +92,11 @@ void qt_ui_layout_compute(int cols, int rows, const qt_ui_layout_in *in, qt_ui_l
     }
     if (cols >= 70) {
         int qw = cols * 56 / 100;
-        out->r[QT_PANEL_QUEUE] = rect(y, 0, mid, qw);
+        out->r[QT_PANEL_JOBS] = rect(y, 0, mid, qw);
         out->r[QT_PANEL_WORKFLOWS] = rect(y, qw, mid, cols - qw);
     } else {
         int wf = imax(2, mid / 2);
-        out->r[QT_PANEL_QUEUE] = rect(y, 0, mid - wf, cols);
+        out->r[QT_PANEL_JOBS] = rect(y, 0, mid - wf, cols);
         out->r[QT_PANEL_WORKFLOWS] = rect(y + mid - wf, 0, wf, cols);
     }
     y += mid;

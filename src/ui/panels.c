@@ -16,8 +16,6 @@
 
 #include "quotatop/clock.h"
 
-static int imax(int a, int b) { return a > b ? a : b; }
-static int imin(int a, int b) { return a < b ? a : b; }
 
 static const char *sep(const ui_state *ui) { return ui->utf8 ? " \u2502 " : " | "; }
 
@@ -50,18 +48,21 @@ static int seg(ui_state *ui, WINDOW *w, int y, int *x, qt_ui_role role, const ch
 
 static void draw_header(ui_state *ui, WINDOW *w)
 {
-    const qt_engine_snapshot *s = &ui->snap;
+    const qt_engine_snapshot *s = &ui->fr.snap;
     char b[160], t1[32], t2[32];
     ui_fill_line(ui, w, 0, QT_ROLE_HEADER);
     if (getmaxy(w) > 1)
         ui_fill_line(ui, w, 1, QT_ROLE_HEADER);
     int x = 0;
-    snprintf(b, sizeof b, " quotatop %s", ui->opts.mode ? ui->opts.mode : "");
+    if (ui->remote)
+        snprintf(b, sizeof b, " quotatop top > %s", ui->fr.mode[0] ? ui->fr.mode : "?");
+    else
+        snprintf(b, sizeof b, " quotatop %s", ui->opts.mode ? ui->opts.mode : "");
     seg(ui, w, 0, &x, QT_ROLE_HEADER, b);
-    const char *state = ui->finished ? "DONE" : s->paused ? "PAUSED" : "RUNNING";
-    seg(ui, w, 0, &x, ui->finished ? QT_ROLE_HEADER_DONE : s->paused ? QT_ROLE_HEADER_PAUSED : QT_ROLE_HEADER,
+    const char *state = ui->fr.finished ? "DONE" : s->paused ? "PAUSED" : "RUNNING";
+    seg(ui, w, 0, &x, ui->fr.finished ? QT_ROLE_HEADER_DONE : s->paused ? QT_ROLE_HEADER_PAUSED : QT_ROLE_HEADER,
         state);
-    uint64_t up = qt_now_ms() - ui->opts.t0_ms;
+    uint64_t up = s->uptime_ms;
     snprintf(b, sizeof b, "up %s", qt_ui_fmt_dur(up, t1, sizeof t1));
     seg(ui, w, 0, &x, QT_ROLE_HEADER, b);
     snprintf(b, sizeof b, "workers %d/%d", s->busy, s->workers);
@@ -113,37 +114,6 @@ static void draw_header(ui_state *ui, WINDOW *w)
 }
 
 /* ------------------------------------------------------------ limits */
-
-/* Right-aligns text in column c of row y (text already fits: columns.c). */
-static void cell_r(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, qt_ui_role role,
-                   const char *text)
-{
-    if (c->w)
-        ui_putf(ui, w, y, c->x, c->w, role, "%*s", c->w, text);
-}
-
-static void cell_l(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, qt_ui_role role,
-                   const char *text)
-{
-    if (c->w)
-        ui_putf(ui, w, y, c->x, c->w, role, "%-*s", c->w, text);
-}
-
-/* Column titles of a table on row y; numbers (right-aligned) from `first_num`. */
-static void col_titles(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, int n, qt_ui_role role,
-                       unsigned left_mask)
-{
-    for (int i = 0; i < n; i++) {
-        if (!c[i].w)
-            continue;
-        char t[40];
-        snprintf(t, sizeof t, "%.*s", c[i].w, c[i].name);
-        if (left_mask & (1u << i))
-            cell_l(ui, w, y, &c[i], role, t);
-        else
-            cell_r(ui, w, y, &c[i], role, t);
-    }
-}
 
 /* "used/limit" text plus a bar filling the rest of the column. */
 static void limit_cell(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, double used, double limit,
@@ -198,7 +168,7 @@ static void limits_row(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, const
     ui_putf(ui, w, y, 0, nc->w, nr, "%s%s", r->is_provider ? (ui->utf8 ? "\u00bb " : "> ") : " ", t);
     qt_ui_role cr;
     circuit_text(r, cb, sizeof cb, &cr);
-    cell_l(ui, w, y, &c[QT_UI_LC_CIRC], cr, cb);
+    ui_cell_l(ui, w, y, &c[QT_UI_LC_CIRC], cr, cb);
     int rchg = r->changed_live && r->rpm != r->cfg_rpm;
     int tchg = r->changed_live && r->tpm != r->cfg_tpm;
     if (r->changed_live && !rchg && !tchg)
@@ -213,18 +183,18 @@ static void limits_row(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, const
         qt_ui_fmt_count(r->in_flight, cb, sizeof cb);
     if ((int)strlen(cb) > ic->w)
         qt_ui_fmt_fit(r->in_flight, ic->w, cb, sizeof cb);
-    cell_r(ui, w, y, ic, QT_ROLE_TEXT, cb);
+    ui_cell_r(ui, w, y, ic, QT_ROLE_TEXT, cb);
     qt_ui_fmt_fit((double)r->rate_limited, c[QT_UI_LC_429].w, t, sizeof t);
-    cell_r(ui, w, y, &c[QT_UI_LC_429], r->rate_limited ? QT_ROLE_EVENT_RATE_LIMITED : QT_ROLE_DIM, t);
+    ui_cell_r(ui, w, y, &c[QT_UI_LC_429], r->rate_limited ? QT_ROLE_EVENT_RATE_LIMITED : QT_ROLE_DIM, t);
     qt_ui_fmt_fit((double)r->errors, c[QT_UI_LC_ERR].w, t, sizeof t);
-    cell_r(ui, w, y, &c[QT_UI_LC_ERR], r->errors ? QT_ROLE_EVENT_ERROR : QT_ROLE_DIM, t);
+    ui_cell_r(ui, w, y, &c[QT_UI_LC_ERR], r->errors ? QT_ROLE_EVENT_ERROR : QT_ROLE_DIM, t);
     const qt_ui_col *lc = &c[QT_UI_LC_LAT];
     if (lc->w) {
         snprintf(cb, sizeof cb, "%.0f/%.0f", r->p50_ms, r->p95_ms);
         if ((int)strlen(cb) > lc->w)
             snprintf(cb, sizeof cb, "%s/%s", qt_ui_fmt_count(r->p50_ms, a, sizeof a),
                      qt_ui_fmt_count(r->p95_ms, b, sizeof b));
-        cell_r(ui, w, y, lc, QT_ROLE_TEXT, cb);
+        ui_cell_r(ui, w, y, lc, QT_ROLE_TEXT, cb);
     }
 }
 
@@ -240,13 +210,15 @@ static void draw_limits(ui_state *ui, WINDOW *w)
     qt_ui_col t[QT_UI_LC__COUNT];
     memcpy(t, c, sizeof t);
     t[QT_UI_LC_NAME].w = 0;
-    col_titles(ui, w, 0, t, QT_UI_LC__COUNT, tr, 1u << QT_UI_LC_CIRC);
-
-    int n = (int)ui->snap.n_rows, rows = h - 1;
-    ui->top[FOCUS_LIMITS] = qt_ui_scroll(ui->top[FOCUS_LIMITS], ui->sel[FOCUS_LIMITS], n, rows);
-    for (int i = 0; i < rows && ui->top[FOCUS_LIMITS] + i < n; i++) {
-        int idx = ui->top[FOCUS_LIMITS] + i;
-        limits_row(ui, w, 1 + i, c, &ui->snap.rows[idx], focused && idx == ui->sel[FOCUS_LIMITS]);
+    ui_view *v = &ui->v[L_LIMITS];
+    ui_col_titles(ui, w, 0, t, QT_UI_LC__COUNT, tr, 1u << QT_UI_LC_CIRC, v->sort, v->desc);
+    if (v->filter[0])
+        ui_putf(ui, w, 0, 8, c[QT_UI_LC_NAME].w - 8, tr, "/%s", v->filter);
+    int rows = h - 1;
+    v->top = qt_ui_scroll(v->top, v->sel, v->n, rows);
+    for (int i = 0; i < rows && v->top + i < v->n; i++) {
+        int p = v->top + i;
+        limits_row(ui, w, 1 + i, c, &ui->fr.snap.rows[v->idx[p]], focused && p == v->sel);
     }
 }
 
@@ -254,11 +226,8 @@ static void draw_limits(ui_state *ui, WINDOW *w)
 
 int ui_history_row(const ui_state *ui)
 {
-    int n = (int)ui->snap.n_rows;
-    if (n <= 0)
-        return -1;
-    int i = ui->sel[FOCUS_LIMITS];
-    return i < 0 ? 0 : i >= n ? n - 1 : i;
+    int i = ui_view_selected(ui, L_LIMITS);
+    return i >= 0 ? i : ui->fr.snap.n_rows ? 0 : -1;
 }
 
 static void draw_history(ui_state *ui, WINDOW *w)
@@ -270,7 +239,7 @@ static void draw_history(ui_state *ui, WINDOW *w)
         ui_title(ui, w, "HISTORY", 0, "no models");
         return;
     }
-    const qt_engine_row *r = &ui->snap.rows[ri];
+    const qt_engine_row *r = &ui->fr.snap.rows[ri];
     snprintf(extra, sizeof extra, "%s%s  last 2 min, per second (select a row in LIMITS)",
              r->is_provider ? "provider " : "", r->name);
     ui_title(ui, w, "HISTORY", 0, extra);
@@ -288,68 +257,6 @@ static void draw_history(ui_state *ui, WINDOW *w)
     }
 }
 
-/* ------------------------------------------------------------ queue */
-
-static void draw_queue(ui_state *ui, WINDOW *w)
-{
-    int width = getmaxx(w), h = getmaxy(w);
-    int focused = ui->focus == FOCUS_QUEUE;
-    char extra[200];
-    size_t off = 0;
-    off += (size_t)snprintf(extra, sizeof extra, "%zu queued", ui->qcounts.total);
-    if (ui->qcounts.total > ui->qcounts.ready && off < sizeof extra)
-        off += (size_t)snprintf(extra + off, sizeof extra - off, " (%zu paused)",
-                                ui->qcounts.total - ui->qcounts.ready);
-    for (int p = 0; p < QT_QUEUE_PRIO_LEVELS && off < sizeof extra; p++)
-        if (ui->qcounts.by_priority[p])
-            off += (size_t)snprintf(extra + off, sizeof extra - off, " p%d:%zu", p + 1,
-                                    ui->qcounts.by_priority[p]);
-    ui_title(ui, w, "QUEUE", focused, extra);
-    if (h < 2)
-        return;
-    qt_ui_col c[QT_UI_JC__COUNT];
-    qt_ui_jobs_columns(width - 2, c);
-    for (int i = 0; i < QT_UI_JC__COUNT; i++)
-        c[i].x += 1;   /* column 0 holds the cursor mark; the last one is a gap */
-    c[QT_UI_JC_FOR].w = c[QT_UI_JC_WAIT].w = 0;   /* the queue head has no states yet */
-    col_titles(ui, w, 1, c, QT_UI_JC__COUNT, QT_ROLE_LABEL,
-               1u << QT_UI_JC_ID | 1u << QT_UI_JC_STATE | 1u << QT_UI_JC_WORKFLOW | 1u << QT_UI_JC_MODEL);
-    int rows = h - 2, n = (int)ui->nqueue;
-    if (n == 0) {
-        ui_put(ui, w, 2, 1, width - 1, QT_ROLE_DIM, ui->finished ? "empty: every job has its result" : "empty");
-        return;
-    }
-    ui->top[FOCUS_QUEUE] = qt_ui_scroll(ui->top[FOCUS_QUEUE], ui->sel[FOCUS_QUEUE], n, rows);
-    uint64_t now = qt_now_ms();
-    for (int i = 0; i < rows && ui->top[FOCUS_QUEUE] + i < n; i++) {
-        int idx = ui->top[FOCUS_QUEUE] + i;
-        const qt_queue_view *q = &ui->queue[idx];
-        int y = 2 + i;
-        int selected = idx == ui->sel[FOCUS_QUEUE];
-        qt_ui_role role = selected && focused ? QT_ROLE_SELECTION : q->paused ? QT_ROLE_DIM : QT_ROLE_TEXT;
-        char t[64];
-        if (selected && focused)
-            ui_fill_line(ui, w, y, QT_ROLE_SELECTION);
-        ui_put(ui, w, y, 0, 1, role, selected ? ">" : q->paused ? "=" : " ");
-        qt_ui_fit_id(q->id, c[QT_UI_JC_ID].w, t, sizeof t);
-        cell_l(ui, w, y, &c[QT_UI_JC_ID], role, t);
-        cell_l(ui, w, y, &c[QT_UI_JC_STATE], role, q->paused ? "paused" : "queued");
-        if (q->effective_priority != q->priority)
-            snprintf(t, sizeof t, "%d^%d", q->priority, q->effective_priority);
-        else
-            snprintf(t, sizeof t, "%d", q->priority);
-        cell_r(ui, w, y, &c[QT_UI_JC_PRIO], role, t);
-        qt_ui_fit_id(q->workflow, c[QT_UI_JC_WORKFLOW].w, t, sizeof t);
-        cell_l(ui, w, y, &c[QT_UI_JC_WORKFLOW], role, t);
-        qt_ui_fit_id(q->model, c[QT_UI_JC_MODEL].w, t, sizeof t);
-        cell_l(ui, w, y, &c[QT_UI_JC_MODEL], role, t);
-        qt_ui_fmt_dur(now > q->enqueue_ms ? now - q->enqueue_ms : 0, t, sizeof t);
-        cell_r(ui, w, y, &c[QT_UI_JC_AGE], role, t);
-        qt_ui_fmt_fit(q->est_tokens, c[QT_UI_JC_EST].w, t, sizeof t);
-        cell_r(ui, w, y, &c[QT_UI_JC_EST], role, t);
-    }
-}
-
 /* ------------------------------------------------------------ workflows */
 
 static void wf_row(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, const qt_engine_wf *wf,
@@ -361,11 +268,11 @@ static void wf_row(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, const qt_
     qt_ui_fit_id(wf->name, nc->w - 1, t, sizeof t);
     ui_putf(ui, w, y, 0, nc->w, role, "%s%-*s", wf->paused ? "=" : " ", nc->w - 1, t);   /* mark + name */
     qt_ui_fmt_fit((double)wf->calls, c[QT_UI_WC_CALLS].w, t, sizeof t);
-    cell_r(ui, w, y, &c[QT_UI_WC_CALLS], QT_ROLE_TEXT, t);
+    ui_cell_r(ui, w, y, &c[QT_UI_WC_CALLS], QT_ROLE_TEXT, t);
     qt_ui_fmt_fit((double)(wf->prompt_tokens + wf->completion_tokens), c[QT_UI_WC_TOKENS].w, t, sizeof t);
-    cell_r(ui, w, y, &c[QT_UI_WC_TOKENS], QT_ROLE_TEXT, t);
+    ui_cell_r(ui, w, y, &c[QT_UI_WC_TOKENS], QT_ROLE_TEXT, t);
     qt_ui_fmt_usd(wf->cost_usd, c[QT_UI_WC_SPEND].w, t, sizeof t);
-    cell_r(ui, w, y, &c[QT_UI_WC_SPEND], QT_ROLE_TEXT, t);
+    ui_cell_r(ui, w, y, &c[QT_UI_WC_SPEND], QT_ROLE_TEXT, t);
     const qt_ui_col *bc = &c[QT_UI_WC_BUDGET];
     if (bc->w) {
         if (wf->limit_usd > 0) {
@@ -384,10 +291,10 @@ static void wf_row(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, const qt_
     }
     const qt_ui_col *qc = &c[QT_UI_WC_QUEUE];
     if (wf->paused) {
-        cell_r(ui, w, y, qc, QT_ROLE_PAUSED, "PAUS");
+        ui_cell_r(ui, w, y, qc, QT_ROLE_PAUSED, "PAUS");
     } else {
         qt_ui_fmt_fit((double)wf->queued, qc->w, t, sizeof t);
-        cell_r(ui, w, y, qc, QT_ROLE_TEXT, t);
+        ui_cell_r(ui, w, y, qc, QT_ROLE_TEXT, t);
     }
 }
 
@@ -395,63 +302,25 @@ static void draw_workflows(ui_state *ui, WINDOW *w)
 {
     int width = getmaxx(w), h = getmaxy(w);
     int focused = ui->focus == FOCUS_WORKFLOWS;
-    char extra[64];
-    snprintf(extra, sizeof extra, "%zu", ui->snap.n_workflows);
+    char extra[128];
+    if (ui->v[L_WORKFLOWS].filter[0])
+        snprintf(extra, sizeof extra, "%zu  /%s", ui->fr.snap.n_workflows, ui->v[L_WORKFLOWS].filter);
+    else
+        snprintf(extra, sizeof extra, "%zu", ui->fr.snap.n_workflows);
     ui_title(ui, w, "WORKFLOWS", focused, extra);
     if (h < 2)
         return;
     qt_ui_col c[QT_UI_WC__COUNT];
     qt_ui_wf_columns(width, c);
-    col_titles(ui, w, 1, c, QT_UI_WC__COUNT, QT_ROLE_LABEL,
-               1u << QT_UI_WC_NAME | 1u << QT_UI_WC_BUDGET);
-    int rows = h - 2, n = (int)ui->snap.n_workflows;
-    ui->top[FOCUS_WORKFLOWS] = qt_ui_scroll(ui->top[FOCUS_WORKFLOWS], ui->sel[FOCUS_WORKFLOWS], n, rows);
-    for (int i = 0; i < rows && ui->top[FOCUS_WORKFLOWS] + i < n; i++) {
-        int idx = ui->top[FOCUS_WORKFLOWS] + i;
-        wf_row(ui, w, 2 + i, c, &ui->snap.workflows[idx], focused && idx == ui->sel[FOCUS_WORKFLOWS]);
+    ui_view *v = &ui->v[L_WORKFLOWS];
+    ui_col_titles(ui, w, 1, c, QT_UI_WC__COUNT, QT_ROLE_LABEL, 1u << QT_UI_WC_NAME | 1u << QT_UI_WC_BUDGET,
+                  v->sort, v->desc);
+    int rows = h - 2;
+    v->top = qt_ui_scroll(v->top, v->sel, v->n, rows);
+    for (int i = 0; i < rows && v->top + i < v->n; i++) {
+        int p = v->top + i;
+        wf_row(ui, w, 2 + i, c, &ui->fr.snap.workflows[v->idx[p]], focused && p == v->sel);
     }
-}
-
-/* ------------------------------------------------------------ events */
-
-static qt_ui_role event_role(qt_event_type t)
-{
-    switch (t) {
-    case QT_EV_RETRY: return QT_ROLE_EVENT_RETRY;
-    case QT_EV_RATE_LIMITED: return QT_ROLE_EVENT_RATE_LIMITED;
-    case QT_EV_FALLBACK: return QT_ROLE_EVENT_FALLBACK;
-    case QT_EV_CIRCUIT: return QT_ROLE_EVENT_CIRCUIT;
-    case QT_EV_BUDGET_WARN:
-    case QT_EV_BUDGET_EXHAUSTED: return QT_ROLE_EVENT_BUDGET;
-    case QT_EV_LIMIT_CHANGE: return QT_ROLE_EVENT_LIMIT;
-    case QT_EV_CANCEL: return QT_ROLE_EVENT_CANCEL;
-    case QT_EV_PAUSE:
-    case QT_EV_RESUME: return QT_ROLE_PAUSED;
-    case QT_EV_ERROR: return QT_ROLE_EVENT_ERROR;
-    default: return QT_ROLE_EVENT_INFO;
-    }
-}
-
-static void draw_events(ui_state *ui, WINDOW *w)
-{
-    int width = getmaxx(w), h = getmaxy(w);
-    char extra[64];
-    snprintf(extra, sizeof extra, "newest first");
-    ui_title(ui, w, "EVENTS", 0, extra);
-    int rows = h - 1;
-    for (int i = 0; i < rows && i < (int)ui->nevents; i++) {
-        const qt_event *ev = &ui->events[ui->nevents - 1 - (size_t)i];
-        time_t secs = (time_t)(ev->wall_ms / 1000);
-        struct tm tm;
-        char ts[16] = "--:--:--";
-        if (localtime_r(&secs, &tm))
-            strftime(ts, sizeof ts, "%H:%M:%S", &tm);
-        int x = ui_putf(ui, w, 1 + i, 1, width - 1, QT_ROLE_DIM, "%s ", ts) + 1;
-        x += ui_putf(ui, w, 1 + i, x, width - x, event_role(ev->type), "%-12.12s ", qt_event_type_name(ev->type));
-        ui_put_ell(ui, w, 1 + i, x, width - x, QT_ROLE_TEXT, ev->msg);
-    }
-    if (ui->nevents == 0)
-        ui_put(ui, w, 1, 1, width - 1, QT_ROLE_DIM, "no events yet");
 }
 
 /* ------------------------------------------------------------ footer */
@@ -461,15 +330,34 @@ static void draw_footer(ui_state *ui, WINDOW *w)
     int width = getmaxx(w);
     ui_fill_line(ui, w, 0, QT_ROLE_FOOTER);
     int x = 0;
+    if (ui->prompt) {   /* the line editor of / and = */
+        static const char *const what[] = { "", "filter (key:text, Enter keeps, Esc clears): /",
+                                            "", "priority 1..10 for job ", "priority 1..10 for workflow " };
+        char lead[200];
+        if (ui->prompt == PROMPT_LIMIT)
+            snprintf(lead, sizeof lead, "%s: new RPM limit (t then a number for TPM): ", ui->ptarget);
+        else if (ui->prompt == PROMPT_FILTER)
+            snprintf(lead, sizeof lead, "%s", what[PROMPT_FILTER]);
+        else
+            snprintf(lead, sizeof lead, "%s%s: ", what[ui->prompt], ui->ptarget);
+        x += ui_put(ui, w, 0, 0, width, QT_ROLE_FOOTER_KEY, lead);
+        x += ui_put(ui, w, 0, x, width - x, QT_ROLE_FOOTER, ui->pbuf);
+        ui_put(ui, w, 0, x, width - x, QT_ROLE_FOOTER_KEY, "_");
+        return;
+    }
     if (ui->status[0]) {
         x += ui_putf(ui, w, 0, 0, width, QT_ROLE_FOOTER_KEY, " %s ", ui->status);
         x += 1;
     }
     static const struct { const char *k, *t; int focus; } hints[] = {
-        { "q", "Quit", -1 },      { "p", "Pause", -1 },       { "Tab", "Panel", -1 },
-        { "+-", "Prio", FOCUS_QUEUE }, { "x", "Cancel", FOCUS_QUEUE }, { "Spc", "Pause wf", FOCUS_WORKFLOWS },
-        { "[]", "RPM", FOCUS_LIMITS }, { "{}", "TPM", FOCUS_LIMITS }, { "r", "Reset", FOCUS_LIMITS },
-        { "jk", "Move", -1 },     { "t", "Theme", -1 },       { "?", "Help", -1 },
+        { "q", "Quit", -1 },           { "p", "Pause", -1 },        { "Tab", "Panel", -1 },
+        { "Enter", "Detail", FOCUS_JOBS }, { "+-=", "Prio", FOCUS_JOBS }, { "x", "Cancel", FOCUS_JOBS },
+        { "f", "State", FOCUS_JOBS },  { "F", "Failed", -1 },
+        { "Spc", "Pause wf", FOCUS_WORKFLOWS }, { "x", "Cancel queued", FOCUS_WORKFLOWS },
+        { "+-=", "Prio", FOCUS_WORKFLOWS },
+        { "[]", "RPM", FOCUS_LIMITS }, { "{}", "TPM", FOCUS_LIMITS }, { "=", "Set", FOCUS_LIMITS },
+        { "r", "Reset", FOCUS_LIMITS }, { "Enter", "Full text", FOCUS_EVENTS }, { "f", "Type", FOCUS_EVENTS },
+        { "/", "Filter", -1 },         { "s<>", "Sort", -1 },       { "?", "Help", -1 },
     };
     for (size_t i = 0; i < QT_ARRAY_LEN(hints); i++) {
         if (hints[i].focus >= 0 && hints[i].focus != ui->focus)
@@ -480,27 +368,6 @@ static void draw_footer(ui_state *ui, WINDOW *w)
         x += ui_put(ui, w, 0, x, width - x, QT_ROLE_FOOTER_KEY, hints[i].k);
         x += ui_putf(ui, w, 0, x, width - x, QT_ROLE_FOOTER, " %s  ", hints[i].t);
     }
-}
-
-/* ------------------------------------------------------------ overlays */
-
-static void draw_confirm(ui_state *ui)
-{
-    char q[200];
-    if (ui->confirm == CONFIRM_CANCEL)
-        snprintf(q, sizeof q, "Cancel job %s? Its result will say `cancelled`.", ui->confirm_id);
-    else
-        snprintf(q, sizeof q, "Quit? %llu jobs are not done; they get `cancelled` results.",
-                 (unsigned long long)(ui->snap.jobs > ui->snap.done ? ui->snap.jobs - ui->snap.done : 0));
-    int wd = imin(ui->cols, imax(40, (int)strlen(q) + 6));
-    WINDOW *w = NULL;
-    ui_box(ui, 5, wd, ui->confirm == CONFIRM_CANCEL ? "cancel" : "quit", &w);
-    if (!w)
-        return;
-    ui_put(ui, w, 1, 2, wd - 4, QT_ROLE_DIALOG, q);
-    ui_put(ui, w, 3, 2, wd - 4, QT_ROLE_DIALOG, "y: yes    n / Esc: no");
-    wnoutrefresh(w);
-    delwin(w);
 }
 
 /* ------------------------------------------------------------ frame */
@@ -527,16 +394,23 @@ void ui_draw_all(ui_state *ui)
         case QT_PANEL_HEADER: draw_header(ui, w); break;
         case QT_PANEL_LIMITS: draw_limits(ui, w); break;
         case QT_PANEL_HISTORY: draw_history(ui, w); break;
-        case QT_PANEL_QUEUE: draw_queue(ui, w); break;
+        case QT_PANEL_JOBS:
+            if (ui->failed_view)
+                ui_draw_failed(ui, w);
+            else
+                ui_draw_jobs(ui, w);
+            break;
         case QT_PANEL_WORKFLOWS: draw_workflows(ui, w); break;
-        case QT_PANEL_EVENTS: draw_events(ui, w); break;
+        case QT_PANEL_EVENTS: ui_draw_events(ui, w); break;
         case QT_PANEL_FOOTER: draw_footer(ui, w); break;
         }
         wnoutrefresh(w);
     }
     if (ui->help)
         ui_draw_help(ui);
-    else if (ui->confirm)
-        draw_confirm(ui);
+    else if (ui->ovl)
+        ui_draw_overlay(ui);
+    if (!ui->help && ui->confirm)
+        ui_draw_confirm(ui);
     doupdate();   /* the one terminal update of the frame */
 }

@@ -1,10 +1,11 @@
-/* ui.c: the dashboard's main loop and its terminal.
+/* ui.c: the dashboard's main loop, its terminal and the mouse.
  *
  * DESIGN
  * One thread (the caller's). Each frame (every refresh_ms, 250 by default,
- * or at once after a key that changed something) it takes copies from the
- * engine: a snapshot, the head of the queue, the queue counts and the newest
- * events; each call locks the engine only to copy. Then every panel window
+ * or at once after a key that changed something) it takes a frame from its
+ * source (qt_ctl_source: the local engine's control plane, or a remote
+ * process for `quotatop top`): a snapshot, the job views, the queue
+ * counts, the newest events and failures. Then every panel window
  * is erased and redrawn with wnoutrefresh and the frame ends with a single
  * doupdate(). Between frames it waits in getch() with timeout() set to the
  * time left until the next frame, so an idle dashboard wakes about four
@@ -50,7 +51,7 @@ static void free_windows(ui_state *ui)
 static void relayout(ui_state *ui)
 {
     getmaxyx(stdscr, ui->rows, ui->cols);
-    qt_ui_layout_in in = { (int)ui->snap.n_rows, (int)ui->snap.n_workflows, (int)ui->nqueue };
+    qt_ui_layout_in in = { (int)ui->fr.snap.n_rows, (int)ui->fr.snap.n_workflows, (int)ui->fr.n_jobs };
     qt_ui_layout_compute(ui->cols, ui->rows, &in, &ui->lay);
     free_windows(ui);
     werase(stdscr);
@@ -64,59 +65,74 @@ static void relayout(ui_state *ui)
     }
 }
 
-/* Keeps the selections valid after new copies; the queue cursor stays on
- * the job it was on when that job is still queued. */
-static void fix_selections(ui_state *ui)
+/* Takes the frame. Returns -1 when out of memory or the remote process went
+ * away (ui->gone says why); the previous frame stays. */
+static int take_frame(ui_state *ui)
 {
-    if (ui->sel_job[0]) {
-        int found = -1;
-        for (size_t i = 0; i < ui->nqueue && found < 0; i++)
-            if (!strcmp(ui->queue[i].id, ui->sel_job))
-                found = (int)i;
-        if (found >= 0)
-            ui->sel[FOCUS_QUEUE] = found;
-    }
-    int n[FOCUS__COUNT] = { (int)ui->snap.n_rows, (int)ui->nqueue, (int)ui->snap.n_workflows };
-    for (int f = 0; f < FOCUS__COUNT; f++) {
-        if (ui->sel[f] >= n[f])
-            ui->sel[f] = n[f] - 1;
-        if (ui->sel[f] < 0)
-            ui->sel[f] = 0;
-    }
-    if (ui->nqueue)
-        snprintf(ui->sel_job, sizeof ui->sel_job, "%s", ui->queue[ui->sel[FOCUS_QUEUE]].id);
-    else
-        ui->sel_job[0] = '\0';
-}
-
-/* Takes the frame's copies. Returns -1 when out of memory (nothing changed). */
-static int take_copies(ui_state *ui)
-{
-    qt_engine_snapshot s;
-    if (qt_engine_snapshot_take(ui->e, &s) != QT_OK)
+    qt_ctl_frame f;
+    char err[200] = "";
+    if (qt_ctl_source_frame(ui->src, &f, err, sizeof err) != QT_OK) {
+        snprintf(ui->gone, sizeof ui->gone, "%s", err[0] ? err : "no frame");
         return -1;
-    size_t old_rows = ui->snap.n_rows;
-    if (ui->have_snap)
-        qt_engine_snapshot_free(&ui->snap);
-    ui->snap = s;
-    ui->have_snap = 1;
-    ui->nqueue = qt_engine_queue_head(ui->e, ui->queue, UI_MAX_QUEUE);
-    qt_engine_queue_counts(ui->e, &ui->qcounts);
-    ui->nevents = qt_events_latest(qt_engine_events(ui->e), ui->events, UI_MAX_EVENTS);
-    ui->finished = ui->opts.mode && !strcmp(ui->opts.mode, "run") && qt_engine_wait_done(ui->e, 0);
+    }
+    size_t old_rows = ui->fr.snap.n_rows;
+    if (ui->have_frame)
+        qt_ctl_frame_free(&ui->fr);
+    ui->fr = f;
+    ui->have_frame = 1;
     uint64_t now = qt_now_ms();
     int newest = (ui->rate_head + UI_RATE_SAMPLES - 1) % UI_RATE_SAMPLES;
     /* one sample every ~250 ms: the ring spans ~15 s */
     if (ui->rate_n == 0 || now - ui->rate_t[newest] >= 240) {
         ui->rate_t[ui->rate_head] = now;
-        ui->rate_done[ui->rate_head] = s.done;
+        ui->rate_done[ui->rate_head] = f.snap.done;
         ui->rate_head = (ui->rate_head + 1) % UI_RATE_SAMPLES;
         if (ui->rate_n < UI_RATE_SAMPLES)
             ui->rate_n++;
     }
-    fix_selections(ui);
-    if (old_rows != s.n_rows)
+    if (ui->focus != FOCUS_EVENTS) {   /* an unfocused log follows the newest event */
+        ui->v[L_EVENTS].key[0] = '\0';
+        ui->v[L_EVENTS].sel = ui->v[L_EVENTS].top = 0;
+    }
+    ui_views_build(ui);
+    ui_detail_refresh(ui);
+    if (old_rows != f.snap.n_rows)
         relayout(ui);
+    return 0;
+}
+
+/* A click selects the row under it (and focuses its panel); the wheel
+ * scrolls the panel under the pointer. */
+static int on_mouse(ui_state *ui)
+{
+    MEVENT me;
+    if (getmouse(&me) != OK || ui->help || ui->ovl || ui->confirm || ui->prompt)
+        return 0;
+    static const ui_focus panels[] = { FOCUS_LIMITS, FOCUS_JOBS, FOCUS_WORKFLOWS, FOCUS_EVENTS };
+    for (size_t k = 0; k < QT_ARRAY_LEN(panels); k++) {
+        ui_focus f = panels[k];
+        ui_list l = f == FOCUS_LIMITS ? L_LIMITS : f == FOCUS_JOBS ? (ui->failed_view ? L_FAILED : L_JOBS)
+                    : f == FOCUS_WORKFLOWS ? L_WORKFLOWS : L_EVENTS;
+        const qt_ui_rect *r = &ui->lay.r[ui_list_panel(l)];
+        if (!r->h || me.y < r->y || me.y >= r->y + r->h || me.x < r->x || me.x >= r->x + r->w)
+            continue;
+        ui_view *v = &ui->v[l];
+        ui->focus = f;
+        if (me.bstate & (BUTTON4_PRESSED | BUTTON5_PRESSED)) {
+            int d = me.bstate & BUTTON4_PRESSED ? -3 : 3;
+            v->sel += d;
+        } else if (me.bstate & (BUTTON1_CLICKED | BUTTON1_PRESSED | BUTTON1_RELEASED)) {
+            int row = me.y - r->y - ui_list_header_rows(l);
+            if (row >= 0)
+                v->sel = v->top + row;
+        }
+        if (v->sel >= v->n)
+            v->sel = v->n - 1;
+        if (v->sel < 0)
+            v->sel = 0;
+        ui_view_remember(ui, l);
+        return UI_REDRAW;
+    }
     return 0;
 }
 
@@ -144,6 +160,8 @@ static int setup_terminal(ui_state *ui)
     cbreak();   /* not raw(): Ctrl-C still raises SIGINT, which the handlers count */
     noecho();
     keypad(stdscr, TRUE);
+    mousemask(BUTTON1_CLICKED | BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+    mouseinterval(0);
     curs_set(0);
     set_escdelay(25);
     ui_colors_init(ui);
@@ -160,36 +178,17 @@ static void teardown_terminal(ui_state *ui)
     }
 }
 
-qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts)
+static void free_ui(ui_state *ui)
 {
-    ui_state *ui = calloc(1, sizeof *ui);
-    if (!ui)
-        return QT_UI_EXIT_ERROR;
-    ui->queue = calloc(UI_MAX_QUEUE, sizeof *ui->queue);
-    if (!ui->queue) {
-        free(ui);
-        return QT_UI_EXIT_ERROR;
-    }
-    ui->e = e;
-    ui->opts = *opts;
-    if (!ui->opts.t0_ms)
-        ui->opts.t0_ms = qt_now_ms();
-    int period = ui->opts.refresh_ms > 0 ? ui->opts.refresh_ms : 250;
-    ssize_t n = readlink("/proc/self/exe", ui->exe_dir, sizeof ui->exe_dir - 1);
-    if (n > 0) {
-        ui->exe_dir[n] = '\0';
-        char *slash = strrchr(ui->exe_dir, '/');
-        if (slash)
-            *slash = '\0';
-    } else {
-        ui->exe_dir[0] = '\0';
-    }
-    if (setup_terminal(ui)) {
-        free(ui->queue);
-        free(ui);
-        return QT_UI_EXIT_NO_TERMINAL;
-    }
+    if (ui->have_frame)
+        qt_ctl_frame_free(&ui->fr);
+    for (int l = 0; l < L__COUNT; l++)
+        free(ui->v[l].idx);
+    free(ui);
+}
 
+static void pick_theme(ui_state *ui, char *theme_err, size_t len)
+{
     const char *tname = ui->opts.theme;
     if (!tname || !*tname)
         tname = getenv("QUOTATOP_THEME");
@@ -199,8 +198,7 @@ qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts)
     for (int i = 0; i < QT_THEME_CYCLE_LEN; i++)
         if (!strcmp(tname, qt_theme_cycle[i]))
             ui->theme_idx = i;
-    char theme_err[700];
-    if (ui_theme_select(ui, tname, theme_err, sizeof theme_err)) {
+    if (ui_theme_select(ui, tname, theme_err, len)) {
         ui_status(ui, "%s", theme_err);
         ui->status_until = qt_now_ms() + 15000;
         if (ui->theme_idx < 0)
@@ -208,28 +206,23 @@ qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts)
     } else {
         theme_err[0] = '\0';
     }
+}
 
-    ui->exit = QT_UI_EXIT_QUIT;
-    if (take_copies(ui))
-        ui->exit = QT_UI_EXIT_ERROR;
-    relayout(ui);
+/* The loop: frames, drawing, keys. Returns why it ended. */
+static qt_ui_exit run_loop(ui_state *ui)
+{
+    int period = ui->opts.refresh_ms > 0 ? ui->opts.refresh_ms : 250;
     uint64_t next_frame = 0;
     int dirty = 1;
     while (ui->exit != QT_UI_EXIT_ERROR) {
-        if (ui->opts.should_stop && ui->opts.should_stop()) {
-            ui->exit = QT_UI_EXIT_SIGNAL;
-            break;
-        }
+        if (ui->opts.should_stop && ui->opts.should_stop())
+            return QT_UI_EXIT_SIGNAL;
         uint64_t now = qt_now_ms();
-        if (ui->opts.deadline_ms && now >= ui->opts.deadline_ms) {
-            ui->exit = QT_UI_EXIT_DEADLINE;
-            break;
-        }
+        if (ui->opts.deadline_ms && now >= ui->opts.deadline_ms)
+            return QT_UI_EXIT_DEADLINE;
         if (now >= next_frame) {
-            if (take_copies(ui)) {
-                ui->exit = QT_UI_EXIT_ERROR;
-                break;
-            }
+            if (take_frame(ui))
+                return ui->remote ? QT_UI_EXIT_GONE : QT_UI_EXIT_ERROR;
             next_frame = now + (uint64_t)period;
             dirty = 1;
         }
@@ -243,14 +236,11 @@ qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts)
             ui_draw_all(ui);
             dirty = 0;
         }
-        if (ui->finished && !ui->opts.stay) {
-            ui->exit = QT_UI_EXIT_DONE;   /* batch users expect `run` to end with its jobs */
-            break;
-        }
+        if (ui->fr.finished && !ui->opts.stay && !ui->remote)
+            return QT_UI_EXIT_DONE;   /* batch users expect `run` to end with its jobs */
         now = qt_now_ms();
         int64_t wait = next_frame > now ? (int64_t)(next_frame - now) : 0;
-        if (ui->opts.deadline_ms && ui->opts.deadline_ms > now
-            && (int64_t)(ui->opts.deadline_ms - now) < wait)
+        if (ui->opts.deadline_ms && ui->opts.deadline_ms > now && (int64_t)(ui->opts.deadline_ms - now) < wait)
             wait = (int64_t)(ui->opts.deadline_ms - now);
         timeout((int)(wait < 1 ? 1 : wait));
         int ch = getch();
@@ -261,33 +251,62 @@ qt_ui_exit qt_ui_run_opts(qt_engine *e, const qt_ui_opts *opts)
             dirty = 1;
             continue;
         }
-        int flags = ui_key(ui, ch);
+        int flags = ch == KEY_MOUSE ? on_mouse(ui) : ui_key(ui, ch);
         if (flags & UI_QUIT)
-            break;
+            return ui->exit;
         if (flags & UI_RETHEME)
             clearok(curscr, TRUE);
-        if ((flags & UI_RESNAP) && take_copies(ui)) {
-            ui->exit = QT_UI_EXIT_ERROR;
-            break;
-        }
+        if ((flags & UI_RESNAP) && take_frame(ui))
+            return ui->remote ? QT_UI_EXIT_GONE : QT_UI_EXIT_ERROR;
         if (flags)
             dirty = 1;
     }
-    qt_ui_exit why = ui->exit;
+    return ui->exit;
+}
+
+qt_ui_exit qt_ui_run_source(qt_ctl_source *src, const qt_ui_opts *opts)
+{
+    ui_state *ui = calloc(1, sizeof *ui);
+    if (!ui)
+        return QT_UI_EXIT_ERROR;
+    ui->src = src;
+    ui->remote = qt_ctl_source_remote(src);
+    ui->opts = *opts;
+    ui->ev_type = -1;
+    for (int l = 0; l < L__COUNT; l++)
+        ui->v[l].sort = -1;
+    if (!ui->opts.t0_ms)
+        ui->opts.t0_ms = qt_now_ms();
+    ssize_t n = readlink("/proc/self/exe", ui->exe_dir, sizeof ui->exe_dir - 1);
+    if (n > 0) {
+        ui->exe_dir[n] = '\0';
+        char *slash = strrchr(ui->exe_dir, '/');
+        if (slash)
+            *slash = '\0';
+    } else {
+        ui->exe_dir[0] = '\0';
+    }
+    if (setup_terminal(ui)) {
+        free_ui(ui);
+        return QT_UI_EXIT_NO_TERMINAL;
+    }
+    char theme_err[700];
+    pick_theme(ui, theme_err, sizeof theme_err);
+    ui->exit = QT_UI_EXIT_QUIT;
+    qt_ui_exit why = QT_UI_EXIT_ERROR;
+    if (take_frame(ui) == 0) {
+        relayout(ui);
+        why = run_loop(ui);
+    } else if (ui->remote) {
+        why = QT_UI_EXIT_GONE;
+    }
     teardown_terminal(ui);
     if (theme_err[0])
         fprintf(stderr, "quotatop: %s\n", theme_err);
     if (why == QT_UI_EXIT_ERROR)
         fprintf(stderr, "quotatop: the dashboard ran out of memory; continuing without it\n");
-    if (ui->have_snap)
-        qt_engine_snapshot_free(&ui->snap);
-    free(ui->queue);
-    free(ui);
+    if (why == QT_UI_EXIT_GONE)
+        fprintf(stderr, "quotatop top: %s\n", ui->gone);
+    free_ui(ui);
     return why;
-}
-
-int qt_ui_run(qt_engine *e, const char *mode, uint64_t t0_ms, int (*should_stop)(void))
-{
-    qt_ui_opts o = { .mode = mode, .t0_ms = t0_ms, .should_stop = should_stop };
-    return qt_ui_run_opts(e, &o) == QT_UI_EXIT_NO_TERMINAL ? -1 : 0;
 }

@@ -11,7 +11,7 @@ use_tmux
 panels() {
     local s
     s=$(cap "$1")
-    for p in "quotatop demo" LIMITS HISTORY QUEUE WORKFLOWS EVENTS "requests/s" gpt-4o claude-sonnet "q Quit"; do
+    for p in "quotatop demo" LIMITS HISTORY JOBS WORKFLOWS EVENTS "requests/s" gpt-4o claude-sonnet "q Quit"; do
         expect_contains "demo $2: shows '$p'" "$s" "$p"
     done
     local widest

@@ -52,8 +52,8 @@ static void check_invariants(int cols, int rows, const qt_ui_layout_in *in)
         cr_assert_eq(l.r[QT_PANEL_FOOTER].y, rows - 1, "%dx%d footer at %d", cols, rows,
                      l.r[QT_PANEL_FOOTER].y);
         cr_assert(l.r[QT_PANEL_LIMITS].h >= 2, "%dx%d limits %d", cols, rows, l.r[QT_PANEL_LIMITS].h);
-        cr_assert(l.r[QT_PANEL_QUEUE].h >= 2 && l.r[QT_PANEL_WORKFLOWS].h >= 2, "%dx%d queue %d wf %d",
-                  cols, rows, l.r[QT_PANEL_QUEUE].h, l.r[QT_PANEL_WORKFLOWS].h);
+        cr_assert(l.r[QT_PANEL_JOBS].h >= 2 && l.r[QT_PANEL_WORKFLOWS].h >= 2, "%dx%d queue %d wf %d",
+                  cols, rows, l.r[QT_PANEL_JOBS].h, l.r[QT_PANEL_WORKFLOWS].h);
         cr_assert_eq(l.limit_rows, l.r[QT_PANEL_LIMITS].h - 1);
         /* the bands cover every line between header and footer */
         int covered = 0;
@@ -119,7 +119,7 @@ Test(ui_layout, shapes_at_80x24_and_200x60)
     qt_ui_layout_compute(80, 24, &demo_in, &l);
     cr_assert_eq(l.r[QT_PANEL_HEADER].h, 2);
     cr_assert_eq(l.limit_rows, 5, "all 5 limit rows fit at 80x24, got %d", l.limit_rows);
-    cr_assert_eq(l.r[QT_PANEL_QUEUE].y, l.r[QT_PANEL_WORKFLOWS].y, "queue and workflows side by side");
+    cr_assert_eq(l.r[QT_PANEL_JOBS].y, l.r[QT_PANEL_WORKFLOWS].y, "queue and workflows side by side");
     cr_assert(l.two_plots);
     cr_assert(!l.wide);
     qt_ui_layout_compute(200, 60, &demo_in, &l);
@@ -129,7 +129,7 @@ Test(ui_layout, shapes_at_80x24_and_200x60)
     cr_assert_geq(l.r[QT_PANEL_EVENTS].h, 10);
     /* narrow: queue above workflows */
     qt_ui_layout_compute(60, 30, &demo_in, &l);
-    cr_assert_lt(l.r[QT_PANEL_QUEUE].y, l.r[QT_PANEL_WORKFLOWS].y);
+    cr_assert_lt(l.r[QT_PANEL_JOBS].y, l.r[QT_PANEL_WORKFLOWS].y);
     /* many models: the table is capped at two fifths of the space */
     qt_ui_layout_in many = { 50, 3, 10 };
     qt_ui_layout_compute(80, 24, &many, &l);
@@ -137,7 +137,7 @@ Test(ui_layout, shapes_at_80x24_and_200x60)
     /* too short for history: it goes first, queue stays */
     qt_ui_layout_compute(80, 14, &demo_in, &l);
     cr_assert_eq(l.r[QT_PANEL_HISTORY].h, 0);
-    cr_assert_gt(l.r[QT_PANEL_QUEUE].h, 0);
+    cr_assert_gt(l.r[QT_PANEL_JOBS].h, 0);
 }
 
 /* ---- gauges ------------------------------------------------------------- */
@@ -420,7 +420,7 @@ Test(ui_layout, no_shown_number_differs_from_its_value_at_any_size)
             qt_ui_layout l;
             qt_ui_layout_compute(cols, rows, &demo_in, &l);
             qt_ui_col lc[QT_UI_LC__COUNT], jc[QT_UI_JC__COUNT], wc[QT_UI_WC__COUNT];
-            int lw = l.r[QT_PANEL_LIMITS].w, jw = l.r[QT_PANEL_QUEUE].w - 2, ww = l.r[QT_PANEL_WORKFLOWS].w;
+            int lw = l.r[QT_PANEL_LIMITS].w, jw = l.r[QT_PANEL_JOBS].w - 2, ww = l.r[QT_PANEL_WORKFLOWS].w;
             cr_assert(lw > 0 && jw > 0 && ww > 0, "%dx%d: a table panel is missing", cols, rows);
             qt_ui_limits_columns(lw, lc);
             qt_ui_jobs_columns(jw, jc);
