@@ -12,6 +12,10 @@ serve tests and benches.
       opens N connections that send nothing and holds them SECONDS, from
       127.0.0.x addresses, or all from SRC when given. Prints JSON: opened,
       open_at_end (not closed by the server when it ends).
+  slowloris.py burst HOST PORT N BODY
+      N POSTs to /v1/chat/completions at once, each on its own connection
+      (from 127.0.0.x addresses), and waits for every answer. Prints JSON:
+      n, ok (status 200), elapsed_ms.
   slowloris.py probe URL N [TOKEN] [BODY]
       N requests one after another, each on a new connection (POST BODY to
       URL, or GET when BODY is absent). Prints JSON: n, ok, statuses,
@@ -115,6 +119,43 @@ def idle(host, port, n, secs, src):
     print(json.dumps({"opened": len(socks), "open_at_end": alive}))
 
 
+def burst(host, port, n, body):
+    sel = selectors.DefaultSelector()
+    req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)) + body.encode()
+    t0 = time.time()
+    state = {}
+    for i in range(n):
+        s = connect(host, port, i, True)
+        state[s] = [req, b""]
+        sel.register(s, selectors.EVENT_WRITE)
+    ok = done = 0
+    while done < n and time.time() - t0 < 60:
+        for key, ev in sel.select(timeout=1):
+            s = key.fileobj
+            st = state[s]
+            try:
+                if ev & selectors.EVENT_WRITE:
+                    k = s.send(st[0])
+                    st[0] = st[0][k:]
+                    if not st[0]:
+                        sel.modify(s, selectors.EVENT_READ)
+                    continue
+                data = s.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                data = b""
+            if data:
+                st[1] += data
+                continue
+            ok += st[1].startswith(b"HTTP/1.1 200")
+            done += 1
+            sel.unregister(s)
+            s.close()
+    print(json.dumps({"n": n, "ok": ok, "elapsed_ms": int((time.time() - t0) * 1000)}))
+
+
 def probe(url, n, token, body):
     lat, statuses = [], {}
     for _ in range(n):
@@ -144,6 +185,8 @@ def main(a):
         trickle(a[1], int(a[2]), int(a[3]), float(a[4]), float(a[5]) if len(a) > 5 else 1.0)
     elif a[0] == "idle":
         idle(a[1], int(a[2]), int(a[3]), float(a[4]), a[5] if len(a) > 5 else "")
+    elif a[0] == "burst":
+        burst(a[1], int(a[2]), int(a[3]), a[4])
     elif a[0] == "probe":
         probe(a[1], int(a[2]), a[3] if len(a) > 3 else "", a[4] if len(a) > 4 else "")
     else:

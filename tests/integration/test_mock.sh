@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_mock.sh: `quotatop mock` against curl: response and error shapes of
 # both endpoints, rate-limit headers, RPM bursts and pacing, TPM, faults,
-# outage, context window, API key, streams, /stats, flags. About 15 s.
+# outage, context window, API key, streams, /stats, flags; 5,000 slow requests
+# at once on a few threads; stopping with requests in flight. About 25 s.
 source "$(dirname "$0")/lib.sh"
 
 # post PATH BODY [CURL ARGS...]: sets CODE, BODY, HDRS (lowercase names, no CR)
@@ -299,3 +300,30 @@ kill -INT "$MOCK_PID"; wait "$MOCK_PID"
 log=$(cat "$TMP/mock.$MOCK_PORT.log")
 expect_contains "key: verbose log written" "$log" "-> 401"
 expect_not_contains "key: never in the mock's stderr" "$log" "$QT_TEST_MOCK_KEY"
+
+# ---- 5,000 slow requests at once: latency as timers, not a thread each ----
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+start_mock --latency-ms 3000 || exit 1
+python3 "$(dirname "$0")/slowloris.py" burst 127.0.0.1 "$MOCK_PORT" 5000 \
+    '{"model":"m","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}' > "$TMP/burst.json" &
+bp=$!
+sleep 2
+nthreads=$(awk '/^Threads:/ {print $2}' "/proc/$MOCK_PID/status")
+wait "$bp"
+expect_eq "scale: 5,000 concurrent slow requests all answered 200" "$(json_get "$TMP/burst.json" 'd["ok"]')" 5000
+expect_ge "scale: in flight together" "$(stat 'd["total"]["max_in_flight"]')" 4500
+expect_le "scale: a few threads, not one per request ($nthreads)" "$nthreads" 20
+kill -INT "$MOCK_PID"; wait "$MOCK_PID"; rc=$?
+expect_eq "scale: SIGINT with none in flight exits 0" "$rc" 0
+
+# ---- stopping with requests in flight answers them at once ----
+start_mock --latency-ms 20000 || exit 1
+curl -s -o /dev/null -w '%{http_code}' -d "$(oa m 10 hi)" "$MOCK_URL/v1/chat/completions" > "$TMP/cut.code" &
+cp=$!
+sleep 0.5
+t0=$(date +%s%N)
+kill -INT "$MOCK_PID"; wait "$MOCK_PID"; rc=$?
+wait "$cp"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_eq "stop: exits 0 with a request waiting out its latency" "$rc" 0
+expect_le "stop: does not wait out the 20 s latency (${ms} ms)" "$ms" 3000
