@@ -67,6 +67,11 @@ typedef struct {
     int priority;           /* QT_QUEUE_PRIO_MIN..QT_QUEUE_PRIO_MAX */
     uint32_t est_tokens;    /* estimated tokens, shown by the dashboard */
     void *payload;          /* caller-owned */
+    /* keep_place 1: a job that left the queue comes back at the place it had
+     * (keep_enqueue_ms and keep_seq from its view when it was popped), so it
+     * keeps its aging and FIFO rank; the FIFO clamp does not apply. */
+    int keep_place;
+    uint64_t keep_enqueue_ms, keep_seq;
 } qt_queue_job;
 
 /* A copy of one entry, for the dashboard and for pop's caller. Strings longer
@@ -81,6 +86,8 @@ typedef struct {
     int paused;             /* 1 when its workflow is paused (snapshot only) */
     uint64_t enqueue_ms;    /* enqueue time (after the FIFO clamp) */
     uint32_t est_tokens;
+    uint64_t seq;           /* FIFO number (for keep_place) */
+    void *payload;          /* the entry's payload (not to be freed by the reader) */
 } qt_queue_view;
 
 /* Counts of queued entries. */

@@ -33,7 +33,7 @@ static int can_go(void *ud, const qt_queue_view *v)
         return pc->memo[mi];
     model_rt *mr = &e->models[mi];
     uint64_t until = UINT64_MAX, best = UINT64_MAX;
-    if (!qt_circuit_peek(mr->circuit, pc->now) || engine_key_held(e, mr->key, pc->now, &until))
+    if (!qt_circuit_peek(mr->circuit, pc->now) || fsm_key_held(&e->env, mr->key, pc->now, &until))
         return pc->memo[mi] = 1;
     const qt_model_cfg *m = mr->cfg;
     for (size_t k = 0; k < m->n_providers; k++) {

@@ -21,23 +21,7 @@
 #include "quotatop/queue.h"
 #include "quotatop/retry.h"
 
-typedef struct {
-    const qt_model_cfg *cfg;
-    int key;                      /* limiter key */
-    qt_circuit *circuit;
-    int in_flight;                /* requests on the wire */
-    size_t queued;                /* its jobs in the queue (for wait estimates) */
-} model_rt;
-
-typedef struct {
-    const qt_provider_cfg *cfg;
-    const qt_provider_ops *ops;
-    int key;                      /* limiter key */
-    qt_circuit *circuit;
-    qt_retry_budget *rbudget;
-    char *api_key;                /* from the environment; never printed */
-    int in_flight;
-} provider_rt;
+#include "job_fsm.h"
 
 typedef struct {                  /* a worker waiting for limiter admission */
     int active;
@@ -46,27 +30,6 @@ typedef struct {                  /* a worker waiting for limiter admission */
     int keys[2];
     int blocking_key;             /* the key it waits for, -1 before its first try */
 } waiter;
-
-#define MAX_CHAIN 32
-
-/* The routing state of one job: which models of its chain are used up,
- * attempts per model, the backoff, the last error. */
-typedef struct {
-    int chain[MAX_CHAIN];
-    size_t n;
-    int has_cache;
-    unsigned char exhausted[MAX_CHAIN];
-    int tries[MAX_CHAIN];          /* failed attempts per model */
-    int attempts;                  /* upstream requests for this job */
-    uint64_t not_before;           /* backoff: no attempt before this */
-    int last_k;                    /* chain index last tried, -1 none */
-    int budget_refused;            /* every refusal so far came from the budget */
-    char last_error[300];
-    char skip_reason[64];          /* why the model before the next one was passed over */
-    int uncarried;                 /* chain models skipped: they cannot carry the request */
-    int last_status;
-    uint64_t order;                /* pop order, for admission fairness */
-} job_ctx;
 
 #define EJ_MAX_ATTEMPTS 16
 #define EJ_MAX_WAITS 16
@@ -93,7 +56,8 @@ typedef struct ejob {
     int n_att, cap_att;
     char (*waits)[EJ_WAIT_LEN];    /* the last EJ_MAX_WAITS, oldest first */
     int n_waits, cap_waits;
-    job_ctx c;
+    uint64_t order;                /* pop order (admission order among waiters) */
+    fsm_job f;                     /* its state machine */
 } ejob;
 
 typedef struct worker {
@@ -135,6 +99,8 @@ struct qt_engine {
     int busy;
     int idle_waiting;             /* free workers waiting for a queued job's capacity */
     signed char *pick_memo;       /* per model scratch for dispatch (engine.c) */
+    fsm_env env;                  /* the policy objects above, for job_fsm.c */
+    unsigned char *blocked;       /* per limiter key scratch (env.blocked) */
     uint64_t pop_order;
     uint64_t jobs, done;          /* submitted / given their result */
     ejob *live;                   /* every job without a result (submission order) */
@@ -148,22 +114,8 @@ static inline uint64_t wall_of(qt_engine *e) { return qt_clock_wall_ms(e->clock)
 /* The job's max_tokens, else the model's default (what providers count). */
 static inline int max_tokens_of(const qt_engine *e, const qt_job *job, int mi)
 {
-    return job->max_tokens > 0 ? job->max_tokens : e->cfg->models[mi].default_max_tokens;
+    return fsm_max_tokens(e->cfg, job, mi);
 }
-
-/* One upstream request and what came of it (engine_send.c fills it). */
-typedef struct {
-    qt_http_response resp;
-    qt_provider_result res;
-    int parsed_ok;              /* res valid */
-    qt_provider_error perr;
-    char err[640];
-    qt_retry_verdict verdict;
-    qt_provider_limits limits;
-    int built;                  /* the request could be built */
-    int streamed;               /* a 2xx stream reached the sink (no retry) */
-    int client_gone;            /* the sink's client went away */
-} engine_attempt;
 
 /* engine_view.c (lock held unless said) */
 /* A new record for job (not linked), or NULL when out of memory. */
@@ -191,31 +143,22 @@ void engine_finish_simple(qt_engine *e, ejob *ej, qt_status st, int attempts, co
 /* Waits on cond (e->lock held) until the engine clock reads until_ms, a
  * signal, or one second at most. */
 void engine_wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms);
+/* Copies the machine's state into the job's record (views). Lock held. */
+void engine_sync_state(qt_engine *e, ejob *ej);
+/* Carries out a FINISH action (ledger, OpenAI rendering, the result) and
+ * frees the job. No lock held. a: the attempt it came from, or NULL. */
+void engine_finish_action(qt_engine *e, ejob *ej, fsm_action *act, const fsm_attempt *a);
 /* Carries one job to its result (no lock held on entry or exit). */
 void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order);
-/* 1 when a limiter key is held (429 cooldown, provider reset) past now;
- * *until gets the end. Lock held. */
-int engine_key_held(qt_engine *e, int key, uint64_t now, uint64_t *until);
 
 /* engine_dispatch.c */
 /* A worker thread's body (arg: its worker). */
 void *engine_worker_main(void *arg);
 
 /* engine_send.c (no lock held) */
-void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a);
-void engine_attempt_free(engine_attempt *a);
-/* Nonzero when no provider of model mi can carry the job's request (n > 1,
- * logprobs or a json_schema response_format to an anthropic-kind model);
- * why names the field and the model. Pure, any lock state. */
-int engine_cannot_carry(const qt_engine *e, const qt_job *job, int mi, char *why, size_t n);
-/* The actual cost of an answer on model m (cached-token prices applied). */
-double engine_cost(const qt_model_cfg *m, const qt_provider_result *res);
+void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_attempt *a);
 /* Copies an answer's finish reason, tool calls, choices and cache/reasoning
  * token counts into a result (res NULL: nothing). */
 void engine_result_details(qt_result *r, const qt_provider_result *res);
-/* Turns a response's rate-limit headers into limiter feedback (lock held). */
-void engine_feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now);
-/* The metrics outcome of a failed attempt. */
-qt_outcome engine_outcome_of(const engine_attempt *a);
 
 #endif

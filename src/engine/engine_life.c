@@ -128,6 +128,16 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
             return NULL;
         }
     }
+    e->blocked = calloc(qt_limiter_key_count(e->limiter) + 1, 1);
+    if (!e->blocked) {
+        snprintf(err, errlen, "out of memory");
+        qt_engine_free(e);
+        return NULL;
+    }
+    e->env = (fsm_env){ .cfg = cfg, .limiter = e->limiter, .budget = e->budget, .est = e->est,
+                        .cache = e->cache, .models = e->models, .providers = e->providers,
+                        .rng = &e->rng, .events = e->events, .metrics = e->metrics,
+                        .blocked = e->blocked };
     return e;
 }
 
@@ -302,6 +312,7 @@ void qt_engine_free(qt_engine *e)
     free(e->providers);
     free(e->waiters);
     free(e->pick_memo);
+    free(e->blocked);
     free(e->workers);
     qt_queue_free(e->queue);
     qt_limiter_free(e->limiter);

@@ -74,7 +74,7 @@ static void stamp_created(qt_provider_result *r, int64_t created_s)
 /* Builds and sends one request; classifies the answer. No lock held. For a
  * streamed job the 2xx body goes to the job's sink as it arrives; a->streamed
  * then says whether any byte reached the client (no retry after that). */
-static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a)
+static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_attempt *a)
 {
     const qt_job *job = ej->job;
     const qt_model_cfg *m = &e->cfg->models[mi];
@@ -183,16 +183,9 @@ static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, eng
              a->perr.message[0] ? ": " : "", a->perr.message);
 }
 
-void engine_attempt_free(engine_attempt *a)
-{
-    qt_http_response_free(&a->resp);
-    qt_provider_result_free(&a->res);
-}
-
-/* Converts what the response said about limits into limiter feedback. */
 /* Every configured key out of the upstream's text (an error that echoes the
  * key must not reach results, clients or the dashboard). */
-static void redact_attempt(qt_engine *e, engine_attempt *a)
+static void redact_attempt(qt_engine *e, fsm_attempt *a)
 {
     const char *keys[32];
     size_t n = 0;
@@ -210,69 +203,10 @@ static void redact_attempt(qt_engine *e, engine_attempt *a)
             qt_redact(texts[i], keys, n);
 }
 
-void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, engine_attempt *a)
+void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_attempt *a)
 {
     send_once(e, http, ej, mi, pi, a);
     redact_attempt(e, a);
-}
-
-void engine_feed_limits(qt_engine *e, int key, const qt_provider_limits *l, uint64_t now)
-{
-    qt_limit_feedback fb = { -1, -1, 0, 0 };
-    /* A reset is the upstream's number: no further than max_retry_after_ms,
-     * so "remaining 0, reset 999999999 s" cannot hold the key for good. */
-    qt_retry_policy pol = { .max_retry_after_ms = e->cfg->retry.max_retry_after_ms };
-    if (l->requests.remaining >= 0 && l->requests.reset_ms >= 0) {
-        fb.remaining_requests = l->requests.remaining;
-        fb.reset_requests_ms = now + (uint64_t)qt_retry_hold_cap_ms(&pol, l->requests.reset_ms);
-    }
-    const qt_limit_window *tw = l->tokens.remaining >= 0 ? &l->tokens : &l->input_tokens;
-    if (tw->remaining >= 0 && tw->reset_ms >= 0) {
-        fb.remaining_tokens = tw->remaining;
-        fb.reset_tokens_ms = now + (uint64_t)qt_retry_hold_cap_ms(&pol, tw->reset_ms);
-    }
-    if (fb.remaining_requests >= 0 || fb.remaining_tokens >= 0)
-        qt_limiter_feedback(e->limiter, key, &fb, now);
-}
-
-/* The metrics outcome of a failed attempt. */
-qt_outcome engine_outcome_of(const engine_attempt *a)
-{
-    if (!a->built)
-        return QT_OUTCOME_OTHER;
-    if (a->resp.transport != QT_HTTP_OK)
-        return QT_OUTCOME_TIMEOUT;
-    if (a->resp.status == 429)
-        return QT_OUTCOME_RATE_LIMITED;
-    if (a->resp.status >= 500)
-        return QT_OUTCOME_SERVER_ERROR;
-    if (a->resp.status >= 400)
-        return QT_OUTCOME_CLIENT_ERROR;
-    return QT_OUTCOME_OTHER;
-}
-
-int engine_cannot_carry(const qt_engine *e, const qt_job *job, int mi, char *why, size_t n)
-{
-    const qt_model_cfg *m = &e->cfg->models[mi];
-    char first[160] = "";
-    for (size_t k = 0; k < m->n_providers; k++) {
-        const qt_provider_cfg *p = &e->cfg->providers[m->provider_idx[k]];
-        char w[160] = "";
-        if (qt_provider_can_carry(p->kind, job->body, w, sizeof w))
-            return 0;
-        if (!first[0])
-            snprintf(first, sizeof first, "%s", w);
-    }
-    if (m->n_providers == 0)
-        return 0;
-    snprintf(why, n, "%s: %s", m->name, first);
-    return 1;
-}
-
-double engine_cost(const qt_model_cfg *m, const qt_provider_result *res)
-{
-    return qt_model_cost_usd(m, res->prompt_tokens, res->cached_tokens, res->cache_write_tokens,
-                             res->completion_tokens);
 }
 
 void engine_result_details(qt_result *r, const qt_provider_result *res)

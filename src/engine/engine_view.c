@@ -37,6 +37,10 @@ ejob *ejob_new(qt_engine *e, qt_job *job)
     ej->since_ms = now_of(e);
     ej->enqueued_wall_ms = wall_of(e);
     ej->cur_mi = ej->cur_pi = -1;
+    if (job->model && e->cfg->n_models)
+        fsm_job_init(&ej->f, e->cfg, job);
+    else
+        ej->f.mi = ej->f.pi = -1;
     return ej;
 }
 
@@ -177,7 +181,7 @@ static void fill_view(qt_engine *e, const ejob *ej, uint64_t now, qt_job_view *v
     v->since_ms = now > ej->since_ms ? now - ej->since_ms : 0;
     v->until_in_ms = ej->until_ms > now ? ej->until_ms - now : 0;
     v->age_ms = now > job->enqueued_ms ? now - job->enqueued_ms : 0;
-    v->attempts = ej->c.attempts;
+    v->attempts = ej->f.c.attempts;
     int mi = ej->cur_mi >= 0 ? ej->cur_mi : job->model_idx;
     if (mi >= 0 && (size_t)mi < e->cfg->n_models) {
         int64_t p = engine_est_prompt(e, job, mi);
@@ -242,9 +246,9 @@ qt_err qt_engine_job_detail(qt_engine *e, const char *id, qt_job_detail *out)
     }
     fill_view(e, ej, now_of(e), &out->job);
     int chain[MAX_CHAIN], has_cache = 0;
-    size_t n = ej->c.n ? ej->c.n
+    size_t n = ej->f.c.n ? ej->f.c.n
                        : qt_config_chain(e->cfg, ej->job->model_idx, chain, MAX_CHAIN, &has_cache);
-    const int *ch = ej->c.n ? ej->c.chain : chain;
+    const int *ch = ej->f.c.n ? ej->f.c.chain : chain;
     for (size_t i = 0; i < n && out->n_chain < 8; i++)
         snprintf(out->chain[out->n_chain++], sizeof out->chain[0], "%s", e->cfg->models[ch[i]].name);
     for (int i = 0; i < ej->n_att && i < 16; i++)

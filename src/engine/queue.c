@@ -375,6 +375,8 @@ void queue_fill_view(const qt_queue *q, uint32_t i, qt_queue_view *v)
     v->paused = q->wfs[e->wf].paused;
     v->enqueue_ms = e->enq_ms;
     v->est_tokens = e->est_tokens;
+    v->seq = e->seq;
+    v->payload = e->payload;
 }
 
 /* Unlinks entry i from its heap, the id map and the counts, and frees it. */
@@ -500,13 +502,19 @@ static qt_err push_locked(qt_queue *q, const qt_queue_job *job, uint64_t now_ms)
         ent_release(q, i);
         return err;
     }
-    if (now_ms < q->last_enq_ms)
-        now_ms = q->last_enq_ms;
-    q->last_enq_ms = now_ms;
+    if (job->keep_place) {
+        /* Back at the place it had: its enqueue time and FIFO number. */
+        now_ms = job->keep_enqueue_ms;
+        e->seq = job->keep_seq;
+    } else {
+        if (now_ms < q->last_enq_ms)
+            now_ms = q->last_enq_ms;
+        q->last_enq_ms = now_ms;
+        e->seq = q->next_seq++;
+    }
     e->enq_ms = now_ms;
     e->prio = (uint8_t)job->priority;
     e->key = make_key(q, job->priority, now_ms);
-    e->seq = q->next_seq++;
     e->payload = job->payload;
     e->wf = w;
     e->est_tokens = job->est_tokens;
