@@ -749,7 +749,7 @@ static void settle(qt_backend *b, qt_backend_lease *lease, qt_script_id kind, in
     if (!lease->active)
         return;
     lease->active = 0;
-    if (b->in_flight > 0)
+    if (b->in_flight > 0 && lease->seq > 0)   /* seq 0: a spend-only commit (backend_gate.c) */
         b->in_flight--;
     bk_op *op = op_new(b, kind);
     if (!op)
