@@ -64,6 +64,8 @@ typedef struct {
  * (no memory owned). */
 typedef struct {
     char workflow[64];
+    long ahead_ms;                /* a pacing wait up to this long is taken at once:
+                                     ADMITTED with delay_ms, send after it (0 = never) */
     qt_backend_rate rate[QT_BACKEND_MAX_RATE];
     int n_rate;
     qt_backend_budget budget[QT_BACKEND_MAX_BUDGET];
@@ -92,6 +94,10 @@ typedef struct {
     int index;                 /* WAIT, FULL: rate index; BUDGET: budget index */
     double spent_usd, reserved_usd, limit_usd;   /* BUDGET */
     uint64_t redis_ms;         /* Redis's clock at the decision (0 unknown) */
+    uint64_t delay_ms;         /* ADMITTED: send after this (the slot taken ahead) */
+    uint64_t next_ms[QT_BACKEND_MAX_RATE];   /* ADMITTED: ms until each rate key admits
+                                                again (a hint: callers wait that long
+                                                before asking again) */
     char error[160];           /* DOWN: why */
 } qt_backend_decision;
 

@@ -366,6 +366,7 @@ static int build(qt_backend *b, bk_op *op, qt_bcmd *c)
     const char *sha = b->sha[op->kind];
     switch (op->kind) {
     case QT_SCRIPT_ADMIT:
+        x.ahead_ms = op->lease->ahead_ms;
         return qt_bcmd_admit(c, sha, &x, op->lease);
     case QT_SCRIPT_COMMIT:
     case QT_SCRIPT_RELEASE: {
@@ -460,14 +461,17 @@ static void parse_admit(bk_op *op, const redisReply *r)
         admit_done(op, &d);
         return;
     }
-    long long v[5] = { 0 };
-    for (size_t i = 0; i < r->elements && i < 5; i++)
+    long long v[4 + QT_BACKEND_MAX_RATE] = { 0 };
+    for (size_t i = 0; i < r->elements && i < 4 + QT_BACKEND_MAX_RATE; i++)
         v[i] = r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : 0;
     switch (v[0]) {
     case 1:
         d.verdict = QT_BACKEND_ADMITTED;
         d.redis_ms = (uint64_t)(v[1] > 0 ? v[1] : 0);
         op->lease->day = (long)v[2];
+        d.delay_ms = (uint64_t)(v[3] > 0 ? (v[3] < 86400000 ? v[3] : 86400000) : 0);
+        for (int i = 0; i < QT_BACKEND_MAX_RATE; i++)
+            d.next_ms[i] = (uint64_t)(v[4 + i] > 0 ? (v[4 + i] < 86400000 ? v[4 + i] : 86400000) : 0);
         break;
     case 0:
         d.verdict = QT_BACKEND_WAIT;

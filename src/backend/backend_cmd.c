@@ -175,6 +175,7 @@ int qt_bcmd_admit(qt_bcmd *c, const char *sha, const qt_bcmd_ctx *x, const qt_ba
     arg(&b, "%s", l->workflow[0] ? l->workflow : "default");
     arg(&b, "%d", nr);
     arg(&b, "%d", nb);
+    arg(&b, "%ld", x->ahead_ms > 0 ? x->ahead_ms * 1000 : 0);
     for (int i = 0; i < nr; i++) {
         const qt_backend_rate *r = &l->rate[i];
         arg(&b, "%s", r->name);

@@ -25,6 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* A fleet pacing wait up to this long is taken in the admission itself: the
+ * slot is the caller's and it sends after the delay (one round trip per
+ * admission instead of asking again and racing the other processes). */
+#define GATE_AHEAD_MS 200
 
 struct qt_backend_gate {
     const qt_config *cfg;
@@ -42,6 +48,12 @@ struct qt_backend_gate {
     int *fb_model, *fb_provider; /* fallback key ids by config index */
     qt_budget *fbb;
     int fb_out;                  /* fallback tickets not yet settled */
+    /* Per model / provider key: no Redis call before hint_* (the fleet said
+     * when the key admits next), and one call at a time (probing_*), so the
+     * workers of this process do not all ask at once: about one round trip
+     * per admission. */
+    uint64_t *hint_m, *hint_p;
+    char *probing_m, *probing_p;
     int down;
     int by_verdict;              /* down because an answer was late, not because the link fell */
     uint64_t down_at;
@@ -68,6 +80,24 @@ static void fb_apply_limits(qt_backend_gate *g, int div)
         qt_limiter_set_limits(g->fb, g->fb_provider[i], qt_config_effective(c, c->providers[i].rpm) / div,
                               qt_config_effective(c, c->providers[i].tpm) / div,
                               mc > 0 ? (mc / div > 0 ? mc / div : 1) : 0, now);
+    }
+}
+
+/* The fleet has just sent at the shared pace: the share starts one of its
+ * own intervals from now, not with a burst of one request per process. */
+static void fb_hold_one_interval(qt_backend_gate *g, int div)
+{
+    const qt_config *c = g->cfg;
+    uint64_t now = now_of(g);
+    for (size_t i = 0; i < c->n_models; i++) {
+        double rpm = qt_config_effective(c, c->models[i].rpm) / div;
+        if (rpm > 0)
+            qt_limiter_hold(g->fb, g->fb_model[i], now + (uint64_t)ceil(60000.0 / rpm));
+    }
+    for (size_t i = 0; i < c->n_providers; i++) {
+        double rpm = qt_config_effective(c, c->providers[i].rpm) / div;
+        if (rpm > 0)
+            qt_limiter_hold(g->fb, g->fb_provider[i], now + (uint64_t)ceil(60000.0 / rpm));
     }
 }
 
@@ -108,6 +138,7 @@ static void go_down(qt_backend_gate *g, const char *why, int by_verdict)
     g->divisor = div;
     fb_apply_limits(g, div);
     fb_budget(g, div, &v);
+    fb_hold_one_interval(g, div);
     pthread_mutex_unlock(&g->mu);
     if (g->cfg->backend.on_error == QT_BACKEND_ON_ERROR_CLOSED)
         qt_events_addf(g->events, QT_EV_ERROR, now_of(g), qt_clock_wall_ms(g->clock), NULL, NULL, NULL,
@@ -158,7 +189,12 @@ qt_backend_gate *qt_backend_gate_new(const qt_backend_gate_opts *o, char *err, s
     g->fb_model = calloc(c->n_models + 1, sizeof *g->fb_model);
     g->fb_provider = calloc(c->n_providers + 1, sizeof *g->fb_provider);
     g->view_keys = calloc(c->n_models + c->n_providers + 1, sizeof *g->view_keys);
-    if (!g->fb || !g->fb_model || !g->fb_provider || !g->view_keys)
+    g->hint_m = calloc(c->n_models + 1, sizeof *g->hint_m);
+    g->hint_p = calloc(c->n_providers + 1, sizeof *g->hint_p);
+    g->probing_m = calloc(c->n_models + 1, 1);
+    g->probing_p = calloc(c->n_providers + 1, 1);
+    if (!g->fb || !g->fb_model || !g->fb_provider || !g->view_keys || !g->hint_m || !g->hint_p
+        || !g->probing_m || !g->probing_p)
         goto oom;
     char name[QT_BACKEND_NAME];
     for (size_t i = 0; i < c->n_models; i++) {
@@ -199,6 +235,10 @@ void qt_backend_gate_free(qt_backend_gate *g)
     qt_budget_free(g->fbb);
     free(g->fb_model);
     free(g->fb_provider);
+    free(g->hint_m);
+    free(g->hint_p);
+    free(g->probing_m);
+    free(g->probing_p);
     for (size_t i = 0; g->view_keys && i < g->n_view; i++)
         free(g->view_keys[i]);
     free(g->view_keys);
@@ -222,6 +262,7 @@ static void fill_lease(qt_backend_gate *g, qt_backend_lease *l, int mi, int pi, 
     l->rate[1].tpm = qt_config_effective(c, c->providers[pi].tpm);
     l->rate[1].max_concurrent = c->providers[pi].max_concurrent;
     l->rate[1].est_tokens = est_tokens;
+    l->ahead_ms = GATE_AHEAD_MS;
     l->n_budget = 2;
     snprintf(l->budget[0].name, sizeof l->budget[0].name, "day");
     l->budget[0].per_day = 1;
@@ -295,12 +336,41 @@ qt_gate_verdict qt_backend_gate_admit(qt_backend_gate *g, int mi, int pi, const 
     }
     if (down)
         return fallback_admit(g, mi, pi, workflow, est_tokens, est_usd, t, wait_ms, reason, reason_len);
+    uint64_t now = now_of(g);
+    pthread_mutex_lock(&g->mu);
+    uint64_t hint = g->hint_m[mi] > g->hint_p[pi] ? g->hint_m[mi] : g->hint_p[pi];
+    int busy = g->probing_m[mi] || g->probing_p[pi];
+    if (hint <= now && !busy)
+        g->probing_m[mi] = g->probing_p[pi] = 1;
+    pthread_mutex_unlock(&g->mu);
+    if (hint > now || busy) {
+        *wait_ms = hint > now ? hint - now : 3;
+        snprintf(reason, reason_len, "fleet pacing on %s", g->hint_m[mi] >= g->hint_p[pi]
+                                                               ? t->lease.rate[0].name : t->lease.rate[1].name);
+        return QT_GATE_WAIT;
+    }
     qt_backend_decision d;
     qt_backend_runner_admit(g->r, &t->lease, g->cfg->backend.timeout_ms + 50, &d);
+    now = now_of(g);
+    pthread_mutex_lock(&g->mu);
+    g->probing_m[mi] = g->probing_p[pi] = 0;
+    if (d.verdict == QT_BACKEND_ADMITTED) {
+        g->hint_m[mi] = now + (d.next_ms[0] > GATE_AHEAD_MS ? d.next_ms[0] - GATE_AHEAD_MS : 0);
+        g->hint_p[pi] = now + (d.next_ms[1] > GATE_AHEAD_MS ? d.next_ms[1] - GATE_AHEAD_MS : 0);
+    } else if (d.verdict == QT_BACKEND_WAIT || d.verdict == QT_BACKEND_FULL) {
+        uint64_t *h = d.index == 1 ? &g->hint_p[pi] : &g->hint_m[mi];
+        *h = now + (d.verdict == QT_BACKEND_WAIT ? d.wait_ms : 10);
+    }
+    pthread_mutex_unlock(&g->mu);
     switch (d.verdict) {
     case QT_BACKEND_ADMITTED:
         t->active = 1;
         t->shared = 1;
+        if (d.delay_ms > 0) {   /* INTERIM: the worker sleeps until its slot (no lock held) */
+            struct timespec ts = { (time_t)(d.delay_ms / 1000), (long)(d.delay_ms % 1000) * 1000000L };
+            while (nanosleep(&ts, &ts) != 0)
+                ;
+        }
         return QT_GATE_GO;
     case QT_BACKEND_WAIT:
     case QT_BACKEND_FULL:

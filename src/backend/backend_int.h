@@ -40,6 +40,7 @@ typedef struct {
     long lease_ms;
     double burst_ms;
     uint64_t now_us;
+    long ahead_ms;      /* admit: a pacing wait up to this long is taken now (send after it) */
 } qt_bcmd_ctx;
 
 /* Each fills *c (EVALSHA with sha) and returns 0, or -1 when it does not fit. */

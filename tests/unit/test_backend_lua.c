@@ -16,6 +16,7 @@ static redis_fixture fx;
 static redisContext *rc;
 static char sha[QT_SCRIPT_COUNT][48];
 static const uint64_t T0 = 1796000000000000ull;   /* a Redis clock, us */
+static long ahead_ms;                              /* admit's ahead for the next calls */
 
 static void setup(void)
 {
@@ -45,7 +46,8 @@ TestSuite(backend_lua, .init = setup, .fini = teardown, .timeout = 30);
 
 static qt_bcmd_ctx ctx(const char *proc, uint64_t now_us)
 {
-    qt_bcmd_ctx x = { .tag = "{qt}", .proc = proc, .lease_ms = 10000, .burst_ms = 0, .now_us = now_us };
+    qt_bcmd_ctx x = { .tag = "{qt}", .proc = proc, .lease_ms = 10000, .burst_ms = 0, .now_us = now_us,
+                      .ahead_ms = ahead_ms };
     return x;
 }
 
@@ -68,7 +70,7 @@ static long long admit(qt_backend_lease *l, const char *proc, uint64_t now_us, l
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
     long long code = r->element[0]->integer;
     if (v1)
-        *v1 = r->elements > 1 ? r->element[1]->integer : 0;
+        *v1 = r->elements > 1 ? r->element[code == 1 ? 3 : 1]->integer : 0;   /* admitted: the delay */
     if (code == 1)
         l->day = (long)r->element[2]->integer;
     freeReplyObject(r);
@@ -126,6 +128,46 @@ Test(backend_lua, rpm_paces_exactly)
         n += admit(&l, "b", T0 + t + 1, NULL) == 1;
     }
     cr_expect_eq(n, 100, "admitted %d in 10 s at 600 rpm", n);
+}
+
+Test(backend_lua, ahead_takes_the_next_slot_with_a_delay)
+{
+    qt_backend_lease l = one_key(600, 0, 0, 1);   /* one request per 100 ms */
+    long long v;
+    ahead_ms = 100;
+    cr_expect_eq(admit(&l, "a", T0, &v), 1);
+    cr_expect_eq(v, 0, "first one: no delay");
+    cr_expect_eq(admit(&l, "b", T0 + 40000, &v), 1, "60 ms ahead is within 100");
+    cr_expect_eq(v, 60, "send after %lld ms, expected 60", v);
+    cr_expect_eq(admit(&l, "a", T0 + 40000, &v), 0, "160 ms ahead is not");
+    cr_expect_eq(v, 60, "ask again in %lld ms, expected 60", v);
+    /* 10 simulated seconds, three processes asking as told: 100 sends, one
+     * call each when every caller waits what it was told. */
+    ahead_ms = 200;
+    int sent = 0, calls = 0;
+    uint64_t next[3] = { 300000, 300000, 300000 }, last_send = 0, min_gap = UINT64_MAX;
+    for (uint64_t t = 300000; t < 10300000; t += 1000) {
+        for (int p = 0; p < 3; p++) {
+            if (t < next[p])
+                continue;
+            calls++;
+            long long c = admit(&l, p == 0 ? "a" : p == 1 ? "b" : "c", T0 + t, &v);
+            if (c == 1) {
+                uint64_t send = t + (uint64_t)v * 1000;
+                if (sent && send - last_send < min_gap)
+                    min_gap = send - last_send;
+                last_send = send;
+                sent++;
+                next[p] = send;   /* a worker is free again after sending */
+            } else {
+                next[p] = t + (uint64_t)v * 1000;
+            }
+        }
+    }
+    ahead_ms = 0;
+    cr_expect(sent >= 100 && sent <= 103, "sent %d in 10 s at 600 rpm", sent);
+    cr_expect_geq(min_gap, 99000, "two sends %llu us apart", (unsigned long long)min_gap);
+    cr_expect_leq(calls, sent * 2, "%d calls for %d admissions", calls, sent);
 }
 
 Test(backend_lua, tpm_charges_the_estimate_and_commit_refunds)

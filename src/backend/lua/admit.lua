@@ -4,11 +4,15 @@
 -- budget (run, day, workflow) its hash (per-day ones get ":<day>") and its
 -- lease set.
 -- ARGV: 1 now override (0 = TIME), 2 tag, 3 lease "<proc>#<seq>",
--- 4 lease_ms, 5 burst tau (us), 6 workflow, 7 n rate, 8 n budget, then per
--- rate key: name, rpm, tpm, max_concurrent, est tokens; per budget: per-day
--- flag ("1"/"0"), limit nUSD (0 = none), estimate nUSD.
+-- 4 lease_ms, 5 burst tau (us), 6 workflow, 7 n rate, 8 n budget, 9 ahead
+-- (us): a pacing wait up to this long is taken now, the caller sending after
+-- the delay (one round trip per admission instead of asking again), then
+-- per rate key: name, rpm, tpm, max_concurrent, est tokens; per budget:
+-- per-day flag ("1"/"0"), limit nUSD (0 = none), estimate nUSD.
 -- Nothing is written unless every key admits. Returns:
---   { 1, now_ms, day }                      admitted (slots and reservations held)
+--   { 1, now_ms, day, delay, next_1, ... } admitted (slots and reservations held):
+--                                           send after delay ms; next_i: ms until key
+--                                           i admits again (0 now)
 --   { 0, wait_ms, key index, now_ms }       GCRA: the same call succeeds in wait_ms
 --   { 2, 0, key index, now_ms }             a key is at max_concurrent
 --   { 3, budget index, spent, reserved, limit }  a budget refuses (nUSD)
@@ -17,6 +21,7 @@ local tag, lease = ARGV[2], ARGV[3]
 local lease_ms, tau = tonumber(ARGV[4]), tonumber(ARGV[5])
 local wf = ARGV[6]
 local nr, nb = tonumber(ARGV[7]), tonumber(ARGV[8])
+local ahead = tonumber(ARGV[9]) or 0
 local now = now_us(ARGV[1])
 local now_ms = math.floor(now / 1000)
 local day = num(math.floor(now_ms / 86400000))
@@ -24,7 +29,7 @@ local ctl = KEYS[1]
 if redis.call('HGET', ctl, 'paused') == '1' then return { 4 } end
 if redis.call('SISMEMBER', KEYS[2], wf) == 1 then return { 5 } end
 
-local rk, a = {}, 9
+local rk, a = {}, 10
 local wait, which, full = 0, 0, 0
 for i = 1, nr do
     local k = { h = KEYS[1 + 2 * i], sl = KEYS[2 + 2 * i], name = ARGV[a] }
@@ -43,8 +48,10 @@ for i = 1, nr do
     end
     rk[i] = k
 end
-if wait > 0 then return { 0, math.ceil(wait / 1000), which, now_ms } end
+if wait > ahead then return { 0, math.ceil((wait - ahead) / 1000), which, now_ms } end
 if full > 0 then return { 2, 0, full, now_ms } end
+-- Taken now, sent at now + wait: the keys count from the send time.
+local at = now + math.max(wait, 0)
 
 local bk = {}
 for j = 1, nb do
@@ -71,11 +78,11 @@ end
 for _, k in ipairs(rk) do
     local keep = 0
     if k.rpm > 0 then
-        k.tr = math.max(k.tr, now) + math.ceil(60000000 / k.rpm)
+        k.tr = math.max(k.tr, at) + math.ceil(60000000 / k.rpm)
         keep = k.tr - now
     end
     if k.tpm > 0 and k.est > 0 then
-        k.tt = math.ceil(math.max(k.tt, now) + k.est * 60000000 / k.tpm)
+        k.tt = math.ceil(math.max(k.tt, at) + k.est * 60000000 / k.tpm)
         keep = math.max(keep, k.tt - now)
     end
     redis.call('HSET', k.h, 'tr', num(k.tr), 'tt', num(k.tt))
@@ -95,4 +102,11 @@ for _, b in ipairs(bk) do
     end
     redis.call('PEXPIRE', b.h, KEEP_MS * 2)
 end
-return { 1, now_ms, tonumber(day) }
+local out = { 1, now_ms, tonumber(day), math.ceil(math.max(wait, 0) / 1000) }
+for _, k in ipairs(rk) do
+    local nw = 0
+    if k.rpm > 0 then nw = k.tr - tau - now end
+    if k.tpm > 0 and k.est > 0 then nw = math.max(nw, k.tt - tau - now) end
+    out[#out + 1] = math.max(0, math.ceil(nw / 1000))
+end
+return out
