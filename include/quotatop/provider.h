@@ -21,29 +21,24 @@
  *   body ends with "stream":true,"stream_options":{"include_usage":true}),
  *   and any key starting with "quotatop_" (reserved for the scheduler).
  *
- *   anthropic: a new body built from the job. Kept or translated: `model`
- *   (upstream_model); `max_tokens` (the job's, else its
- *   `max_completion_tokens`, else the model's default_max_tokens); `messages`
- *   (system and developer messages become the top-level `system`, joined by
- *   a blank line, after a job-level `system` string if any; string content
- *   and arrays of {"type":"text"} parts become text, parts joined by "\n";
- *   roles user and assistant; consecutive same-role messages merged with a
- *   blank line); `temperature` (clamped to [0,1], Anthropic's range);
- *   `top_p`; `top_k`; `stop` (string or array) -> `stop_sequences`;
- *   `stop_sequences`; `user` -> `metadata.user_id`; `stream` from the flag.
- *   Dropped (OpenAI-only or unknown): everything else, e.g. `n`,
- *   `presence_penalty`, `frequency_penalty`, `logit_bias`, `logprobs`,
- *   `top_logprobs`, `response_format`, `seed`, `tools`, `tool_choice`,
- *   `parallel_tool_calls`, `store`, `service_tier`, `metadata`,
- *   `stream_options`, and quotatop's own fields. A message the translation
- *   cannot express (role `tool`, a non-text content part, tool_calls without
- *   text) makes build_request fail with QT_ERR_INVALID naming it.
+ *   anthropic: a translation of the job (translate.h lists what crosses
+ *   and how: system, text and image parts, tools and tool_choice, tool
+ *   calls and tool results, stop, sampling, max tokens). What cannot cross
+ *   (n > 1, logprobs, a json_schema response_format, audio and file parts,
+ *   non-function tools) makes build_request fail with QT_ERR_INVALID naming
+ *   the field; qt_provider_can_carry says so beforehand, cheaply, and the
+ *   router skips such a model instead of sending.
  *
- * Results are normalised to OpenAI vocabulary: finish_reason "stop",
+ * Answers: an openai-kind 2xx body is parsed once and kept as it came
+ * (qt_provider_result.openai_json: every choice, tool call, logprob and
+ * usage field, unknown fields too, and `model` as the upstream named it).
+ * An anthropic-kind one is translated into an OpenAI chat.completion and read
+ * the same way. Results use OpenAI's vocabulary: finish_reason "stop",
  * "length", "tool_calls", "content_filter" (Anthropic end_turn and
  * stop_sequence -> stop, max_tokens -> length, tool_use -> tool_calls,
  * refusal -> content_filter). Anthropic prompt_tokens = input_tokens +
- * cache_creation_input_tokens + cache_read_input_tokens.
+ * cache_creation_input_tokens + cache_read_input_tokens (the cache parts in
+ * cache_write_tokens / cached_tokens).
  *
  * Thread-safety: every function is safe from any thread; the objects
  * (qt_sse, qt_provider_stream) belong to one thread at a time.
@@ -216,12 +211,14 @@ typedef int (*qt_provider_on_chunk)(void *ud, const char *json, size_t len);
 
 /* Translates an upstream stream (raw response bytes) into OpenAI
  * chat.completion.chunk objects and collects the content and usage.
- * openai: chunks pass through (model renamed when asked); the usage chunk
- * (choices: []) requested by build_request is passed on too.
- * anthropic: message_start -> a chunk with delta.role; text deltas -> chunks
- * with delta.content; message_delta -> a chunk with finish_reason;
- * message_stop -> a final chunk with choices [] and usage
- * (input_tokens from message_start, output_tokens from message_delta). */
+ * openai: chunks pass through byte for byte (re-printed only when the model
+ * is renamed); the usage chunk (choices: []) requested by build_request is
+ * passed on too. anthropic: translated by translate_stream.c (message_start
+ * -> delta.role; text deltas -> delta.content; tool_use blocks and their
+ * input_json_delta -> delta.tool_calls with arguments pieces; message_delta
+ * -> finish_reason; message_stop -> a final chunk with choices [] and usage,
+ * cache tokens included). Every chunk is folded into the whole answer for
+ * qt_provider_stream_result (tool calls, every choice, usage). */
 typedef struct qt_provider_stream qt_provider_stream;
 
 /* model: the name to put in chunks (NULL -> upstream's); created_s: their
@@ -243,8 +240,9 @@ bool qt_provider_stream_done(const qt_provider_stream *s);
 /* The error event the upstream sent, or NULL. Owned by s. */
 const qt_provider_error *qt_provider_stream_error(const qt_provider_stream *s);
 
-/* Fills *out with what was collected (content, tokens, finish reason, id,
- * model). Returns QT_OK; QT_ERR_INVALID with a message in err when the
+/* Fills *out with what was collected (content, tool calls, choices, tokens
+ * with their cache and reasoning parts, finish reason, id, model;
+ * openai_json stays NULL). Returns QT_OK; QT_ERR_INVALID with a message in err when the
  * stream ended without usage ("stream ended without usage") - *out is then
  * still filled, with the token counts it has (-1 unknown); QT_ERR_NOMEM.
  * Caller frees *out with qt_provider_result_free. */
