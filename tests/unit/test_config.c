@@ -223,3 +223,34 @@ Test(config, print_effective_shows_chain_headroom_and_key_presence_not_value)
     qt_config_free(c);
     qt_diag_free(&d);
 }
+
+Test(config, cached_and_cache_write_prices)
+{
+    qt_diag d = { 0 };
+    qt_config *c = parse("{" MINIMAL_PROVIDERS ", \"models\": {"
+                         "\"a\": {\"providers\": [\"oa\"], \"input_usd_per_mtok\": 3, \"output_usd_per_mtok\": 15,"
+                         " \"cached_input_usd_per_mtok\": 0.3, \"cache_write_usd_per_mtok\": 3.75},"
+                         "\"b\": {\"providers\": [\"oa\"], \"input_usd_per_mtok\": 2, \"output_usd_per_mtok\": 8}}}",
+                         &d);
+    cr_assert_not_null(c);
+    cr_expect_eq(d.n_errors, 0);
+    const qt_model_cfg *a = &c->models[qt_config_model_index(c, "a")];
+    const qt_model_cfg *b = &c->models[qt_config_model_index(c, "b")];
+    cr_expect_float_eq(a->cached_input_usd_per_mtok, 0.3, 1e-12);
+    cr_expect_float_eq(a->cache_write_usd_per_mtok, 3.75, 1e-12);
+    cr_expect_lt(b->cached_input_usd_per_mtok, 0, "unset");
+    /* 1000 prompt tokens of which 600 read from cache and 200 written, 100 out */
+    cr_expect_float_eq(qt_model_cost_usd(a, 1000, 600, 200, 100),
+                       (200 * 3 + 600 * 0.3 + 200 * 3.75 + 100 * 15) / 1e6, 1e-15);
+    cr_expect_float_eq(qt_model_cost_usd(b, 1000, 600, 200, 100), (1000 * 2 + 100 * 8) / 1e6, 1e-15,
+                       "unset prices are the input price");
+    /* counts beyond the prompt are clamped, negatives are 0 */
+    cr_expect_float_eq(qt_model_cost_usd(a, 100, 500, 500, -4), 100 * 0.3 / 1e6, 1e-15);
+    qt_config_free(c);
+    qt_diag_free(&d);
+    c = parse("{" MINIMAL_PROVIDERS ", \"models\": {\"a\": {\"providers\": [\"oa\"],"
+              " \"cached_input_usd_per_mtok\": -1}}}", &d);
+    cr_expect_null(c);
+    cr_expect(diag_has(d.errors, d.n_errors, "models.a.cached_input_usd_per_mtok"));
+    qt_diag_free(&d);
+}

@@ -268,3 +268,63 @@ Test(jobs, numeric_ids_are_decimal_text)
     cr_expect_eq(old, 3);
     qt_idset_free(s);
 }
+
+Test(jobs, result_line_carries_tool_calls_choices_and_cache_tokens)
+{
+    qt_result r = { .id = "t", .workflow = "w", .status = QT_STATUS_OK, .model = "gpt-4o", .content = "",
+                    .finish_reason = "tool_calls",
+                    .tool_calls = "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+                                  "\"arguments\":\"{}\"}}]",
+                    .choices = "[{\"index\":0},{\"index\":1}]", .cached_tokens = 64, .reasoning_tokens = 7 };
+    char *s = qt_result_to_json(&r);
+    cJSON *o = cJSON_Parse(s);
+    cr_assert_not_null(o, "not JSON: %s", s);
+    cr_expect_str_eq(cJSON_GetObjectItem(o, "finish_reason")->valuestring, "tool_calls");
+    cJSON *tc = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "tool_calls"), 0);
+    cr_expect_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "name")->valuestring, "f");
+    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "choices")), 2);
+    cr_expect_eq(cJSON_GetObjectItem(o, "cached_tokens")->valueint, 64);
+    cr_expect_eq(cJSON_GetObjectItem(o, "reasoning_tokens")->valueint, 7);
+    cr_expect_not(cJSON_HasObjectItem(o, "cache_write_tokens"), "zero counts are left out");
+    cJSON_Delete(o);
+    free(s);
+    /* a failed job: finish_reason null, no tool_calls or choices */
+    qt_result f = { .id = "x", .workflow = "w", .status = QT_STATUS_FAILED, .model = "gpt-4o", .error = "e" };
+    s = qt_result_to_json(&f);
+    o = cJSON_Parse(s);
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(o, "finish_reason")));
+    cr_expect_not(cJSON_HasObjectItem(o, "tool_calls"));
+    cr_expect_not(cJSON_HasObjectItem(o, "choices"));
+    cJSON_Delete(o);
+    free(s);
+}
+
+Test(jobs, max_completion_tokens_counts_the_larger)
+{
+    const char *lines[] = {
+        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_completion_tokens\":300}",
+        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":50,"
+        "\"max_completion_tokens\":300}",
+        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":500,"
+        "\"max_completion_tokens\":300}",
+    };
+    const int want[] = { 300, 300, 500 };
+    for (size_t i = 0; i < 3; i++) {
+        qt_job *j = NULL;
+        char err[200], *id = NULL, *wf = NULL;
+        cr_assert_eq(qt_job_parse(lines[i], strlen(lines[i]), (long)i + 1, cfg, &j, &id, &wf, err, sizeof err),
+                     QT_OK, "%s", err);
+        cr_expect_eq(j->max_tokens, want[i], "line %zu", i + 1);
+        qt_job_free(j);
+        free(id);
+        free(wf);
+    }
+    const char *bad = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                      "\"max_completion_tokens\":\"lots\"}";
+    qt_job *j = NULL;
+    char err[200], *id = NULL, *wf = NULL;
+    cr_expect_eq(qt_job_parse(bad, strlen(bad), 9, cfg, &j, &id, &wf, err, sizeof err), QT_ERR_INVALID);
+    cr_expect(strstr(err, "max_completion_tokens"), "%s", err);
+    free(id);
+    free(wf);
+}

@@ -861,3 +861,115 @@ Test(provider, stream_error_events)
     cr_assert_eq(qt_provider_stream_feed(s, garbage, strlen(garbage), log_chunk, &c), QT_ERR_INVALID);
     qt_provider_stream_free(s);
 }
+
+/* ---- agents' answers ----------------------------------------------------- */
+
+Test(provider, openai_answer_kept_as_sent_with_every_detail)
+{
+    const char *body =
+        "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion\",\"model\":\"gpt-4o-2024-08-06\","
+        "\"system_fingerprint\":\"fp_x\",\"x_unknown\":{\"a\":[1,2.50]},\"choices\":["
+        "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_1\","
+        "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"k\\\":1}\"}}]},"
+        "\"logprobs\":{\"content\":[]},\"finish_reason\":\"tool_calls\"},"
+        "{\"index\":1,\"message\":{\"role\":\"assistant\",\"content\":\"second\"},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":2000,\"completion_tokens\":300,\"total_tokens\":2300,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":1536},\"completion_tokens_details\":{\"reasoning_tokens\":256}}}\n";
+    qt_provider_result r;
+    parse_ok(QT_KIND_OPENAI, body, &r);
+    cr_expect_str_eq(r.openai_json, body, "forwarded byte for byte");
+    cr_expect_str_eq(r.model, "gpt-4o-2024-08-06");
+    cr_expect_str_eq(r.finish_reason, "tool_calls");
+    cr_expect_str_eq(r.content, "");
+    cr_expect_str_eq(r.tool_calls, "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+                                   "\"arguments\":\"{\\\"k\\\":1}\"}}]");
+    cr_assert_not_null(r.choices);
+    cJSON *ch = cJSON_Parse(r.choices);
+    cr_expect_eq(cJSON_GetArraySize(ch), 2);
+    cJSON_Delete(ch);
+    cr_expect_eq(r.prompt_tokens, 2000);
+    cr_expect_eq(r.cached_tokens, 1536);
+    cr_expect_eq(r.completion_tokens, 300, "reasoning tokens are part of the completion");
+    cr_expect_eq(r.reasoning_tokens, 256);
+    qt_provider_result_free(&r);
+}
+
+Test(provider, anthropic_tool_use_answer_translated)
+{
+    qt_provider_result r;
+    parse_ok(QT_KIND_ANTHROPIC,
+             "{\"id\":\"msg_t\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4\","
+             "\"content\":[{\"type\":\"text\",\"text\":\"Checking.\"},{\"type\":\"tool_use\",\"id\":\"toolu_1\","
+             "\"name\":\"get_weather\",\"input\":{\"city\":\"Paris\"}}],\"stop_reason\":\"tool_use\","
+             "\"usage\":{\"input_tokens\":10,\"output_tokens\":20,\"cache_read_input_tokens\":100,"
+             "\"cache_creation_input_tokens\":50}}",
+             &r);
+    cr_expect_str_eq(r.content, "Checking.");
+    cr_expect_str_eq(r.finish_reason, "tool_calls");
+    cr_expect_str_eq(r.tool_calls, "[{\"id\":\"toolu_1\",\"type\":\"function\",\"function\":{\"name\":"
+                                   "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]");
+    cr_expect_eq(r.prompt_tokens, 160);
+    cr_expect_eq(r.cached_tokens, 100);
+    cr_expect_eq(r.cache_write_tokens, 50);
+    cr_expect_null(r.choices);
+    cJSON *o = cJSON_Parse(r.openai_json);
+    cr_assert_not_null(o);
+    cr_expect_str_eq(cJSON_GetObjectItem(o, "object")->valuestring, "chat.completion");
+    cr_expect_str_eq(cJSON_GetObjectItem(o, "model")->valuestring, "claude-sonnet-4", "the model that answered");
+    cJSON_Delete(o);
+    qt_provider_result_free(&r);
+}
+
+Test(provider, stream_anthropic_tool_use_reassembled)
+{
+    const char *up =
+        "event: message_start\n"
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\"model\":\"claude-x\",\"usage\":"
+        "{\"input_tokens\":5,\"cache_read_input_tokens\":20,\"output_tokens\":1}}}\n\n"
+        "event: content_block_start\n"
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\","
+        "\"id\":\"toolu_9\",\"name\":\"f\",\"input\":{}}}\n\n"
+        "event: content_block_delta\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\","
+        "\"partial_json\":\"{\\\"a\\\":\"}}\n\n"
+        "event: content_block_delta\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\","
+        "\"partial_json\":\"[1,2]}\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+        "event: message_delta\n"
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":9}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    size_t n = strlen(up);
+    for (size_t step = 1; step <= n; step = step < 4 ? step + 1 : step * 5) {
+        qt_provider_stream *s = qt_provider_stream_new(QT_KIND_ANTHROPIC, NULL, 7);
+        chunk_log c = {0};
+        for (size_t i = 0; i < n; i += step)
+            cr_assert_eq(qt_provider_stream_feed(s, up + i, n - i < step ? n - i : step, log_chunk, &c), QT_OK);
+        cr_expect_not_null(strstr(c.out, "\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"[1,2]}\"}}]"),
+                           "%s", c.out);
+        qt_provider_result r;
+        cr_assert_eq(qt_provider_stream_result(s, &r, NULL, 0), QT_OK);
+        cr_expect_str_eq(r.tool_calls, "[{\"id\":\"toolu_9\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+                                       "\"arguments\":\"{\\\"a\\\":[1,2]}\"}}]");
+        cr_expect_str_eq(r.finish_reason, "tool_calls");
+        cr_expect_eq(r.prompt_tokens, 25);
+        cr_expect_eq(r.cached_tokens, 20);
+        cr_expect_eq(r.completion_tokens, 9);
+        cr_expect_null(r.openai_json);
+        qt_provider_result_free(&r);
+        qt_provider_stream_free(s);
+    }
+}
+
+Test(provider, can_carry)
+{
+    cJSON *plain = parse("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}");
+    cJSON *n2 = parse("{\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}");
+    char why[200] = "";
+    cr_expect(qt_provider_can_carry(QT_KIND_OPENAI, n2, why, sizeof why));
+    cr_expect(qt_provider_can_carry(QT_KIND_ANTHROPIC, plain, why, sizeof why));
+    cr_expect_not(qt_provider_can_carry(QT_KIND_ANTHROPIC, n2, why, sizeof why));
+    cr_expect_not_null(strstr(why, "\"n\": 2"), "%s", why);
+    cJSON_Delete(plain);
+    cJSON_Delete(n2);
+}
