@@ -232,6 +232,9 @@ static enum MHD_Result answer_failure(px_req *r, struct MHD_Connection *c, const
          * retry); anything else is the upstream's or quotatop's: 502 when
          * an upstream answered, 503 when none could be reached. */
         int us = r->http_status >= 400 ? r->http_status : px_upstream_status_of(r->error);
+        if (us == 400 && r->attempts == 0)   /* no model of the chain can carry it (engine route) */
+            return px_answer_error(r, c, 400, "invalid_request_error", "unsupported_by_chain", NULL, h,
+                                   "quotatop: no model of the chain can carry this request: %s", why);
         if (us == 400 || us == 404 || us == 413 || us == 422)
             return px_answer_error(r, c, (unsigned)us, "invalid_request_error", "upstream_rejected", NULL,
                                    h, "upstream rejected the request: %s", why);

@@ -135,6 +135,9 @@ async function main() {
   // Nothing in the chain can carry it: a 400 naming the field
   let e = await expect400('n: 2 to an anthropic-only chain', { model: 'claude', messages: ask, n: 2 });
   check('n: 2 to an anthropic-only chain: the message names "n"', /"n": 2/.test(e?.message ?? ''), e?.message);
+  check('n: 2 to an anthropic-only chain: code unsupported_by_chain', e?.code === 'unsupported_by_chain', e?.code);
+  e = await expect400('n: 2 streamed to an anthropic-only chain', { model: 'claude', messages: ask, n: 2,
+                                                                      stream: true });
   e = await expect400('logprobs to an anthropic-only chain', { model: 'claude', messages: ask, logprobs: true });
   check('logprobs: the message names "logprobs"', /logprobs/.test(e?.message ?? ''), e?.message);
   e = await expect400('json_schema to an anthropic-only chain', { model: 'claude', messages: ask,
