@@ -274,7 +274,7 @@ char *qt_proxy_metrics_text(qt_engine *e, const qt_config *cfg, const qt_proxy_s
         family(&o, "quotatop_http_responses_total", "counter", "Answers of the proxy by HTTP status code.");
         for (int code = 100; code < 600; code++)
             if (ps->responses[code]) {
-                char cs[8];
+                char cs[12];
                 snprintf(cs, sizeof cs, "%d", code);
                 const char *l[] = { "code", cs, NULL };
                 sample_u(&o, "quotatop_http_responses_total", l, ps->responses[code]);
