@@ -213,18 +213,18 @@ static void finish(qt_http_multi *m, qt_http_xfer *x, CURLcode rc, bool aborted)
     free_xfer(x);
 }
 
-/* Adds x to curl. On failure (out of memory inside curl) x is finished as
- * a transport failure. */
-static void add_now(qt_http_multi *m, qt_http_xfer *x)
+/* Adds x to curl. Returns false when curl refuses (out of memory inside
+ * curl); x is then still m's, unfinished. */
+static bool add_now(qt_http_multi *m, qt_http_xfer *x)
 {
     CURLMcode rc = curl_multi_add_handle(m->multi, x->easy);
     if (rc == CURLM_OK) {
         x->added = true;
-        return;
+        return true;
     }
     snprintf(x->call.errbuf, sizeof x->call.errbuf, "curl_multi_add_handle: %s",
              curl_multi_strerror(rc));
-    finish(m, x, CURLE_FAILED_INIT, false);
+    return false;
 }
 
 /* Reports finished transfers, then carries out what was asked from inside
@@ -256,7 +256,8 @@ static void after_curl(qt_http_multi *m)
         m->pending = x->pending_next;
         if (m->pending == NULL)
             m->pending_tail = NULL;
-        add_now(m, x);
+        if (!add_now(m, x))
+            finish(m, x, CURLE_FAILED_INIT, false);   /* its poster returned long ago */
     }
 }
 
@@ -299,10 +300,16 @@ qt_http_xfer *qt_http_multi_post(qt_http_multi *m, const char *url,
         else
             m->pending = x;
         m->pending_tail = x;
-    } else {
-        add_now(m, x);   /* curl answers through timer_cb: it starts on the loop */
+    } else if (!add_now(m, x)) {
+        /* Refused at once: the caller gets NULL and no on_done. */
+        unlink_xfer(m, x);
+        http_call_finish(&x->call, x->easy, CURLE_FAILED_INIT);   /* wipes the headers */
+        qt_http_response_free(&x->resp);
+        easy_put(m, x->easy);
+        free_xfer(x);
+        return NULL;
     }
-    return x;
+    return x;   /* curl answers add_now through timer_cb: it starts on the loop */
 }
 
 static void drop_pending(qt_http_multi *m, qt_http_xfer *x)
