@@ -94,3 +94,4 @@ expect_eq "utf-8: every result line is strict UTF-8 JSON" "$strict" 3
 expect_eq "utf-8: the two bad lines are invalid" "$(results_count "$TMP/utf.out" invalid)" 2
 expect_contains "utf-8: the error says why" "$(cat "$TMP/utf.out")" "not valid UTF-8"
 expect_eq "utf-8: the good line is ok" "$(grep '"id":"u3"' "$TMP/utf.out" | json_get - 'd["status"]')" ok
+

@@ -471,3 +471,124 @@ Test(circuit, every_transition_reported)
     cr_assert_eq(n_trans[QT_CIRCUIT_OPEN][QT_CIRCUIT_CLOSED], 0);
     qt_circuit_free(c);
 }
+
+/* Issue 12, defect 14: a circuit must never stay HALF_OPEN without a probe.
+ * A property test over random event sequences: jobs take permits the way
+ * the engine does (the model's breaker, then the provider's; a refusal by
+ * the second gives the first back as IGNORED), hold them for random times,
+ * and end with random outcomes (success, failure, 429 = IGNORED, cancel =
+ * IGNORED), while time jumps by random steps (some past the cooldown).
+ * After every step: probes_in_flight equals the probe permits outstanding;
+ * whenever no permit is outstanding, a breaker that reads HALF_OPEN admits
+ * a probe (peek and next_probe agree), and one that reads OPEN names a
+ * finite next probe time. At the end every permit has been returned. */
+#define PROP_JOBS 12
+
+typedef struct {
+    int live;
+    qt_circuit_permit m, p;   /* model's and provider's permits */
+    uint64_t until;           /* when it completes */
+} prop_job;
+
+/* Probe permits outstanding in the breaker's current generation (gen, as
+ * counted from the transitions it reported; stragglers from earlier ones
+ * hold no slot). */
+static int probes_out(const prop_job *j, int which, uint64_t gen)
+{
+    int n = 0;
+    for (int i = 0; i < PROP_JOBS; i++) {
+        const qt_circuit_permit *pm = which ? &j[i].p : &j[i].m;
+        if (j[i].live && pm->probe && pm->gen == gen)
+            n++;
+    }
+    return n;
+}
+
+static void prop_check(qt_circuit *c, const prop_job *jobs, int which, uint64_t gen, uint64_t t,
+                       int seq, int step)
+{
+    qt_circuit_snapshot s;
+    qt_circuit_snapshot_get(c, t, &s);
+    int out = probes_out(jobs, which, gen);
+    cr_assert_eq(s.probes_in_flight, out, "seq %d step %d: %d probes counted, %d outstanding", seq,
+                 step, s.probes_in_flight, out);
+    int any = 0;
+    for (int i = 0; i < PROP_JOBS; i++)
+        any |= jobs[i].live && (which ? jobs[i].p.gen : jobs[i].m.gen) == gen;
+    if (!any && s.state == QT_CIRCUIT_HALF_OPEN) {
+        cr_assert(qt_circuit_peek(c, t), "seq %d step %d: HALF_OPEN with no permit out refuses", seq, step);
+        cr_assert_eq(qt_circuit_next_probe_ms(c, t), t, "seq %d step %d", seq, step);
+    }
+    if (s.state == QT_CIRCUIT_OPEN)
+        cr_assert_neq(qt_circuit_next_probe_ms(c, t), QT_CIRCUIT_NEVER, "seq %d step %d", seq, step);
+}
+
+Test(circuit, property_every_permit_returned_no_stuck_half_open, .timeout = 60)
+{
+    uint64_t rng = 0x14;
+    for (int seq = 0; seq < 400; seq++) {
+        int hmax = 1 + (int)(qt_rand_next(&rng) % 3);
+        qt_circuit_params pp = params(1 + (int)(qt_rand_next(&rng) % 4), 0.5, 1000, 200, 1600, hmax);
+        qt_circuit *m = qt_circuit_new(&pp), *p = qt_circuit_new(&pp);
+        cr_assert(m && p);
+        prop_job jobs[PROP_JOBS];
+        memset(jobs, 0, sizeof jobs);
+        uint64_t t = 0, mgen = 1, pgen = 1;   /* generations: +1 per reported transition */
+        double fail_p = qt_rand01(&rng);   /* each sequence its own outage severity */
+        for (int step = 0; step < 600; step++) {
+            uint64_t r = qt_rand_next(&rng);
+            t += r % 7 == 0 ? 150 + r % 400 : r % 20;   /* sometimes past a cooldown */
+            int i = (int)((r >> 8) % PROP_JOBS);
+            prop_job *j = &jobs[i];
+            qt_circuit_transition tr;
+            if (!j->live) {
+                int ok = qt_circuit_allow(m, t, &j->m, &tr);
+                mgen += tr.changed;
+                if (ok) {
+                    ok = qt_circuit_allow(p, t, &j->p, &tr);
+                    pgen += tr.changed;
+                    if (ok) {
+                        j->live = 1;
+                        j->until = t + (r >> 20) % 300;
+                    } else {
+                        qt_circuit_record(m, &j->m, QT_CIRCUIT_IGNORED, t, &tr);
+                        mgen += tr.changed;
+                        cr_assert_eq(j->m.gen, 0, "a recorded permit is spent");
+                    }
+                }
+            } else if (t >= j->until) {
+                double u = qt_rand01(&rng);
+                qt_circuit_outcome o = u < fail_p ? QT_CIRCUIT_FAILURE
+                                       : u < fail_p + (1 - fail_p) / 4 ? QT_CIRCUIT_IGNORED
+                                                                      : QT_CIRCUIT_SUCCESS;
+                /* the provider's breaker only takes transport failures */
+                qt_circuit_outcome po = o == QT_CIRCUIT_FAILURE && (r & 1) ? QT_CIRCUIT_SUCCESS : o;
+                qt_circuit_record(m, &j->m, o, t, &tr);
+                mgen += tr.changed;
+                qt_circuit_record(p, &j->p, po, t, &tr);
+                pgen += tr.changed;
+                cr_assert(j->m.gen == 0 && j->p.gen == 0, "permits are spent once recorded");
+                j->live = 0;
+            }
+            prop_check(m, jobs, 0, mgen, t, seq, step);
+            prop_check(p, jobs, 1, pgen, t, seq, step);
+        }
+        /* drain: every job ends (cancelled = IGNORED), then both must admit
+         * again once the cooldown has passed */
+        for (int i = 0; i < PROP_JOBS; i++) {
+            qt_circuit_transition tr;
+            if (!jobs[i].live)
+                continue;
+            qt_circuit_record(m, &jobs[i].m, QT_CIRCUIT_IGNORED, t, &tr);
+            qt_circuit_record(p, &jobs[i].p, QT_CIRCUIT_IGNORED, t, &tr);
+            jobs[i].live = 0;
+        }
+        t += 2000;
+        qt_circuit_snapshot s;
+        qt_circuit_snapshot_get(m, t, &s);
+        cr_assert_eq(s.probes_in_flight, 0, "seq %d: every probe slot returned", seq);
+        cr_assert(qt_circuit_peek(m, t) && qt_circuit_peek(p, t), "seq %d: admits after the cooldown", seq);
+        qt_circuit_free(m);
+        qt_circuit_free(p);
+    }
+}
