@@ -259,3 +259,43 @@ Test(simprov, limits_can_be_overridden_for_a_what_if_tier)
     qt_simprov_free(s);
     qt_trace_data_free(d);
 }
+
+/* The simulated provider admits exactly what the mock's buckets admit, for
+ * a random stream of requests of random sizes at random times. */
+#include "../../src/sim/mock_int.h"
+
+Test(simprov, admits_exactly_what_the_mock_admits)
+{
+    qt_trace_data *d = load(fill_plain);     /* up-m: 600 RPM, 6000 TPM */
+    qt_simprov *s = qt_simprov_new(d, 9);
+    mock_bucket req = { mock_bucket_cap(600), 0 }, tok = { mock_bucket_cap(6000), 0 };
+    uint64_t rng = 42, now = 0;
+    int agree = 0, admitted = 0;
+    for (int i = 0; i < 5000; i++) {
+        now += qt_rand_next(&rng) % 150;
+        uint64_t cost_p = 1 + qt_rand_next(&rng) % 40, cost_m = qt_rand_next(&rng) % 40;
+        qt_sim_req r = { .provider = "oa", .model = "up-m", .prompt_tokens = (int64_t)cost_p,
+                         .max_tokens = (int64_t)cost_m, .job = -1 };
+        if (!cost_m)
+            r.max_tokens = 1, cost_m = 1;
+        qt_sim_answer a;
+        qt_simprov_request(s, &r, now, &a);
+        mock_bucket_refill(&req, 600, now);
+        mock_bucket_refill(&tok, 6000, now);
+        uint64_t wr, wt;
+        bool fr = mock_bucket_fits(&req, 600, 1, &wr), ft = mock_bucket_fits(&tok, 6000, cost_p + cost_m, &wt);
+        bool mock_ok = fr && ft;
+        if (mock_ok) {
+            req.level -= 1.0;
+            tok.level -= (double)(cost_p + cost_m);
+        }
+        agree += mock_ok == (a.status == 200);
+        admitted += mock_ok;
+        if (!mock_ok)
+            cr_expect_eq(a.retry_after_ms, wr > wt ? wr : wt, "the same wait at request %d", i);
+    }
+    cr_expect_eq(agree, 5000);
+    cr_expect(admitted > 500 && admitted < 4900, "the stream pressed the limits: %d admitted", admitted);
+    qt_simprov_free(s);
+    qt_trace_data_free(d);
+}
