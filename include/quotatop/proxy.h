@@ -64,6 +64,11 @@ typedef struct {
                                     limit at start), at most 1,000,000 */
     unsigned threads;            /* HTTP threads; 0 = one per core (at least 2) */
     int verbose;                 /* one stderr line per request (never headers or bodies) */
+    /* POST /control (and GET /control/snapshot) behind the token: answers one
+     * control request (src/ctl's JSON) with a malloc'd JSON text; NULL = the
+     * routes answer 404. Called on the proxy's threads. */
+    char *(*control)(void *ud, const char *req, size_t len);
+    void *control_ud;
 } qt_proxy_opts;
 
 /* Resolves the listen address and checks the start-up rules: a non-loopback

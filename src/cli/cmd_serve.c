@@ -52,6 +52,9 @@ static const char serve_usage[] =
     "through the control socket STATE_DIR/serve-PID.sock (mode 0600; the path is\n"
     "printed at start), or from another host through POST /control with the token.\n";
 
+/* The proxy's /control route answers what the control socket answers. */
+static char *serve_control(void *ud, const char *req, size_t len) { return qt_ctl_handle(ud, req, len); }
+
 static int parse_uint(const char *s, long lo, long hi, long *out)
 {
     char *end;
@@ -128,14 +131,17 @@ int qt_cmd_serve(int argc, char **argv)
             return 2;
         }
     }
-    char err[400];
+    char err[400] = "out of memory";
+    qt_ctl *ctl = qt_ctl_new("serve");   /* the dashboard's and `top`'s view of this server */
     qt_proxy_opts po = { .cfg = cfg, .listen = listen, .token = token,
                          .idle_timeout_s = (unsigned)idle, .headers_timeout_ms = (unsigned)hdr_ms,
                          .body_timeout_ms = (unsigned)body_ms,
-                         .max_conns_per_client = (unsigned)per_ip, .verbose = verbose };
-    qt_proxy *px = qt_proxy_new(&po, err, sizeof err);
+                         .max_conns_per_client = (unsigned)per_ip, .verbose = verbose,
+                         .control = serve_control, .control_ud = ctl };
+    qt_proxy *px = ctl ? qt_proxy_new(&po, err, sizeof err) : NULL;
     if (!px) {
         fprintf(stderr, "quotatop serve: %s\n", err);
+        qt_ctl_free(ctl);
         qt_config_free(cfg);
         return 2;
     }
@@ -143,7 +149,6 @@ int qt_cmd_serve(int argc, char **argv)
     qt_cmd_signals_install();
     /* The request trace (for `replay`) is written before the client is answered. */
     qt_trace_tap tap = { qt_trace_open_for(cfg, cfg_path, "serve"), qt_proxy_on_result, px };
-    qt_ctl *ctl = qt_ctl_new("serve");   /* the dashboard's and `top`'s view of this run */
     qt_cmd_ctl_tap ctap = { ctl, qt_trace_on_result, &tap };
     qt_engine_opts eo = { .cfg = cfg, .workers = (int)workers, .on_result = qt_cmd_ctl_on_result,
                           .on_result_ud = &ctap, .want_openai_json = 1 };

@@ -57,7 +57,9 @@ char *qt_ctl_handle(qt_ctl *c, const char *req, size_t len)
     cJSON *o = cJSON_ParseWithLength(req, len);
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
     char *out = NULL;
-    if (!cJSON_IsString(op)) {
+    if (!c || !c->e) {
+        out = answer_err("not started yet");
+    } else if (!cJSON_IsString(op)) {
         out = answer_err("a request is {\"op\": \"frame\" | \"detail\" | \"cmd\", ...}");
     } else if (!strcmp(op->valuestring, "frame")) {
         qt_ctl_frame f;

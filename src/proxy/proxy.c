@@ -130,6 +130,10 @@ static px_route route_of(const char *url, const char **model_path)
         return RT_METRICS;
     if (!strcmp(url, "/healthz"))
         return RT_HEALTH;
+    if (!strcmp(url, "/control"))
+        return RT_CONTROL;
+    if (!strcmp(url, "/control/snapshot"))
+        return RT_CONTROL_SNAP;
     return RT_NONE;
 }
 
@@ -156,12 +160,12 @@ static int answer_from_headers(px_req *r, struct MHD_Connection *c, const char *
     qt_proxy *px = r->px;
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     enum MHD_Result ok;
-    if (r->route == RT_NONE) {
+    if (r->route == RT_NONE || ((r->route == RT_CONTROL || r->route == RT_CONTROL_SNAP) && !px->control)) {
         ok = px_answer_error(r, c, 404, "invalid_request_error", "unknown_url", NULL, NULL,
                              "Unknown request URL: %s %.200s. quotatop serves POST /v1/chat/completions, "
                              "GET /v1/models, GET /metrics and GET /healthz", method, url);
-    } else if (r->route == RT_CHAT ? strcmp(method, "POST") : !get) {
-        const char *allow = r->route == RT_CHAT ? "POST" : "GET, HEAD";
+    } else if (r->route == RT_CHAT || r->route == RT_CONTROL ? strcmp(method, "POST") : !get) {
+        const char *allow = r->route == RT_CHAT || r->route == RT_CONTROL ? "POST" : "GET, HEAD";
         const char *h[] = { "Allow", allow, NULL, NULL };
         ok = px_answer_error(r, c, 405, "invalid_request_error", "method_not_allowed", NULL, h,
                              "%s is not allowed on %.200s (use %s)", method, url, allow);
@@ -170,7 +174,7 @@ static int answer_from_headers(px_req *r, struct MHD_Connection *c, const char *
         ok = px_answer_error(r, c, 401, "invalid_request_error", "invalid_api_key", NULL, h,
                              "Incorrect or missing bearer token: send the token of quotatop's "
                              "proxy.token_env in an Authorization: Bearer header");
-    } else if (r->route == RT_CHAT && px_hdr(c, "Content-Length")
+    } else if ((r->route == RT_CHAT || r->route == RT_CONTROL) && px_hdr(c, "Content-Length")
                && strtoull(px_hdr(c, "Content-Length"), NULL, 10)
                       > (unsigned long long)px->cfg->proxy.max_body_bytes) {
         ok = px_answer_error(r, c, 413, "invalid_request_error", "request_too_large", NULL, NULL,
@@ -218,7 +222,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (*upload_data_size) {
         /* Bodies of early answers and of other routes are read and dropped. */
-        if (!r->early && r->route == RT_CHAT && !r->too_big) {
+        if (!r->early && (r->route == RT_CHAT || r->route == RT_CONTROL) && !r->too_big) {
             if (r->body.len + *upload_data_size > (size_t)px->cfg->proxy.max_body_bytes) {
                 r->too_big = 1;
                 px_buf_free(&r->body);
@@ -256,6 +260,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         break;
     case RT_HEALTH:
         ok = health(r, c);
+        break;
+    case RT_CONTROL:       /* quotatop top from another host: the control socket's requests */
+    case RT_CONTROL_SNAP:
+        ok = r->route == RT_CONTROL
+                 ? px_answer_json(r, c, 200, px->control(px->control_ud, r->body.s ? r->body.s : "", r->body.len),
+                                  NULL)
+                 : px_answer_json(r, c, 200, px->control(px->control_ud, "{\"op\":\"frame\"}", 14), NULL);
         break;
     default:
         ok = MHD_NO;
@@ -319,6 +330,8 @@ qt_proxy *qt_proxy_new(const qt_proxy_opts *o, char *err, size_t errlen)
         return NULL;
     }
     px->cfg = o->cfg;
+    px->control = o->control;
+    px->control_ud = o->control_ud;
     px->listen_fd = -1;
     px->guard_ep = -1;
     px->idle_timeout_s = o->idle_timeout_s ? o->idle_timeout_s : QT_PROXY_IDLE_TIMEOUT_S;

@@ -86,6 +86,8 @@ struct qt_proxy {
     const qt_config *cfg;
     qt_engine *engine;
     char *token;                    /* NULL = no auth */
+    char *(*control)(void *ud, const char *req, size_t len);   /* /control (quotatop top) */
+    void *control_ud;
     unsigned idle_timeout_s;
     unsigned headers_ms, body_ms;   /* total budgets of a request's headers and body */
     unsigned per_ip_limit;          /* 0 = none */
@@ -119,7 +121,7 @@ struct qt_proxy {
     pthread_t guard;
 };
 
-typedef enum { RT_NONE = 0, RT_CHAT, RT_MODELS, RT_MODEL, RT_METRICS, RT_HEALTH } px_route;
+typedef enum { RT_NONE = 0, RT_CHAT, RT_MODELS, RT_MODEL, RT_METRICS, RT_HEALTH, RT_CONTROL, RT_CONTROL_SNAP } px_route;
 
 struct px_req {
     qt_proxy *px;
