@@ -31,6 +31,25 @@ typedef struct {
     void *ud;
 } qt_stream_sink;
 
+/* What a job asks of the upstream (the job field "endpoint", the proxy's
+ * path). A chat job is an OpenAI chat request; a messages job an Anthropic
+ * messages request; a responses job an OpenAI Responses request; an
+ * embeddings job an OpenAI embeddings request. The body keeps its own API's
+ * shape; the provider carries it (as is to the same kind, translated, or the
+ * router skips a model that cannot carry it). */
+typedef enum {
+    QT_ENDPOINT_CHAT = 0,
+    QT_ENDPOINT_MESSAGES,
+    QT_ENDPOINT_RESPONSES,
+    QT_ENDPOINT_EMBEDDINGS,
+} qt_endpoint;
+#define QT_ENDPOINT_COUNT 4
+
+/* "chat", "messages", "responses", "embeddings". */
+const char *qt_endpoint_name(qt_endpoint e);
+/* The endpoint named s, or -1 when s names none. */
+int qt_endpoint_parse(const char *s);
+
 typedef struct {
     char *id;             /* from the line, or the line number */
     char *workflow;       /* default "default" */
@@ -41,7 +60,9 @@ typedef struct {
     int max_tokens;       /* the larger of the job's max_tokens and
                            * max_completion_tokens, 0 when both are absent */
     size_t prompt_chars;  /* characters of all message contents (token estimate input) */
-    int n_messages;       /* entries of "messages" */
+    int n_messages;       /* entries of "messages" (or of a responses "input" list,
+                           * or of a batched embeddings "input") */
+    qt_endpoint endpoint; /* the job field "endpoint", default chat */
     long line_no;         /* 1-based line in the jobs input, 0 when not from a file */
     uint64_t enqueued_ms; /* monotonic time it entered the queue */
     uint64_t dispatched_ms; /* monotonic time of its first upstream request, 0 before */

@@ -55,6 +55,7 @@
 #include "quotatop/common.h"
 #include "quotatop/config.h"
 #include "quotatop/http.h"
+#include "quotatop/jobs.h"
 
 #define QT_PROVIDER_MAX_HEADERS 4
 #define QT_PROVIDER_ERRLEN      256   /* a good size for the err buffers below */
@@ -93,7 +94,11 @@ typedef struct {
                                * than one (n > 1), else NULL */
     char *openai_json;        /* the whole answer as an OpenAI chat.completion: an
                                * openai-kind body exactly as the upstream sent it, an
-                               * anthropic-kind one translated; NULL for streams */
+                               * anthropic-kind one translated; NULL for streams.
+                               * For a responses or embeddings job: that answer's
+                               * own body, as the upstream sent it */
+    char *native_json;        /* an anthropic-kind body exactly as the upstream
+                               * sent it (a messages job gets it), else NULL */
 } qt_provider_result;
 
 /* A parsed non-2xx answer (a value struct; nothing to free). */
@@ -164,6 +169,12 @@ const qt_provider_ops *qt_provider_ops_for(qt_provider_kind kind);
  * qt_tr_openai_carries_to_anthropic in translate.h); else false with the
  * reason, naming the field, in why. Cheap (no copies). */
 bool qt_provider_can_carry(qt_provider_kind kind, const cJSON *job, char *why, size_t whylen);
+
+/* The answer for the client of a job of endpoint ep, as a new JSON text
+ * (caller frees): for messages an Anthropic message (the upstream's own when
+ * it was anthropic-kind, else translated), for the others the upstream's
+ * body (openai_json). NULL when r holds no answer or out of memory. */
+char *qt_provider_answer_json(qt_endpoint ep, const qt_provider_result *r);
 
 /* Frees what r holds (wiping the header lines first, since one carries the
  * key) and zeroes it. Accepts NULL and a zeroed struct. */

@@ -20,6 +20,23 @@
 
 #include <cJSON.h>
 
+static const char *const endpoint_names[QT_ENDPOINT_COUNT] = {
+    "chat", "messages", "responses", "embeddings",
+};
+
+const char *qt_endpoint_name(qt_endpoint e)
+{
+    return (unsigned)e < QT_ENDPOINT_COUNT ? endpoint_names[e] : "chat";
+}
+
+int qt_endpoint_parse(const char *s)
+{
+    for (int i = 0; s && i < QT_ENDPOINT_COUNT; i++)
+        if (!strcmp(s, endpoint_names[i]))
+            return i;
+    return -1;
+}
+
 const char *qt_status_name(qt_status s)
 {
     switch (s) {
@@ -147,6 +164,104 @@ char *qt_utf8_sanitize(char *s)
     return out;
 }
 
+/* What is wrong with the body of a job for its endpoint, or NULL. */
+static const char *messages_problem(const cJSON *msgs, char *detail, size_t len)
+{
+    if (!msgs)
+        return "no \"messages\"";
+    if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
+        return "\"messages\" must be a non-empty array";
+    int i = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs) {
+        if (!cJSON_IsObject(m) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role"))) {
+            snprintf(detail, len, "messages[%d] needs a \"role\" string", i);
+            return detail;
+        }
+        i++;
+    }
+    return NULL;
+}
+
+static const char *body_problem(qt_endpoint ep, const cJSON *body, char *detail, size_t len)
+{
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(body, "input");
+    switch (ep) {
+    case QT_ENDPOINT_CHAT:
+    case QT_ENDPOINT_MESSAGES:
+        return messages_problem(cJSON_GetObjectItemCaseSensitive(body, "messages"), detail, len);
+    case QT_ENDPOINT_RESPONSES:
+        if (!input)
+            return "no \"input\" (a responses job needs one)";
+        if (!cJSON_IsString(input) && !(cJSON_IsArray(input) && cJSON_GetArraySize(input) > 0))
+            return "\"input\" must be a string or a non-empty array";
+        return NULL;
+    case QT_ENDPOINT_EMBEDDINGS:
+        if (!input)
+            return "no \"input\" (an embeddings job needs one)";
+        if (!cJSON_IsString(input) && !(cJSON_IsArray(input) && cJSON_GetArraySize(input) > 0))
+            return "\"input\" must be a string or a non-empty array";
+        if (cJSON_IsArray(input) && cJSON_GetArraySize(input) > 2048)
+            return "\"input\" has more than 2048 items";
+        return NULL;
+    }
+    return NULL;
+}
+
+/* Characters of an embeddings or responses "input": a string, or a list of
+ * strings, token arrays (4 characters a token) or input items. Counts the
+ * items into *n. */
+static size_t input_chars(const cJSON *input, int *n)
+{
+    if (cJSON_IsString(input)) {
+        *n = 1;
+        return strlen(input->valuestring);
+    }
+    size_t chars = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, input) {
+        (*n)++;
+        if (cJSON_IsString(it))
+            chars += strlen(it->valuestring);
+        else if (cJSON_IsNumber(it))
+            chars += 4;
+        else if (cJSON_IsArray(it))
+            chars += 4 * (size_t)cJSON_GetArraySize(it);
+        else
+            chars += content_chars(cJSON_GetObjectItemCaseSensitive(it, "content"))
+                     + json_chars(cJSON_GetObjectItemCaseSensitive(it, "arguments"))
+                     + json_chars(cJSON_GetObjectItemCaseSensitive(it, "output"));
+    }
+    return chars;
+}
+
+/* Sets the prompt size (the token estimate's input) and the message count
+ * of a checked job from its body. */
+static void size_job(qt_job *job)
+{
+    const cJSON *b = job->body;
+    const cJSON *m;
+    switch (job->endpoint) {
+    case QT_ENDPOINT_CHAT:
+    case QT_ENDPOINT_MESSAGES:
+        cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(b, "messages")) {
+            job->prompt_chars += content_chars(cJSON_GetObjectItemCaseSensitive(m, "content"));
+            job->prompt_chars += json_chars(cJSON_GetObjectItemCaseSensitive(m, "tool_calls"));
+            job->n_messages++;
+        }
+        job->prompt_chars += content_chars(cJSON_GetObjectItemCaseSensitive(b, "system"));
+        break;
+    case QT_ENDPOINT_RESPONSES:
+        job->prompt_chars += input_chars(cJSON_GetObjectItemCaseSensitive(b, "input"), &job->n_messages);
+        job->prompt_chars += content_chars(cJSON_GetObjectItemCaseSensitive(b, "instructions"));
+        break;
+    case QT_ENDPOINT_EMBEDDINGS:
+        job->prompt_chars += input_chars(cJSON_GetObjectItemCaseSensitive(b, "input"), &job->n_messages);
+        return;   /* no tools, and nothing to complete */
+    }
+    job->prompt_chars += json_chars(cJSON_GetObjectItemCaseSensitive(b, "tools"));
+}
+
 qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job **out,
                         char **id_out, char **workflow_out, char *err, size_t errlen)
 {
@@ -173,9 +288,11 @@ qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job 
     const cJSON *wf = cJSON_GetObjectItemCaseSensitive(body, "workflow");
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(body, "priority");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(body, "max_tokens");
     const cJSON *mct = cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens");
+    const cJSON *mot = cJSON_GetObjectItemCaseSensitive(body, "max_output_tokens");
+    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(body, "endpoint");
+    int endpoint = ep ? qt_endpoint_parse(cJSON_IsString(ep) ? ep->valuestring : NULL) : QT_ENDPOINT_CHAT;
     if (id_out)
         *id_out = id_of(id, line_no);
     if (workflow_out)
@@ -199,27 +316,16 @@ qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job 
         snprintf(detail, sizeof detail, "unknown model \"%.80s\" (not in the config)",
                  model->valuestring);
         problem = detail;
-    } else if (!msgs)
-        problem = "no \"messages\"";
-    else if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
-        problem = "\"messages\" must be a non-empty array";
+    } else if (ep && (!cJSON_IsString(ep) || endpoint < 0))
+        problem = "\"endpoint\" must be \"chat\", \"messages\", \"responses\" or \"embeddings\"";
     else if (mt && (!cJSON_IsNumber(mt) || mt->valuedouble < 1 || mt->valuedouble > 10000000))
         problem = "\"max_tokens\" must be a positive number";
     else if (mct && (!cJSON_IsNumber(mct) || mct->valuedouble < 1 || mct->valuedouble > 10000000))
         problem = "\"max_completion_tokens\" must be a positive number";
-    if (!problem) {
-        const cJSON *m;
-        int i = 0;
-        cJSON_ArrayForEach(m, msgs) {
-            const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-            if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
-                snprintf(detail, sizeof detail, "messages[%d] needs a \"role\" string", i);
-                problem = detail;
-                break;
-            }
-            i++;
-        }
-    }
+    else if (mot && (!cJSON_IsNumber(mot) || mot->valuedouble < 1 || mot->valuedouble > 10000000))
+        problem = "\"max_output_tokens\" must be a positive number";
+    else
+        problem = body_problem((qt_endpoint)endpoint, body, detail, sizeof detail);
     if (problem) {
         snprintf(err, errlen, "%s%s", where, problem);
         cJSON_Delete(body);
@@ -240,15 +346,12 @@ qt_err qt_job_from_json(cJSON *body, long line_no, const qt_config *cfg, qt_job 
     job->max_tokens = mt ? (int)mt->valuedouble : 0;
     if (mct && (int)mct->valuedouble > job->max_tokens)   /* reserve the larger */
         job->max_tokens = (int)mct->valuedouble;
+    if (mot && (int)mot->valuedouble > job->max_tokens)   /* the Responses API's name */
+        job->max_tokens = (int)mot->valuedouble;
     job->line_no = line_no;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, msgs) {
-        job->prompt_chars += content_chars(cJSON_GetObjectItemCaseSensitive(m, "content"));
-        job->prompt_chars += json_chars(cJSON_GetObjectItemCaseSensitive(m, "tool_calls"));
-        job->n_messages++;
-    }
-    job->prompt_chars += json_chars(cJSON_GetObjectItemCaseSensitive(body, "tools"));
+    job->endpoint = (qt_endpoint)endpoint;
     job->body = body;
+    size_job(job);
     *out = job;
     return QT_OK;
 }

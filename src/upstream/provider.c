@@ -34,12 +34,6 @@ const qt_provider_ops *qt_provider_ops_for(qt_provider_kind kind)
     return NULL;
 }
 
-bool qt_provider_can_carry(qt_provider_kind kind, const cJSON *job, char *why, size_t whylen)
-{
-    if (kind == QT_KIND_ANTHROPIC)
-        return qt_tr_openai_carries_to_anthropic(job, why, whylen);
-    return true;   /* jobs are OpenAI-shaped: they pass through as they are */
-}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -157,9 +151,11 @@ qt_err qt_prov_check_job(const cJSON *job, const char *api_key, char *err, size_
         qt_prov_errf(err, errlen, "job is not a JSON object");
         return QT_ERR_INVALID;
     }
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(job, "messages");
-    if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
-        qt_prov_errf(err, errlen, "job has no messages");
+    qt_endpoint ep = qt_prov_endpoint(job);
+    const char *need = ep == QT_ENDPOINT_RESPONSES || ep == QT_ENDPOINT_EMBEDDINGS ? "input" : "messages";
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(job, need);
+    if (!cJSON_IsString(msgs) && (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)) {
+        qt_prov_errf(err, errlen, "job has no %s", need);
         return QT_ERR_INVALID;
     }
     if (api_key && has_ctl(api_key)) {
@@ -262,6 +258,7 @@ void qt_provider_result_free(qt_provider_result *r)
     free(r->tool_calls);
     free(r->choices);
     free(r->openai_json);
+    free(r->native_json);
     memset(r, 0, sizeof *r);
 }
 

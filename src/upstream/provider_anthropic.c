@@ -19,6 +19,39 @@
 
 #define ANTHROPIC_VERSION "2023-06-01"
 
+/* A messages job goes as it is: quotatop's fields dropped, the model
+ * renamed, max_tokens (which Anthropic requires) defaulted, stream set. */
+static qt_err native_body(const cJSON *job, const char *upstream, long default_max_tokens,
+                          bool stream, cJSON **out, char *err, size_t errlen)
+{
+    static const char *const drop[] = {"id", "workflow", "priority", "endpoint", "stream"};
+    cJSON *body = cJSON_CreateObject();
+    bool ok = body && (!upstream || cJSON_AddStringToObject(body, "model", upstream));
+    for (const cJSON *f = job->child; ok && f; f = f->next) {
+        bool skip = f->string == NULL || !strncmp(f->string, "quotatop_", 9)
+                    || (upstream && !strcmp(f->string, "model"));   /* added renamed above */
+        for (size_t i = 0; !skip && i < QT_ARRAY_LEN(drop); i++)
+            skip = !strcmp(f->string, drop[i]);
+        if (skip)
+            continue;
+        cJSON *dup = cJSON_Duplicate(f, 1);
+        ok = dup && cJSON_AddItemToObject(body, f->string, dup);
+        if (!ok)
+            cJSON_Delete(dup);
+    }
+    if (ok && !cJSON_HasObjectItem(body, "max_tokens"))
+        ok = cJSON_AddNumberToObject(body, "max_tokens", (double)(default_max_tokens > 0 ? default_max_tokens : 1024)) != NULL;
+    if (ok && stream)
+        ok = cJSON_AddTrueToObject(body, "stream") != NULL;
+    if (!ok) {
+        cJSON_Delete(body);
+        qt_prov_errf(err, errlen, "out of memory building the request");
+        return QT_ERR_NOMEM;
+    }
+    *out = body;
+    return QT_OK;
+}
+
 static qt_err anthropic_build_request(const cJSON *job, const qt_model_cfg *model,
                                       const char *api_key, bool stream,
                                       qt_provider_request *out, char *err, size_t errlen)
@@ -28,9 +61,17 @@ static qt_err anthropic_build_request(const cJSON *job, const qt_model_cfg *mode
     if (rc != QT_OK)
         return rc;
     const char *upstream = model ? (model->upstream_model ? model->upstream_model : model->name) : NULL;
+    long max_default = model ? model->default_max_tokens : 0;
     cJSON *body = NULL;
-    rc = qt_tr_req_openai_to_anthropic(job, upstream, model ? model->default_max_tokens : 0, stream,
-                                       &body, err, errlen);
+    char why[160];
+    if (qt_prov_endpoint(job) == QT_ENDPOINT_MESSAGES)
+        rc = native_body(job, upstream, max_default, stream, &body, err, errlen);
+    else if (qt_prov_endpoint(job) != QT_ENDPOINT_CHAT) {   /* responses, embeddings */
+        qt_provider_can_carry(QT_KIND_ANTHROPIC, job, why, sizeof why);
+        qt_prov_errf(err, errlen, "%s", why);
+        return QT_ERR_INVALID;
+    } else
+        rc = qt_tr_req_openai_to_anthropic(job, upstream, max_default, stream, &body, err, errlen);
     if (rc == QT_ERR_LIMIT)
         rc = QT_ERR_INVALID;   /* the ops contract: the request cannot be built */
     if (rc != QT_OK)
@@ -79,6 +120,15 @@ static qt_err anthropic_parse_response(const char *body, size_t len, qt_provider
          * no clock; the engine stamps it (engine_send.c). */
         if (rc == QT_OK)
             rc = qt_prov_result_from_openai(oai, NULL, 0, out, err, errlen);
+        /* A messages job's client gets the message as the upstream sent it. */
+        if (rc == QT_OK && (out->native_json = malloc(len + 1)) != NULL) {
+            memcpy(out->native_json, body, len);
+            out->native_json[len] = '\0';
+        } else if (rc == QT_OK) {
+            qt_provider_result_free(out);
+            qt_prov_errf(err, errlen, "out of memory parsing the response");
+            rc = QT_ERR_NOMEM;
+        }
     }
     cJSON_Delete(oai);
     cJSON_Delete(root);

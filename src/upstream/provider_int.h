@@ -93,4 +93,16 @@ bool sb_set(sbuf *b, const char *s, size_t n);
 /* The contents, "" when nothing was ever added. */
 const char *sb_str(const sbuf *b);
 
+/* The endpoint a job body names ("endpoint"; chat when absent). */
+qt_endpoint qt_prov_endpoint(const cJSON *job);
+
+/* A Responses answer (object "response") / an embeddings answer (object
+ * "list") read into *out, as qt_prov_result_from_openai reads a chat
+ * completion: openai_json gets raw (raw_len bytes) or, when raw is NULL, root
+ * printed. QT_ERR_INVALID with the missing field in err. */
+qt_err qt_prov_result_from_responses(const cJSON *root, const char *raw, size_t raw_len,
+                                     qt_provider_result *out, char *err, size_t errlen);
+qt_err qt_prov_result_from_embeddings(const cJSON *root, const char *raw, size_t raw_len,
+                                      qt_provider_result *out, char *err, size_t errlen);
+
 #endif /* QT_PROVIDER_INT_H */

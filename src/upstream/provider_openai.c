@@ -1,6 +1,8 @@
 /* provider_openai.c: the OpenAI chat-completions kind.
  *
- * DESIGN. The upstream body is the job object itself, copied field by field
+ * DESIGN. Chat completions, and the Responses and embeddings endpoints
+ * (provider_endpoint.c); a messages job is translated to a chat request
+ * first. The upstream body is the job object itself, copied field by field
  * in the job's order, minus quotatop's own fields (provider.h lists them),
  * with `model` swapped for the upstream name and the stream fields set from
  * the build flag. Unknown fields are the caller's business and pass through.
@@ -14,17 +16,30 @@
 #include <string.h>
 
 #include "provider_int.h"
+#include "quotatop/translate.h"
 
 /* Job keys that never go upstream (see provider.h). "model" is replaced,
  * "stream"/"stream_options" are re-added from the build flag. */
 static bool dropped_key(const char *k)
 {
-    static const char *const drop[] = {"id", "workflow", "priority", "stream", "stream_options"};
+    static const char *const drop[] = {"id", "workflow", "priority", "endpoint", "stream",
+                                       "stream_options"};
     for (size_t i = 0; i < QT_ARRAY_LEN(drop); i++)
         if (!strcmp(k, drop[i]))
             return true;
     return strncmp(k, "quotatop_", 9) == 0;
 }
+
+static const char *const endpoint_paths[QT_ENDPOINT_COUNT] = {
+    [QT_ENDPOINT_CHAT] = "/chat/completions",
+    [QT_ENDPOINT_MESSAGES] = "/chat/completions",   /* translated first */
+    [QT_ENDPOINT_RESPONSES] = "/responses",
+    [QT_ENDPOINT_EMBEDDINGS] = "/embeddings",
+};
+
+static qt_err build_body(const cJSON *job, qt_endpoint ep, const qt_model_cfg *model,
+                         const char *api_key, bool stream, qt_provider_request *out,
+                         char *err, size_t errlen);
 
 static qt_err openai_build_request(const cJSON *job, const qt_model_cfg *model,
                                    const char *api_key, bool stream,
@@ -34,6 +49,25 @@ static qt_err openai_build_request(const cJSON *job, const qt_model_cfg *model,
     qt_err rc = qt_prov_check_job(job, api_key, err, errlen);
     if (rc != QT_OK)
         return rc;
+    qt_endpoint ep = qt_prov_endpoint(job);
+    if (ep != QT_ENDPOINT_MESSAGES)
+        return build_body(job, ep, model, api_key, stream, out, err, errlen);
+    /* An Anthropic-shaped job to an openai-kind model: translated. */
+    cJSON *chat = NULL;
+    rc = qt_tr_req_anthropic_to_openai(job, NULL, false, &chat, err, errlen);
+    if (rc == QT_ERR_LIMIT)
+        rc = QT_ERR_INVALID;   /* the ops contract: the request cannot be built */
+    if (rc == QT_OK)
+        rc = build_body(chat, QT_ENDPOINT_CHAT, model, api_key, stream, out, err, errlen);
+    cJSON_Delete(chat);
+    return rc;
+}
+
+/* The upstream body: the job's fields minus quotatop's, model renamed. */
+static qt_err build_body(const cJSON *job, qt_endpoint ep, const qt_model_cfg *model,
+                         const char *api_key, bool stream, qt_provider_request *out,
+                         char *err, size_t errlen)
+{
     const char *upstream = model ? (model->upstream_model ? model->upstream_model : model->name) : NULL;
     const cJSON *job_model = cJSON_GetObjectItemCaseSensitive(job, "model");
     if (upstream == NULL)
@@ -59,7 +93,9 @@ static qt_err openai_build_request(const cJSON *job, const qt_model_cfg *model,
                 cJSON_Delete(dup);
         }
     }
-    if (ok && stream) {
+    if (ok && stream && ep == QT_ENDPOINT_RESPONSES) {
+        ok = cJSON_AddTrueToObject(body, "stream") != NULL;   /* usage comes in response.completed */
+    } else if (ok && stream && ep == QT_ENDPOINT_CHAT) {
         cJSON *so;
         ok = cJSON_AddTrueToObject(body, "stream")
             && (so = cJSON_AddObjectToObject(body, "stream_options")) != NULL
@@ -86,7 +122,7 @@ static qt_err openai_build_request(const cJSON *job, const qt_model_cfg *model,
         qt_prov_errf(err, errlen, "out of memory building the request");
         return QT_ERR_NOMEM;
     }
-    out->path = "/chat/completions";
+    out->path = endpoint_paths[ep];
     out->body_len = strlen(out->body);
     return QT_OK;
 }
@@ -179,8 +215,16 @@ static qt_err openai_parse_response(const char *body, size_t len, qt_provider_re
     cJSON *root = qt_prov_parse_json(body, len, err, errlen);
     if (root == NULL)
         return QT_ERR_INVALID;
-    /* The answer is forwarded exactly as the upstream sent it. */
-    qt_err rc = qt_prov_result_from_openai(root, body, len, out, err, errlen);
+    /* The answer is forwarded exactly as the upstream sent it. Its object
+     * says which endpoint answered. */
+    const char *object = qt_prov_get_str(root, "object");
+    qt_err rc;
+    if (object && !strcmp(object, "response"))
+        rc = qt_prov_result_from_responses(root, body, len, out, err, errlen);
+    else if (object && !strcmp(object, "list"))
+        rc = qt_prov_result_from_embeddings(root, body, len, out, err, errlen);
+    else
+        rc = qt_prov_result_from_openai(root, body, len, out, err, errlen);
     cJSON_Delete(root);
     return rc;
 }

@@ -142,6 +142,8 @@ struct qt_provider_stream {
     qt_sse *sse;
     qt_tr_stream *tr;         /* anthropic: events -> chunks */
     qt_tr_acc *acc;           /* every chunk sent, folded into one answer */
+    cJSON *final;             /* a Responses stream: the response its
+                               * response.completed (or .incomplete) event carried */
     bool done;
     bool has_error;
     qt_provider_error error;
@@ -179,6 +181,7 @@ void qt_provider_stream_free(qt_provider_stream *s)
     qt_sse_free(s->sse);
     qt_tr_stream_free(s->tr);
     qt_tr_acc_free(s->acc);
+    cJSON_Delete(s->final);
     free(s->model_override);
     free(s);
 }
@@ -229,6 +232,29 @@ static void take_error(qt_provider_stream *s, const char *data, size_t len)
     s->rc = QT_ERR_IO;
 }
 
+/* A Responses API event (type "response.*"): passed on as the upstream
+ * wrote it; the final response is kept for the result. Takes root. */
+static int responses_event(qt_provider_stream *s, cJSON *root, const char *type,
+                           const qt_sse_event *ev)
+{
+    if (!strcmp(type, "response.failed") || !strcmp(type, "response.error")) {
+        cJSON_Delete(root);
+        take_error(s, ev->data, ev->data_len);
+        return 1;
+    }
+    bool last = !strcmp(type, "response.completed") || !strcmp(type, "response.incomplete");
+    int stop = s->on_chunk ? s->on_chunk(s->ud, ev->data, ev->data_len) : 0;
+    if (last) {
+        cJSON_Delete(s->final);
+        s->final = cJSON_DetachItemFromObjectCaseSensitive(root, "response");
+        s->done = true;
+    }
+    cJSON_Delete(root);
+    if (stop)
+        s->rc = QT_ERR_CLOSED;
+    return stop;
+}
+
 static int openai_event(qt_provider_stream *s, const qt_sse_event *ev)
 {
     if (!strcmp(ev->data, "[DONE]")) {
@@ -241,7 +267,11 @@ static int openai_event(qt_provider_stream *s, const qt_sse_event *ev)
         s->rc = QT_ERR_INVALID;
         return 1;
     }
-    if (cJSON_GetObjectItemCaseSensitive(root, "error") != NULL) {
+    const char *type = qt_prov_get_str(root, "type");
+    if (type && !strncmp(type, "response.", 9))
+        return responses_event(s, root, type, ev);
+    if (cJSON_GetObjectItemCaseSensitive(root, "error") != NULL
+        || (type && !strcmp(type, "error"))) {
         cJSON_Delete(root);
         take_error(s, ev->data, ev->data_len);
         return 1;
@@ -308,6 +338,14 @@ qt_err qt_provider_stream_result(const qt_provider_stream *s, qt_provider_result
                                  char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
+    if (s->final) {   /* a Responses stream */
+        qt_err rc = qt_prov_result_from_responses(s->final, NULL, 0, out, err, errlen);
+        if (rc == QT_OK) {
+            free(out->openai_json);   /* the client already has the events */
+            out->openai_json = NULL;
+        }
+        return rc;
+    }
     cJSON *c = qt_tr_acc_completion(s->acc);
     cJSON *choices = cJSON_GetObjectItemCaseSensitive(c, "choices");
     bool had_usage = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c, "usage"));
