@@ -87,10 +87,13 @@ typedef struct {
 } qt_job_detail;
 
 /* Extra information about a finished job for callers that answer clients
- * (the proxy) or record traces (run, serve): the upstream answer rendered in
- * OpenAI's chat.completion shape, and every attempt. */
+ * (the proxy) or record traces (run, serve): the upstream answer in the shape
+ * of the job's endpoint, and every attempt. */
 typedef struct {
-    const char *openai_json;     /* NULL unless status ok */
+    const char *openai_json;     /* NULL unless status ok. The answer as the client of
+                                  * the job's endpoint expects it: a chat.completion
+                                  * (chat), an Anthropic message (messages), a
+                                  * response (responses), an embeddings list */
     int http_status;             /* last upstream status (0 none) */
     const qt_attempt_view *attempts;   /* the last 16 attempts, oldest first */
     int n_attempts;

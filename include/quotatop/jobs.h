@@ -106,6 +106,10 @@ typedef struct {
     long cached_tokens;        /* of prompt_tokens, read from the prompt cache */
     long cache_write_tokens;   /* of prompt_tokens, written to it (Anthropic) */
     long reasoning_tokens;     /* of completion_tokens */
+    qt_endpoint endpoint;      /* the job's; written when not chat */
+    const char *upstream_id;   /* the answer's id ("resp_..." is what a later
+                                * previous_response_id names); written for responses */
+    const char *embeddings;    /* JSON array text of the vectors (embeddings), else NULL */
 } qt_result;
 
 /* Parses one job line. On success returns QT_OK and *out (free with

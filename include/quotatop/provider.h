@@ -97,6 +97,8 @@ typedef struct {
                                * anthropic-kind one translated; NULL for streams.
                                * For a responses or embeddings job: that answer's
                                * own body, as the upstream sent it */
+    char *embeddings;         /* an embeddings answer: its vectors as a JSON array
+                               * text (one array per input, in order), else NULL */
     char *native_json;        /* an anthropic-kind body exactly as the upstream
                                * sent it (a messages job gets it), else NULL */
 } qt_provider_result;

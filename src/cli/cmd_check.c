@@ -29,6 +29,10 @@ static const char *const job_keys[] = {
     "stop", "tools", "tool_choice", "parallel_tool_calls", "response_format", "seed", "n",
     "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "user",
     "metadata", "max_completion_tokens", "stream", "system", "stop_sequences", "top_k",
+    /* the other endpoints (the job field "endpoint") */
+    "endpoint", "input", "instructions", "max_output_tokens", "previous_response_id", "store",
+    "reasoning", "text", "truncation", "include", "encoding_format", "dimensions", "thinking",
+    "service_tier", "modalities", "audio", "prediction", "reasoning_effort", "web_search_options",
 };
 
 typedef struct {

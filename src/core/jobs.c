@@ -488,6 +488,11 @@ char *qt_result_to_json(const qt_result *res)
         cJSON_AddNumberToObject(o, "cache_write_tokens", (double)res->cache_write_tokens);
     if (res->reasoning_tokens > 0)
         cJSON_AddNumberToObject(o, "reasoning_tokens", (double)res->reasoning_tokens);
+    if (res->endpoint != QT_ENDPOINT_CHAT)
+        cJSON_AddStringToObject(o, "endpoint", qt_endpoint_name(res->endpoint));
+    if (res->endpoint == QT_ENDPOINT_RESPONSES && res->upstream_id && res->upstream_id[0])
+        cJSON_AddStringToObject(o, "response_id", res->upstream_id);
+    add_json_text(o, "embeddings", res->embeddings);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     /* Upstream text may hold bytes that are not UTF-8: U+FFFD for each, so

@@ -125,6 +125,7 @@ static void finish(qt_engine *e, ejob *ej, const outcome *o)
     uint64_t now = now_of(e);
     qt_result r = {
         .id = job->id, .workflow = job->workflow, .status = o->status, .model = job->model,
+        .endpoint = job->endpoint,
         .model_used = o->model_used, .provider = o->provider, .attempts = o->attempts,
         .prompt_tokens = o->prompt_tokens, .completion_tokens = o->completion_tokens,
         .cost_usd = o->cost_usd, .queued_ms = job->dispatched_ms > job->enqueued_ms
@@ -218,8 +219,11 @@ void engine_finish_action(qt_engine *e, ejob *ej, fsm_action *act, const fsm_att
     qt_job *job = ej->job;
     uint64_t wall = wall_of(e);
     const char *oj = NULL;
+    char *answer = NULL;   /* a messages job's Anthropic-shaped answer */
     if (act->billed && a) {
-        if (e->want_openai_json)
+        if (e->want_openai_json && job->endpoint == QT_ENDPOINT_MESSAGES)
+            oj = answer = qt_provider_answer_json(job->endpoint, &a->res);
+        else if (e->want_openai_json)
             oj = a->res.openai_json;
         /* Billed: into the ledger before the result goes out. */
         qt_ledger_call lc = { .wall_ms = wall, .workflow = job->workflow, .model = job->model,
@@ -238,6 +242,7 @@ void engine_finish_action(qt_engine *e, ejob *ej, fsm_action *act, const fsm_att
     finish(e, ej, &o);
     free(owned_content);
     free(owned_model);
+    free(answer);
 }
 
 /* ------------------------------------------------------------ the worker */

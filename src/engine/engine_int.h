@@ -114,6 +114,8 @@ static inline uint64_t wall_of(qt_engine *e) { return qt_clock_wall_ms(e->clock)
 /* The job's max_tokens, else the model's default (what providers count). */
 static inline int max_tokens_of(const qt_engine *e, const qt_job *job, int mi)
 {
+    if (job->endpoint == QT_ENDPOINT_EMBEDDINGS)
+        return 0;   /* nothing to complete: only the input counts */
     return fsm_max_tokens(e->cfg, job, mi);
 }
 

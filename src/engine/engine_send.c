@@ -197,7 +197,8 @@ static void redact_attempt(qt_engine *e, fsm_attempt *a)
     qt_redact(a->err, keys, n);
     qt_redact(a->perr.message, keys, n);
     qt_redact(a->resp.error, keys, n);
-    char *texts[] = { a->res.content, a->res.openai_json, a->res.tool_calls, a->res.choices };
+    char *texts[] = { a->res.content, a->res.openai_json, a->res.native_json, a->res.tool_calls,
+                      a->res.choices };
     for (size_t i = 0; i < QT_ARRAY_LEN(texts); i++)
         if (texts[i])
             qt_redact(texts[i], keys, n);
@@ -219,4 +220,6 @@ void engine_result_details(qt_result *r, const qt_provider_result *res)
     r->cached_tokens = res->cached_tokens;
     r->cache_write_tokens = res->cache_write_tokens;
     r->reasoning_tokens = res->reasoning_tokens;
+    r->upstream_id = res->id;
+    r->embeddings = res->embeddings;
 }

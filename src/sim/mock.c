@@ -296,12 +296,16 @@ static void done_in_flight(qt_mock *m, const mock_req *q)
 /* A chat request's first part: parse, decide, and with a latency suspend
  * the connection until it has run out. Returns true when suspended (the
  * handler is called again then and finishes with chat_finish). */
-static bool chat_begin(qt_mock *m, struct MHD_Connection *c, mock_conn *cx, bool anthropic)
+static bool chat_begin(qt_mock *m, struct MHD_Connection *c, mock_conn *cx, mock_api api)
 {
+    bool anthropic = api == MOCK_API_MESSAGES;
     if (cx->too_big)
         memset(&cx->q, 0, sizeof cx->q);
+    else if (api == MOCK_API_RESPONSES || api == MOCK_API_EMBEDDINGS)
+        mock_parse_api_request(cx->buf, cx->len, api, &cx->q);
     else
         mock_parse_request(cx->buf, cx->len, anthropic, &cx->q);
+    cx->q.api = (int)api;
     bool auth = key_ok(m, c, anthropic);
     cx->anthropic = anthropic;
     cx->key_given = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -326,19 +330,25 @@ static void chat_finish(qt_mock *m, mock_conn *cx, mock_reply *r)
     } else {
         mock_answer a = { q->model, q->prompt_tokens, v->completion, v->truncated, v->seq,
                           qt_wall_ms() / 1000, q, v->cached, v->cache_write };
-        if (q->stream) {
+        if (q->api == MOCK_API_EMBEDDINGS) {
+            mock_set_json(r, 200, mock_embeddings_body(&a));
+        } else if (q->stream) {
             r->events = anthropic ? mock_anthropic_stream(&a, &r->nev)
-                                  : mock_openai_stream(&a, q->include_usage, &r->nev);
+                        : q->api == MOCK_API_RESPONSES ? mock_responses_stream(&a, &r->nev)
+                        : mock_openai_stream(&a, q->include_usage, &r->nev);
             r->status = r->events ? 200 : 500;
             r->ctype = "text/event-stream";
             mock_add_header_s(r, "Cache-Control", "no-cache");
         } else {
-            mock_set_json(r, 200, anthropic ? mock_anthropic_body(&a) : mock_openai_body(&a));
+            mock_set_json(r, 200, anthropic ? mock_anthropic_body(&a)
+                                  : q->api == MOCK_API_RESPONSES ? mock_responses_body(&a)
+                                  : mock_openai_body(&a));
         }
     }
+    static const char *const paths[] = {"/v1/chat/completions", "/v1/messages", "/v1/responses",
+                                        "/v1/embeddings"};
     if (m->verbose)
-        fprintf(stderr, "mock: POST %s model=%s -> %u\n",
-                anthropic ? "/v1/messages" : "/v1/chat/completions",
+        fprintf(stderr, "mock: POST %s model=%s -> %u\n", paths[q->api & 3],
                 q->has_model ? q->model : "-", r->status);
     done_in_flight(m, q);
 }
@@ -354,8 +364,8 @@ static void route(qt_mock *m, struct MHD_Connection *c, const char *url, const c
 {
     bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
     bool anth_kind = m->kind == QT_MOCK_ANTHROPIC;
-    if (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/messages")) {
-        bool anthropic = url[4] == 'm';
+    if (mock_api_of(url) >= 0) {
+        bool anthropic = mock_api_of(url) == MOCK_API_MESSAGES;
         if (!post)   /* POST is answered by chat_begin / chat_finish */
             mock_bad_method(r, anthropic, method, url, "POST");
     } else if (!strcmp(url, "/healthz")) {
@@ -509,9 +519,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cx->buf[cx->len] = '\0';
         return MHD_YES;
     }
-    bool chat = !strcmp(method, "POST")
-                && (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/messages"));
-    if (chat && cx->state == 0 && chat_begin(m, c, cx, url[4] == 'm'))
+    bool chat = !strcmp(method, "POST") && mock_api_of(url) >= 0;
+    if (chat && cx->state == 0 && chat_begin(m, c, cx, (mock_api)mock_api_of(url)))
         return MHD_YES;   /* suspended: called again when the latency is over */
     mock_reply r;
     memset(&r, 0, sizeof r);

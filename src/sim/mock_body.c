@@ -201,7 +201,7 @@ static char *reply_text(uint64_t tokens)
 
 /* The text of an answer: the tool result quoted after a tool call, else
  * the cycled sentence. Caller frees. */
-static char *answer_text(const mock_answer *a)
+char *mock_answer_text(const mock_answer *a)
 {
     if (a->q && a->q->after_tool) {
         size_t n = strlen(a->q->tool_result) + 40;
@@ -258,7 +258,7 @@ static void anthropic_usage(cJSON *u, const mock_answer *a, uint64_t output)
 
 char *mock_openai_body(const mock_answer *a)
 {
-    char *text = answer_text(a);
+    char *text = mock_answer_text(a);
     if (!text)
         return NULL;
     char id[64];
@@ -301,7 +301,7 @@ char *mock_openai_body(const mock_answer *a)
 
 char *mock_anthropic_body(const mock_answer *a)
 {
-    char *text = answer_text(a);
+    char *text = mock_answer_text(a);
     if (!text)
         return NULL;
     char id[64];
@@ -335,14 +335,9 @@ char *mock_anthropic_body(const mock_answer *a)
 
 /* ---- streams ---- */
 
-typedef struct {
-    char **v;
-    size_t n, cap;
-    bool oom;
-} evlist;
 
 /* Appends "[event: NAME\n]data: JSON\n\n", taking ownership of o. */
-static void ev_add(evlist *l, const char *event, cJSON *o)
+void mock_ev_add(mock_evlist *l, const char *event, cJSON *o)
 {
     char *json = print_and_free(o);
     if (!json || l->oom) {
@@ -376,7 +371,7 @@ static void ev_add(evlist *l, const char *event, cJSON *o)
     l->v[l->n++] = s;
 }
 
-static char **ev_finish(evlist *l, size_t *n)
+char **mock_ev_finish(mock_evlist *l, size_t *n)
 {
     if (l->oom) {
         mock_events_free(l->v, l->n);
@@ -395,7 +390,7 @@ void mock_events_free(char **ev, size_t n)
 }
 
 /* Calls fn(word, arg) for each word of text, the space kept with the word. */
-static void each_word(const char *text, void (*fn)(const char *, void *), void *arg)
+void mock_each_word(const char *text, void (*fn)(const char *, void *), void *arg)
 {
     char w[128];
     const char *p = text;
@@ -412,7 +407,7 @@ static void each_word(const char *text, void (*fn)(const char *, void *), void *
 }
 
 typedef struct {
-    evlist *l;
+    mock_evlist *l;
     const mock_answer *a;
     const char *id;
     bool include_usage;
@@ -453,7 +448,7 @@ static void openai_word(const char *word, void *arg)
     cJSON *delta;
     cJSON *o = openai_choice_chunk(c, &delta, NULL);
     cJSON_AddStringToObject(delta, "content", word);
-    ev_add(c->l, NULL, o);
+    mock_ev_add(c->l, NULL, o);
 }
 
 /* Calls fn(piece, arg) for the arguments text cut in about three pieces
@@ -479,7 +474,7 @@ static void openai_args_piece(const char *piece, void *arg)
     cJSON_AddItemToArray(cJSON_AddArrayToObject(delta, "tool_calls"), tc);
     cJSON_AddNumberToObject(tc, "index", 0);
     cJSON_AddStringToObject(cJSON_AddObjectToObject(tc, "function"), "arguments", piece);
-    ev_add(c->l, NULL, o);
+    mock_ev_add(c->l, NULL, o);
 }
 
 /* One choice of a streamed OpenAI answer: role, text or tool call, finish. */
@@ -500,25 +495,25 @@ static void openai_stream_choice(stream_ctx *c, const char *text)
         cJSON *fn = cJSON_AddObjectToObject(tc, "function");
         cJSON_AddStringToObject(fn, "name", c->a->q->tool_name);
         cJSON_AddStringToObject(fn, "arguments", "");
-        ev_add(c->l, NULL, o);
+        mock_ev_add(c->l, NULL, o);
         each_piece(c->a->q->tool_args, openai_args_piece, c);
     } else {
         cJSON_AddStringToObject(delta, "content", "");
-        ev_add(c->l, NULL, o);
-        each_word(text, openai_word, c);
+        mock_ev_add(c->l, NULL, o);
+        mock_each_word(text, openai_word, c);
     }
     o = openai_choice_chunk(c, &delta, openai_finish(c->a));
-    ev_add(c->l, NULL, o);
+    mock_ev_add(c->l, NULL, o);
 }
 
 char **mock_openai_stream(const mock_answer *a, bool include_usage, size_t *n)
 {
-    char *text = answer_text(a);
+    char *text = mock_answer_text(a);
     if (!text)
         return NULL;
     char id[64];
     snprintf(id, sizeof id, "chatcmpl-mock%016llx", (unsigned long long)a->seq);
-    evlist l = { 0 };
+    mock_evlist l = { 0 };
     stream_ctx c = { &l, a, id, include_usage, 0 };
     for (c.choice = 0; c.choice < n_choices(a); c.choice++)
         openai_stream_choice(&c, text);
@@ -526,11 +521,11 @@ char **mock_openai_stream(const mock_answer *a, bool include_usage, size_t *n)
         cJSON *o = openai_chunk(&c);
         cJSON_AddArrayToObject(o, "choices");
         openai_usage(o, a);
-        ev_add(&l, NULL, o);
+        mock_ev_add(&l, NULL, o);
     }
     free(text);
     /* the terminator is not JSON: add it by hand */
-    char **v = ev_finish(&l, n);
+    char **v = mock_ev_finish(&l, n);
     if (!v)
         return NULL;
     char **nv = realloc(v, (*n + 1) * sizeof *nv);
@@ -552,7 +547,7 @@ static void anthropic_delta(stream_ctx *c, const char *type, const char *key, co
     cJSON *d = cJSON_AddObjectToObject(o, "delta");
     cJSON_AddStringToObject(d, "type", type);
     cJSON_AddStringToObject(d, key, val);
-    ev_add(c->l, "content_block_delta", o);
+    mock_ev_add(c->l, "content_block_delta", o);
 }
 
 static void anthropic_word(const char *word, void *arg)
@@ -578,7 +573,7 @@ static void anthropic_start(stream_ctx *c)
     cJSON_AddNullToObject(m, "stop_reason");
     cJSON_AddNullToObject(m, "stop_sequence");
     anthropic_usage(cJSON_AddObjectToObject(m, "usage"), c->a, 1);
-    ev_add(c->l, "message_start", o);
+    mock_ev_add(c->l, "message_start", o);
 
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "content_block_start");
@@ -595,32 +590,32 @@ static void anthropic_start(stream_ctx *c)
         cJSON_AddStringToObject(b, "type", "text");
         cJSON_AddStringToObject(b, "text", "");
     }
-    ev_add(c->l, "content_block_start", o);
+    mock_ev_add(c->l, "content_block_start", o);
 
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "ping");
-    ev_add(c->l, "ping", o);
+    mock_ev_add(c->l, "ping", o);
 }
 
 char **mock_anthropic_stream(const mock_answer *a, size_t *n)
 {
-    char *text = answer_text(a);
+    char *text = mock_answer_text(a);
     if (!text)
         return NULL;
     char id[64];
     snprintf(id, sizeof id, "msg_mock%016llx", (unsigned long long)a->seq);
-    evlist l = { 0 };
+    mock_evlist l = { 0 };
     stream_ctx c = { &l, a, id, false, 0 };
     anthropic_start(&c);
     if (calls_tool(a))
         each_piece(a->q->tool_args, anthropic_args_piece, &c);
     else
-        each_word(text, anthropic_word, &c);
+        mock_each_word(text, anthropic_word, &c);
 
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "content_block_stop");
     cJSON_AddNumberToObject(o, "index", 0);
-    ev_add(&l, "content_block_stop", o);
+    mock_ev_add(&l, "content_block_stop", o);
 
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "message_delta");
@@ -629,11 +624,11 @@ char **mock_anthropic_stream(const mock_answer *a, size_t *n)
     cJSON_AddNullToObject(d, "stop_sequence");
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddNumberToObject(u, "output_tokens", (double)a->completion_tokens);
-    ev_add(&l, "message_delta", o);
+    mock_ev_add(&l, "message_delta", o);
 
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "message_stop");
-    ev_add(&l, "message_stop", o);
+    mock_ev_add(&l, "message_stop", o);
     free(text);
-    return ev_finish(&l, n);
+    return mock_ev_finish(&l, n);
 }

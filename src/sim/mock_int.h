@@ -96,8 +96,22 @@ typedef struct {
     char     tool_name[64];
     char     tool_args[512];  /* a JSON object made from the tool's parameter schema */
     bool     after_tool;      /* the last message carries a tool result */
+    int      api;             /* mock_api: the endpoint asked */
+    unsigned n_inputs;        /* embeddings: items of "input" */
+    unsigned dimensions;      /* embeddings: length of each vector */
     char     tool_result[96]; /* its first bytes, quoted in the answer */
 } mock_req;
+
+/* The endpoints the mock answers. */
+typedef enum { MOCK_API_CHAT, MOCK_API_MESSAGES, MOCK_API_RESPONSES, MOCK_API_EMBEDDINGS } mock_api;
+
+/* The endpoint of a POST path, or -1 for none of them. */
+int mock_api_of(const char *url);
+
+/* mock_api.c: parses a Responses (input, instructions, tools, stream,
+ * max_output_tokens) or an embeddings (input, dimensions) body into *r, as
+ * mock_parse_request does for chat; r->api is set. */
+void mock_parse_api_request(const char *body, size_t len, mock_api api, mock_req *r);
 
 /* mock_agent.c: reads n, tools, tool_choice and the tool calls and results
  * of the history into r (r->error set on a tool result that answers no
@@ -129,6 +143,14 @@ typedef struct {
 uint64_t mock_completion_tokens(const qt_mock_model_opts *o, uint64_t prompt,
                                 uint64_t max_tokens, bool *truncated);
 char *mock_openai_body(const mock_answer *a);
+/* The answer's text: the tool result quoted after a tool call, else the
+ * cycled sentence. Caller frees. */
+char *mock_answer_text(const mock_answer *a);
+/* mock_api.c: a Responses answer (object "response"), its stream (the
+ * response.* events), and an embeddings list. Same ownership as above. */
+char *mock_responses_body(const mock_answer *a);
+char **mock_responses_stream(const mock_answer *a, size_t *n);
+char *mock_embeddings_body(const mock_answer *a);
 char *mock_anthropic_body(const mock_answer *a);
 /* SSE streams as a list of events (each a complete "data: ...\n\n" or
  * "event: ...\ndata: ...\n\n" string); *n receives the count. NULL when out
@@ -136,6 +158,18 @@ char *mock_anthropic_body(const mock_answer *a);
 char **mock_openai_stream(const mock_answer *a, bool include_usage, size_t *n);
 char **mock_anthropic_stream(const mock_answer *a, size_t *n);
 void mock_events_free(char **ev, size_t n);
+/* Building a stream: mock_ev_add appends "[event: NAME\n]data: JSON\n\n"
+ * (taking o; event NULL for none); mock_ev_finish gives the list (NULL after
+ * an allocation failure). mock_each_word calls fn for each word of text,
+ * its space kept. */
+typedef struct {
+    char **v;
+    size_t n, cap;
+    bool oom;
+} mock_evlist;
+void mock_ev_add(mock_evlist *l, const char *event, struct cJSON *o);
+char **mock_ev_finish(mock_evlist *l, size_t *n);
+void mock_each_word(const char *text, void (*fn)(const char *, void *), void *arg);
 
 
 /* ---- the server (mock.c) and what its parts share ---- */

@@ -259,6 +259,7 @@ void qt_provider_result_free(qt_provider_result *r)
     free(r->choices);
     free(r->openai_json);
     free(r->native_json);
+    free(r->embeddings);
     memset(r, 0, sizeof *r);
 }
 

@@ -179,7 +179,16 @@ qt_err qt_prov_result_from_embeddings(const cJSON *root, const char *raw, size_t
     if (!qt_prov_usage_count(usage, "prompt_tokens", &out->prompt_tokens, err, errlen))
         return QT_ERR_INVALID;
     const char *m = qt_prov_get_str(root, "model");
-    bool ok = (out->id = strdup("")) != NULL && (out->model = strdup(m ? m : "")) != NULL
+    cJSON *vectors = cJSON_CreateArray();
+    const cJSON *d;
+    cJSON_ArrayForEach(d, data) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, "embedding");
+        if (vectors && v)
+            cJSON_AddItemToArray(vectors, cJSON_Duplicate(v, 1));
+    }
+    out->embeddings = vectors ? cJSON_PrintUnformatted(vectors) : NULL;
+    cJSON_Delete(vectors);
+    bool ok = out->embeddings && (out->id = strdup("")) != NULL && (out->model = strdup(m ? m : "")) != NULL
               && (out->content = strdup("")) != NULL && (out->finish_reason = strdup("stop")) != NULL
               && copy_raw(&out->openai_json, raw, raw_len);
     if (ok)
