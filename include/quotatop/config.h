@@ -161,6 +161,11 @@ double qt_config_effective(const qt_config *cfg, double configured);
 double qt_model_cost_usd(const qt_model_cfg *m, long prompt_tokens, long cached_tokens,
                          long cache_write_tokens, long completion_tokens);
 
+/* The most an answer on model m can cost (what budgets reserve): the
+ * prompt at the higher of the input and cache-write prices, the completion
+ * at the output price. */
+double qt_model_worst_cost_usd(const qt_model_cfg *m, long prompt_tokens, long completion_tokens);
+
 /* Budget of a workflow in USD, 0 when it has none. */
 double qt_config_workflow_budget(const qt_config *cfg, const char *workflow);
 

@@ -32,6 +32,12 @@ double qt_model_cost_usd(const qt_model_cfg *m, long prompt_tokens, long cached_
     return ((p - r - w) * in + r * rp + w * wp + c * out) / 1e6;
 }
 
+double qt_model_worst_cost_usd(const qt_model_cfg *m, long prompt_tokens, long completion_tokens)
+{
+    long write = m->cache_write_usd_per_mtok > m->input_usd_per_mtok ? prompt_tokens : 0;
+    return qt_model_cost_usd(m, prompt_tokens, 0, write, completion_tokens);
+}
+
 double qt_config_effective(const qt_config *cfg, double configured)
 {
     return configured * cfg->limits.headroom;

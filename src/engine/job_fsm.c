@@ -94,8 +94,7 @@ int64_t fsm_est_prompt(const fsm_env *env, const qt_job *job, int mi)
 static double est_cost(fsm_env *env, const qt_job *job, int mi, int64_t prompt)
 {
     const qt_model_cfg *m = &env->cfg->models[mi];
-    return qt_budget_cost(m->input_usd_per_mtok, m->output_usd_per_mtok, prompt,
-                          fsm_max_tokens(env->cfg, job, mi));
+    return qt_model_worst_cost_usd(m, (long)prompt, fsm_max_tokens(env->cfg, job, mi));
 }
 
 int fsm_key_held(const fsm_env *env, int key, uint64_t now, uint64_t *until)

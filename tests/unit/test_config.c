@@ -244,6 +244,9 @@ Test(config, cached_and_cache_write_prices)
                        (200 * 3 + 600 * 0.3 + 200 * 3.75 + 100 * 15) / 1e6, 1e-15);
     cr_expect_float_eq(qt_model_cost_usd(b, 1000, 600, 200, 100), (1000 * 2 + 100 * 8) / 1e6, 1e-15,
                        "unset prices are the input price");
+    cr_expect_float_eq(qt_model_worst_cost_usd(a, 1000, 100), (1000 * 3.75 + 100 * 15) / 1e6, 1e-15,
+                       "a reservation prices the prompt at the dearer cache-write price");
+    cr_expect_float_eq(qt_model_worst_cost_usd(b, 1000, 100), (1000 * 2 + 100 * 8) / 1e6, 1e-15);
     /* counts beyond the prompt are clamped, negatives are 0 */
     cr_expect_float_eq(qt_model_cost_usd(a, 100, 500, 500, -4), 100 * 0.3 / 1e6, 1e-15);
     qt_config_free(c);
