@@ -322,6 +322,7 @@ static int act_enter(ui_state *ui)
     ui->ovl_top = 0;
     if (l == L_JOBS) {
         ui->ovl = OVL_DETAIL;
+        ui->det_ok = ui->det_done = 0;
         snprintf(ui->ovl_id, sizeof ui->ovl_id, "%s", ui->fr.jobs[i].id);
         ui_detail_refresh(ui);
     } else if (l == L_FAILED) {
@@ -601,7 +602,7 @@ static int overlay_key(ui_state *ui, int ch)
         ui->ovl = OVL_NONE;
         return UI_REDRAW;
     }
-    if (ch == 'x' && ui->ovl == OVL_DETAIL && ui->det_ok) {   /* cancel from the detail */
+    if (ch == 'x' && ui->ovl == OVL_DETAIL && ui->det_ok && !ui->det_done) {   /* cancel from the detail */
         snprintf(ui->confirm_id, sizeof ui->confirm_id, "%s", ui->ovl_id);
         ui->confirm = CONFIRM_CANCEL;
         return UI_REDRAW;

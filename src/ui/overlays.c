@@ -63,9 +63,18 @@ static void add_wrapped(lines *l, const char *text, int width)
 
 void ui_detail_refresh(ui_state *ui)
 {
-    if (ui->ovl != OVL_DETAIL)
+    if (ui->ovl != OVL_DETAIL || ui->det_done)
         return;
-    ui->det_ok = qt_ctl_source_detail(ui->src, ui->ovl_id, &ui->det) == QT_OK;
+    qt_job_detail *d = malloc(sizeof *d);
+    if (!d)
+        return;
+    if (qt_ctl_source_detail(ui->src, ui->ovl_id, d) == QT_OK) {
+        ui->det = *d;
+        ui->det_ok = 1;
+    } else {
+        ui->det_done = 1;   /* keep what was last seen */
+    }
+    free(d);
 }
 
 static const qt_ctl_failed *find_failed(const ui_state *ui, const char *id)
@@ -94,17 +103,19 @@ static void failed_lines(lines *l, const qt_ctl_failed *f, int width)
 
 static void detail_lines(ui_state *ui, lines *l, int width)
 {
-    if (!ui->det_ok) {
-        const qt_ctl_failed *f = find_failed(ui, ui->ovl_id);
-        add(l, "job %s has its result now.", ui->ovl_id);
-        if (f) {
-            add(l, "%s", "");
+    const qt_ctl_failed *f = ui->det_done ? find_failed(ui, ui->ovl_id) : NULL;
+    if (ui->det_done) {
+        add(l, "job %s has its result now%s", ui->ovl_id,
+            f ? ":" : " (ok, unless it shows in FAILED later)");
+        if (f)
             failed_lines(l, f, width);
-        } else {
-            add(l, "(ok, or it ended before this view saw it: see the results file)");
+        if (ui->det_ok) {
+            add(l, "%s", "");
+            add(l, "as last seen:");
         }
-        return;
     }
+    if (!ui->det_ok)
+        return;
     const qt_job_view *j = &ui->det.job;
     char a[32], b[32], c[32];
     add(l, "job %s  workflow %s  priority %d%s", j->id, j->workflow, j->priority,

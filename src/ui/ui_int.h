@@ -86,7 +86,8 @@ typedef struct ui_state {
     int ovl_top;             /* first line shown of a tall overlay */
     char ovl_id[96];         /* job id (detail, failed) or event seq */
     qt_job_detail det;
-    int det_ok;              /* det holds the job (else it has its result) */
+    int det_ok;              /* det holds the job as last seen */
+    int det_done;            /* the job has its result since (det is its last state) */
     ui_confirm confirm;
     char confirm_id[96];
     ui_prompt prompt;
