@@ -143,6 +143,16 @@ row "serve vs nginx proxy_pass, 2,000 conns, 2 s upstream: req/s ratio ($sr / $n
 a99=$(sub "$s99" "$d99")
 row "serve, 2,000 conns, 2 s upstream: added p99 over direct (ms; nginx adds $(sub "$n99" "$d99"))" "<= 10" "$a99" "$(verdict "$a99" 10 "<=")"
 
+# ---- the mock at 10,000 slow requests in flight vs nginx echo_sleep 2 ----
+MP=$(port)
+"$bin" mock --listen "127.0.0.1:$MP" --latency-ms 2000 2>/dev/null &
+pids+=($!)
+wait_port "$MP"
+run nginx-echo-10000 "$U2" slow 10000 6; nr=$rps
+run mock-10000 "$MP" slow 10000 6; mr=$rps; me=$err
+r=$(ratio "$mr" "$nr")
+row "mock vs nginx echo_sleep, 10,000 conns, 2 s latency: req/s ratio ($mr / $nr, mock errors $me)" ">= 0.9" "$r" "$(verdict "$r" 0.9 ">=")"
+
 # ---- 5,000 trickling connections: a well-behaved client's p99 ----
 BODY='{"model":"fast","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}'
 base=$(python3 "$SL" probe "http://127.0.0.1:$S/v1/chat/completions" 300 "" "$BODY")
