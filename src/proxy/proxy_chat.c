@@ -292,31 +292,13 @@ static int workflow_ok(const char *s)
     return 1;
 }
 
-enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
+/* Parses the body: a JSON object with a known model and a boolean
+ * "stream" (sets r->stream, r->include_usage, *max_tokens). Returns
+ * MHD_YES with *out set (the caller owns it), or the result of queueing a
+ * 400/404 with *out NULL. */
+static enum MHD_Result parse_body(px_req *r, struct MHD_Connection *c, cJSON **out, int *max_tokens)
 {
-    qt_proxy *px = r->px;
-    const qt_config *cfg = px->cfg;
-    if (r->too_big)
-        return px_answer_error(r, c, 413, "invalid_request_error", "request_too_large", NULL, NULL,
-                               "request body is larger than proxy.max_body_bytes (%ld bytes)",
-                               cfg->proxy.max_body_bytes);
-
-    /* Headers first: they need no parsing of the body. */
-    const char *wf = px_hdr(c, "X-Quotatop-Workflow");
-    const char *pr = px_hdr(c, "X-Quotatop-Priority");
-    int prio = cfg->proxy.default_priority;
-    if (wf && !workflow_ok(wf))
-        return px_answer_error(r, c, 400, "invalid_request_error", "invalid_workflow", NULL, NULL,
-                               "X-Quotatop-Workflow must be 1 to 63 printable characters without spaces");
-    if (pr) {
-        char *end;
-        long v = strtol(pr, &end, 10);
-        if (!*pr || *end || v < 1 || v > 10)
-            return px_answer_error(r, c, 400, "invalid_request_error", "invalid_priority", NULL, NULL,
-                                   "X-Quotatop-Priority must be a whole number from 1 (most urgent) to 10");
-        prio = (int)v;
-    }
-
+    const qt_config *cfg = r->px->cfg;
     const char *end = NULL;
     cJSON *body = r->body.len ? cJSON_ParseWithLengthOpts(r->body.s, r->body.len, &end, 0) : NULL;
     if (!cJSON_IsObject(body)) {
@@ -355,10 +337,48 @@ enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
     r->stream = cJSON_IsTrue(st);
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
     r->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
-    int max_tokens = 0;
     const cJSON *mct = cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens");
     if (cJSON_IsNumber(mct) && mct->valuedouble >= 1 && mct->valuedouble <= 1e7)
-        max_tokens = (int)mct->valuedouble;
+        *max_tokens = (int)mct->valuedouble;
+
+    *out = body;
+    return MHD_YES;
+}
+
+/* Validates the headers and the body and builds the job (*out). Returns
+ * MHD_YES with *out set, or the result of queueing an error answer with
+ * *out NULL. */
+static enum MHD_Result chat_job(px_req *r, struct MHD_Connection *c, qt_job **out)
+{
+    *out = NULL;
+    qt_proxy *px = r->px;
+    const qt_config *cfg = px->cfg;
+    if (r->too_big)
+        return px_answer_error(r, c, 413, "invalid_request_error", "request_too_large", NULL, NULL,
+                               "request body is larger than proxy.max_body_bytes (%ld bytes)",
+                               cfg->proxy.max_body_bytes);
+
+    /* Headers first: they need no parsing of the body. */
+    const char *wf = px_hdr(c, "X-Quotatop-Workflow");
+    const char *pr = px_hdr(c, "X-Quotatop-Priority");
+    int prio = cfg->proxy.default_priority;
+    if (wf && !workflow_ok(wf))
+        return px_answer_error(r, c, 400, "invalid_request_error", "invalid_workflow", NULL, NULL,
+                               "X-Quotatop-Workflow must be 1 to 63 printable characters without spaces");
+    if (pr) {
+        char *end;
+        long v = strtol(pr, &end, 10);
+        if (!*pr || *end || v < 1 || v > 10)
+            return px_answer_error(r, c, 400, "invalid_request_error", "invalid_priority", NULL, NULL,
+                                   "X-Quotatop-Priority must be a whole number from 1 (most urgent) to 10");
+        prio = (int)v;
+    }
+
+    int max_tokens = 0;
+    cJSON *body = NULL;
+    enum MHD_Result ok = parse_body(r, c, &body, &max_tokens);
+    if (!body)
+        return ok;
 
     /* quotatop's own job fields come from headers, never from the body. */
     snprintf(r->id, sizeof r->id, "px-%llu",
@@ -383,37 +403,56 @@ enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
     job->priority = prio;
     if (job->max_tokens == 0 && max_tokens > 0)
         job->max_tokens = max_tokens;
+    *out = job;
+    return MHD_YES;
+}
 
-    /* Backpressure: a bounded queue, and no promise we cannot keep. */
+/* Backpressure: a bounded queue, and no promise we cannot keep. Returns 1
+ * when the job was refused (a 429 is queued in *ok, the job freed). */
+static int refused(px_req *r, struct MHD_Connection *c, qt_job *job, enum MHD_Result *ok)
+{
+    qt_proxy *px = r->px;
+    const qt_config *cfg = px->cfg;
     qt_engine *e = px->engine;
     size_t depth = qt_engine_queue_depth(e);
     uint64_t wait = qt_engine_estimate_wait_ms(e, job->model_idx, job->prompt_chars, job->max_tokens);
     int full = (long)depth >= cfg->proxy.max_queue;
     int too_long = wait != UINT64_MAX && wait > (uint64_t)cfg->proxy.max_wait_ms;
-    if (full || too_long) {
-        /* Retry when the wait would fit the client's patience again. */
-        uint64_t ra_ms = wait == UINT64_MAX ? 1000
-                         : too_long ? wait - (uint64_t)cfg->proxy.max_wait_ms : wait;
-        if (ra_ms < 1000)
-            ra_ms = 1000;
-        char ra[32], ram[32];
-        snprintf(ra, sizeof ra, "%llu", (unsigned long long)((ra_ms + 999) / 1000));
-        snprintf(ram, sizeof ram, "%llu", (unsigned long long)ra_ms);
-        const char *h[] = { "retry-after", ra, "retry-after-ms", ram, NULL, NULL };
-        px_count(full ? &px->st.rejected_queue_full : &px->st.rejected_wait, 1);
-        char model_name[100];
-        snprintf(model_name, sizeof model_name, "%s", job->model);
-        qt_job_free(job);
-        if (full)
-            return px_answer_error(r, c, 429, "requests", "queue_full", NULL, h,
-                                   "quotatop: the queue is full (%zu requests, proxy.max_queue %ld); "
-                                   "retry after %s s", depth, cfg->proxy.max_queue, ra);
-        return px_answer_error(r, c, 429, "requests", "rate_limit_exceeded", NULL, h,
-                               "quotatop: rate limit of %s: the estimated wait of %llu ms exceeds "
-                               "proxy.max_wait_ms (%ld ms); retry after %s s", model_name,
-                               (unsigned long long)wait, cfg->proxy.max_wait_ms, ra);
-    }
+    if (!full && !too_long)
+        return 0;
+    /* Retry when the wait would fit the client's patience again. */
+    uint64_t ra_ms = wait == UINT64_MAX ? 1000
+                     : too_long ? wait - (uint64_t)cfg->proxy.max_wait_ms : wait;
+    if (ra_ms < 1000)
+        ra_ms = 1000;
+    char ra[32], ram[32];
+    snprintf(ra, sizeof ra, "%llu", (unsigned long long)((ra_ms + 999) / 1000));
+    snprintf(ram, sizeof ram, "%llu", (unsigned long long)ra_ms);
+    const char *h[] = { "retry-after", ra, "retry-after-ms", ram, NULL, NULL };
+    px_count(full ? &px->st.rejected_queue_full : &px->st.rejected_wait, 1);
+    char model_name[100];
+    snprintf(model_name, sizeof model_name, "%s", job->model);
+    qt_job_free(job);
+    if (full)
+        *ok = px_answer_error(r, c, 429, "requests", "queue_full", NULL, h,
+                              "quotatop: the queue is full (%zu requests, proxy.max_queue %ld); "
+                              "retry after %s s", depth, cfg->proxy.max_queue, ra);
+    else
+        *ok = px_answer_error(r, c, 429, "requests", "rate_limit_exceeded", NULL, h,
+                              "quotatop: rate limit of %s: the estimated wait of %llu ms exceeds "
+                              "proxy.max_wait_ms (%ld ms); retry after %s s", model_name,
+                              (unsigned long long)wait, cfg->proxy.max_wait_ms, ra);
+    return 1;
+}
 
+enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
+{
+    qt_job *job;
+    enum MHD_Result ok = chat_job(r, c, &job);
+    if (!job || refused(r, c, job, &ok))
+        return ok;
+    qt_proxy *px = r->px;
+    qt_engine *e = px->engine;
     r->sink.on_chunk = on_chunk;
     r->sink.ud = r;
     job->stream = r->stream ? &r->sink : NULL;
