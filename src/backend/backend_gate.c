@@ -27,10 +27,13 @@
 #include <string.h>
 #include <time.h>
 
-/* A fleet pacing wait up to this long is taken in the admission itself: the
- * slot is the caller's and it sends after the delay (one round trip per
- * admission instead of asking again and racing the other processes). */
-#define GATE_AHEAD_MS 200
+/* A fleet pacing wait up to this long (and half the lease) is taken in the
+ * admission itself: the slot is the caller's and it sends after the delay.
+ * So every admission is one round trip: asked again when the slot comes,
+ * the processes would race for it (measured: 2.5 calls per admission with
+ * 3 processes and a 1 s window, 1.0 with 5 s). A process cannot hold more
+ * slots ahead than it has workers waiting. */
+#define GATE_AHEAD_MS 5000
 
 struct qt_backend_gate {
     const qt_config *cfg;
@@ -54,6 +57,7 @@ struct qt_backend_gate {
      * per admission. */
     uint64_t *hint_m, *hint_p;
     char *probing_m, *probing_p;
+    pthread_cond_t probe_done;   /* a probe ended: its hints are known */
     int down;
     int by_verdict;              /* down because an answer was late, not because the link fell */
     uint64_t down_at;
@@ -185,6 +189,11 @@ qt_backend_gate *qt_backend_gate_new(const qt_backend_gate_opts *o, char *err, s
     g->on_control = o->on_control;
     g->ud = o->ud;
     pthread_mutex_init(&g->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->probe_done, &ca);
+    pthread_condattr_destroy(&ca);
     g->fb = qt_limiter_new(c->limits.burst_ms);
     g->fb_model = calloc(c->n_models + 1, sizeof *g->fb_model);
     g->fb_provider = calloc(c->n_providers + 1, sizeof *g->fb_provider);
@@ -243,6 +252,7 @@ void qt_backend_gate_free(qt_backend_gate *g)
         free(g->view_keys[i]);
     free(g->view_keys);
     pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->probe_done);
     free(g);
 }
 
@@ -262,7 +272,7 @@ static void fill_lease(qt_backend_gate *g, qt_backend_lease *l, int mi, int pi, 
     l->rate[1].tpm = qt_config_effective(c, c->providers[pi].tpm);
     l->rate[1].max_concurrent = c->providers[pi].max_concurrent;
     l->rate[1].est_tokens = est_tokens;
-    l->ahead_ms = GATE_AHEAD_MS;
+    l->ahead_ms = c->backend.lease_ms / 2 < GATE_AHEAD_MS ? c->backend.lease_ms / 2 : GATE_AHEAD_MS;
     l->n_budget = 2;
     snprintf(l->budget[0].name, sizeof l->budget[0].name, "day");
     l->budget[0].per_day = 1;
@@ -338,6 +348,15 @@ qt_gate_verdict qt_backend_gate_admit(qt_backend_gate *g, int mi, int pi, const 
         return fallback_admit(g, mi, pi, workflow, est_tokens, est_usd, t, wait_ms, reason, reason_len);
     uint64_t now = now_of(g);
     pthread_mutex_lock(&g->mu);
+    /* Another worker of this process asks Redis for the same key: wait for
+     * its answer (it brings the hints) rather than asking too. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += 1 + g->cfg->backend.timeout_ms / 1000;
+    while ((g->probing_m[mi] || g->probing_p[pi])
+           && pthread_cond_timedwait(&g->probe_done, &g->mu, &until) == 0)
+        ;
+    now = now_of(g);
     uint64_t hint = g->hint_m[mi] > g->hint_p[pi] ? g->hint_m[mi] : g->hint_p[pi];
     int busy = g->probing_m[mi] || g->probing_p[pi];
     if (hint <= now && !busy)
@@ -354,9 +373,11 @@ qt_gate_verdict qt_backend_gate_admit(qt_backend_gate *g, int mi, int pi, const 
     now = now_of(g);
     pthread_mutex_lock(&g->mu);
     g->probing_m[mi] = g->probing_p[pi] = 0;
+    pthread_cond_broadcast(&g->probe_done);
     if (d.verdict == QT_BACKEND_ADMITTED) {
-        g->hint_m[mi] = now + (d.next_ms[0] > GATE_AHEAD_MS ? d.next_ms[0] - GATE_AHEAD_MS : 0);
-        g->hint_p[pi] = now + (d.next_ms[1] > GATE_AHEAD_MS ? d.next_ms[1] - GATE_AHEAD_MS : 0);
+        uint64_t ahead = (uint64_t)t->lease.ahead_ms;
+        g->hint_m[mi] = now + (d.next_ms[0] > ahead ? d.next_ms[0] - ahead : 0);
+        g->hint_p[pi] = now + (d.next_ms[1] > ahead ? d.next_ms[1] - ahead : 0);
     } else if (d.verdict == QT_BACKEND_WAIT || d.verdict == QT_BACKEND_FULL) {
         uint64_t *h = d.index == 1 ? &g->hint_p[pi] : &g->hint_m[mi];
         *h = now + (d.verdict == QT_BACKEND_WAIT ? d.wait_ms : 10);

@@ -43,9 +43,6 @@ qt_config *qt_cmd_load_config(const char *path)
     qt_diag_free(&d);
     if (!cfg)
         fprintf(stderr, "%s: invalid config (see `quotatop check -c %s`)\n", path, path);
-    else if (cfg->backend.kind == QT_BACKEND_REDIS)
-        fprintf(stderr, "%s: warning: backend.kind \"redis\" is not implemented in this build; "
-                        "limits and budgets are counted by this process only\n", path);
     return cfg;
 }
 

@@ -165,7 +165,7 @@ void qt_config_print_effective(const qt_config *cfg, FILE *out)
     }
     fprintf(out, "queue: aging %ldms per priority level\n", cfg->queue.aging_ms);
     if (cfg->backend.kind == QT_BACKEND_REDIS)
-        fprintf(out, "backend: redis %s prefix %s (NOT implemented in this build: counted locally); "
+        fprintf(out, "backend: redis %s prefix %s (limits, budgets and pauses shared by every process using it); "
                      "on_error %s (expected_processes %d), lease %ldms, timeout %ldms\n",
                 cfg->backend.url, cfg->backend.prefix ? cfg->backend.prefix : "quotatop",
                 cfg->backend.on_error == QT_BACKEND_ON_ERROR_CLOSED ? "closed" : "local",

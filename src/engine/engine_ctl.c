@@ -15,7 +15,7 @@
 
 #include "engine_int.h"
 
-void qt_engine_pause(qt_engine *e, int paused)
+static void apply_pause(qt_engine *e, int paused, const char *how)
 {
     pthread_mutex_lock(&e->lock);
     int was = e->paused;
@@ -29,8 +29,15 @@ void qt_engine_pause(qt_engine *e, int paused)
     pthread_mutex_unlock(&e->lock);
     if (was != e->paused)
         qt_events_addf(e->events, paused ? QT_EV_PAUSE : QT_EV_RESUME, now_of(e),
-                       qt_clock_wall_ms(e->clock), NULL, NULL, NULL, "%s",
-                       paused ? "dispatch paused" : "dispatch resumed");
+                       qt_clock_wall_ms(e->clock), NULL, NULL, NULL, "%s%s",
+                       paused ? "dispatch paused" : "dispatch resumed", how);
+}
+
+void qt_engine_pause(qt_engine *e, int paused)
+{
+    apply_pause(e, paused, "");
+    if (e->gate)   /* every process sharing the quota (Redis) */
+        qt_backend_gate_control(e->gate, paused ? "pause" : "resume", NULL, NULL, 0);
 }
 
 int qt_engine_paused(qt_engine *e)
@@ -41,7 +48,7 @@ int qt_engine_paused(qt_engine *e)
     return p;
 }
 
-qt_err qt_engine_pause_workflow(qt_engine *e, const char *workflow, int paused)
+static qt_err apply_pause_workflow(qt_engine *e, const char *workflow, int paused)
 {
     pthread_mutex_lock(&e->lock);
     qt_err r = paused ? qt_queue_pause_workflow(e->queue, workflow)
@@ -54,6 +61,23 @@ qt_err qt_engine_pause_workflow(qt_engine *e, const char *workflow, int paused)
                        qt_clock_wall_ms(e->clock), NULL, workflow, NULL, "workflow %s %s", workflow,
                        paused ? "paused" : "resumed");
     return r;
+}
+
+qt_err qt_engine_pause_workflow(qt_engine *e, const char *workflow, int paused)
+{
+    qt_err r = apply_pause_workflow(e, workflow, paused);
+    if (r == QT_OK && e->gate)
+        qt_backend_gate_control(e->gate, paused ? "wfpause" : "wfresume", workflow, NULL, 0);
+    return r;
+}
+
+void engine_fleet_control(void *ud, const char *op, const char *arg)
+{
+    qt_engine *e = ud;
+    if (!strcmp(op, "pause") || !strcmp(op, "resume"))
+        apply_pause(e, !strcmp(op, "pause"), " (fleet)");
+    else if ((!strcmp(op, "wfpause") || !strcmp(op, "wfresume")) && arg && *arg)
+        apply_pause_workflow(e, arg, !strcmp(op, "wfpause"));
 }
 
 qt_err qt_engine_cancel(qt_engine *e, const char *job_id)

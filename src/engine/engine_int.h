@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "quotatop/backend_gate.h"
 #include "quotatop/budget.h"
 #include "quotatop/cache.h"
 #include "quotatop/circuit.h"
@@ -81,6 +82,7 @@ struct qt_engine {
     qt_events *events;            /* has its own lock */
     qt_metrics *metrics;          /* has its own lock; model/provider index = config index */
     qt_ledger *ledger;            /* has its own lock; NULL when disabled or unusable */
+    qt_backend_gate *gate;        /* backend.kind "redis": the fleet's admission (own lock); else NULL */
     int ledger_warned;            /* a failed record was reported (__atomic, no lock) */
 
     pthread_mutex_t lock;         /* guards everything below */
@@ -162,5 +164,18 @@ void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_atte
 /* Copies an answer's finish reason, tool calls, choices and cache/reasoning
  * token counts into a result (res NULL: nothing). */
 void engine_result_details(qt_result *r, const qt_provider_result *res);
+
+/* A fleet-wide control seen through Redis (engine_ctl.c): applied to this
+ * engine without publishing it again. The backend's thread; takes the lock. */
+void engine_fleet_control(void *ud, const char *op, const char *arg);
+
+/* engine_fleet.c (e->gate set): the fleet's word on an attempt the job's
+ * machine admitted (state IN_FLIGHT, nothing sent). Lock held on entry and
+ * exit (released while Redis answers). 0: go, *gt holds the ticket; 1: the
+ * machine gave everything back and the worker waited as the fleet said;
+ * 2: a fleet budget refused and the job has its `rejected` result. */
+int engine_fleet_admit(qt_engine *e, ejob *ej, qt_gate_ticket *gt);
+/* Settles the ticket as the machine settles its own reservations. */
+void engine_fleet_settle(qt_engine *e, const ejob *ej, const fsm_attempt *a, qt_gate_ticket *gt);
 
 #endif

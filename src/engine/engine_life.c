@@ -138,6 +138,18 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
                         .cache = e->cache, .models = e->models, .providers = e->providers,
                         .rng = &e->rng, .events = e->events, .metrics = e->metrics,
                         .blocked = e->blocked };
+    if (cfg->backend.kind == QT_BACKEND_REDIS) {
+        /* The fleet (Redis) decides every admission with this process's
+         * limiter and budget; a process with the proxy shows as "serve". */
+        qt_backend_gate_opts go = { .cfg = cfg, .mode = opts->want_openai_json ? "serve" : "run",
+                                    .events = e->events, .clock = e->clock,
+                                    .on_control = engine_fleet_control, .ud = e };
+        e->gate = qt_backend_gate_new(&go, err, errlen);
+        if (!e->gate) {
+            qt_engine_free(e);
+            return NULL;
+        }
+    }
     return e;
 }
 
@@ -306,6 +318,7 @@ void qt_engine_free(qt_engine *e)
             free(e->providers[i].api_key);
         }
     }
+    qt_backend_gate_free(e->gate);   /* workers are gone: no ticket is taken any more */
     for (size_t i = 0; e->models && i < e->cfg->n_models; i++)
         qt_circuit_free(e->models[i].circuit);
     free(e->models);

@@ -464,6 +464,24 @@ void fsm_dispatch(fsm_env *env, fsm_job *j, const qt_job *job, uint64_t now, uin
     out->until = now + 50;
 }
 
+void fsm_unadmit(fsm_env *env, fsm_job *j, uint64_t now, uint64_t wall, const char *on, uint64_t until)
+{
+    model_rt *mr = &env->models[j->mi];
+    provider_rt *pr = &env->providers[j->pi];
+    qt_limiter_release(env->limiter, &j->lres, now);
+    qt_budget_release(env->budget, &j->bres, wall);
+    qt_circuit_transition tr;
+    memset(&tr, 0, sizeof tr);
+    qt_circuit_record(mr->circuit, &j->mperm, QT_CIRCUIT_IGNORED, now, &tr);
+    memset(&tr, 0, sizeof tr);
+    qt_circuit_record(pr->circuit, &j->pperm, QT_CIRCUIT_IGNORED, now, &tr);
+    mr->in_flight--;
+    pr->in_flight--;
+    if (j->c.attempts > 0)
+        j->c.attempts--;
+    set_state(j, on ? QT_JOB_WAIT_KEY : QT_JOB_ROUTED, on, until);
+}
+
 /* ------------------------------------------------------------ settle */
 
 /* Converts what the response said about limits into limiter feedback. */

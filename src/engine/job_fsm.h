@@ -181,6 +181,13 @@ void fsm_dispatch(fsm_env *env, fsm_job *j, const qt_job *job, uint64_t now, uin
 void fsm_done(fsm_env *env, fsm_job *j, const qt_job *job, const fsm_attempt *a, uint64_t now,
               uint64_t wall, fsm_action *out);
 
+/* The driver's shared admission (backend.kind "redis", backend_gate.h)
+ * refused an attempt fsm_dispatch had admitted (state IN_FLIGHT, nothing
+ * sent): the limiter and budget reservations and the circuits' permits are
+ * given back, the attempt is not counted, and the job waits on `on` until
+ * `until` (WAIT_KEY; ROUTED when on is NULL). */
+void fsm_unadmit(fsm_env *env, fsm_job *j, uint64_t now, uint64_t wall, const char *on, uint64_t until);
+
 /* Event "timer": a WAIT_BACKOFF / WAIT_PROBE wait ended: REDISPATCH. */
 void fsm_timer(fsm_job *j, uint64_t now, fsm_action *out);
 
