@@ -58,6 +58,9 @@ struct qt_backend_gate {
     uint64_t *hint_m, *hint_p;
     char *probing_m, *probing_p;
     pthread_cond_t probe_done;   /* a probe ended: its hints are known */
+    int fleet_paused;            /* as the backend last told (on_control) */
+    char wf_paused[QT_BACKEND_MAX_VIEW][64];
+    int n_wf_paused;
     int down;
     int by_verdict;              /* down because an answer was late, not because the link fell */
     uint64_t down_at;
@@ -171,6 +174,21 @@ static void on_state(void *ud, int up, const char *why)
 static void on_control(void *ud, const char *op, const char *arg)
 {
     qt_backend_gate *g = ud;
+    pthread_mutex_lock(&g->mu);
+    if (!strcmp(op, "pause") || !strcmp(op, "resume")) {
+        g->fleet_paused = !strcmp(op, "pause");
+    } else if (!strcmp(op, "wfpause") && g->n_wf_paused < QT_BACKEND_MAX_VIEW) {
+        snprintf(g->wf_paused[g->n_wf_paused++], sizeof g->wf_paused[0], "%s", arg);
+    } else if (!strcmp(op, "wfresume")) {
+        for (int i = 0; i < g->n_wf_paused; i++)
+            if (!strcmp(g->wf_paused[i], arg)) {
+                memmove(g->wf_paused[i], g->wf_paused[i + 1],
+                        sizeof g->wf_paused[0] * (size_t)(g->n_wf_paused - i - 1));
+                g->n_wf_paused--;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&g->mu);
     if (g->on_control)
         g->on_control(g->ud, op, arg);
 }
@@ -323,6 +341,49 @@ static qt_gate_verdict fallback_admit(qt_backend_gate *g, int mi, int pi, const 
     return QT_GATE_GO;
 }
 
+/* A slot taken ahead: the worker sleeps until it comes (INTERIM: no lock
+ * held), in steps of SLOT_STEP_MS, and gives it back if meanwhile the fleet
+ * was paused (a paused fleet sends nothing, even slots already taken) or
+ * Redis went down (the share takes over: slots taken at the shared pace are
+ * not sent on top of it). */
+#define SLOT_STEP_MS 20
+static int held_back(qt_backend_gate *g, const char *workflow)
+{
+    pthread_mutex_lock(&g->mu);
+    int r = g->down ? 2 : g->fleet_paused ? 1 : 0;
+    for (int i = 0; !r && i < g->n_wf_paused; i++)
+        if (!strcmp(g->wf_paused[i], workflow && *workflow ? workflow : "default"))
+            r = 1;
+    pthread_mutex_unlock(&g->mu);
+    return r;
+}
+
+static qt_gate_verdict sleep_to_slot(qt_backend_gate *g, int mi, int pi, const char *workflow,
+                                     int64_t est_tokens, double est_usd, qt_gate_ticket *t, uint64_t delay,
+                                     uint64_t *wait_ms, char *reason, size_t rlen)
+{
+    uint64_t end = now_of(g) + delay;
+    for (;;) {
+        int h = held_back(g, workflow);
+        if (h) {
+            qt_backend_runner_release(g->r, &t->lease);   /* owed while Redis is down */
+            t->active = 0;
+            if (h == 2)
+                return fallback_admit(g, mi, pi, workflow, est_tokens, est_usd, t, wait_ms, reason, rlen);
+            *wait_ms = 250;
+            snprintf(reason, rlen, "fleet paused");
+            return QT_GATE_WAIT;
+        }
+        uint64_t now = now_of(g);
+        if (now >= end)
+            return QT_GATE_GO;
+        uint64_t step = end - now < SLOT_STEP_MS ? end - now : SLOT_STEP_MS;
+        struct timespec ts = { 0, (long)step * 1000000L };
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
+}
+
 qt_gate_verdict qt_backend_gate_admit(qt_backend_gate *g, int mi, int pi, const char *workflow,
                                       int64_t est_tokens, double est_usd, qt_gate_ticket *t,
                                       uint64_t *wait_ms, char *reason, size_t reason_len)
@@ -387,11 +448,9 @@ qt_gate_verdict qt_backend_gate_admit(qt_backend_gate *g, int mi, int pi, const 
     case QT_BACKEND_ADMITTED:
         t->active = 1;
         t->shared = 1;
-        if (d.delay_ms > 0) {   /* INTERIM: the worker sleeps until its slot (no lock held) */
-            struct timespec ts = { (time_t)(d.delay_ms / 1000), (long)(d.delay_ms % 1000) * 1000000L };
-            while (nanosleep(&ts, &ts) != 0)
-                ;
-        }
+        if (d.delay_ms > 0)
+            return sleep_to_slot(g, mi, pi, workflow, est_tokens, est_usd, t, d.delay_ms, wait_ms, reason,
+                                 reason_len);
         return QT_GATE_GO;
     case QT_BACKEND_WAIT:
     case QT_BACKEND_FULL:
