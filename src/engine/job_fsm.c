@@ -676,7 +676,8 @@ void fsm_done(fsm_env *env, fsm_job *j, const qt_job *job, const fsm_attempt *a,
         qt_circuit_record(pr->circuit, &j->pperm, QT_CIRCUIT_IGNORED, now, &tr);
         out->kind = FSM_FINISH;
         out->status = QT_STATUS_CANCELLED;
-        snprintf(out->error, sizeof out->error, "cancelled");
+        snprintf(out->error, sizeof out->error, "%s",
+                 job->cancel_requested ? QT_CANCELLED_BY_OPERATOR : "cancelled");
         set_state(j, QT_JOB_DONE, NULL, 0);
         return;
     }
