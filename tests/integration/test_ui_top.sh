@@ -27,6 +27,8 @@ export QT_TOP_TOKEN=top-test-token
 bg "$QT_BIN" serve -c "$TMP/cfg.json" --headless --listen "127.0.0.1:$PORT" 2>"$TMP/serve.err"
 SERVE_PID=$BG_PID
 wait_port "$PORT" 10 || { fail "top: serve starts" "$(cat "$TMP/serve.err")"; exit 0; }
+# the socket opens just after the proxy's port
+for ((i = 0; i < 50; i++)); do grep -q 'control socket' "$TMP/serve.err" && break; sleep 0.1; done
 sock=$(grep -o 'control socket [^ ]*' "$TMP/serve.err" | cut -d' ' -f3)
 expect_contains "serve: names its control socket at start" "$sock" "$TMP/state/serve-"
 expect_eq "serve: the control socket is private (0600)" "$(stat -c %a "$sock" 2>/dev/null)" 600
@@ -81,7 +83,8 @@ s=$(cap top)
 expect_contains "/: the filter shows in the title" "$s" "/wf:beta"
 # (cut to the JOBS panel: WORKFLOWS, to its right, lists alpha too)
 expect_not_contains "/: only beta's jobs are listed" "$(echo "$s" | grep -E '^[ >]px-' | cut -c1-60)" "alpha"
-expect_ge "/: ... all six of them" "$(echo "$s" | grep -cE '^[ >]px-.*beta')" 6
+nbeta=$("$QT_BIN" top -c "$TMP/cfg.json" --json | json_get - "len([j for j in d['jobs'] if j['workflow'] == 'beta'])")
+expect_eq "/: ... every one of them the server has" "$(echo "$s" | cut -c1-60 | grep -cE '^[ >]px-.*beta')" "$nbeta"
 tm send-keys -t top s
 sleep 0.4
 expect_contains "s: sorted by id (the title says so)" "$(cap top)" "sort id"
@@ -130,6 +133,34 @@ expect_le "60x15: nothing wider than the terminal" "$widest" 60
 expect_contains "60x15: the RPM pair is whole" "$n" "/20"
 tm resize-window -t top -x 120 -y 40
 
+# = sets a limit exactly (LIMITS), and a whole workflow's priority (WORKFLOWS)
+tm send-keys -t top Tab   # EVENTS -> LIMITS, the model row selected
+sleep 0.3
+tm send-keys -t top = 1 2 Enter
+sleep 1
+expect_eq "=: the RPM limit of m is exactly 12" \
+    "$("$QT_BIN" top -c "$TMP/cfg.json" --json | json_get - "d['snapshot']['rows'][0]['rpm']")" 12
+expect_contains "=: the dashboard shows it, marked as changed" "$(cap top)" "/12*"
+tm send-keys -t top Tab Tab   # -> WORKFLOWS
+sleep 0.3
+tm send-keys -t top / a l p h a Enter
+sleep 0.5
+tm send-keys -t top = 2 Enter
+sleep 1
+prios=$("$QT_BIN" top -c "$TMP/cfg.json" --json |
+    json_get - "sorted({j['priority'] for j in d['jobs'] if j['workflow'] == 'alpha'})")
+expect_eq "= on a workflow: every alpha job is at priority 2" "$prios" "[2]"
+tm send-keys -t top / Escape / b e t a Enter
+sleep 0.5
+tm send-keys -t top x
+wait_for top "Cancel every queued job of workflow beta" 3
+tm send-keys -t top y
+sleep 1.5
+left=$("$QT_BIN" top -c "$TMP/cfg.json" --json |
+    json_get - "len([j for j in d['jobs'] if j['workflow'] == 'beta' and j['state'] == 'queued'])")
+expect_eq "x on a workflow: no queued beta job is left" "$left" 0
+tm send-keys -t top / Escape
+
 # p again resumes; q detaches and leaves the server running
 tm send-keys -t top p
 wait_for top "RUNNING" 3
@@ -150,6 +181,18 @@ expect_eq "http: top --connect http:// reads a frame" "$mode" serve
 ans=$(curl -s "http://127.0.0.1:$PORT/control" -H "Authorization: Bearer $QT_TOP_TOKEN" \
     -d '{"op":"cmd","cmd":{"op":1,"name":"beta","flag":1}}')
 expect_contains "http: a command through /control pauses workflow beta" "$ans" "workflow beta paused"
+
+# `run` has a control socket too; headless -v prints the events as lines
+{ gen_jobs 3 m 8 gamma r; printf '{"id":"rb","model":"broken","messages":[{"role":"user","content":"x"}]}\n'; sleep 8; } |
+    "$QT_BIN" run -c "$TMP/cfg.json" --headless -v -o "$TMP/run.out" - 2>"$TMP/run.err" &
+RUN_PID=$!
+_pids+=("$RUN_PID")
+for ((i = 0; i < 50; i++)); do grep -q 'control socket' "$TMP/run.err" 2>/dev/null && break; sleep 0.1; done
+rsock=$(grep -o 'control socket [^ ]*' "$TMP/run.err" | cut -d' ' -f3)
+expect_contains "run: names its control socket" "$rsock" "$TMP/state/run-"
+expect_eq "run: top attaches to it" "$("$QT_BIN" top --connect "$rsock" --json | json_get - "d['mode']")" run
+wait "$RUN_PID"
+expect_contains "run -v: events printed as lines" "$(cat "$TMP/run.err")" "] error"
 
 kill "$SERVE_PID" 2>/dev/null
 for ((i = 0; i < 100; i++)); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
