@@ -11,7 +11,9 @@
 static int on_event(void *ud, const qt_sse_event *ev)
 {
     (void)ud;
-    if (!ev->event || !ev->data || !ev->id || strlen(ev->data) != ev->data_len)
+    /* data may hold NUL bytes the stream sent: data_len is its length and
+     * it is terminated there */
+    if (!ev->event || !ev->data || !ev->id || strlen(ev->data) > ev->data_len || ev->data[ev->data_len])
         abort();
     return 0;
 }
