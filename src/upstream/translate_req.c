@@ -352,6 +352,23 @@ static qt_err one_message(conv *c, const cJSON *m, int mi)
  * parts of one message joined by "\n", merged messages by a blank line
  * (the first block of each later message carries the _qt_new_msg mark);
  * any other turn keeps its blocks. */
+/* A copy of a turn's blocks with its tool_result blocks first (Anthropic
+ * wants the results of a call before anything else the user turn says). */
+static cJSON *results_first(const cJSON *blocks)
+{
+    cJSON *out = cJSON_CreateArray();
+    for (int pass = 0; out && pass < 2; pass++)
+        for (const cJSON *b = blocks->child; b; b = b->next) {
+            const char *type = tr_str(b, "type");
+            bool is_result = type && !strcmp(type, "tool_result");
+            if (is_result == (pass == 0) && !tr_push(out, cJSON_Duplicate(b, 1))) {
+                cJSON_Delete(out);
+                return NULL;
+            }
+        }
+    return out;
+}
+
 static cJSON *turn_content(const turn *t)
 {
     bool plain = cJSON_GetArraySize(t->blocks) > 0;
@@ -360,7 +377,7 @@ static cJSON *turn_content(const turn *t)
         plain = type && !strcmp(type, "text") && !cJSON_GetObjectItemCaseSensitive(b, "cache_control");
     }
     if (!plain)
-        return cJSON_Duplicate(t->blocks, 1);
+        return results_first(t->blocks);
     tr_sbuf s = {0};
     bool ok = true;
     for (const cJSON *b = t->blocks->child; b && ok; b = b->next) {
@@ -409,13 +426,19 @@ static qt_err add_messages(conv *c, const cJSON *msgs, cJSON *body)
     }
     cJSON *arr = cJSON_AddArrayToObject(body, "messages");
     for (size_t i = 0; arr && i < c->n; i++) {
-        cJSON *m = cJSON_CreateObject(), *content = turn_content(&c->t[i]);
-        unmark(content);
-        if (!m || !content || !tr_push(arr, m) || !cJSON_AddStringToObject(m, "role", c->t[i].role)
-            || !cJSON_AddItemToObject(m, "content", content)) {
+        if (cJSON_GetArraySize(c->t[i].blocks) == 0)
+            continue;   /* only empty text: Anthropic refuses empty content */
+        cJSON *m = cJSON_CreateObject(), *content = NULL;
+        if (!tr_push(arr, m) || !cJSON_AddStringToObject(m, "role", c->t[i].role)
+            || (content = turn_content(&c->t[i])) == NULL || !cJSON_AddItemToObject(m, "content", content)) {
             cJSON_Delete(content);
             return QT_ERR_NOMEM;
         }
+        unmark(content);
+    }
+    if (arr && cJSON_GetArraySize(arr) == 0) {
+        tr_errf(c->err, c->errlen, "job has no user or assistant message with content");
+        return QT_ERR_INVALID;
     }
     return arr ? QT_OK : QT_ERR_NOMEM;
 }

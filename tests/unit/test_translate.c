@@ -99,6 +99,16 @@ ParameterizedTestParameters(translate, openai_request_to_anthropic)
          "{\"type\":\"text\",\"text\":\"thanks\"}]}],"
          "\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":\"object\",\"properties\":{}}}],"
          "\"tool_choice\":{\"type\":\"auto\"}}"},
+        /* a tool result after user text still comes first; an empty
+         * assistant message is left out */
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"\","
+         "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+         "{\"role\":\"user\",\"content\":\"also\"},{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"r\"},"
+         "{\"role\":\"assistant\",\"content\":\"\"}]}",
+         "{\"model\":\"up\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
+         "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"c1\",\"name\":\"f\",\"input\":{}}]},"
+         "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"c1\",\"content\":\"r\"},"
+         "{\"type\":\"text\",\"text\":\"also\"}]}]}"},
         /* cache_control keeps blocks */
         {"{\"messages\":[{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\"big\","
          "\"cache_control\":{\"type\":\"ephemeral\"}}]},{\"role\":\"user\",\"content\":\"q\"}]}",
