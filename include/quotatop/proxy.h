@@ -112,6 +112,7 @@ void qt_proxy_free(qt_proxy *p);
 typedef struct {
     uint64_t responses[600];     /* by HTTP status code */
     uint64_t rejected_queue_full, rejected_wait;   /* backpressure 429s */
+    uint64_t by_endpoint[QT_ENDPOINT_COUNT];       /* job requests received, by qt_endpoint */
     uint64_t gone_queued;        /* clients that hung up before their answer began */
     uint64_t gone_streaming;     /* clients that hung up mid-stream */
     uint64_t cut_headers, cut_body, cut_idle; /* connections cut at their deadline */

@@ -73,6 +73,8 @@ void qt_proxy_stats_get(const qt_proxy *p, qt_proxy_stats *out)
         out->responses[i] = __atomic_load_n(&p->st.responses[i], __ATOMIC_RELAXED);
     out->rejected_queue_full = __atomic_load_n(&p->st.rejected_queue_full, __ATOMIC_RELAXED);
     out->rejected_wait = __atomic_load_n(&p->st.rejected_wait, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < QT_ENDPOINT_COUNT; i++)
+        out->by_endpoint[i] = __atomic_load_n(&p->st.by_endpoint[i], __ATOMIC_RELAXED);
     out->gone_queued = __atomic_load_n(&p->st.gone_queued, __ATOMIC_RELAXED);
     out->gone_streaming = __atomic_load_n(&p->st.gone_streaming, __ATOMIC_RELAXED);
     out->cut_headers = __atomic_load_n(&p->st.cut_headers, __ATOMIC_RELAXED);
@@ -120,6 +122,12 @@ static px_route route_of(const char *url, const char **model_path)
 {
     if (!strcmp(url, "/v1/chat/completions"))
         return RT_CHAT;
+    if (!strcmp(url, "/v1/messages"))
+        return RT_MESSAGES;
+    if (!strcmp(url, "/v1/responses"))
+        return RT_RESPONSES;
+    if (!strcmp(url, "/v1/embeddings"))
+        return RT_EMBEDDINGS;
     if (!strcmp(url, "/v1/models"))
         return RT_MODELS;
     if (!strncmp(url, "/v1/models/", 11) && url[11]) {
@@ -137,10 +145,14 @@ static px_route route_of(const char *url, const char **model_path)
     return RT_NONE;
 }
 
-/* 1 when the request carries the bearer token (or none is required). */
+/* 1 when the request carries the token (or none is required): as a bearer
+ * (OpenAI's SDKs) or as x-api-key (Anthropic's). */
 static int authorized(qt_proxy *px, struct MHD_Connection *c)
 {
     if (!px->token)
+        return 1;
+    const char *k = px_hdr(c, "x-api-key");
+    if (k && qt_proxy_token_equal(k, strlen(k), px->token))
         return 1;
     const char *a = px_hdr(c, "Authorization");
     if (!a || strncasecmp(a, "Bearer ", 7))
@@ -163,18 +175,24 @@ static int answer_from_headers(px_req *r, struct MHD_Connection *c, const char *
     if (r->route == RT_NONE || ((r->route == RT_CONTROL || r->route == RT_CONTROL_SNAP) && !px->control)) {
         ok = px_answer_error(r, c, 404, "invalid_request_error", "unknown_url", NULL, NULL,
                              "Unknown request URL: %s %.200s. quotatop serves POST /v1/chat/completions, "
-                             "GET /v1/models, GET /metrics and GET /healthz", method, url);
-    } else if (r->route == RT_CHAT || r->route == RT_CONTROL ? strcmp(method, "POST") : !get) {
-        const char *allow = r->route == RT_CHAT || r->route == RT_CONTROL ? "POST" : "GET, HEAD";
+                             "/v1/messages, /v1/responses and /v1/embeddings, GET /v1/models, "
+                             "GET /metrics and GET /healthz", method, url);
+    } else if (px_route_is_job(r->route) || r->route == RT_CONTROL ? strcmp(method, "POST") : !get) {
+        const char *allow = px_route_is_job(r->route) || r->route == RT_CONTROL ? "POST" : "GET, HEAD";
         const char *h[] = { "Allow", allow, NULL, NULL };
         ok = px_answer_error(r, c, 405, "invalid_request_error", "method_not_allowed", NULL, h,
                              "%s is not allowed on %.200s (use %s)", method, url, allow);
     } else if (r->route != RT_HEALTH && !authorized(px, c)) {
         const char *h[] = { "WWW-Authenticate", "Bearer realm=\"quotatop\"", NULL, NULL };
         ok = px_answer_error(r, c, 401, "invalid_request_error", "invalid_api_key", NULL, h,
-                             "Incorrect or missing bearer token: send the token of quotatop's "
-                             "proxy.token_env in an Authorization: Bearer header");
-    } else if ((r->route == RT_CHAT || r->route == RT_CONTROL) && px_hdr(c, "Content-Length")
+                             "Incorrect or missing token: send the token of quotatop's "
+                             "proxy.token_env in an Authorization: Bearer header or as x-api-key");
+    } else if (r->route == RT_MESSAGES && px_hdr(c, "anthropic-version")
+               && !px_anthropic_version_ok(px_hdr(c, "anthropic-version"))) {
+        ok = px_answer_error(r, c, 400, "invalid_request_error", "invalid_version", NULL, NULL,
+                             "anthropic-version: \"%.40s\" is not a version (a date: 2023-06-01)",
+                             px_hdr(c, "anthropic-version"));
+    } else if ((px_route_is_job(r->route) || r->route == RT_CONTROL) && px_hdr(c, "Content-Length")
                && strtoull(px_hdr(c, "Content-Length"), NULL, 10)
                       > (unsigned long long)px->cfg->proxy.max_body_bytes) {
         ok = px_answer_error(r, c, 413, "invalid_request_error", "request_too_large", NULL, NULL,
@@ -222,7 +240,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (*upload_data_size) {
         /* Bodies of early answers and of other routes are read and dropped. */
-        if (!r->early && (r->route == RT_CHAT || r->route == RT_CONTROL) && !r->too_big) {
+        if (!r->early && (px_route_is_job(r->route) || r->route == RT_CONTROL) && !r->too_big) {
             if (r->body.len + *upload_data_size > (size_t)px->cfg->proxy.max_body_bytes) {
                 r->too_big = 1;
                 px_buf_free(&r->body);
@@ -243,6 +261,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     enum MHD_Result ok;
     switch (r->route) {
     case RT_CHAT:
+    case RT_MESSAGES:
+    case RT_RESPONSES:
+    case RT_EMBEDDINGS:
         ok = px_chat(r, c);
         break;
     case RT_MODELS:

@@ -1,4 +1,5 @@
-/* proxy_chat.c: POST /v1/chat/completions, the one endpoint that waits.
+/* proxy_chat.c: the API paths that become jobs (POST /v1/chat/completions,
+ * /v1/messages, /v1/responses, /v1/embeddings): they wait for the engine.
  *
  * DESIGN
  * proxy.c routes a chat request here at its last handler call, with the
@@ -26,11 +27,59 @@
 #include <microhttpd.h>
 
 #include "proxy_int.h"
+#include "quotatop/translate.h"
 #include "quotatop/clock.h"
 
 #define PX_STREAM_BUF_MAX (8u << 20)   /* SSE bytes a slow client may leave unread */
 
 /* ------------------------------------------------------------ engine side */
+
+/* Appends one SSE event to r->out ("event: NAME\n" only when name is not
+ * NULL). Caller holds r->mu. 0, or -1 when out of memory. */
+static int put_event(px_req *r, const char *name, const char *json, size_t len)
+{
+    if (name && (px_buf_adds(&r->out, "event: ") || px_buf_adds(&r->out, name)
+                 || px_buf_add(&r->out, "\n", 1)))
+        return -1;
+    return px_buf_add(&r->out, "data: ", 6) || px_buf_add(&r->out, json, len)
+           || px_buf_add(&r->out, "\n\n", 2) ? -1 : 0;
+}
+
+/* qt_tr_emit of a messages stream: one Anthropic event, and a ping after
+ * message_start as Anthropic sends. Caller holds r->mu. */
+static int emit_anthropic(void *ud, const char *event, const cJSON *data)
+{
+    px_req *r = ud;
+    char *json = cJSON_PrintUnformatted(data);
+    int bad = !json || put_event(r, event, json, strlen(json));
+    free(json);
+    if (!bad && !strcmp(event, "message_start"))
+        bad = put_event(r, "ping", "{\"type\": \"ping\"}", 16);
+    return bad;
+}
+
+/* Writes one chunk of the engine's stream in the shape of r's endpoint:
+ * chat chunks as they are, Responses events with their event names,
+ * messages translated into Anthropic events. Caller holds r->mu. */
+static int put_chunk(px_req *r, const char *json, size_t len)
+{
+    if (r->route == RT_MESSAGES) {
+        cJSON *chunk = cJSON_ParseWithLength(json, len);
+        int bad = !chunk || qt_tr_stream_event(r->tr, "", chunk, emit_anthropic, r) == QT_ERR_NOMEM;
+        cJSON_Delete(chunk);
+        return bad ? -1 : 0;
+    }
+    if (r->route == RT_RESPONSES) {
+        char type[80] = "";
+        cJSON *ev = cJSON_ParseWithLength(json, len);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(ev, "type");
+        if (cJSON_IsString(t))
+            snprintf(type, sizeof type, "%s", t->valuestring);
+        cJSON_Delete(ev);
+        return put_event(r, type[0] ? type : NULL, json, len);
+    }
+    return put_event(r, NULL, json, len);
+}
 
 /* The sink of a streamed job (worker thread). */
 static int on_chunk(void *ud, const char *json, size_t len)
@@ -40,7 +89,7 @@ static int on_chunk(void *ud, const char *json, size_t len)
     pthread_mutex_lock(&r->mu);
     if (r->client_gone) {
         stop = 1;
-    } else if (!r->include_usage && px_chunk_is_usage_only(json, len)) {
+    } else if (r->route == RT_CHAT && !r->include_usage && px_chunk_is_usage_only(json, len)) {
         /* quotatop asked the upstream for usage; this client did not */
     } else if (r->out.len - r->out_off > PX_STREAM_BUF_MAX) {
         r->client_gone = 1;   /* it stopped reading: treat it as gone */
@@ -51,8 +100,7 @@ static int on_chunk(void *ud, const char *json, size_t len)
         if (r->chunks == 0 && r->job)
             r->first_queued_ms = r->job->dispatched_ms > r->job->enqueued_ms
                                      ? (long)(r->job->dispatched_ms - r->job->enqueued_ms) : 0;
-        if (px_buf_add(&r->out, "data: ", 6) || px_buf_add(&r->out, json, len)
-            || px_buf_add(&r->out, "\n\n", 2)) {
+        if (put_chunk(r, json, len)) {
             r->client_gone = 1;
             stop = 1;
         }
@@ -61,6 +109,58 @@ static int on_chunk(void *ud, const char *json, size_t len)
     }
     pthread_mutex_unlock(&r->mu);
     return stop;
+}
+
+/* The end of a stream that went well, in r's endpoint's shape; an answer
+ * that came whole (the response cache) is sent as chunks first. Caller
+ * holds r->mu. */
+static void put_stream_end(px_req *r, const qt_job *job, const qt_result *res)
+{
+    const char *model = res->model_used ? res->model_used : job->model;
+    if (r->chunks == 0 && r->route != RT_RESPONSES) {
+        px_buf tmp = { 0 };
+        px_sse_from_content(&tmp, r->id, model, qt_wall_ms() / 1000, res->content, res->prompt_tokens,
+                            res->completion_tokens, r->route == RT_MESSAGES || r->include_usage);
+        for (char *p = tmp.s; p && (p = strstr(p, "data: ")) != NULL;) {
+            p += 6;
+            char *e = strstr(p, "\n\n");
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            put_chunk(r, p, n);
+            p += n;
+        }
+        px_buf_free(&tmp);
+    }
+    if (r->route == RT_MESSAGES) {
+        qt_tr_stream_end(r->tr, emit_anthropic, r);
+        return;
+    }
+    /* SSE comments are ignored by clients; this one tells humans. */
+    px_buf_addf(&r->out, ": quotatop model_used=%s attempts=%d queued_ms=%ld\n\n",
+                res->model_used ? res->model_used : "-", res->attempts, res->queued_ms);
+    if (r->route == RT_CHAT)
+        px_buf_adds(&r->out, "data: [DONE]\n\n");
+}
+
+/* The answer broke after the first byte: no retry is possible any more, so
+ * the client gets its API's in-stream error event. Caller holds r->mu. */
+static void put_stream_error(px_req *r, const char *why)
+{
+    char msg[600];
+    snprintf(msg, sizeof msg, "quotatop: the stream broke: %.500s", why ? why : "unknown error");
+    char *ej = r->route == RT_MESSAGES ? px_anthropic_error_json(502, msg)
+                                       : px_error_json(msg, "server_error", NULL, "stream_broken");
+    if (ej && r->route == RT_RESPONSES) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "error");
+        cJSON_AddStringToObject(o, "code", "stream_broken");
+        cJSON_AddStringToObject(o, "message", msg);
+        free(ej);
+        ej = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+    }
+    if (ej)
+        put_event(r, r->route == RT_CHAT ? NULL : "error", ej, strlen(ej));
+    free(ej);
 }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -87,27 +187,10 @@ void qt_proxy_on_result(void *ud, const qt_job *job, const qt_result *res, const
     if (r->stream && !r->client_gone) {
         if (r->out_off == r->out.len)
             r->out.len = r->out_off = 0;
-        if (res->status == QT_STATUS_OK) {
-            if (r->chunks == 0)   /* answered without a stream (the response cache) */
-                px_sse_from_content(&r->out, r->id, res->model_used ? res->model_used : job->model,
-                                    qt_wall_ms() / 1000, res->content, res->prompt_tokens,
-                                    res->completion_tokens, r->include_usage);
-            /* SSE comments are ignored by clients; this one tells humans. */
-            px_buf_addf(&r->out, ": quotatop model_used=%s attempts=%d queued_ms=%ld\n\n",
-                        res->model_used ? res->model_used : "-", res->attempts, res->queued_ms);
-            px_buf_adds(&r->out, "data: [DONE]\n\n");
-        } else if (r->chunks > 0) {
-            /* The answer broke after the first byte: no retry is possible
-             * any more, so the client gets OpenAI's in-stream error event. */
-            char msg[600];
-            snprintf(msg, sizeof msg, "quotatop: the stream broke: %.500s",
-                     res->error ? res->error : "unknown error");
-            char *ej = px_error_json(msg, "server_error", NULL, "stream_broken");
-            if (ej) {
-                px_buf_addf(&r->out, "data: %s\n\n", ej);
-                free(ej);
-            }
-        }
+        if (res->status == QT_STATUS_OK)
+            put_stream_end(r, job, res);
+        else if (r->chunks > 0)
+            put_stream_error(r, res->error);
     }
     r->have_result = 1;
     px_resume_locked(r);
@@ -277,6 +360,14 @@ static enum MHD_Result answer(px_req *r, struct MHD_Connection *c)
     char *out = r->openai_json ? strdup(r->openai_json)
                                : px_completion_json(r->id, r->model_used, qt_wall_ms() / 1000, r->content,
                                                     r->prompt_tokens, r->completion_tokens);
+    if (!r->openai_json && out && r->route == RT_MESSAGES) {   /* a cache hit, as a message */
+        cJSON *cc = cJSON_Parse(out), *msg = NULL;
+        free(out);
+        out = cc && qt_tr_resp_openai_to_anthropic(cc, &msg, NULL, 0) == QT_OK ? cJSON_PrintUnformatted(msg)
+                                                                               : NULL;
+        cJSON_Delete(msg);
+        cJSON_Delete(cc);
+    }
     return px_answer_json(r, c, 200, out, h);
 }
 
@@ -386,7 +477,19 @@ static enum MHD_Result chat_job(px_req *r, struct MHD_Connection *c, qt_job **ou
     cJSON_DeleteItemFromObjectCaseSensitive(body, "id");
     cJSON_DeleteItemFromObjectCaseSensitive(body, "workflow");
     cJSON_DeleteItemFromObjectCaseSensitive(body, "priority");
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "endpoint");
     cJSON_AddStringToObject(body, "id", r->id);
+    cJSON_AddStringToObject(body, "endpoint", qt_endpoint_name(px_route_endpoint(r->route)));
+    /* The client's API version goes on to an anthropic-kind upstream. */
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "quotatop_anthropic_version");
+    const char *av = r->route == RT_MESSAGES ? px_hdr(c, "anthropic-version") : NULL;
+    if (av)
+        cJSON_AddStringToObject(body, "quotatop_anthropic_version", av);
+    if (r->stream && r->route == RT_MESSAGES
+        && (r->tr = qt_tr_stream_new(QT_TR_OPENAI_TO_ANTHROPIC, (int64_t)(qt_wall_ms() / 1000))) == NULL) {
+        cJSON_Delete(body);
+        return px_answer_json(r, c, 500, NULL, NULL);
+    }
 
     qt_job *job = NULL;
     char err[300];
@@ -447,6 +550,7 @@ static int refused(px_req *r, struct MHD_Connection *c, qt_job *job, enum MHD_Re
 
 enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
 {
+    px_count(&r->px->st.by_endpoint[px_route_endpoint(r->route)], 1);
     qt_job *job;
     enum MHD_Result ok = chat_job(r, c, &job);
     if (!job || refused(r, c, job, &ok))

@@ -32,6 +32,10 @@ void px_buf_free(px_buf *b);
  * shape). param and code may be NULL (JSON null). Heap text or NULL. */
 char *px_error_json(const char *message, const char *type, const char *param, const char *code);
 
+/* {"type":"error","error":{"type":..,"message":..}} (Anthropic's error
+ * shape), the type from the HTTP status. Heap text or NULL. */
+char *px_anthropic_error_json(unsigned status, const char *message);
+
 /* GET /v1/models (cfg's models) and GET /v1/models/{id} (NULL when unknown). */
 char *px_models_json(const qt_config *cfg, int64_t created_s);
 char *px_model_json(const qt_config *cfg, const char *name, int64_t created_s);
@@ -121,7 +125,25 @@ struct qt_proxy {
     pthread_t guard;
 };
 
-typedef enum { RT_NONE = 0, RT_CHAT, RT_MODELS, RT_MODEL, RT_METRICS, RT_HEALTH, RT_CONTROL, RT_CONTROL_SNAP } px_route;
+typedef enum { RT_NONE = 0, RT_CHAT, RT_MESSAGES, RT_RESPONSES, RT_EMBEDDINGS, RT_MODELS, RT_MODEL,
+               RT_METRICS, RT_HEALTH, RT_CONTROL, RT_CONTROL_SNAP } px_route;
+
+/* True when v looks like an anthropic-version (YYYY-MM-DD). */
+static inline int px_anthropic_version_ok(const char *v)
+{
+    for (int i = 0; i < 10; i++)
+        if (i == 4 || i == 7 ? v[i] != '-' : (v[i] < '0' || v[i] > '9'))
+            return 0;
+    return v[10] == '\0';
+}
+
+/* The routes that become jobs (POST with a JSON body), and their endpoint. */
+static inline int px_route_is_job(px_route rt) { return rt >= RT_CHAT && rt <= RT_EMBEDDINGS; }
+static inline qt_endpoint px_route_endpoint(px_route rt)
+{
+    return rt == RT_MESSAGES ? QT_ENDPOINT_MESSAGES : rt == RT_RESPONSES ? QT_ENDPOINT_RESPONSES
+           : rt == RT_EMBEDDINGS ? QT_ENDPOINT_EMBEDDINGS : QT_ENDPOINT_CHAT;
+}
 
 struct px_req {
     qt_proxy *px;
@@ -142,6 +164,7 @@ struct px_req {
     /* set before submit, read by the worker */
     char id[32];
     int stream, include_usage;
+    struct qt_tr_stream *tr;        /* messages: chunks -> Anthropic events (under mu) */
     qt_stream_sink sink;
     const qt_job *job;              /* valid while the engine holds it (worker side only) */
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cJSON.h>
 
@@ -76,6 +77,35 @@ static void add_str_or_null(cJSON *o, const char *k, const char *v)
         cJSON_AddNullToObject(o, k);
 }
 
+/* Anthropic's error type for an HTTP status. */
+static const char *anthropic_error_type(unsigned status)
+{
+    switch (status) {
+    case 400: case 405: case 409: case 422: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 402: return "billing_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 410: return "invalid_request_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 503: case 529: return "overloaded_error";
+    default: return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
+char *px_anthropic_error_json(unsigned status, const char *message)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "error");
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "type", anthropic_error_type(status));
+    cJSON_AddStringToObject(e, "message", message);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
 char *px_error_json(const char *message, const char *type, const char *param, const char *code)
 {
     cJSON *o = cJSON_CreateObject();
@@ -93,6 +123,8 @@ char *px_error_json(const char *message, const char *type, const char *param, co
     return s;
 }
 
+/* One model in both SDKs' shapes at once: OpenAI's {id, object, created,
+ * owned_by} and Anthropic's {type, id, display_name, created_at}. */
 static cJSON *model_obj(const qt_model_cfg *m, int64_t created_s)
 {
     cJSON *x = cJSON_CreateObject();
@@ -100,6 +132,14 @@ static cJSON *model_obj(const qt_model_cfg *m, int64_t created_s)
     cJSON_AddStringToObject(x, "object", "model");
     cJSON_AddNumberToObject(x, "created", (double)created_s);
     cJSON_AddStringToObject(x, "owned_by", m->n_providers ? m->providers[0] : "quotatop");
+    cJSON_AddStringToObject(x, "type", "model");
+    cJSON_AddStringToObject(x, "display_name", m->name);
+    char at[32];
+    time_t t = (time_t)created_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON_AddStringToObject(x, "created_at", at);
     return x;
 }
 
@@ -110,6 +150,15 @@ char *px_models_json(const qt_config *cfg, int64_t created_s)
     cJSON *data = cJSON_AddArrayToObject(o, "data");
     for (size_t i = 0; data && i < cfg->n_models; i++)
         cJSON_AddItemToArray(data, model_obj(&cfg->models[i], created_s));
+    /* Anthropic's page fields: one page holds every model. */
+    cJSON_AddBoolToObject(o, "has_more", 0);
+    if (cfg->n_models) {
+        cJSON_AddStringToObject(o, "first_id", cfg->models[0].name);
+        cJSON_AddStringToObject(o, "last_id", cfg->models[cfg->n_models - 1].name);
+    } else {
+        cJSON_AddNullToObject(o, "first_id");
+        cJSON_AddNullToObject(o, "last_id");
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

@@ -280,6 +280,12 @@ static void front_section(out_t *o, const qt_proxy_stats *ps)
             const char *l[] = { "code", cs, NULL };
             sample_u(o, "quotatop_http_responses_total", l, ps->responses[code]);
         }
+    family(o, "quotatop_proxy_requests_total", "counter",
+           "Requests received on the API paths, by endpoint (chat, messages, responses, embeddings).");
+    for (int ep = 0; ep < QT_ENDPOINT_COUNT; ep++) {
+        const char *l[] = { "endpoint", qt_endpoint_name((qt_endpoint)ep), NULL };
+        sample_u(o, "quotatop_proxy_requests_total", l, ps->by_endpoint[ep]);
+    }
     family(o, "quotatop_proxy_rejections_total", "counter",
            "Requests refused with 429 by backpressure; reason queue_full or wait.");
     const char *lq[] = { "reason", "queue_full", NULL };

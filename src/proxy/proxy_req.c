@@ -11,6 +11,7 @@
  * handles the connection; they count each status for /metrics.
  */
 #include "proxy_int.h"
+#include "quotatop/translate.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ void px_req_unref(px_req *r)
     free(r->model_used);
     free(r->openai_json);
     free(r->content);
+    qt_tr_stream_free(r->tr);
     free(r);
 }
 
@@ -97,6 +99,8 @@ enum MHD_Result px_answer_error(px_req *r, struct MHD_Connection *c, unsigned st
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (r && r->route == RT_MESSAGES)   /* Anthropic's SDK reads its own error shape */
+        return px_answer_json(r, c, status, px_anthropic_error_json(status, msg), headers);
     return px_answer_json(r, c, status, px_error_json(msg, type, param, code), headers);
 }
 

@@ -148,6 +148,8 @@ static void parse_embeddings(const cJSON *root, mock_req *r)
     r->dimensions = EMBEDDINGS_DEFAULT_DIMS;
     if (cJSON_IsNumber(dims) && dims->valuedouble >= 1 && dims->valuedouble <= EMBEDDINGS_MAX_DIMS)
         r->dimensions = (unsigned)dims->valuedouble;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+    r->base64 = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "base64");
     r->prompt_tokens = tokens;
     r->max_tokens = 0;
     r->has_max_tokens = true;
@@ -368,6 +370,39 @@ char **mock_responses_stream(const mock_answer *a, size_t *n)
     return mock_ev_finish(&l, n);
 }
 
+/* A vector as base64 of little-endian float32s, as encoding_format
+ * "base64" asks (what the openai SDKs request by default). */
+static cJSON *base64_vector(const float *v, unsigned n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t len = (size_t)n * 4;
+    unsigned char *b = malloc(len);
+    char *out = malloc((len + 2) / 3 * 4 + 1);
+    cJSON *s = NULL;
+    if (b && out) {
+        for (unsigned i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &v[i], 4);
+            for (int k = 0; k < 4; k++)
+                b[i * 4 + k] = (unsigned char)(u >> (8 * k));
+        }
+        size_t o = 0;
+        for (size_t i = 0; i < len; i += 3) {
+            uint32_t w = (uint32_t)b[i] << 16 | (i + 1 < len ? (uint32_t)b[i + 1] << 8 : 0)
+                         | (i + 2 < len ? b[i + 2] : 0);
+            out[o++] = tab[w >> 18 & 63];
+            out[o++] = tab[w >> 12 & 63];
+            out[o++] = i + 1 < len ? tab[w >> 6 & 63] : '=';
+            out[o++] = i + 2 < len ? tab[w & 63] : '=';
+        }
+        out[o] = '\0';
+        s = cJSON_CreateString(out);
+    }
+    free(b);
+    free(out);
+    return s;
+}
+
 char *mock_embeddings_body(const mock_answer *a)
 {
     unsigned items = a->q && a->q->n_inputs ? a->q->n_inputs : 1;
@@ -380,9 +415,16 @@ char *mock_embeddings_body(const mock_answer *a)
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "object", "embedding");
         cJSON_AddNumberToObject(e, "index", i);
-        cJSON *v = cJSON_AddArrayToObject(e, "embedding");
-        for (unsigned k = 0; v && k < dims; k++)   /* three decimals keep bodies small */
-            cJSON_AddItemToArray(v, cJSON_CreateNumber(round((qt_rand01(&rng) * 2 - 1) * 1000) / 1000));
+        float vec[EMBEDDINGS_MAX_DIMS];
+        for (unsigned k = 0; k < dims; k++)   /* three decimals keep bodies small */
+            vec[k] = (float)(round((qt_rand01(&rng) * 2 - 1) * 1000) / 1000);
+        if (a->q && a->q->base64) {
+            cJSON_AddItemToObject(e, "embedding", base64_vector(vec, dims));
+        } else {
+            cJSON *v = cJSON_AddArrayToObject(e, "embedding");
+            for (unsigned k = 0; v && k < dims; k++)
+                cJSON_AddItemToArray(v, cJSON_CreateNumber(round((double)vec[k] * 1000) / 1000));
+        }
         cJSON_AddItemToArray(data, e);
     }
     cJSON_AddStringToObject(o, "model", a->model);

@@ -99,6 +99,7 @@ typedef struct {
     int      api;             /* mock_api: the endpoint asked */
     unsigned n_inputs;        /* embeddings: items of "input" */
     unsigned dimensions;      /* embeddings: length of each vector */
+    bool     base64;          /* embeddings: encoding_format "base64" (float32 LE) */
     char     tool_result[96]; /* its first bytes, quoted in the answer */
 } mock_req;
 

@@ -80,7 +80,13 @@ static qt_err anthropic_build_request(const cJSON *job, const qt_model_cfg *mode
     cJSON_Delete(body);
     if (ok && api_key)
         ok = qt_prov_add_header(out, "x-api-key", api_key) == QT_OK;
-    ok = ok && qt_prov_add_header(out, "anthropic-version", ANTHROPIC_VERSION) == QT_OK
+    /* A messages client's own version (serve passes it on), else ours. */
+    const char *version = qt_prov_get_str(job, "quotatop_anthropic_version");
+    for (int i = 0; version && i < 11; i++)   /* only a date (YYYY-MM-DD) goes in a header */
+        if (i == 10 ? version[i] != '\0' : i == 4 || i == 7 ? version[i] != '-'
+                                          : (version[i] < '0' || version[i] > '9'))
+            version = NULL;
+    ok = ok && qt_prov_add_header(out, "anthropic-version", version ? version : ANTHROPIC_VERSION) == QT_OK
          && qt_prov_add_header(out, "Content-Type", "application/json") == QT_OK;
     if (!ok) {
         qt_prov_errf(err, errlen, "out of memory building the request");

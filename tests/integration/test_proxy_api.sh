@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# test_proxy_api.sh: the API fronts beyond chat completions, driven by the
+# official SDKs from npm against `quotatop serve` in front of `quotatop mock`:
+# @anthropic-ai/sdk on POST /v1/messages (both provider kinds, plain and
+# streamed, tools, errors, 30 concurrent clients paced under a
+# per-second-enforced limit with zero upstream 429s), the openai SDK on
+# /v1/responses and /v1/embeddings; then `run` with jobs of every endpoint
+# and the per-endpoint counts on /metrics. npm packages as test_proxy_sdk.sh.
+source "$(dirname "$0")/lib.sh"
+PY=$(python3 -c 'import sys; print(sys.executable)')
+python3() { "$PY" "$@"; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+NPM_DIR="$here/.npm/proxy_client"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    fail "api: node and npm" "not installed (Debian packages nodejs, npm)"
+    exit 0
+fi
+mkdir -p "$NPM_DIR"
+if ! cmp -s "$here/proxy_client/package.json" "$NPM_DIR/package.json" \
+   || [ ! -d "$NPM_DIR/node_modules/@anthropic-ai/sdk" ] || [ ! -d "$NPM_DIR/node_modules/openai" ]; then
+    cp "$here/proxy_client/package.json" "$NPM_DIR/package.json"
+    if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1; then
+        fail "api: npm install" "$(tail -3 "$TMP/npm.log")"
+        exit 0
+    fi
+fi
+cp "$here"/proxy_client/*.mjs "$NPM_DIR/"
+check "api: @anthropic-ai/sdk installed" test -f "$NPM_DIR/node_modules/@anthropic-ai/sdk/package.json"
+
+export QT_UP_KEY="sk-upstream-$RANDOM$RANDOM"
+export QT_PX_TOKEN="px-token-$RANDOM$RANDOM"
+# paced: the mock enforces 300 RPM as a bucket of 5 refilled every second.
+start_mock --latency-ms 3 --require-key-env QT_UP_KEY --model paced:rpm=300 || exit 1
+SERVE_PORT=$(free_port)
+cat > "$TMP/cfg.json" <<JSON
+{
+  "workers": 16,
+  "providers": {
+    "oa": {"kind": "openai", "base_url": "$MOCK_URL/v1", "api_key_env": "QT_UP_KEY"},
+    "an": {"kind": "anthropic", "base_url": "$MOCK_URL/v1", "api_key_env": "QT_UP_KEY"}
+  },
+  "models": {
+    "gpt-4o": {"providers": ["oa"], "input_usd_per_mtok": 2.5, "output_usd_per_mtok": 10},
+    "claude": {"providers": ["an"], "input_usd_per_mtok": 3, "output_usd_per_mtok": 15},
+    "emb":    {"providers": ["oa"], "input_usd_per_mtok": 0.02},
+    "paced":  {"providers": ["an"], "rpm": 300, "input_usd_per_mtok": 1, "output_usd_per_mtok": 1}
+  },
+  "limits": {"headroom": 0.9},
+  "retry": {"max_attempts": 2, "base_ms": 10, "cap_ms": 50},
+  "budget": {"workflows": {"capped": 0.0000001}},
+  "state_dir": "$TMP/state",
+  "proxy": {"listen": "127.0.0.1:$SERVE_PORT", "token_env": "QT_PX_TOKEN", "max_wait_ms": 30000}
+}
+JSON
+bg "$QT_BIN" serve -c "$TMP/cfg.json" --headless 2>"$TMP/serve.log"
+SERVE_PID=$BG_PID
+wait_port "$SERVE_PORT" 10 || { fail "api: serve starts" "$(cat "$TMP/serve.log")"; exit 1; }
+export QT_ROOT_URL="http://127.0.0.1:$SERVE_PORT" QT_BASE_URL="http://127.0.0.1:$SERVE_PORT/v1" QT_TOKEN=$QT_PX_TOKEN
+
+(cd "$NPM_DIR" && QT_CLIENTS=30 QT_PACED=paced timeout 120 node sdk_anthropic.mjs) | tee "$TMP/anthropic.out"
+expect_ge "api: the anthropic script reported" "$(grep -c '^PASS' "$TMP/anthropic.out")" 48
+expect_eq "api: the anthropic script failed nothing" "$(grep -c '^FAIL' "$TMP/anthropic.out")" 0
+expect_eq "api: 30 paced clients reached the mock" "$(mock_stat 'd["models"]["paced"]["requests"]')" 30
+expect_eq "api: ... with zero upstream 429s" "$(mock_stat 'd["models"]["paced"]["rate_limited"]')" 0
+
+(cd "$NPM_DIR" && timeout 90 node sdk_responses.mjs) | tee "$TMP/responses.out"
+expect_ge "api: the responses script reported" "$(grep -c '^PASS' "$TMP/responses.out")" 14
+expect_eq "api: the responses script failed nothing" "$(grep -c '^FAIL' "$TMP/responses.out")" 0
+
+# ---- per-endpoint counts on /metrics
+curl -s -H "Authorization: Bearer $QT_TOKEN" "$QT_ROOT_URL/metrics" > "$TMP/metrics.txt"
+count_of() { sed -n "s/^quotatop_proxy_requests_total{endpoint=\"$1\"} //p" "$TMP/metrics.txt"; }
+expect_ge "api: /metrics counts messages requests" "$(count_of messages)" 40
+expect_ge "api: /metrics counts responses requests" "$(count_of responses)" 5
+expect_ge "api: /metrics counts embeddings requests" "$(count_of embeddings)" 2
+if grep -q "$QT_UP_KEY" "$TMP/metrics.txt" "$TMP/serve.log" "$TMP/anthropic.out" "$TMP/responses.out"; then
+    fail "api: upstream key never leaves" "found"
+else pass "api: upstream key never leaves"; fi
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
+expect_eq "api: serve exits 0 on SIGTERM" "$?" 0
+
+# ---- run: a job of every endpoint, and the ledger prices embeddings as input
+cat > "$TMP/jobs.jsonl" <<'JOBS'
+{"id":"chat","model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}
+{"id":"msg-an","endpoint":"messages","model":"claude","max_tokens":40,"system":"brief","messages":[{"role":"user","content":"hi"}]}
+{"id":"msg-oa","endpoint":"messages","model":"gpt-4o","max_tokens":40,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"get_weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],"tool_choice":{"type":"any"}}
+{"id":"resp","endpoint":"responses","model":"gpt-4o","input":"hello"}
+{"id":"emb","endpoint":"embeddings","model":"emb","input":["abcd","efgh"],"dimensions":4}
+{"id":"emb-an","endpoint":"embeddings","model":"claude","input":"x"}
+JOBS
+"$QT_BIN" run -c "$TMP/cfg.json" --headless -o "$TMP/res.jsonl" "$TMP/jobs.jsonl" 2>"$TMP/run.log"
+expect_eq "api run: exit 1 (one job cannot be carried)" "$?" 1
+field() { python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    d=json.loads(l)
+    if d["id"]==sys.argv[2]: print(eval(sys.argv[3]))' "$TMP/res.jsonl" "$1" "$2"; }
+expect_eq "api run: messages to anthropic ok" "$(field msg-an 'd["status"]')" ok
+expect_eq "api run: ... says its endpoint" "$(field msg-an 'd["endpoint"]')" messages
+expect_eq "api run: messages to openai-kind: a tool call" "$(field msg-oa 'd["tool_calls"][0]["function"]["name"]')" get_weather
+expect_eq "api run: responses: response_id" "$(field resp 'd["response_id"][:5]')" resp_
+expect_eq "api run: responses: content" "$(field resp '"simulated" in d["content"]')" True
+expect_eq "api run: embeddings: one vector per input" "$(field emb 'len(d["embeddings"])')" 2
+expect_eq "api run: embeddings: no completion tokens" "$(field emb 'd["completion_tokens"]')" 0
+expect_eq "api run: embeddings: priced as input" "$(field emb 'round(d["cost_usd"]*1e9)')" "$(field emb 'round(d["prompt_tokens"]*20)')"
+expect_eq "api run: embeddings to anthropic-kind: failed, not retried" "$(field emb-an 'd["status"]+"/"+str(d["attempts"])')" failed/0
+expect_eq "api run: ... with the reason" "$(field emb-an '"openai-kind models only" in d["error"]')" True
