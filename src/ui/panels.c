@@ -86,11 +86,20 @@ static void draw_header(ui_state *ui, WINDOW *w)
     if (y == 0)
         return;
     x = 0;
+    /* each status on its own (a rejected or invalid job is not a failure),
+     * first on the line; shorter names when the long ones do not fit */
+    unsigned long long st[5] = { s->ok, s->failed, s->rejected, s->cancelled, s->invalid };
+    snprintf(b, sizeof b, " ok %llu failed %llu rejected %llu cancelled %llu invalid %llu", st[0], st[1], st[2],
+             st[3], st[4]);
+    if (!seg(ui, w, y, &x, QT_ROLE_HEADER, b)) {
+        snprintf(b, sizeof b, " ok %llu fail %llu rej %llu canc %llu inv %llu", st[0], st[1], st[2], st[3], st[4]);
+        seg(ui, w, y, &x, QT_ROLE_HEADER, b);
+    }
     if (s->run_limit_usd > 0)
-        snprintf(b, sizeof b, " run $%.4f/$%.2f (%.0f%%)", s->run_spent_usd, s->run_limit_usd,
+        snprintf(b, sizeof b, "run $%.4f/$%.2f (%.0f%%)", s->run_spent_usd, s->run_limit_usd,
                  100.0 * s->run_spent_usd / s->run_limit_usd);
     else
-        snprintf(b, sizeof b, " run $%.4f", s->run_spent_usd);
+        snprintf(b, sizeof b, "run $%.4f", s->run_spent_usd);
     int lvl = 0;
     qt_ui_gauge_cells(s->run_spent_usd, s->run_limit_usd, 10, &lvl);
     seg(ui, w, y, &x, lvl == 2 ? QT_ROLE_HEADER_PAUSED : QT_ROLE_HEADER, b);
@@ -98,11 +107,6 @@ static void draw_header(ui_state *ui, WINDOW *w)
         snprintf(b, sizeof b, "day $%.2f/$%.2f", s->day_spent_usd, s->day_limit_usd);
     else
         snprintf(b, sizeof b, "day $%.2f", s->day_spent_usd);
-    seg(ui, w, y, &x, QT_ROLE_HEADER, b);
-    /* each status on its own: a rejected or invalid job is not a failure */
-    snprintf(b, sizeof b, "ok %llu failed %llu rejected %llu cancelled %llu invalid %llu",
-             (unsigned long long)s->ok, (unsigned long long)s->failed, (unsigned long long)s->rejected,
-             (unsigned long long)s->cancelled, (unsigned long long)s->invalid);
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);
     snprintf(b, sizeof b, "req %s", qt_ui_fmt_count((double)s->requests, t1, sizeof t1));
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);

@@ -14,6 +14,8 @@ panels() {
     for p in "quotatop demo" LIMITS HISTORY JOBS WORKFLOWS EVENTS "requests/s" gpt-4o claude-sonnet "q Quit"; do
         expect_contains "demo $2: shows '$p'" "$s" "$p"
     done
+    expect_contains "demo $2: the header counts rejected jobs on their own" "$s" " rej"
+    expect_contains "demo $2: ... and invalid ones" "$s" " inv"
     local widest
     widest=$(echo "$s" | python3 -c 'import sys; print(max((len(l.rstrip("\n")) for l in sys.stdin), default=0))')
     expect_le "demo $2: nothing wider than the terminal" "$widest" "${2%x*}"
