@@ -14,8 +14,8 @@
 
 #include "replay_report.h"
 
-#define LABEL_W 34
-#define COL_W 22
+#define LABEL_W 38
+#define COL_W 20
 
 void rp_fmt_duration(char *buf, size_t len, double ms)
 {
@@ -44,7 +44,7 @@ static void row(FILE *out, const char *label, rp_outcome *const *v, size_t n, ce
     for (size_t i = 0; i < n; i++) {
         char cell[96] = "";
         fn(v[i], arg, cell, sizeof cell);
-        fprintf(out, "%-*.*s", COL_W, COL_W - 1, cell);
+        fprintf(out, "%-*.*s", i + 1 < n ? COL_W : 0, COL_W - 1, cell);
     }
     fputc('\n', out);
 }
@@ -176,7 +176,8 @@ void rp_print_table(FILE *out, const qt_trace_data *d, const char *trace_path, r
             trace_path, d->n_reqs, span, when, d->config_path[0] ? d->config_path : "(unnamed config)");
     fprintf(out, "%-*s", LABEL_W, "");
     for (size_t i = 0; i < n; i++)
-        fprintf(out, "%-*.*s", COL_W, COL_W - 1, v[i]->recorded ? "recorded" : base(v[i]->name));
+        fprintf(out, "%-*.*s", i + 1 < n ? COL_W : 0, COL_W - 1,
+                v[i]->recorded ? "recorded" : base(v[i]->name));
     fputc('\n', out);
     row(out, "elapsed (makespan)", v, n, c_elapsed, NULL);
     static const struct { const char *label; size_t off; } counters[] = {
