@@ -11,6 +11,13 @@
 #ifndef QT_CONFIG_H
 #define QT_CONFIG_H
 
+/* `workers`: the most requests in flight at once (the engine holds no
+ * thread per request: each costs a socket and a few KB). 256 suits a
+ * laptop (well under the usual 1024 open-file limit, more than most API
+ * tiers allow at once); 100,000 is the most it takes. */
+#define QT_DEFAULT_WORKERS 256
+#define QT_MAX_WORKERS 100000
+
 #include <stddef.h>
 #include <stdio.h>
 
@@ -57,7 +64,8 @@ typedef struct {
 } qt_workflow_budget;
 
 typedef struct {
-    int workers;                           /* default 8 */
+    int workers;                           /* requests in flight at most; default
+                                              QT_DEFAULT_WORKERS, 1..QT_MAX_WORKERS */
     qt_provider_cfg *providers;  size_t n_providers;
     qt_model_cfg *models;        size_t n_models;
     struct {

@@ -32,6 +32,8 @@
 #include "quotatop/queue.h"
 
 typedef struct qt_engine qt_engine;
+typedef struct qt_loop qt_loop;
+typedef struct qt_transport qt_transport;
 typedef struct qt_events qt_events;
 typedef struct qt_metrics qt_metrics;
 
@@ -112,6 +114,9 @@ typedef struct {
     void *on_result_ud;
     uint64_t seed;               /* jitter PRNG seed, 0 = from time */
     int want_openai_json;        /* render ok answers for qt_result_extra (proxy) */
+    const qt_transport *transport; /* NULL = live (libcurl multi); see transport.h */
+    int virtual_time;            /* with a manual clock: one loop, driven by the caller
+                                    through qt_engine_run_virtual (no threads, no sleeping) */
 } qt_engine_opts;
 
 /* Per model / provider row of a snapshot. */
@@ -228,6 +233,18 @@ size_t qt_engine_jobs_count(qt_engine *e);
 /* One job in full: its view, chain, last attempts and waits.
  * QT_OK or QT_ERR_NOTFOUND (no such job, or it already has its result). */
 qt_err qt_engine_job_detail(qt_engine *e, const char *id, qt_job_detail *out);
+
+/* ---- virtual time (contract C) ----
+ * Runs the engine's one loop on the calling thread with its manual clock:
+ * ready work, then a jump to the next timer, until nothing is posted or
+ * timed (every job submitted so far has its result, or waits for a job or
+ * control the caller has yet to give). QT_ERR_INVALID unless virtual_time
+ * and started. */
+qt_err qt_engine_run_virtual(qt_engine *e);
+/* The engine's loop (loop 0) after qt_engine_start, so a driver can add
+ * timers (the replay submits recorded arrivals at their times); NULL
+ * before. Loop-thread rules of loop.h apply. */
+qt_loop *qt_engine_loop(qt_engine *e);
 
 /* Writes the summary object of DESIGN.md as JSON. Caller frees. */
 char *qt_engine_summary_json(qt_engine *e, double elapsed_s);

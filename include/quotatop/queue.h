@@ -69,7 +69,8 @@ typedef struct {
     void *payload;          /* caller-owned */
     /* keep_place 1: a job that left the queue comes back at the place it had
      * (keep_enqueue_ms and keep_seq from its view when it was popped), so it
-     * keeps its aging and FIFO rank; the FIFO clamp does not apply. */
+     * keeps its aging and FIFO rank; the FIFO clamp does not apply, and a
+     * closed queue still takes it back (it is not new intake). */
     int keep_place;
     uint64_t keep_enqueue_ms, keep_seq;
 } qt_queue_job;

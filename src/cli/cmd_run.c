@@ -185,7 +185,7 @@ static const char run_usage[] =
     "  --headless      no dashboard: a progress line per second on stderr\n"
     "  --stay          keep the dashboard up after the last job until q (default: exit)\n"
     "  -v, --verbose   without the dashboard: print every event (retry, 429, fallback...)\n"
-    "  --workers N     worker threads (default: config workers, else 8)\n"
+    "  --workers N     requests in flight at most, 1..100000 (default: config workers, else 256)\n"
     "  --resume        skip jobs that already have an ok line in RESULTS, append\n"
     "While it runs, `quotatop top -c CONFIG` attaches a dashboard through the control\n"
     "socket STATE_DIR/run-PID.sock (mode 0600; the path is printed at start).\n";
@@ -213,8 +213,8 @@ int qt_cmd_run(int argc, char **argv)
         else if (!strcmp(a, "--workers") && i + 1 < argc) {
             char *end;
             long w = strtol(argv[++i], &end, 10);
-            if (*end || w < 1 || w > 1024) {
-                fprintf(stderr, "quotatop run: --workers must be 1..1024, got '%s'\n", argv[i]);
+            if (*end || w < 1 || w > QT_MAX_WORKERS) {
+                fprintf(stderr, "quotatop run: --workers must be 1..%d, got '%s'\n", QT_MAX_WORKERS, argv[i]);
                 return 2;
             }
             workers = (int)w;

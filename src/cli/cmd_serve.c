@@ -38,7 +38,7 @@ static const char serve_usage[] =
     "  --listen HOST:PORT      address (default: proxy.listen, else 127.0.0.1:8787);\n"
     "                          a non-loopback address needs proxy.token_env\n"
     "  --headless              no dashboard: a progress line per second on stderr\n"
-    "  --workers N             worker threads (default: config workers, else 8)\n"
+    "  --workers N             requests in flight at most, 1..100000 (default: config workers, else 256)\n"
     "  --idle-timeout SECONDS  close connections silent this long (default 30)\n"
     "  --headers-timeout MS    total time a request's headers may take to arrive, however\n"
     "                          they trickle (default 10000)\n"
@@ -81,8 +81,8 @@ int qt_cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             verbose = 1;
         } else if (!strcmp(a, "--workers") && i + 1 < argc) {
-            if (parse_uint(argv[++i], 1, 1024, &workers)) {
-                fprintf(stderr, "quotatop serve: --workers must be 1..1024, got '%s'\n", argv[i]);
+            if (parse_uint(argv[++i], 1, QT_MAX_WORKERS, &workers)) {
+                fprintf(stderr, "quotatop serve: --workers must be 1..%d, got '%s'\n", QT_MAX_WORKERS, argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--idle-timeout") && i + 1 < argc) {

@@ -285,7 +285,7 @@ static char *default_state_dir(void)
 
 static void set_defaults(qt_config *c)
 {
-    c->workers = 8;
+    c->workers = QT_DEFAULT_WORKERS;
     c->limits.headroom = 1.0;
     c->limits.burst_ms = 0;
     c->retry.max_attempts = 5;
@@ -318,7 +318,7 @@ static void set_defaults(qt_config *c)
 static void read_sections(qt_diag *d, const cJSON *root, qt_config *c)
 {
     cfg_check_keys(d, root, "", top_keys, QT_ARRAY_LEN(top_keys));
-    cfg_get_int(d, root, "", "workers", 1, 1024, &c->workers);
+    cfg_get_int(d, root, "", "workers", 1, QT_MAX_WORKERS, &c->workers);
 
     const cJSON *s = cfg_get_obj(d, root, "", "providers");
     if (!s) {

@@ -155,13 +155,16 @@ static void finish(qt_engine *e, ejob *ej, const outcome *o)
         if (e->workers[i].current == ej)
             e->workers[i].current = NULL;
     ejob_unlink(e, ej);
+    ej->finished = 1;
+    int last = --ej->refs == 0;   /* posted work may still point at the record */
     if (o->status == QT_STATUS_FAILED)
         event(e, QT_EV_ERROR, job->model, o->provider, job->workflow, job->id, "job %s failed: %.100s",
               job->id, o->error ? o->error : "?");
     pthread_cond_broadcast(&e->done_cond);
     pthread_mutex_unlock(&e->lock);
     qt_job_free(job);
-    ejob_free(ej);
+    if (last)
+        ejob_free(ej);
 }
 
 void engine_finish_simple(qt_engine *e, ejob *ej, qt_status st, int attempts, const char *err)
@@ -181,7 +184,7 @@ int64_t engine_est_prompt(qt_engine *e, const qt_job *job, int mi)
 }
 
 /* Records what one attempt came to in the job's history. Lock held. */
-static void record_attempt(qt_engine *e, ejob *ej, int mi, int pi, const fsm_attempt *a)
+void engine_record_attempt(qt_engine *e, ejob *ej, int mi, int pi, const fsm_attempt *a)
 {
     qt_attempt_view av;
     memset(&av, 0, sizeof av);
@@ -312,7 +315,7 @@ static int run_attempt(qt_engine *e, worker *wk, ejob *ej)
     pthread_mutex_lock(&e->lock);
     if (e->gate)
         engine_fleet_settle(e, ej, &a, &gt);
-    record_attempt(e, ej, mi, pi, &a);
+    engine_record_attempt(e, ej, mi, pi, &a);
     fsm_action act;
     fsm_done(&e->env, &ej->f, job, &a, now_of(e), wall_of(e), &act);
     engine_sync_state(e, ej);

@@ -26,6 +26,8 @@ static void apply_pause(qt_engine *e, int paused, const char *how)
         qt_queue_resume_all(e->queue);
     pthread_cond_broadcast(&e->work_cond);
     pthread_cond_broadcast(&e->admit_cond);
+    if (e->evented)
+        engine_loop_request_pump(e);
     pthread_mutex_unlock(&e->lock);
     if (was != e->paused)
         qt_events_addf(e->events, paused ? QT_EV_PAUSE : QT_EV_RESUME, now_of(e),
@@ -55,6 +57,8 @@ static qt_err apply_pause_workflow(qt_engine *e, const char *workflow, int pause
                       : qt_queue_resume_workflow(e->queue, workflow);
     pthread_cond_broadcast(&e->work_cond);
     pthread_cond_broadcast(&e->admit_cond);
+    if (e->evented)
+        engine_loop_request_pump(e);
     pthread_mutex_unlock(&e->lock);
     if (r == QT_OK)
         qt_events_addf(e->events, paused ? QT_EV_PAUSE : QT_EV_RESUME, now_of(e),
@@ -84,6 +88,14 @@ qt_err qt_engine_cancel(qt_engine *e, const char *job_id)
 {
     void *payload = NULL;
     pthread_mutex_lock(&e->lock);
+    if (e->evented) {
+        ejob *ej = ejob_find(e, job_id);
+        if (!ej) {
+            pthread_mutex_unlock(&e->lock);
+            return QT_ERR_NOTFOUND;
+        }
+        return engine_loop_cancel(e, ej);   /* releases the lock */
+    }
     qt_err r = qt_queue_cancel(e->queue, job_id, &payload);
     if (r != QT_OK) {
         /* Not queued: a worker may hold it (waiting for capacity, or on the
@@ -122,6 +134,8 @@ qt_err qt_engine_reprioritize(qt_engine *e, const char *job_id, int priority)
         ej->job->priority = priority;
         r = QT_OK;
         pthread_cond_broadcast(&e->admit_cond);
+        if (e->evented)
+            engine_loop_request_pump(e);
     }
     pthread_mutex_unlock(&e->lock);
     return r;
@@ -163,6 +177,8 @@ qt_err qt_engine_scale_limit(qt_engine *e, const char *name, int is_provider, ch
                                   now);
     }
     pthread_cond_broadcast(&e->admit_cond);
+    if (e->evented)
+        engine_loop_request_pump(e);
     pthread_mutex_unlock(&e->lock);
     if (r == QT_OK) {
         qt_event ev;
@@ -310,8 +326,8 @@ qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
     uint64_t now = now_of(e);
     s->uptime_ms = now - e->start_ms;
     s->paused = e->paused;
-    s->workers = e->nworkers;
-    s->busy = e->busy;
+    s->workers = e->evented ? e->max_in_flight : e->nworkers;
+    s->busy = e->evented ? e->in_flight_jobs : e->busy;
     qt_queue_counts qc;
     qt_queue_counts_get(e->queue, &qc);
     s->queued = qc.total;

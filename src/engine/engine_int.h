@@ -22,6 +22,9 @@
 #include "quotatop/queue.h"
 #include "quotatop/retry.h"
 
+#include "quotatop/loop.h"
+#include "quotatop/transport.h"
+
 #include "job_fsm.h"
 
 typedef struct {                  /* a worker waiting for limiter admission */
@@ -59,7 +62,28 @@ typedef struct ejob {
     int n_waits, cap_waits;
     uint64_t order;                /* pop order (admission order among waiters) */
     fsm_job f;                     /* its state machine */
+    struct qt_engine *eng;
+    struct ejob *hnext;            /* e->idmap chain */
+    /* the event runtime (engine_loop.c) */
+    int refs;                      /* 1 until its result, +1 per posted work / timer / effect */
+    int finished;                  /* it has its result (the record lives on for refs) */
+    int in_queue;
+    int loop;                      /* the loop its timers and transfers run on */
+    qt_timer *timer;               /* an armed WAIT_TIMER (its loop thread only) */
+    struct engine_xfer *x;         /* its request on the wire */
+    uint64_t q_enq_ms, q_seq;      /* its place in the queue (keep_place) */
+    uint64_t pass;                 /* the pump pass that last found it waiting on a key */
+    fsm_action act;                /* what the pump decided, carried out after the lock */
+    struct ejob *fx_next;          /* the pump's list of actions to carry out */
 } ejob;
+
+/* One event loop of the runtime and its thread and transport connection. */
+typedef struct {
+    qt_loop *loop;
+    pthread_t thread;
+    int started;
+    void *conn;
+} engine_loopctx;
 
 typedef struct worker {
     struct qt_engine *engine;     /* immutable after start */
@@ -108,6 +132,22 @@ struct qt_engine {
     ejob *live;                   /* every job without a result (submission order) */
     ejob *live_tail;
     size_t n_live;
+    ejob **idmap;                 /* live jobs by id (chained; size a power of two) */
+    size_t idmap_cap;
+
+    /* the event runtime (engine_loop.c); fields below the lock too unless said */
+    int evented;                  /* 1: loops + timers; 0: a thread per worker (immutable) */
+    const qt_transport *transport;/* immutable */
+    int virtual_time;             /* immutable */
+    int nloops;                   /* immutable after start */
+    engine_loopctx *loops;        /* immutable after start */
+    int max_in_flight;            /* workers: requests on the wire at most */
+    int in_flight_jobs;
+    int pump_posted, rearm_posted;
+    uint64_t pump_at;             /* the pump timer's deadline, UINT64_MAX none */
+    qt_timer *pump_timer;         /* loop 0's */
+    uint64_t pass;
+    unsigned rr;                  /* next loop for a new job */
 };
 
 static inline uint64_t now_of(qt_engine *e) { return qt_clock_now_ms(e->clock); }
@@ -136,6 +176,18 @@ void ejob_add_attempt(ejob *ej, const qt_attempt_view *a);
 /* Finds a live job by id, NULL when none. */
 ejob *ejob_find(qt_engine *e, const char *id);
 
+/* engine_loop.c: the event runtime (lock held unless said) */
+qt_err engine_loop_start(qt_engine *e);             /* no lock */
+void engine_loop_request_pump(qt_engine *e);
+void engine_loop_requeue(qt_engine *e, ejob *ej);
+qt_err engine_loop_cancel(qt_engine *e, ejob *ej);  /* lock held on entry, released on return */
+void engine_loop_shutdown(qt_engine *e, int64_t grace_ms);   /* no lock */
+void engine_loop_free(qt_engine *e);                /* no lock */
+/* Drops one reference (lock held); frees the record at zero. */
+void ejob_release(ejob *ej);
+/* Records what one attempt came to in the job's history (engine.c). */
+void engine_record_attempt(qt_engine *e, ejob *ej, int mi, int pi, const fsm_attempt *a);
+
 /* engine.c */
 /* Estimated prompt tokens of job on model mi (calibrated, plus framing).
  * Lock held. */
@@ -159,7 +211,34 @@ void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order);
 /* A worker thread's body (arg: its worker). */
 void *engine_worker_main(void *arg);
 
+/* One request on its way: what was built, the stream's parser, what came
+ * back. engine_send.c. */
+typedef struct engine_xfer {
+    struct qt_engine *e;
+    const qt_job *job;
+    ejob *ej;
+    int mi, pi;
+    int stream;
+    qt_provider_request req;
+    char url[600];
+    qt_provider_stream *ps;
+    int client_gone;
+    uint64_t start_ms;
+    size_t forwarded;     /* chunks handed to the client's sink */
+    int parse_failed;     /* on_data stopped the transfer: bad stream */
+    fsm_attempt a;        /* a.resp is the transport's answer */
+    void *handle;         /* the transport's, while on the wire */
+    int loop;             /* the loop it runs on (event runtime) */
+} engine_xfer;
+
 /* engine_send.c (no lock held) */
+/* Builds the request of attempt (mi, pi). 1 built; 0 it cannot be
+ * expressed for the provider (x->a says so; nothing to send). */
+int engine_xfer_build(qt_engine *e, ejob *ej, int mi, int pi, engine_xfer *x);
+/* The on_data of a streamed request (ud: the xfer). */
+int engine_xfer_on_data(void *ud, const char *buf, size_t n);
+/* Frees the request, classifies x->a.resp into x->a, redacts keys. */
+void engine_xfer_classify(engine_xfer *x);
 void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_attempt *a);
 /* Copies an answer's finish reason, tool calls, choices and cache/reasoning
  * token counts into a result (res NULL: nothing). */

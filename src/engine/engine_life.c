@@ -51,6 +51,16 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     e->on_result = opts->on_result;
     e->on_result_ud = opts->on_result_ud;
     e->want_openai_json = opts->want_openai_json;
+    /* The event runtime unless QT_ENGINE=threads asks for a thread per worker. */
+    const char *mode = getenv("QT_ENGINE");
+    e->evented = !(mode && !strcmp(mode, "threads"));
+    e->transport = opts->transport ? opts->transport : qt_transport_live();
+    e->virtual_time = opts->virtual_time;
+    if (e->virtual_time)
+        e->evented = 1;
+    else if (cfg->backend.kind == QT_BACKEND_REDIS)
+        e->evented = 0;   /* INTERIM: the fleet's gate answers admissions blocking (engine_fleet.c) */
+    e->pump_at = UINT64_MAX;
     e->rng = opts->seed ? opts->seed : (qt_wall_ms() ^ 0x9e3779b97f4a7c15ull) | 1;
     e->start_ms = now_of(e);
     pthread_mutex_init(&e->lock, NULL);
@@ -72,9 +82,12 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     e->metrics = qt_metrics_new(e->start_ms);
     e->models = calloc(cfg->n_models + 1, sizeof *e->models);
     e->providers = calloc(cfg->n_providers + 1, sizeof *e->providers);
-    e->waiters = calloc((size_t)e->nworkers, sizeof *e->waiters);
+    e->max_in_flight = e->nworkers;
+    if (e->evented)
+        e->nworkers = 0;   /* no worker threads: `workers` bounds requests in flight */
+    e->waiters = calloc((size_t)e->nworkers + 1, sizeof *e->waiters);
     e->pick_memo = calloc(cfg->n_models + 1, 1);
-    e->workers = calloc((size_t)e->nworkers, sizeof *e->workers);
+    e->workers = calloc((size_t)e->nworkers + 1, sizeof *e->workers);
     if (!e->queue || !e->limiter || !e->budget || !e->est || !e->cache || !e->events
         || !e->metrics || !e->models || !e->providers || !e->waiters || !e->pick_memo || !e->workers) {
         snprintf(err, errlen, "out of memory");
@@ -155,6 +168,8 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
 
 qt_err qt_engine_start(qt_engine *e)
 {
+    if (e->evented)
+        return engine_loop_start(e);
     for (int i = 0; i < e->nworkers; i++) {
         worker *w = &e->workers[i];
         w->engine = e;
@@ -186,19 +201,26 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
                         .priority = job->priority,
                         .est_tokens = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est,
                         .payload = ej };
-    qt_err r = e->intake_closed || e->stopping ? QT_ERR_CLOSED : qt_queue_push(e->queue, &qj, job->enqueued_ms);
+    qt_err r = e->intake_closed || e->stopping ? QT_ERR_CLOSED
+               : e->evented && ejob_find(e, job->id) ? QT_ERR_INVALID
+                                                     : qt_queue_push(e->queue, &qj, job->enqueued_ms);
     if (r == QT_OK) {
         ejob_link(e, ej);
+        ej->in_queue = 1;
         e->models[job->model_idx].queued++;
-        pthread_cond_signal(&e->work_cond);
-        if (e->idle_waiting)   /* it may be the job they can take */
-            pthread_cond_broadcast(&e->admit_cond);
+        if (e->evented) {
+            engine_loop_request_pump(e);
+        } else {
+            pthread_cond_signal(&e->work_cond);
+            if (e->idle_waiting)   /* it may be the job they can take */
+                pthread_cond_broadcast(&e->admit_cond);
+        }
     }
     pthread_mutex_unlock(&e->lock);
     if (r != QT_OK) {
         char msg[200];
         if (r == QT_ERR_INVALID)
-            snprintf(msg, sizeof msg, "duplicate job id \"%.100s\" (a job with this id is still queued)",
+            snprintf(msg, sizeof msg, "duplicate job id \"%.100s\" (a job with this id has no result yet)",
                      job->id);
         else
             snprintf(msg, sizeof msg, "not queued: %s", r == QT_ERR_CLOSED ? "quotatop is shutting down"
@@ -238,6 +260,8 @@ void qt_engine_close_intake(qt_engine *e)
 
 int qt_engine_wait_done(qt_engine *e, int64_t timeout_ms)
 {
+    if (e->virtual_time && e->loops)
+        qt_engine_run_virtual(e);
     pthread_mutex_lock(&e->lock);
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_of(e) + (uint64_t)timeout_ms;
     while (e->done < e->jobs || !e->intake_closed) {
@@ -257,8 +281,10 @@ static void cancel_queued(qt_engine *e, const char *why)
         void *payloads[64];
         pthread_mutex_lock(&e->lock);
         size_t n = qt_queue_drain(e->queue, payloads, NULL, 64);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             e->models[((ejob *)payloads[i])->job->model_idx].queued--;
+            ((ejob *)payloads[i])->in_queue = 0;
+        }
         pthread_mutex_unlock(&e->lock);
         if (n == 0)
             break;
@@ -280,6 +306,14 @@ void qt_engine_shutdown(qt_engine *e, int64_t grace_ms)
     pthread_cond_broadcast(&e->work_cond);
     pthread_mutex_unlock(&e->lock);
     cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
+    if (e->evented) {
+        engine_loop_shutdown(e, grace_ms);
+        cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
+        pthread_mutex_lock(&e->lock);
+        e->shut_down = 1;
+        pthread_mutex_unlock(&e->lock);
+        return;
+    }
 
     /* Grace: requests in flight may finish; waiting jobs are cancelled after. */
     pthread_mutex_lock(&e->lock);
@@ -308,6 +342,7 @@ void qt_engine_free(qt_engine *e)
         return;
     if (!e->shut_down && e->queue && e->workers)   /* every job gets its result */
         qt_engine_shutdown(e, 0);
+    engine_loop_free(e);
     for (int i = 0; e->workers && i < e->nworkers; i++)
         qt_http_free(e->workers[i].http);
     for (size_t i = 0; e->providers && i < e->cfg->n_providers; i++) {
@@ -326,6 +361,7 @@ void qt_engine_free(qt_engine *e)
     free(e->waiters);
     free(e->pick_memo);
     free(e->blocked);
+    free(e->idmap);
     free(e->workers);
     qt_queue_free(e->queue);
     qt_limiter_free(e->limiter);

@@ -1,7 +1,10 @@
-/* engine_send.c: one upstream request of a worker: build it with the
- * provider's table, send it with the worker's libcurl handle (streamed to the
- * job's sink for the proxy), parse the answer and classify it for the retry
- * policy. Runs without the engine lock; see engine.c for the loop around it.
+/* engine_send.c: one upstream request: build it with the provider's table
+ * (engine_xfer_build), receive a streamed 2xx body into the job's sink
+ * (engine_xfer_on_data), parse the answer and classify it for the retry
+ * policy (engine_xfer_classify). The threaded driver sends with a worker's
+ * blocking libcurl handle (engine_send); the event runtime (engine_loop.c)
+ * posts the same request through the transport. Runs without the engine
+ * lock.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,16 +14,7 @@
 #include "quotatop/retry.h"
 
 
-typedef struct {
-    qt_engine *e;
-    const qt_job *job;
-    ejob *ej;
-    qt_provider_stream *ps;
-    int client_gone;
-    uint64_t start_ms;
-    size_t forwarded;     /* chunks handed to the client's sink */
-    int parse_failed;     /* stream_data stopped the transfer: bad stream */
-} stream_ctx;
+typedef engine_xfer stream_ctx;
 
 static int stream_chunk(void *ud, const char *json, size_t len)
 {
@@ -41,8 +35,7 @@ static int should_abort(void *ud)
            || __atomic_load_n(&((qt_job *)sc->job)->cancel_requested, __ATOMIC_RELAXED);
 }
 
-/* Receives upstream bytes of a 2xx streamed answer. */
-static int stream_data(void *ud, const char *buf, size_t n)
+int engine_xfer_on_data(void *ud, const char *buf, size_t n)
 {
     stream_ctx *sc = ud;
     if (should_abort(sc))
@@ -71,39 +64,81 @@ static void stamp_created(qt_provider_result *r, int64_t created_s)
     cJSON_Delete(o);
 }
 
-/* Builds and sends one request; classifies the answer. No lock held. For a
- * streamed job the 2xx body goes to the job's sink as it arrives; a->streamed
- * then says whether any byte reached the client (no retry after that). */
-static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_attempt *a)
+int engine_xfer_build(qt_engine *e, ejob *ej, int mi, int pi, engine_xfer *x)
 {
     const qt_job *job = ej->job;
     const qt_model_cfg *m = &e->cfg->models[mi];
     provider_rt *p = &e->providers[pi];
-    qt_provider_request req = { 0 };
-    memset(a, 0, sizeof *a);
-    bool stream = job->stream != NULL;
-    if (p->ops->build_request(job->body, m, p->api_key, stream, &req, a->err, sizeof a->err) != QT_OK) {
+    fsm_attempt *a = &x->a;
+    memset(x, 0, sizeof *x);
+    x->e = e;
+    x->job = job;
+    x->ej = ej;
+    x->mi = mi;
+    x->pi = pi;
+    x->start_ms = now_of(e);
+    x->stream = job->stream != NULL;
+    if (p->ops->build_request(job->body, m, p->api_key, x->stream, &x->req, a->err, sizeof a->err)
+        != QT_OK) {
         a->verdict.cls = QT_RETRY_FALLBACK;
         a->verdict.reason = "request cannot be expressed for this provider";
-        return;
+        return 0;
     }
     a->built = 1;
-    char url[600];
-    snprintf(url, sizeof url, "%s%s", p->cfg->base_url, req.path);
-    stream_ctx sc = { e, job, ej, NULL, 0, now_of(e), 0, 0 };
-    qt_http_set_abort(http, should_abort, &sc);
-    if (stream) {
-        /* Chunks keep the model the upstream named (the one that answered). */
-        sc.ps = qt_provider_stream_new(p->cfg->kind, NULL, (int64_t)(wall_of(e) / 1000));
-        qt_http_post_stream(http, url, (const char *const *)req.headers, req.n_headers, req.body,
-                            req.body_len, p->cfg->timeout_ms, stream_data, &sc, &a->resp);
-    } else {
-        qt_http_post(http, url, (const char *const *)req.headers, req.n_headers, req.body,
-                     req.body_len, p->cfg->timeout_ms, &a->resp);
-    }
-    qt_http_set_abort(http, NULL, NULL);
-    qt_provider_request_free(&req);
+    snprintf(x->url, sizeof x->url, "%s%s", p->cfg->base_url, x->req.path);
+    if (x->stream)   /* chunks keep the model the upstream named (the one that answered) */
+        x->ps = qt_provider_stream_new(p->cfg->kind, NULL, (int64_t)(wall_of(e) / 1000));
+    return 1;
+}
 
+static void classify(engine_xfer *x);
+static void redact_attempt(qt_engine *e, fsm_attempt *a);
+
+void engine_xfer_classify(engine_xfer *x)
+{
+    qt_provider_request_free(&x->req);
+    if (x->a.built)
+        classify(x);
+    qt_provider_stream_free(x->ps);
+    x->ps = NULL;
+    redact_attempt(x->e, &x->a);
+}
+
+void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_attempt *out)
+{
+    engine_xfer *x = malloc(sizeof *x);
+    if (!x) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->err, sizeof out->err, "out of memory");
+        out->verdict.cls = QT_RETRY_FATAL;
+        out->verdict.reason = "out of memory";
+        return;
+    }
+    if (engine_xfer_build(e, ej, mi, pi, x)) {
+        qt_http_set_abort(http, should_abort, x);
+        if (x->stream)
+            qt_http_post_stream(http, x->url, (const char *const *)x->req.headers, x->req.n_headers,
+                                x->req.body, x->req.body_len, e->providers[pi].cfg->timeout_ms,
+                                engine_xfer_on_data, x, &x->a.resp);
+        else
+            qt_http_post(http, x->url, (const char *const *)x->req.headers, x->req.n_headers,
+                         x->req.body, x->req.body_len, e->providers[pi].cfg->timeout_ms, &x->a.resp);
+        qt_http_set_abort(http, NULL, NULL);
+    }
+    engine_xfer_classify(x);
+    *out = x->a;
+    free(x);
+}
+
+/* Classifies a response (x->a.resp) for the retry policy. */
+static void classify(engine_xfer *x)
+{
+    qt_engine *e = x->e;
+    const qt_job *job = x->job;
+    const qt_model_cfg *m = &e->cfg->models[x->mi];
+    provider_rt *p = &e->providers[x->pi];
+    fsm_attempt *a = &x->a;
+    bool stream = x->stream;
     qt_retry_transport tr = QT_RETRY_TRANSPORT_NONE;
     switch (a->resp.transport) {
     case QT_HTTP_OK:      break;
@@ -117,23 +152,23 @@ static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm
         /* Whatever happened, the client may already have bytes: this attempt
          * is final. Usage comes from the last chunk, else it is estimated. */
         a->streamed = 1;
-        a->client_gone = sc.client_gone;
-        qt_err r = sc.ps ? qt_provider_stream_result(sc.ps, &a->res, a->err, sizeof a->err)
+        a->client_gone = x->client_gone;
+        qt_err r = x->ps ? qt_provider_stream_result(x->ps, &a->res, a->err, sizeof a->err)
                          : QT_ERR_NOMEM;
-        const qt_provider_error *se = sc.ps ? qt_provider_stream_error(sc.ps) : NULL;
+        const qt_provider_error *se = x->ps ? qt_provider_stream_error(x->ps) : NULL;
         if (a->res.prompt_tokens < 0)
             a->res.prompt_tokens = qt_estimator_estimate(e->est, m->name, job->prompt_chars);
         if (a->res.completion_tokens < 0)
             a->res.completion_tokens = a->res.content ? (long)(strlen(a->res.content) + 3) / 4 : 0;
-        int broke = sc.client_gone || tr != QT_RETRY_TRANSPORT_NONE || se || sc.parse_failed
-                    || (r != QT_OK && r != QT_ERR_INVALID) || !qt_provider_stream_done(sc.ps);
-        if (broke && !sc.client_gone && sc.forwarded == 0) {
+        int broke = x->client_gone || tr != QT_RETRY_TRANSPORT_NONE || se || x->parse_failed
+                    || (r != QT_OK && r != QT_ERR_INVALID) || !qt_provider_stream_done(x->ps);
+        if (broke && !x->client_gone && x->forwarded == 0) {
             /* Nothing reached the client (an empty stream, a garbage first
              * event, an over-long line, a plain JSON body, a timeout before
              * the first event): as good as no answer, so retry and fall
              * back like any failed attempt. */
             a->streamed = 0;
-            if (sc.parse_failed && a->resp.transport == QT_HTTP_ABORTED)
+            if (x->parse_failed && a->resp.transport == QT_HTTP_ABORTED)
                 a->resp.transport = QT_HTTP_OK;   /* an answer we stopped reading, not a cancel */
             a->verdict.cls = QT_RETRY_RETRYABLE;
             a->verdict.reason = "stream failed before the first byte";
@@ -145,7 +180,7 @@ static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm
             qt_provider_result_free(&a->res);
         } else if (broke) {
             a->verdict.cls = QT_RETRY_FATAL;
-            a->verdict.reason = sc.client_gone ? "client disconnected during the stream"
+            a->verdict.reason = x->client_gone ? "client disconnected during the stream"
                                                : "stream broke after the first byte";
             snprintf(a->err, sizeof a->err, "%s%s%.200s", a->verdict.reason, se ? ": " : "",
                      se ? se->message : "");
@@ -153,10 +188,8 @@ static void send_once(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm
             a->parsed_ok = 1;
             a->verdict = qt_retry_classify(st, NULL, NULL, NULL, QT_RETRY_TRANSPORT_NONE);
         }
-        qt_provider_stream_free(sc.ps);
         return;
     }
-    qt_provider_stream_free(sc.ps);
     if (tr != QT_RETRY_TRANSPORT_NONE) {
         a->verdict = qt_retry_classify(0, NULL, NULL, NULL, tr);
         snprintf(a->err, sizeof a->err, "%.100s: %.256s", p->cfg->name, a->resp.error);
@@ -204,11 +237,6 @@ static void redact_attempt(qt_engine *e, fsm_attempt *a)
             qt_redact(texts[i], keys, n);
 }
 
-void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_attempt *a)
-{
-    send_once(e, http, ej, mi, pi, a);
-    redact_attempt(e, a);
-}
 
 void engine_result_details(qt_result *r, const qt_provider_result *res)
 {

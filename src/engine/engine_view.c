@@ -33,6 +33,8 @@ ejob *ejob_new(qt_engine *e, qt_job *job)
     if (!ej)
         return NULL;
     ej->job = job;
+    ej->eng = e;
+    ej->refs = 1;
     ej->state = QT_JOB_QUEUED;
     ej->since_ms = now_of(e);
     ej->enqueued_wall_ms = wall_of(e);
@@ -53,8 +55,43 @@ void ejob_free(ejob *ej)
     free(ej);
 }
 
+static size_t id_bucket(const qt_engine *e, const char *id)
+{
+    return (size_t)qt_hash_str(QT_HASH_SEED, id) & (e->idmap_cap - 1);
+}
+
+/* Doubles the id map (or makes it); 0 when out of memory (lookups then
+ * still work on the old one). */
+static int idmap_grow(qt_engine *e)
+{
+    size_t cap = e->idmap_cap ? e->idmap_cap * 2 : 1024;
+    ejob **m = calloc(cap, sizeof *m);
+    if (!m)
+        return 0;
+    ejob **old = e->idmap;
+    size_t ocap = e->idmap_cap;
+    e->idmap = m;
+    e->idmap_cap = cap;
+    for (size_t i = 0; i < ocap; i++)
+        for (ejob *ej = old[i], *next; ej; ej = next) {
+            next = ej->hnext;
+            size_t b = id_bucket(e, ej->job->id);
+            ej->hnext = m[b];
+            m[b] = ej;
+        }
+    free(old);
+    return 1;
+}
+
 void ejob_link(qt_engine *e, ejob *ej)
 {
+    if (!e->idmap_cap || (e->n_live + 1) * 4 > e->idmap_cap * 3)
+        idmap_grow(e);
+    if (e->idmap_cap && ej->job->id) {
+        size_t b = id_bucket(e, ej->job->id);
+        ej->hnext = e->idmap[b];
+        e->idmap[b] = ej;
+    }
     ej->prev = e->live_tail;
     ej->next = NULL;
     if (e->live_tail)
@@ -70,6 +107,14 @@ void ejob_unlink(qt_engine *e, ejob *ej)
 {
     if (!ej->linked)
         return;
+    if (e->idmap_cap && ej->job->id) {
+        for (ejob **pp = &e->idmap[id_bucket(e, ej->job->id)]; *pp; pp = &(*pp)->hnext)
+            if (*pp == ej) {
+                *pp = ej->hnext;
+                break;
+            }
+        ej->hnext = NULL;
+    }
     if (ej->prev)
         ej->prev->next = ej->next;
     else
@@ -85,7 +130,9 @@ void ejob_unlink(qt_engine *e, ejob *ej)
 
 ejob *ejob_find(qt_engine *e, const char *id)
 {
-    for (ejob *ej = e->live; ej; ej = ej->next)
+    if (!id || !e->idmap_cap)
+        return NULL;
+    for (ejob *ej = e->idmap[id_bucket(e, id)]; ej; ej = ej->hnext)
         if (ej->job->id && !strcmp(ej->job->id, id))
             return ej;
     return NULL;

@@ -457,7 +457,7 @@ void qt_queue_free(qt_queue *q)
 static qt_err push_locked(qt_queue *q, const qt_queue_job *job, uint64_t now_ms)
 {
     qt_err err = QT_OK;
-    if (q->closed)
+    if (q->closed && !job->keep_place)   /* a job coming back is not new intake */
         return QT_ERR_CLOSED;
     if (q->n >= MAX_ENTRIES)
         return QT_ERR_LIMIT;

@@ -53,7 +53,7 @@ Test(config, defaults_fill_what_is_absent)
     qt_diag d = { 0 };
     qt_config *c = parse("{" MINIMAL_PROVIDERS ", \"models\": {\"m\": {\"providers\": [\"oa\"]}}}", &d);
     cr_assert_not_null(c);
-    cr_expect_eq(c->workers, 8);
+    cr_expect_eq(c->workers, QT_DEFAULT_WORKERS);
     cr_expect_float_eq(c->limits.headroom, 1.0, 1e-9);
     cr_expect_eq(c->retry.max_attempts, 5);
     cr_expect_eq(c->queue.aging_ms, 30000);
@@ -117,7 +117,7 @@ static struct bad_case bad_cases[] = {
     { "{" MINIMAL_PROVIDERS ", \"workers\": \"8\", \"models\": {\"m\": {\"providers\": [\"oa\"]}}}",
       "workers: must be a number" },
     { "{" MINIMAL_PROVIDERS ", \"workers\": 0, \"models\": {\"m\": {\"providers\": [\"oa\"]}}}",
-      "workers: 0 is out of range (must be 1 to 1024)" },
+      "workers: 0 is out of range (must be 1 to 100000)" },
     { "{" MINIMAL_PROVIDERS ", \"workers\": 2.5, \"models\": {\"m\": {\"providers\": [\"oa\"]}}}",
       "workers: must be a whole number" },
     { "{\"providers\": {\"oa\": {\"kind\": \"opnai\"}}, \"models\": {\"m\": {\"providers\": [\"oa\"]}}}",

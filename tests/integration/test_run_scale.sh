@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# test_run_scale.sh: `workers` is requests in flight, not threads (issue 10).
+# 5,000 jobs with workers 5000 against a mock that answers in 2 s: all 5,000
+# are on the wire at once (the mock's max_in_flight), the run takes about one
+# latency (not 5000/threads of them), and the process holds only a handful
+# of threads (loops), not one per request. About 10 s.
+source "$(dirname "$0")/lib.sh"
+
+start_mock --latency-ms 2000
+cat > "$TMP/cfg.json" <<JSON
+{"workers": 5000, "state_dir": "",
+ "providers": {"mock": {"kind": "openai", "base_url": "$MOCK_URL/v1", "timeout_ms": 30000}},
+ "models": {"m": {"providers": ["mock"]}}}
+JSON
+gen_jobs 5000 m 16 > "$TMP/jobs.jsonl"
+"$QT_BIN" run -c "$TMP/cfg.json" --headless -o "$TMP/out.jsonl" --summary "$TMP/sum.json" \
+    "$TMP/jobs.jsonl" 2>"$TMP/err" &
+pid=$!
+# Sample the thread count of the run while requests are in flight.
+threads=0
+for _ in $(seq 1 30); do
+    sleep 0.1
+    t=$(awk '/^Threads:/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0)
+    [ "${t:-0}" -gt "$threads" ] && threads=$t
+done
+wait $pid
+expect_eq "scale: exit 0" "$?" 0
+elapsed=$(json_get "$TMP/sum.json" 'd["elapsed_s"]')
+peak=$(mock_stat 'd["total"]["max_in_flight"]')
+echo "scale: 5000 jobs in ${elapsed}s (ideal 2 s), mock max in flight $peak, run threads $threads"
+expect_eq "scale: 5000 ok results" "$(results_count "$TMP/out.jsonl" ok)" 5000
+expect_eq "scale: one result per job" "$(unique_ids "$TMP/out.jsonl")" 5000
+expect_ge "scale: 5000 requests in flight at once" "$peak" 5000
+expect_le "scale: about one latency, not many (<= 3x the ideal 2 s)" "$elapsed" 6.0
+expect_le "scale: a handful of threads, not one per request" "$threads" 40
+expect_not_contains "scale: no open-file warning" "$(cat "$TMP/err")" "open files"
