@@ -464,6 +464,25 @@ char *qt_engine_summary_json(qt_engine *e, double elapsed_s)
     cJSON_AddRawToObject(o, "cost_usd", num);
     snprintf(num, sizeof num, "%.3f", elapsed_s);
     cJSON_AddRawToObject(o, "elapsed_s", num);
+    /* Spend past a limit, and why: a limit is only passed when an answer
+     * used more than its reservation assumed (usage above max_tokens). */
+    pthread_mutex_lock(&e->lock);
+    uint64_t over_calls = e->env.overuse_calls;
+    char cause[sizeof e->env.overuse_cause];
+    memcpy(cause, e->env.overuse_cause, sizeof cause);
+    pthread_mutex_unlock(&e->lock);
+    double run_over = s.run_limit_usd > 0 && s.run_spent_usd > s.run_limit_usd ? s.run_spent_usd - s.run_limit_usd : 0;
+    double day_over = s.day_limit_usd > 0 && s.day_spent_usd > s.day_limit_usd ? s.day_spent_usd - s.day_limit_usd : 0;
+    cJSON *ov = cJSON_AddObjectToObject(o, "overshoot");
+    snprintf(num, sizeof num, "%.9f", run_over);
+    cJSON_AddRawToObject(ov, "run_usd", num);
+    snprintf(num, sizeof num, "%.9f", day_over);
+    cJSON_AddRawToObject(ov, "day_usd", num);
+    cJSON_AddNumberToObject(ov, "calls_over_max_tokens", (double)over_calls);
+    if (cause[0])
+        cJSON_AddStringToObject(ov, "cause", cause);
+    else
+        cJSON_AddNullToObject(ov, "cause");
     cJSON *wfs = cJSON_AddObjectToObject(o, "workflows");
     for (size_t i = 0; i < s.n_workflows; i++) {
         const qt_engine_wf *w = &s.workflows[i];

@@ -518,6 +518,18 @@ static double settle_ok(fsm_env *env, fsm_job *j, const qt_job *job, const fsm_a
     unsigned bev = 0;
     qt_budget_commit(env->budget, &j->bres, actual, pt, ct, wall, &bev);
     j->cost_usd += actual;
+    int allowed = fsm_max_tokens(env->cfg, job, j->mi);
+    if (allowed > 0 && ct > allowed) {
+        /* Recorded as reported (the money is spent), but said loudly: the
+         * reservation assumed at most max_tokens, so a limit may now be
+         * passed; the budget then refuses everything after it. */
+        env->overuse_calls++;
+        snprintf(env->overuse_cause, sizeof env->overuse_cause,
+                 "%.50s reported %ld completion tokens for job %.50s (max_tokens %d)",
+                 mr->cfg->name, ct, job->id, allowed);
+        event(env, now, wall, QT_EV_BUDGET_WARN, mr->cfg->name, NULL, job,
+              "usage above the request: %s, billed $%.6f", env->overuse_cause, actual);
+    }
     if (bev & (QT_BUDGET_EV_WARN_RUN | QT_BUDGET_EV_WARN_DAY | QT_BUDGET_EV_WARN_WORKFLOW)) {
         const char *which = bev & QT_BUDGET_EV_WARN_RUN ? "run" : bev & QT_BUDGET_EV_WARN_DAY ? "day"
                                                                                             : "workflow";

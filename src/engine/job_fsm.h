@@ -82,6 +82,11 @@ typedef struct {
      * that waits on a key): a more urgent job waits for this key, so a less
      * urgent one must not take its capacity. NULL: none. */
     unsigned char *blocked;
+    /* Answers whose usage passed what the request allowed (completion
+     * tokens above max_tokens): how many, and the last one in words, for
+     * the summary's overshoot (issue 12). */
+    uint64_t overuse_calls;
+    char overuse_cause[256];
 } fsm_env;
 
 /* The routing state of one job: which models of its chain are used up,

@@ -104,3 +104,24 @@ all_out=$(cat "$TMP/bodies.out" "$TMP/bodies.err" "$TMP/bodies.stdout" "$TMP/bod
 expect_not_contains "echoed key: never in results, summary or stderr" "$all_out" "$QT_HOSTILE_KEY"
 expect_contains "echoed key: the error says it was redacted" "$(field k1 error)" "Incorrect API key provided: [redacted]"
 expect_contains "echoed key (500 text): redacted" "$(field k2 error)" "key=[redacted]"
+
+# --- defect 2 (rest): usage above what the request allowed is billed as
+# reported and said; once spend passes the limit nothing more is sent, and
+# the summary shows the overshoot and its cause
+start_hostile "{\"over\": [{\"body\": {$OKMSG, \"usage\": {\"prompt_tokens\": 5, \"completion_tokens\": 5000000}}}]}"
+cat > "$TMP/cfg3.json" <<JSON
+{"workers": 1,
+ "providers": {"h": {"kind": "openai", "base_url": "$H_URL/v1"}},
+ "models": {"over": {"providers": ["h"], "input_usd_per_mtok": 1, "output_usd_per_mtok": 10}},
+ "budget": {"run_usd": 1},
+ "state_dir": ""}
+JSON
+for i in 1 2 3 4; do job "o$i" over; done > "$TMP/over.jsonl"
+"$QT_BIN" run -c "$TMP/cfg3.json" --headless -v -o "$TMP/over.out" --summary "$TMP/over.sum" "$TMP/over.jsonl" 2>"$TMP/over.err"
+expect_eq "overuse: the first answer is billed as reported" "$(results_count "$TMP/over.out" ok)" 1
+expect_eq "overuse: nothing more is sent once spend passed the limit" "$(hstat 'd["over"]["requests"]')" 1
+expect_eq "overuse: the rest are rejected" "$(results_count "$TMP/over.out" rejected)" 3
+expect_contains "overuse: an event says so" "$(cat "$TMP/over.err")" "usage above the request"
+expect_ge "overuse: the summary shows the run overshoot" "$(json_get "$TMP/over.sum" 'd["overshoot"]["run_usd"]')" 48
+expect_contains "overuse: and its cause" "$(json_get "$TMP/over.sum" 'd["overshoot"]["cause"]')" \
+    "over reported 5000000 completion tokens for job o1 (max_tokens 16)"
