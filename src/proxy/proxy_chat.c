@@ -267,6 +267,21 @@ static enum MHD_Result answer_stream(px_req *r, struct MHD_Connection *c)
 
 /* ------------------------------------------------------------ chat completions */
 
+/* Copies the name, value pairs of h (NULL-terminated, may be NULL) into hh
+ * (room for max entries) and adds x-should-retry: false, which tells the
+ * SDKs an answer is final. */
+static void final_headers(const char *const *h, const char **hh, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; h && h[i] && h[i + 1] && n + 4 < max; i += 2) {
+        hh[n++] = h[i];
+        hh[n++] = h[i + 1];
+    }
+    hh[n++] = "x-should-retry";
+    hh[n++] = "false";
+    hh[n] = hh[n + 1] = NULL;
+}
+
 /* Maps a finished non-ok job to its HTTP answer. */
 static enum MHD_Result answer_failure(px_req *r, struct MHD_Connection *c, const char *const *h)
 {
@@ -276,14 +291,7 @@ static enum MHD_Result answer_failure(px_req *r, struct MHD_Connection *c, const
         /* Not a 429: SDKs would retry it, and waiting does not refill a
          * budget. x-should-retry: false tells the OpenAI SDKs so. */
         const char *hh[16];
-        size_t n = 0;
-        for (size_t i = 0; h && h[i] && h[i + 1] && n + 4 < QT_ARRAY_LEN(hh); i += 2) {
-            hh[n++] = h[i];
-            hh[n++] = h[i + 1];
-        }
-        hh[n++] = "x-should-retry";
-        hh[n++] = "false";
-        hh[n] = hh[n + 1] = NULL;
+        final_headers(h, hh, QT_ARRAY_LEN(hh));
         return px_answer_error(r, c, 402, "insufficient_quota", "budget_exhausted", NULL, hh,
                                "quotatop: budget exhausted: %s", why);
     }
@@ -293,14 +301,7 @@ static enum MHD_Result answer_failure(px_req *r, struct MHD_Connection *c, const
              * 408, 409, 429 and 5xx, which would send the job again. 410
              * with x-should-retry: false is final for every SDK. */
             const char *hh[16];
-            size_t n = 0;
-            for (size_t i = 0; h && h[i] && h[i + 1] && n + 4 < QT_ARRAY_LEN(hh); i += 2) {
-                hh[n++] = h[i];
-                hh[n++] = h[i + 1];
-            }
-            hh[n++] = "x-should-retry";
-            hh[n++] = "false";
-            hh[n] = hh[n + 1] = NULL;
+            final_headers(h, hh, QT_ARRAY_LEN(hh));
             return px_answer_error(r, c, 410, "invalid_request_error", "cancelled_by_operator", NULL, hh,
                                    "quotatop: the request was cancelled by the operator; it will not be "
                                    "sent (do not retry)");

@@ -132,3 +132,26 @@ wait_for() {
     done
     return 1
 }
+
+# npm_clients NAME: installs tests/integration/proxy_client/package.json (the
+# official SDKs from npm) into the ignored .npm/proxy_client/ when missing or
+# changed, copies the scripts there and sets NPM_DIR. Returns 1 (after a
+# FAIL line naming NAME) when node, npm or the install is missing.
+npm_clients() {
+    local here; here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    NPM_DIR="$here/.npm/proxy_client"
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        fail "$1: node and npm" "not installed (Debian packages nodejs, npm)"
+        return 1
+    fi
+    mkdir -p "$NPM_DIR"
+    if ! cmp -s "$here/proxy_client/package.json" "$NPM_DIR/package.json" \
+       || [ ! -d "$NPM_DIR/node_modules/openai" ] || [ ! -d "$NPM_DIR/node_modules/@anthropic-ai/sdk" ]; then
+        cp "$here/proxy_client/package.json" "$NPM_DIR/package.json"
+        if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1; then
+            fail "$1: npm install" "$(tail -3 "$TMP/npm.log")"
+            return 1
+        fi
+    fi
+    cp "$here"/proxy_client/*.mjs "$NPM_DIR/"
+}

@@ -13,21 +13,7 @@ source "$(dirname "$0")/lib.sh"
 PY=$(python3 -c 'import sys; print(sys.executable)')
 python3() { "$PY" "$@"; }
 
-here=$(cd "$(dirname "$0")" && pwd)
-NPM_DIR="$here/.npm/proxy_client"
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    fail "sdk: node and npm" "not installed (Debian packages nodejs, npm)"
-    exit 0
-fi
-mkdir -p "$NPM_DIR"
-if ! cmp -s "$here/proxy_client/package.json" "$NPM_DIR/package.json" || [ ! -d "$NPM_DIR/node_modules/openai" ]; then
-    cp "$here/proxy_client/package.json" "$NPM_DIR/package.json"
-    if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1; then
-        fail "sdk: npm install" "$(tail -3 "$TMP/npm.log")"
-        exit 0
-    fi
-fi
-cp "$here"/proxy_client/*.mjs "$NPM_DIR/"
+npm_clients sdk || exit 0
 check "sdk: openai package installed" test -f "$NPM_DIR/node_modules/openai/package.json"
 
 export QT_UP_KEY="sk-upstream-$RANDOM$RANDOM"

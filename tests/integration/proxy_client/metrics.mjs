@@ -3,10 +3,9 @@
 // histograms and label escaping. Prints PASS/FAIL lines.
 import fs from 'node:fs';
 import parse from 'parse-prometheus-text-format';
+import { reporter } from './report.mjs';
 
-const pass = (n) => console.log(`PASS metrics: ${n}`);
-const fail = (n, why) => console.log(`FAIL metrics: ${n}: ${String(why).slice(0, 300)}`);
-const check = (n, ok, why) => (ok ? pass(n) : fail(n, why));
+const { pass, fail, check } = reporter('metrics');
 
 let fams;
 try {

@@ -5,12 +5,11 @@
 // SDK's exception types, models.list, and QT_CLIENTS concurrent clients on
 // QT_PACED. Prints PASS/FAIL lines. Env: QT_ROOT_URL (no /v1), QT_TOKEN.
 import Anthropic from '@anthropic-ai/sdk';
+import { reporter } from './report.mjs';
 
 const baseURL = process.env.QT_ROOT_URL;
 const apiKey = process.env.QT_TOKEN;
-const pass = (n) => console.log(`PASS anthropic sdk: ${n}`);
-const fail = (n, why) => console.log(`FAIL anthropic sdk: ${n}: ${String(why).slice(0, 300)}`);
-const check = (n, ok, why) => (ok ? pass(n) : fail(n, why));
+const { pass, fail, check, expectThrow } = reporter('anthropic sdk');
 const user = (text) => [{ role: 'user', content: text }];
 const client = new Anthropic({ baseURL, apiKey, maxRetries: 0, timeout: 20000 });
 const weather = {
@@ -19,16 +18,6 @@ const weather = {
 };
 const textOf = (m) => m.content.filter((b) => b.type === 'text').map((b) => b.text).join('');
 
-async function expectThrow(name, cls, fn, more) {
-  try {
-    await fn();
-    fail(name, 'no exception');
-  } catch (e) {
-    if (!(e instanceof cls)) return fail(name, `${e?.constructor?.name}: ${e?.message}`);
-    pass(name);
-    if (more) more(e);
-  }
-}
 
 async function kind(model) {
   // ---- plain

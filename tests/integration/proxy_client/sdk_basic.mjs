@@ -3,25 +3,13 @@
 // and errors surfacing as the SDK's own exception types. Prints PASS/FAIL
 // lines for tests/integration/run.sh. Env: QT_BASE_URL, QT_TOKEN.
 import OpenAI from 'openai';
+import { reporter } from './report.mjs';
 
 const baseURL = process.env.QT_BASE_URL;
 const apiKey = process.env.QT_TOKEN;
-const pass = (n) => console.log(`PASS sdk: ${n}`);
-const fail = (n, why) => console.log(`FAIL sdk: ${n}: ${String(why).slice(0, 300)}`);
-const check = (n, ok, why) => (ok ? pass(n) : fail(n, why));
+const { pass, fail, check, expectThrow } = reporter('sdk');
 const user = (text) => [{ role: 'user', content: text }];
 
-// Runs fn, which must throw an instance of cls; then more(e) may check it.
-async function expectThrow(name, cls, fn, more) {
-  try {
-    await fn();
-    fail(name, 'no exception');
-  } catch (e) {
-    if (!(e instanceof cls)) return fail(name, `${e?.constructor?.name}: ${e?.message}`);
-    pass(name);
-    if (more) more(e);
-  }
-}
 
 let calls = 0;   // HTTP requests the SDK made (to see whether it retried)
 const countingFetch = (url, init) => { calls++; return fetch(url, init); };

@@ -4,12 +4,11 @@
 // embeddings single and batched (the SDK asks for base64 by default).
 // Prints PASS/FAIL lines. Env: QT_BASE_URL, QT_TOKEN.
 import OpenAI from 'openai';
+import { reporter } from './report.mjs';
 
 const client = new OpenAI({ baseURL: process.env.QT_BASE_URL, apiKey: process.env.QT_TOKEN,
   maxRetries: 0, timeout: 20000 });
-const pass = (n) => console.log(`PASS openai sdk: ${n}`);
-const fail = (n, why) => console.log(`FAIL openai sdk: ${n}: ${String(why).slice(0, 300)}`);
-const check = (n, ok, why) => (ok ? pass(n) : fail(n, why));
+const { pass, fail, check } = reporter('openai sdk');
 
 async function main() {
   // ---- responses, plain

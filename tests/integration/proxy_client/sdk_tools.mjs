@@ -7,12 +7,11 @@
 // tool with arguments made from its schema: {"city":"mock-city","days":42}.
 // Prints PASS/FAIL lines. Env: QT_BASE_URL, QT_TOKEN.
 import OpenAI from 'openai';
+import { reporter } from './report.mjs';
 
 const client = new OpenAI({ baseURL: process.env.QT_BASE_URL, apiKey: process.env.QT_TOKEN,
                             maxRetries: 0, timeout: 20000 });
-const pass = (n) => console.log(`PASS tools: ${n}`);
-const fail = (n, why) => console.log(`FAIL tools: ${n}: ${String(why).slice(0, 400)}`);
-const check = (n, ok, why) => (ok ? pass(n) : fail(n, why));
+const { pass, fail, check } = reporter('tools', 400);
 
 const tools = [
   { type: 'function', function: { name: 'get_weather', description: 'Weather of a city',
