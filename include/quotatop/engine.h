@@ -154,6 +154,7 @@ typedef struct {
     int workers, busy;
     size_t queued;
     uint64_t jobs, done, ok, failed, rejected, cancelled, invalid;
+    uint64_t by_endpoint[QT_ENDPOINT_COUNT];   /* jobs submitted, by qt_endpoint */
     uint64_t requests, retries, upstream_429, fallbacks, circuit_transitions, cache_hits;
     uint64_t prompt_tokens, completion_tokens;
     double cost_usd;

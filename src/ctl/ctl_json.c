@@ -66,6 +66,11 @@ static const field snap_f[] = {
     U(qt_engine_snapshot, completion_tokens), D(qt_engine_snapshot, cost_usd),
     D(qt_engine_snapshot, run_spent_usd), D(qt_engine_snapshot, run_limit_usd),
     D(qt_engine_snapshot, day_spent_usd), D(qt_engine_snapshot, day_limit_usd),
+    /* jobs by endpoint (qt_endpoint order) */
+    { "jobs_chat", F_U64, offsetof(qt_engine_snapshot, by_endpoint) + 0 * sizeof(uint64_t), 0 },
+    { "jobs_messages", F_U64, offsetof(qt_engine_snapshot, by_endpoint) + 1 * sizeof(uint64_t), 0 },
+    { "jobs_responses", F_U64, offsetof(qt_engine_snapshot, by_endpoint) + 2 * sizeof(uint64_t), 0 },
+    { "jobs_embeddings", F_U64, offsetof(qt_engine_snapshot, by_endpoint) + 3 * sizeof(uint64_t), 0 },
 };
 
 static const field job_f[] = {

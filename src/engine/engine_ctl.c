@@ -332,6 +332,7 @@ qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
     qt_queue_counts_get(e->queue, &qc);
     s->queued = qc.total;
     s->jobs = e->jobs;
+    memcpy(s->by_endpoint, e->by_endpoint, sizeof s->by_endpoint);
     s->done = e->done;
     int in_flight = 0;
     for (size_t i = 0; i < e->cfg->n_models; i++)

@@ -129,6 +129,7 @@ struct qt_engine {
     unsigned char *blocked;       /* per limiter key scratch (env.blocked) */
     uint64_t pop_order;
     uint64_t jobs, done;          /* submitted / given their result */
+    uint64_t by_endpoint[QT_ENDPOINT_COUNT];   /* submitted, by the job's endpoint */
     ejob *live;                   /* every job without a result (submission order) */
     ejob *live_tail;
     size_t n_live;

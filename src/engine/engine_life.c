@@ -196,6 +196,7 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
     pthread_mutex_lock(&e->lock);
     job->enqueued_ms = now_of(e);
     e->jobs++;
+    e->by_endpoint[(unsigned)job->endpoint % QT_ENDPOINT_COUNT]++;
     int64_t est = engine_est_prompt(e, job, job->model_idx) + max_tokens_of(e, job, job->model_idx);
     qt_queue_job qj = { .id = job->id, .workflow = job->workflow, .model = job->model,
                         .priority = job->priority,

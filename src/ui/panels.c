@@ -113,6 +113,15 @@ static void draw_header(ui_state *ui, WINDOW *w)
     snprintf(b, sizeof b, "429s %llu retries %llu fallbacks %llu", (unsigned long long)s->upstream_429,
              (unsigned long long)s->retries, (unsigned long long)s->fallbacks);
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);
+    if (s->by_endpoint[QT_ENDPOINT_MESSAGES] + s->by_endpoint[QT_ENDPOINT_RESPONSES]
+        + s->by_endpoint[QT_ENDPOINT_EMBEDDINGS] > 0) {   /* jobs of other APIs: say which */
+        snprintf(b, sizeof b, "chat %llu msg %llu resp %llu emb %llu",
+                 (unsigned long long)s->by_endpoint[QT_ENDPOINT_CHAT],
+                 (unsigned long long)s->by_endpoint[QT_ENDPOINT_MESSAGES],
+                 (unsigned long long)s->by_endpoint[QT_ENDPOINT_RESPONSES],
+                 (unsigned long long)s->by_endpoint[QT_ENDPOINT_EMBEDDINGS]);
+        seg(ui, w, y, &x, QT_ROLE_HEADER, b);
+    }
     snprintf(b, sizeof b, "theme %s", ui->theme.name);
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);
 }

@@ -90,3 +90,10 @@ expect_eq "api run: embeddings: no completion tokens" "$(field emb 'd["completio
 expect_eq "api run: embeddings: priced as input" "$(field emb 'round(d["cost_usd"]*1e9)')" "$(field emb 'round(d["prompt_tokens"]*20)')"
 expect_eq "api run: embeddings to anthropic-kind: failed, not retried" "$(field emb-an 'd["status"]+"/"+str(d["attempts"])')" failed/0
 expect_eq "api run: ... with the reason" "$(field emb-an '"openai-kind models only" in d["error"]')" True
+
+# ---- the dashboard counts jobs by endpoint
+use_tmux
+tm new-session -d -s api -x 200 -y 40 "$QT_BIN run -c $TMP/cfg.json --stay -o $TMP/res2.jsonl $TMP/jobs.jsonl; sleep 5"
+if wait_for api "chat 1 msg 2 resp 1 emb 2" 15; then pass "api dashboard: jobs by endpoint in the header"
+else fail "api dashboard: jobs by endpoint in the header" "$(cap api | head -3)"; fi
+tm send-keys -t api q
