@@ -34,14 +34,20 @@ for b in "$build"/bench/bench_*; do
     esac
 done
 
-if [ -x "$here/run_scale.sh" ]; then
+if [ -f "$here/run_scale.sh" ]; then
+    # Its rows are | figure | value | reference | ratio |: folded into ours
+    # with the issue's targets.
     echo "== run_scale.sh" >&2
-    out=$("$here/run_scale.sh" "$bin" 2>&1); echo "$out" >&2
-    if echo "$out" | grep -q '^|'; then
-        while IFS= read -r l; do add "$l"; done < <(echo "$out" | grep '^|' | grep -v -- '---' | grep -vi '^| *figure')
-    else
-        add "| run_scale.sh | - | $(echo "$out" | tail -1) | - |"
-    fi
+    out=$(bash "$here/run_scale.sh" "$bin" 2>&1); echo "$out" >&2
+    while IFS= read -r l; do add "$l"; done < <(echo "$out" | grep '^|' | awk -F'|' '
+        { fig = $2; val = $3; ref = $4; r = $5; gsub(/^ +| +$/, "", fig); gsub(/^ +| +$/, "", val)
+          gsub(/^ +| +$/, "", ref); gsub(/^ +| +$/, "", r); v = r; sub(/x$/, "", v)
+          t = "-"; ok = "-"
+          if (fig ~ /elapsed/) { t = "<= 1.3x"; ok = (v + 0 <= 1.3) ? "met" : "MISSED" }
+          else if (fig ~ /RSS/) { t = "<= 1.0x of 300 MB"; ok = (v + 0 <= 1.0) ? "met" : "MISSED" }
+          else if (fig ~ /vs wrk/) { t = ">= 0.6x"; ok = (v + 0 >= 0.6) ? "met" : "MISSED" }
+          else if (fig ~ /ok results/) { t = "1.00x"; ok = (v + 0 == 1) ? "met" : "MISSED" }
+          printf "| %s (%s vs %s) | %s | %s | %s |\n", fig, val, ref, t, r, ok }')
 fi
 
 echo "== serve_bench.sh" >&2
