@@ -81,21 +81,23 @@ PY
 }
 # runq WORKERS JOBSFILE: runs and prints "elapsed_s maxrss_kb ok"
 runq() {
-    python3 - "$bin" "$tmp/cfg.json" "$1" "$2" "$tmp/out.jsonl" "$tmp/sum.json" <<'PY'
+    ${QT_BENCH_WRAP:-} python3 - "$bin" "$tmp/cfg.json" "$1" "$2" "$tmp/out.jsonl" "$tmp/sum.json" <<'PY'
 import json, resource, subprocess, sys
 b, cfg, w, jobs, out, summ = sys.argv[1:]
 subprocess.run([b, "run", "-c", cfg, "--headless", "--workers", w, "-o", out, "--summary", summ, jobs],
                stderr=subprocess.DEVNULL)
 s = json.load(open(summ))
-print(s["elapsed_s"], resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, s["ok"])
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(s["elapsed_s"], ru.ru_maxrss, s["ok"], "%.2f" % (ru.ru_utime + ru.ru_stime))
 PY
 }
 
+[ -n "${QT_BENCH_ONLY_FAST_N:-}" ] && { jobs "$N" fast > "$tmp/f.jsonl"; runq "$N" "$tmp/f.jsonl" >&2; exit 0; }
 # 1. N jobs, workers N, against the 2 s upstream.
 jobs "$N" slow > "$tmp/slow.jsonl"
 log "run: $N jobs, workers $N, 2 s upstream"
-read -r el rss ok <<<"$(runq "$N" "$tmp/slow.jsonl")"
-log "  elapsed ${el}s, max RSS $((rss / 1024)) MB, ok $ok/$N"
+read -r el rss ok cpu <<<"$(runq "$N" "$tmp/slow.jsonl")"
+log "  elapsed ${el}s, max RSS $((rss / 1024)) MB, ok $ok/$N, CPU ${cpu}s, load $(cut -d" " -f1 /proc/loadavg)"
 echo "| run $N jobs, workers $N, 2 s upstream: elapsed (s) | $el | ideal 2.000 | $(python3 -c "print('%.2fx' % ($el / 2.0))") |"
 echo "| run $N jobs, workers $N, 2 s upstream: peak RSS (MB) | $((rss / 1024)) | aim 300 | $(python3 -c "print('%.2fx' % ($rss / 1024 / 300))") |"
 echo "| run $N jobs, workers $N, 2 s upstream: ok results | $ok | $N | $(python3 -c "print('%.2fx' % ($ok / $N))") |"
@@ -103,7 +105,7 @@ echo "| run $N jobs, workers $N, 2 s upstream: ok results | $ok | $N | $(python3
 # 2. run vs wrk straight to the zero-latency upstream, same concurrency.
 jobs "$FASTN" fast > "$tmp/fast.jsonl"
 log "run: $FASTN jobs, workers $CONNS, zero-latency upstream"
-read -r el rss ok <<<"$(runq "$CONNS" "$tmp/fast.jsonl")"
+read -r el rss ok cpu <<<"$(runq "$CONNS" "$tmp/fast.jsonl")"
 run_rps=$(python3 -c "print('%.0f' % ($ok / $el))")
 log "wrk: -c$CONNS straight to the upstream"
 wrk_rps=$(QT_BENCH_MODEL=fast wrk -t2 -c"$CONNS" -d5s -s "$here/serve_post.lua" \

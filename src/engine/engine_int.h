@@ -69,6 +69,7 @@ typedef struct ejob {
     int finished;                  /* it has its result (the record lives on for refs) */
     int in_queue;
     int loop;                      /* the loop its timers and transfers run on */
+    int conn;                      /* which of that loop's transport connections */
     qt_timer *timer;               /* an armed WAIT_TIMER (its loop thread only) */
     struct engine_xfer *x;         /* its request on the wire */
     uint64_t q_enq_ms, q_seq;      /* its place in the queue (keep_place) */
@@ -82,7 +83,8 @@ typedef struct {
     qt_loop *loop;
     pthread_t thread;
     int started;
-    void *conn;
+    void **conns;                 /* the transport's connections on this loop */
+    int nconns;
 } engine_loopctx;
 
 typedef struct worker {
@@ -230,6 +232,7 @@ typedef struct engine_xfer {
     fsm_attempt a;        /* a.resp is the transport's answer */
     void *handle;         /* the transport's, while on the wire */
     int loop;             /* the loop it runs on (event runtime) */
+    int conn;             /* the loop's transport connection it uses */
 } engine_xfer;
 
 /* engine_send.c (no lock held) */

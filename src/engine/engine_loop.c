@@ -46,6 +46,7 @@
 
 #define PUMP_WINDOW 256   /* how far down the queue a pump looks for a job that can go */
 #define PUMP_BATCH 1024   /* jobs one pump takes before it lets the loop run */
+#define CONN_SHARE 500    /* transfers per transport connection (curl multi) at most */
 
 static void pump(void *ud);
 static void start_send(void *ud);
@@ -209,7 +210,9 @@ static void pump(void *ud)
         e->models[ej->job->model_idx].queued--;
         if (!ej->order) {
             ej->order = ++e->pop_order;
-            ej->loop = (int)(e->rr++ % (unsigned)e->nloops);   /* its loop from now on */
+            unsigned k = e->rr++;   /* its loop and connection from now on */
+            ej->loop = (int)(k % (unsigned)e->nloops);
+            ej->conn = (int)(k / (unsigned)e->nloops % (unsigned)e->loops[ej->loop].nconns);
         }
         if (ej->act.kind == FSM_SEND && !ej->job->dispatched_ms)
             ej->job->dispatched_ms = pc.now;
@@ -373,6 +376,7 @@ static void start_send(void *ud)
     }
     int built = engine_xfer_build(e, ej, mi, pi, x);
     x->loop = ej->loop;
+    x->conn = ej->conn;
     if (stop && built) {
         x->a.resp.transport = QT_HTTP_ABORTED;   /* cancelled before it left: nothing sent */
         complete(x);
@@ -385,7 +389,7 @@ static void start_send(void *ud)
     pthread_mutex_lock(&e->lock);
     ej->x = x;
     pthread_mutex_unlock(&e->lock);
-    x->handle = e->transport->post(e->loops[x->loop].conn, x->url, (const char *const *)x->req.headers,
+    x->handle = e->transport->post(e->loops[x->loop].conns[x->conn], x->url, (const char *const *)x->req.headers,
                                    x->req.n_headers, x->req.body, x->req.body_len,
                                    e->providers[pi].cfg->timeout_ms,
                                    x->stream ? engine_xfer_on_data : NULL, on_done, x);
@@ -420,7 +424,7 @@ static void abort_on_loop(void *ud)
     pthread_mutex_lock(&e->lock);
     engine_xfer *x = ej->finished ? NULL : ej->x;
     void *h = x ? x->handle : NULL;
-    void *conn = x ? e->loops[x->loop].conn : NULL;
+    void *conn = x ? e->loops[x->loop].conns[x->conn] : NULL;
     pthread_mutex_unlock(&e->lock);
     if (h)
         e->transport->abort(conn, h);   /* its on_done finishes the job */
@@ -514,9 +518,17 @@ qt_err engine_loop_start(qt_engine *e)
     for (int i = 0; i < n; i++) {
         engine_loopctx *lc = &e->loops[i];
         lc->loop = qt_loop_new(e->virtual_time ? e->clock : NULL);
-        lc->conn = lc->loop ? e->transport->open(e->transport, lc->loop) : NULL;
-        if (!lc->conn)
+        /* libcurl's multi slows down with thousands of connections to one
+         * host (its connection cache is searched linearly), so a loop
+         * spreads its transfers over one multi per ~CONN_SHARE of them. */
+        int nc = e->virtual_time ? 1 : (e->max_in_flight / n + CONN_SHARE - 1) / CONN_SHARE;
+        lc->conns = calloc((size_t)(nc > 0 ? nc : 1), sizeof *lc->conns);
+        if (!lc->loop || !lc->conns)
             return QT_ERR_NOMEM;
+        lc->nconns = nc > 0 ? nc : 1;
+        for (int k = 0; k < lc->nconns; k++)
+            if (!(lc->conns[k] = e->transport->open(e->transport, lc->loop)))
+                return QT_ERR_NOMEM;
     }
     pthread_mutex_lock(&e->lock);
     e->started = 1;
@@ -566,18 +578,21 @@ void engine_loop_shutdown(qt_engine *e, int64_t grace_ms)
                 e->loops[i].started = 0;
             }
         /* Whatever is still on the wire is aborted now (on_done runs here). */
-        for (int i = 0; i < e->nloops; i++) {
-            e->transport->close(e->loops[i].conn);
-            e->loops[i].conn = NULL;
-        }
+        for (int i = 0; i < e->nloops; i++)
+            for (int k = 0; k < e->loops[i].nconns; k++) {
+                e->transport->close(e->loops[i].conns[k]);
+                e->loops[i].conns[k] = NULL;
+            }
     }
 }
 
 void engine_loop_free(qt_engine *e)
 {
     for (int i = 0; e->loops && i < e->nloops; i++) {
-        if (e->loops[i].conn)
-            e->transport->close(e->loops[i].conn);
+        for (int k = 0; e->loops[i].conns && k < e->loops[i].nconns; k++)
+            if (e->loops[i].conns[k])
+                e->transport->close(e->loops[i].conns[k]);
+        free(e->loops[i].conns);
         qt_loop_free(e->loops[i].loop);
     }
     free(e->loops);
