@@ -49,6 +49,7 @@ static void shim_check(int ok, const char *what, const char *file, int line)
 
 #define SHIM_CHECK(c, text) shim_check(!!(c), text, __FILE__, __LINE__)
 #define cr_assert(c, ...) SHIM_CHECK(c, #c)
+#define cr_expect(c, ...) SHIM_CHECK(c, #c)
 #define cr_assert_eq(a, b, ...) SHIM_CHECK((a) == (b), #a " == " #b)
 #define cr_assert_lt(a, b, ...) SHIM_CHECK((a) < (b), #a " < " #b)
 #define cr_assert_gt(a, b, ...) SHIM_CHECK((a) > (b), #a " > " #b)
