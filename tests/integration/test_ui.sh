@@ -39,6 +39,7 @@ expect_ge "ui: requests flow before the pause" "$(reqs)" 20
 tm send-keys -t run p
 wait_for run "PAUSED" 3
 expect_contains "p: header says PAUSED" "$(cap run)" "PAUSED"
+expect_not_contains "p: no ETA while paused" "$(cap run | head -1)" "ETA"
 sleep 1
 r1=$(reqs); sleep 2; r2=$(reqs)
 expect_le "p: mock request count stops growing while paused ($r1 -> $r2)" "$((r2 - r1))" 0
