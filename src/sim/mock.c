@@ -258,7 +258,7 @@ static void decide(qt_mock *m, const mock_req *q, bool auth_ok, bool too_big, mo
     v->context_window = o->context_window;
     if (v->d == MOCK_D_OK) {
         v->completion = mock_completion_tokens(o, q->prompt_tokens, q->max_tokens, &v->truncated);
-        mock_usage_extras(o, q, v);
+        mock_usage_extras(md, q, v);
         md->c.prompt_tokens += q->prompt_tokens;
         md->c.completion_tokens += v->completion;
         t->total.prompt_tokens += q->prompt_tokens;

@@ -10,8 +10,13 @@
  * When the last message is a tool result, it answers with text quoting the
  * result, so an agent loop ends and a test can see the result crossed. Like
  * the real APIs it refuses a tool result that answers no earlier call (the
- * mistake a broken translation makes). Everything is read into fixed
- * buffers of mock_req, so nothing here allocates what the caller must free.
+ * mistake a broken translation makes). Cached tokens come from the model's
+ * ratios and from a small prompt cache per model: every message prefix of a
+ * request (tools and system first) is hashed, and a later request that
+ * repeats a prefix of at least 1024 tokens reports it as cached (in steps of
+ * 128), the way an agent's growing history is billed. Everything is read
+ * into fixed buffers of mock_req, so nothing here allocates what the caller
+ * must free.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,7 @@
 #include <cjson/cJSON.h>
 
 #include "mock_int.h"
+#include "quotatop/common.h"
 
 static const char *str_of(const cJSON *o, const char *k)
 {
@@ -184,8 +190,69 @@ static uint64_t read_history(const cJSON *msgs, bool anthropic, mock_req *r)
     return bytes;
 }
 
+/* Bytes of the text of a message: string content, text parts, tool-call
+ * arguments, tool results (as the prompt count reads them). */
+static uint64_t message_bytes(const cJSON *m)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+    uint64_t n = 0;
+    if (cJSON_IsString(c))
+        n += strlen(c->valuestring);
+    for (const cJSON *p = cJSON_IsArray(c) ? c->child : NULL; p; p = p->next) {
+        const char *t = str_of(p, "text");
+        n += t ? strlen(t) : 0;
+        const cJSON *inner = cJSON_GetObjectItemCaseSensitive(p, "content");
+        if (cJSON_IsString(inner))
+            n += strlen(inner->valuestring);
+    }
+    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+    for (const cJSON *tc = cJSON_IsArray(calls) ? calls->child : NULL; tc; tc = tc->next) {
+        const char *a = str_of(cJSON_GetObjectItemCaseSensitive(tc, "function"), "arguments");
+        n += a ? strlen(a) : 0;
+    }
+    return n;
+}
+
+static bool has_cache_control(const cJSON *v, int depth)
+{
+    for (const cJSON *c = v && depth < 16 ? v->child : NULL; c; c = c->next)
+        if ((c->string && !strcmp(c->string, "cache_control")) || has_cache_control(c, depth + 1))
+            return true;
+    return false;
+}
+
+/* The hash and token count of every message prefix: what a prompt cache
+ * keys on (tools and system first, as providers order the prompt). */
+static void read_prefixes(const cJSON *root, mock_req *r)
+{
+    uint64_t h = QT_HASH_SEED, bytes = 0;
+    const char *const heads[] = {"tools", "system"};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, heads[i]);
+        char *t = v ? cJSON_PrintUnformatted(v) : NULL;
+        if (t) {
+            h = qt_hash_str(h, t);
+            bytes += cJSON_IsString(v) ? strlen(v->valuestring) : strlen(t);
+        }
+        free(t);
+    }
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    for (const cJSON *m = cJSON_IsArray(msgs) ? msgs->child : NULL; m && r->n_prefix < MOCK_MAX_PREFIXES;
+         m = m->next) {
+        char *t = cJSON_PrintUnformatted(m);
+        h = qt_hash_str(h, t ? t : "");
+        free(t);
+        bytes += message_bytes(m);
+        r->prefix_hash[r->n_prefix] = h ? h : 1;
+        r->prefix_tokens[r->n_prefix++] = bytes / 4;
+    }
+    r->cache_control = has_cache_control(root, 0);
+}
+
 uint64_t mock_parse_agent(const cJSON *root, bool anthropic, mock_req *r)
 {
+    r->anthropic = anthropic;
+    read_prefixes(root, r);
     r->n = 1;
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "n");
     if (!anthropic && cJSON_IsNumber(n)) {
@@ -209,8 +276,9 @@ uint64_t mock_parse_agent(const cJSON *root, bool anthropic, mock_req *r)
     return bytes;
 }
 
-void mock_usage_extras(const qt_mock_model_opts *o, const mock_req *q, mock_verdict *v)
+void mock_usage_extras(mock_model *md, const mock_req *q, mock_verdict *v)
 {
+    const qt_mock_model_opts *o = &md->o;
     if (q->call_tool) {   /* a call is short and whole: about its arguments' length */
         uint64_t want = strlen(q->tool_args) / 4 + 8;
         v->completion = want < q->max_tokens ? want : q->max_tokens;
@@ -219,6 +287,30 @@ void mock_usage_extras(const qt_mock_model_opts *o, const mock_req *q, mock_verd
     double p = (double)q->prompt_tokens;
     v->cached = (uint64_t)(p * o->cache_ratio);
     v->cache_write = (uint64_t)(p * o->cache_write_ratio);
+    /* The longest prefix seen before, as a provider's prompt cache would. */
+    uint64_t hit = 0;
+    for (unsigned i = q->n_prefix; i-- > 0 && !hit;) {
+        if (q->prefix_tokens[i] < MOCK_CACHE_MIN)
+            break;
+        for (unsigned k = 0; k < MOCK_SEEN && !hit; k++)
+            if (md->seen[k] == q->prefix_hash[i])
+                hit = q->prefix_tokens[i] / MOCK_CACHE_STEP * MOCK_CACHE_STEP;
+    }
+    if (!q->anthropic || q->cache_control) {
+        if (hit > v->cached)
+            v->cached = hit;
+        if (q->anthropic && q->prompt_tokens >= MOCK_CACHE_MIN && v->cache_write == 0 && v->cached < q->prompt_tokens)
+            v->cache_write = q->prompt_tokens - v->cached;   /* the rest is written for next time */
+    }
+    for (unsigned i = 0; i < q->n_prefix; i++) {
+        bool known = false;
+        for (unsigned k = 0; k < MOCK_SEEN && !known; k++)
+            known = md->seen[k] == q->prefix_hash[i];
+        if (!known && q->prefix_tokens[i] >= MOCK_CACHE_MIN) {
+            md->seen[md->seen_next] = q->prefix_hash[i];
+            md->seen_next = (md->seen_next + 1) % MOCK_SEEN;
+        }
+    }
     if (v->cached > q->prompt_tokens)
         v->cached = q->prompt_tokens;
     if (v->cache_write > q->prompt_tokens - v->cached)

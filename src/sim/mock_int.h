@@ -24,6 +24,10 @@
 #define MOCK_MAX_MODELS 256          /* declared + created on first use */
 #define MOCK_RING_MAX   65536        /* timestamps kept for max_1s */
 #define MOCK_MAX_HEADERS 16          /* headers of one mock_reply */
+#define MOCK_MAX_PREFIXES 64         /* message prefixes of one request remembered */
+#define MOCK_SEEN 512                /* prompt prefixes a model remembers (its cache) */
+#define MOCK_CACHE_MIN 1024          /* shortest prefix cached, as OpenAI and Anthropic */
+#define MOCK_CACHE_STEP 128          /* cached tokens come in these increments (OpenAI) */
 
 /* A token bucket of capacity max(1, L/60) refilled at L/60 per second. The
  * level may go negative (debt) after an oversize request. */
@@ -45,6 +49,8 @@ typedef struct {
     uint64_t out_from, out_to;   /* runtime outage window, absolute ms; none when to <= from */
     mock_bucket req, tok;
     mock_counts c;
+    uint64_t seen[MOCK_SEEN];    /* prefix hashes of earlier requests (a ring), 0 = empty */
+    unsigned seen_next;
 } mock_model;
 
 /* The table of models of one mock. */
@@ -101,6 +107,12 @@ typedef struct {
     unsigned dimensions;      /* embeddings: length of each vector */
     bool     base64;          /* embeddings: encoding_format "base64" (float32 LE) */
     char     tool_result[96]; /* its first bytes, quoted in the answer */
+    /* prompt caching: a hash and the token count of every message prefix
+     * (tools and system included), so a later request that repeats one is
+     * reported as read from the cache */
+    bool     anthropic, cache_control;   /* the shape; cache_control given anywhere */
+    unsigned n_prefix;
+    uint64_t prefix_hash[MOCK_MAX_PREFIXES], prefix_tokens[MOCK_MAX_PREFIXES];
 } mock_req;
 
 /* The endpoints the mock answers. */
@@ -260,10 +272,14 @@ typedef struct {
     mock_verdict v;              /* decided, valid in state 1 */
 } mock_conn;
 
-/* mock_agent.c: the cache counts of an admitted request from the model's
- * ratios, and the size of a tool call's completion (arguments / 4 + 8,
- * never truncated). Caller holds the lock (o belongs to the table). */
-void mock_usage_extras(const qt_mock_model_opts *o, const mock_req *q, mock_verdict *v);
+/* mock_agent.c: the cache counts of an admitted request (the model's
+ * ratios, and the longest prefix of at least MOCK_CACHE_MIN tokens an
+ * earlier request to md had, in MOCK_CACHE_STEP increments: always for the
+ * OpenAI shape, with cache_control for Anthropic's, whose uncached rest is
+ * then a cache write), remembering q's prefixes in md; and the size of a
+ * tool call's completion (arguments / 4 + 8, never truncated). Caller holds
+ * the lock. */
+void mock_usage_extras(mock_model *md, const mock_req *q, mock_verdict *v);
 
 
 /* ---- mock_reply.c ---- */

@@ -82,3 +82,27 @@ r=$(post /v1/messages "{\"model\":\"c\",\"max_tokens\":9,\"messages\":[{\"role\"
 expect_eq "anthropic: cache reads and writes come out of input_tokens" \
     "$(body "$r" | json_get - '(d["usage"]["input_tokens"], d["usage"]["cache_read_input_tokens"], d["usage"]["cache_creation_input_tokens"])')" \
     "(25, 50, 25)"
+
+# The prompt cache: a repeated prefix of >= 1024 tokens is reported cached, in steps of 128.
+BIG=$(python3 -c 'print("y" * 4800)')   # 1200 tokens
+req="{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"$BIG\"}]}"
+r=$(post /v1/chat/completions "$req")
+expect_eq "cache: a first prompt is not cached" "$(body "$r" | json_get - 'd["usage"]["prompt_tokens_details"]["cached_tokens"]')" 0
+r=$(post /v1/chat/completions "$req")
+expect_eq "cache: the same prompt again is cached to the 128 below" \
+    "$(body "$r" | json_get - 'd["usage"]["prompt_tokens_details"]["cached_tokens"]')" 1152
+r=$(post /v1/chat/completions "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"$BIG\"},{\"role\":\"assistant\",\"content\":\"ok\"},{\"role\":\"user\",\"content\":\"and then?\"}]}")
+expect_eq "cache: a history that grows reads its old prefix from the cache" \
+    "$(body "$r" | json_get - '(d["usage"]["prompt_tokens"], d["usage"]["prompt_tokens_details"]["cached_tokens"])')" "(1203, 1152)"
+r=$(post /v1/chat/completions "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"z$BIG\"}]}")
+expect_eq "cache: a different prompt is not" "$(body "$r" | json_get - 'd["usage"]["prompt_tokens_details"]["cached_tokens"]')" 0
+areq="{\"model\":\"m\",\"max_tokens\":5,\"system\":[{\"type\":\"text\",\"text\":\"$BIG\",\"cache_control\":{\"type\":\"ephemeral\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+r=$(post /v1/messages "$areq")
+expect_eq "anthropic cache: a first prompt with cache_control is written" \
+    "$(body "$r" | json_get - '(d["usage"]["cache_creation_input_tokens"], d["usage"]["cache_read_input_tokens"])')" "(1201, 0)"
+r=$(post /v1/messages "$areq")
+expect_eq "anthropic cache: then read" \
+    "$(body "$r" | json_get - '(d["usage"]["input_tokens"], d["usage"]["cache_read_input_tokens"], d["usage"]["cache_creation_input_tokens"])')" \
+    "(0, 1152, 49)"
+r=$(post /v1/messages "{\"model\":\"m\",\"max_tokens\":5,\"system\":\"$BIG\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")
+expect_eq "anthropic cache: nothing without cache_control" "$(body "$r" | json_get - 'd["usage"]["cache_read_input_tokens"]')" 0
