@@ -21,7 +21,10 @@
  * request whose last message is a tool result is answered with text quoting
  * that result, so agent loops end. A tool result whose id matches no earlier
  * tool call is refused with 400, as the real APIs do. OpenAI `n` gives n
- * choices.
+ * choices. Prompt caching: a request repeating a prefix of >= 1024 tokens
+ * the model saw before reports it cached (steps of 128; Anthropic shape only
+ * with cache_control, the rest then a cache write), besides the model's
+ * cache / cache_write ratios.
  *
  * Each model has its own limits and faults (qt_mock_model_opts); a model not
  * declared gets opts->defaults on first use. Per-minute limits are enforced
