@@ -33,12 +33,9 @@
  * about 80 bytes per queued job when the id is under 16 bytes (plus the id's
  * length + malloc overhead when longer); bench/bench_queue measures it.
  *
- * Thread-safety: a queue made with locked = 0 takes no locks; its owner (the
- * engine, under its own mutex) serializes every call, and qt_queue_pop_wait is
- * refused. A queue made with locked = 1 takes an internal mutex in EVERY
- * function below (each call is atomic and may come from any thread) and
- * supports qt_queue_pop_wait. qt_queue_new/qt_queue_free are never concurrent
- * with other calls on the same queue.
+ * Thread-safety: none. The queue is a pure structure (src/policy/): it takes
+ * no locks and reads no clock; its owner (the engine, under its one mutex)
+ * serialises every call.
  */
 #ifndef QT_QUEUE_H
 #define QT_QUEUE_H
@@ -108,21 +105,19 @@ typedef struct {
 } qt_queue_workflow_count;
 
 /* Returns a new empty queue, or NULL when out of memory or aging_ms >
- * QT_QUEUE_AGING_MAX_MS. aging_ms = 0 turns aging off. locked = 1 adds the
- * internal mutex and condition variable (see Thread-safety). The caller frees
- * it with qt_queue_free. */
-qt_queue *qt_queue_new(uint64_t aging_ms, int locked);
+ * QT_QUEUE_AGING_MAX_MS. aging_ms = 0 turns aging off. The caller frees it
+ * with qt_queue_free. */
+qt_queue *qt_queue_new(uint64_t aging_ms);
 
 /* Frees the queue and its copies of ids and names. Payloads still queued are
- * NOT freed (drain them first). Accepts NULL. No thread may be waiting in
- * qt_queue_pop_wait (close the queue and join them first). */
+ * NOT freed (drain them first). Accepts NULL. */
 void qt_queue_free(qt_queue *q);
 
 /* Adds a job enqueued at now_ms. Returns QT_OK; QT_ERR_INVALID when id is
  * NULL/empty, priority is out of range or the id is already queued;
  * QT_ERR_CLOSED after qt_queue_close; QT_ERR_LIMIT past 2^32-2 entries or
  * 65535 distinct model names; QT_ERR_NOMEM. On error the queue is unaltered
- * and the payload stays the caller's. Wakes one qt_queue_pop_wait waiter. */
+ * and the payload stays the caller's (keep_place: see qt_queue_job). */
 qt_err qt_queue_push(qt_queue *q, const qt_queue_job *job, uint64_t now_ms);
 
 /* Removes the entry that pops first: smallest (key, seq) among workflows not
@@ -134,13 +129,6 @@ qt_err qt_queue_push(qt_queue *q, const qt_queue_job *job, uint64_t now_ms);
  * close, pop keeps returning the ready entries (so workers can finish or
  * write results for them), unless the queue is globally paused. */
 qt_err qt_queue_pop(qt_queue *q, void **payload, qt_queue_view *view);
-
-/* Blocking pop (locked queues only): like qt_queue_pop, but when nothing is
- * ready and the queue is open, waits up to timeout_ms (< 0: forever) for a
- * push, a resume or a close. Returns QT_OK, QT_ERR_TIMEOUT, QT_ERR_CLOSED, or
- * QT_ERR_INVALID on an unlocked queue. Locks. */
-qt_err qt_queue_pop_wait(qt_queue *q, int64_t timeout_ms, void **payload,
-                         qt_queue_view *view);
 
 /* Removes the entry with this id (paused or not). Stores its payload in
  * *payload (may be NULL to discard it) so the caller can write a `cancelled`
@@ -156,13 +144,13 @@ qt_err qt_queue_reprioritize(qt_queue *q, const char *id, int priority);
 int qt_queue_priority_of(qt_queue *q, const char *id);
 
 /* Global pause / resume: while paused, pop returns nothing; push, cancel,
- * reprioritize still work. Resume wakes every waiter. Idempotent. */
+ * reprioritize still work. Idempotent. */
 void qt_queue_pause_all(qt_queue *q);
 void qt_queue_resume_all(qt_queue *q);
 
 /* Pauses / resumes one workflow (its entries stay queued in order; other
  * workflows keep flowing). Pausing a workflow that has no entries yet is
- * remembered for its future jobs. Resume wakes every waiter. Returns QT_OK, or
+ * remembered for its future jobs. Returns QT_OK, or
  * QT_ERR_NOMEM / QT_ERR_INVALID (NULL name). Resuming an unknown workflow is
  * QT_OK (nothing to do). Idempotent. */
 qt_err qt_queue_pause_workflow(qt_queue *q, const char *workflow);
@@ -171,9 +159,8 @@ qt_err qt_queue_resume_workflow(qt_queue *q, const char *workflow);
 /* Returns 1 when that workflow is paused, else 0 (global pause aside). */
 int qt_queue_workflow_paused(qt_queue *q, const char *workflow);
 
-/* Closes the queue: later pushes fail with QT_ERR_CLOSED, and every waiter in
- * qt_queue_pop_wait wakes (taking a remaining ready entry, or returning
- * QT_ERR_CLOSED). Idempotent. */
+/* Closes the queue: later pushes of new jobs fail with QT_ERR_CLOSED (pop
+ * keeps returning what is ready). Idempotent. */
 void qt_queue_close(qt_queue *q);
 
 /* Removes up to max entries (paused or not, in no particular order), storing
@@ -197,7 +184,7 @@ size_t qt_queue_workflow_counts(qt_queue *q, qt_queue_workflow_count *out,
  * include_paused is 1, in which case they are merged in at the place they
  * would have if their workflow were resumed, with view.paused = 1.
  * effective_priority is computed at now_ms. Returns 0 when out of memory
- * (needs O(max) scratch). One consistent copy: under the lock when locked. */
+ * (needs O(max) scratch). */
 size_t qt_queue_snapshot(qt_queue *q, uint64_t now_ms, int include_paused,
                          qt_queue_view *out, size_t max);
 
@@ -208,8 +195,8 @@ size_t qt_queue_snapshot(qt_queue *q, uint64_t now_ms, int include_paused,
  * QT_OK with *payload (and *view when not NULL); QT_ERR_LIMIT when none of the
  * window was accepted; QT_ERR_NOTFOUND / QT_ERR_CLOSED as qt_queue_pop when
  * nothing is ready; QT_ERR_INVALID for a NULL accept or a zero window;
- * QT_ERR_NOMEM. O(window log window + log n). Locks when locked; accept runs
- * under that lock and must not call back into the queue. */
+ * QT_ERR_NOMEM. O(window log window + log n). accept must not call back into
+ * the queue. */
 qt_err qt_queue_pop_first(qt_queue *q, uint64_t now_ms, size_t window,
                           int (*accept)(void *ud, const qt_queue_view *v), void *ud,
                           void **payload, qt_queue_view *view);

@@ -72,7 +72,7 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     pthread_cond_init(&e->done_cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    e->queue = qt_queue_new((uint64_t)cfg->queue.aging_ms, 0);
+    e->queue = qt_queue_new((uint64_t)cfg->queue.aging_ms);
     e->limiter = qt_limiter_new(cfg->limits.burst_ms);
     e->budget = qt_budget_new(cfg->budget.run_usd, cfg->budget.day_usd, cfg->budget.warn_ratio,
                               cfg->budget.on_exhausted);

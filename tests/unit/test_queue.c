@@ -2,14 +2,13 @@
  *
  * Ordering (priority, FIFO, aging at the documented moment), cancel,
  * reprioritize, pause (all / per workflow), close, drain, counts, snapshot =
- * pop order (checked against a brute-force model on random operations), the
- * blocking layer, and threads_* tests (producers and consumers racing on a
- * locked queue) for `make tsan`.
+ * pop order (checked against a brute-force model on random operations),
+ * pop_first with a filter. The queue is pure: its owner (the engine)
+ * serialises calls under its own lock.
  */
 #include "quotatop/queue.h"
 
 #include <criterion/criterion.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +44,7 @@ static void expect_order(qt_queue *q, const char *const *ids, size_t n)
 
 Test(queue, priority_order)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push(q, "p5", NULL, 5, 0);
     push(q, "p10", NULL, 10, 1);
     push(q, "p1", NULL, 1, 2);
@@ -58,7 +57,7 @@ Test(queue, priority_order)
 
 Test(queue, fifo_within_priority)
 {
-    qt_queue *q = qt_queue_new(30000, 0);
+    qt_queue *q = qt_queue_new(30000);
     char id[16];
     for (int i = 0; i < 100; i++) {
         snprintf(id, sizeof id, "j%03d", i);
@@ -74,7 +73,7 @@ Test(queue, fifo_within_priority)
 Test(queue, fifo_survives_lagging_now)
 {
     /* a pusher whose now_ms lags must not jump ahead of earlier pushes */
-    qt_queue *q = qt_queue_new(1000, 0);
+    qt_queue *q = qt_queue_new(1000);
     push(q, "first", NULL, 5, 5000);
     push(q, "second", NULL, 5, 4000);
     const char *want[] = {"first", "second"};
@@ -85,7 +84,7 @@ Test(queue, fifo_survives_lagging_now)
 Test(queue, aging_overtakes_at_documented_time)
 {
     const uint64_t ag = 1000, t0 = 50000;
-    qt_queue *q = qt_queue_new(ag, 0);
+    qt_queue *q = qt_queue_new(ag);
     push(q, "old10", NULL, 10, t0);
     /* a priority-1 job pushed 1 ms before 9*aging_ms still goes first */
     push(q, "early1", NULL, 1, t0 + 9 * ag - 1);
@@ -100,7 +99,7 @@ Test(queue, aging_overtakes_at_documented_time)
 Test(queue, aging_one_level_per_interval)
 {
     const uint64_t ag = 30000;
-    qt_queue *q = qt_queue_new(ag, 0);
+    qt_queue *q = qt_queue_new(ag);
     push(q, "p7", NULL, 7, 0);
     /* after 2 intervals p7 ranks like a fresh p5: ahead of fresh p5 and p6, behind fresh p4 */
     push(q, "p4", NULL, 4, 2 * ag);
@@ -117,7 +116,7 @@ Test(queue, aging_one_level_per_interval)
 
 Test(queue, aging_off_never_overtakes)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push(q, "old10", NULL, 10, 0);
     push(q, "new9", NULL, 9, 1000000000);
     const char *want[] = {"new9", "old10"};
@@ -127,7 +126,7 @@ Test(queue, aging_off_never_overtakes)
 
 Test(queue, cancel_returns_payload)
 {
-    qt_queue *q = qt_queue_new(1000, 0);
+    qt_queue *q = qt_queue_new(1000);
     push(q, "a", NULL, 3, 0);
     push(q, "b", NULL, 3, 1);
     push(q, "c-with-a-long-identifier-over-16", "w", 3, 2);
@@ -150,7 +149,7 @@ Test(queue, cancel_returns_payload)
 
 Test(queue, duplicate_id_and_bad_priority_refused)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push(q, "x", NULL, 5, 0);
     qt_queue_job j = {.id = "x", .priority = 5};
     cr_assert_eq(qt_queue_push(q, &j, 0), QT_ERR_INVALID);
@@ -170,7 +169,7 @@ Test(queue, duplicate_id_and_bad_priority_refused)
 
 Test(queue, reprioritize_moves_entry)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push(q, "a", NULL, 5, 0);
     push(q, "b", NULL, 5, 0);
     push(q, "c", NULL, 5, 0);
@@ -193,7 +192,7 @@ Test(queue, reprioritize_moves_entry)
 
 Test(queue, reprioritize_keeps_fifo_place)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push(q, "x", NULL, 5, 0);
     push(q, "y", NULL, 3, 0);
     push(q, "z", NULL, 3, 0);
@@ -205,7 +204,7 @@ Test(queue, reprioritize_keeps_fifo_place)
 
 Test(queue, pause_all)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push(q, "a", NULL, 1, 0);
     qt_queue_pause_all(q);
     cr_assert_eq(qt_queue_pop(q, NULL, NULL), QT_ERR_NOTFOUND);
@@ -222,7 +221,7 @@ Test(queue, pause_all)
 
 Test(queue, pause_one_workflow_others_flow)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push(q, "n1", "nightly", 1, 0);
     push(q, "s1", "support", 5, 0);
     push(q, "n2", "nightly", 2, 0);
@@ -247,7 +246,7 @@ Test(queue, pause_one_workflow_others_flow)
 
 Test(queue, pause_unknown_workflow_applies_to_future_jobs)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     cr_assert_eq(qt_queue_pause_workflow(q, "later"), QT_OK);
     push(q, "l1", "later", 1, 0);
     push(q, "o1", "other", 9, 0);
@@ -261,7 +260,7 @@ Test(queue, pause_unknown_workflow_applies_to_future_jobs)
 
 Test(queue, workflow_counts)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push(q, "a", "w1", 1, 0);
     push(q, "b", "w2", 1, 0);
     push(q, "c", "w2", 1, 0);
@@ -282,7 +281,7 @@ Test(queue, workflow_counts)
 
 Test(queue, close_pops_leftovers_then_closed)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push(q, "a", NULL, 1, 0);
     push(q, "p", "paused", 1, 0);
     qt_queue_pause_workflow(q, "paused");
@@ -302,7 +301,7 @@ Test(queue, close_pops_leftovers_then_closed)
 
 Test(queue, drain_everything)
 {
-    qt_queue *q = qt_queue_new(100, 0);
+    qt_queue *q = qt_queue_new(100);
     char ids[50][16];
     for (int i = 0; i < 50; i++) {
         snprintf(ids[i], sizeof ids[i], "d%d", i);
@@ -334,7 +333,7 @@ Test(queue, snapshot_order_equals_pop_order)
 {
     /* random operations on several workflows; the snapshot must list exactly
      * the entries later popped, in the same order */
-    qt_queue *q = qt_queue_new(700, 0);
+    qt_queue *q = qt_queue_new(700);
     srand(42);
     char ids[2000][16];
     int live = 0;
@@ -400,7 +399,7 @@ Test(queue, snapshot_order_equals_pop_order)
 
 Test(queue, snapshot_fields)
 {
-    qt_queue *q = qt_queue_new(1000, 0);
+    qt_queue *q = qt_queue_new(1000);
     qt_queue_job j = {.id = "s1", .workflow = "wf", .model = "claude-3-5-haiku",
                       .priority = 8, .est_tokens = 1234};
     cr_assert_eq(qt_queue_push(q, &j, 10000), QT_OK);
@@ -420,7 +419,7 @@ Test(queue, large_random_against_model)
 {
     /* many entries, one workflow paused half the time: pop order must be
      * sorted by (key, seq) among ready entries */
-    qt_queue *q = qt_queue_new(50, 0);
+    qt_queue *q = qt_queue_new(50);
     srand(7);
     char (*ids)[16] = malloc(20000 * sizeof *ids);
     for (int i = 0; i < 20000; i++) {
@@ -455,218 +454,6 @@ Test(queue, large_random_against_model)
     qt_queue_free(q);
 }
 
-/* ---------- blocking layer ---------- */
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-Test(queue, pop_wait_refused_on_unlocked)
-{
-    qt_queue *q = qt_queue_new(0, 0);
-    void *p;
-    cr_assert_eq(qt_queue_pop_wait(q, 10, &p, NULL), QT_ERR_INVALID);
-    qt_queue_free(q);
-}
-
-Test(queue, pop_wait_times_out_when_empty, .timeout = 10)
-{
-    qt_queue *q = qt_queue_new(0, 1);
-    void *p;
-    cr_assert_eq(qt_queue_pop_wait(q, 0, &p, NULL), QT_ERR_TIMEOUT);
-    uint64_t t0 = mono_ms();
-    cr_assert_eq(qt_queue_pop_wait(q, 50, &p, NULL), QT_ERR_TIMEOUT);
-    cr_assert_geq(mono_ms() - t0, 49);
-    /* paused entries do not count as ready */
-    push(q, "x", "w", 1, 0);
-    qt_queue_pause_workflow(q, "w");
-    cr_assert_eq(qt_queue_pop_wait(q, 20, &p, NULL), QT_ERR_TIMEOUT);
-    qt_queue_free(q);
-}
-
-typedef struct {
-    qt_queue *q;
-    pthread_barrier_t *bar;
-    qt_err err;
-    void *payload;
-} waiter_arg;
-
-static void *waiter(void *a)
-{
-    waiter_arg *w = a;
-    pthread_barrier_wait(w->bar);
-    w->err = qt_queue_pop_wait(w->q, 10000, &w->payload, NULL);
-    return NULL;
-}
-
-/* waits until n threads are parked in the queue's condvar: we cannot see
- * that directly, so give them a moment after the barrier (this is about
- * getting them to block, not about proving a rate) */
-static void let_block(void)
-{
-    struct timespec ts = {0, 50 * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-Test(queue, threads_pop_wait_wakes_on_push, .timeout = 20)
-{
-    qt_queue *q = qt_queue_new(0, 1);
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, 2);
-    waiter_arg w = {.q = q, .bar = &bar};
-    pthread_t t;
-    pthread_create(&t, NULL, waiter, &w);
-    pthread_barrier_wait(&bar);
-    let_block();
-    uint64_t t0 = mono_ms();
-    push(q, "wake", NULL, 3, 0);
-    pthread_join(t, NULL);
-    cr_assert_eq(w.err, QT_OK);
-    cr_assert_str_eq((const char *)w.payload, "wake");
-    cr_assert_lt(mono_ms() - t0, 5000, "woke on push, not on timeout");
-    pthread_barrier_destroy(&bar);
-    qt_queue_free(q);
-}
-
-Test(queue, threads_pop_wait_wakes_all_on_close, .timeout = 20)
-{
-    enum { N = 4 };
-    qt_queue *q = qt_queue_new(0, 1);
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, N + 1);
-    waiter_arg w[N];
-    pthread_t t[N];
-    for (int i = 0; i < N; i++) {
-        w[i] = (waiter_arg){.q = q, .bar = &bar};
-        pthread_create(&t[i], NULL, waiter, &w[i]);
-    }
-    pthread_barrier_wait(&bar);
-    let_block();
-    uint64_t t0 = mono_ms();
-    qt_queue_close(q);
-    for (int i = 0; i < N; i++) {
-        pthread_join(t[i], NULL);
-        cr_assert_eq(w[i].err, QT_ERR_CLOSED);
-    }
-    cr_assert_lt(mono_ms() - t0, 5000, "woke on close, not on timeout");
-    pthread_barrier_destroy(&bar);
-    qt_queue_free(q);
-}
-
-Test(queue, threads_pop_wait_wakes_on_resume, .timeout = 20)
-{
-    qt_queue *q = qt_queue_new(0, 1);
-    push(q, "held", "w", 1, 0);
-    qt_queue_pause_workflow(q, "w");
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, 2);
-    waiter_arg w = {.q = q, .bar = &bar};
-    pthread_t t;
-    pthread_create(&t, NULL, waiter, &w);
-    pthread_barrier_wait(&bar);
-    let_block();
-    qt_queue_resume_workflow(q, "w");
-    pthread_join(t, NULL);
-    cr_assert_eq(w.err, QT_OK);
-    cr_assert_str_eq((const char *)w.payload, "held");
-    pthread_barrier_destroy(&bar);
-    qt_queue_free(q);
-}
-
-enum { PRODUCERS = 4, CONSUMERS = 4, PER_PRODUCER = 5000 };
-
-typedef struct {
-    qt_queue *q;
-    pthread_barrier_t *bar;
-    int id;
-    int *seen;       /* consumers: seen[job]++ (each consumer its own array) */
-    long popped;
-} pc_arg;
-
-static void *producer(void *a)
-{
-    pc_arg *p = a;
-    char id[24];
-    pthread_barrier_wait(p->bar);
-    for (int i = 0; i < PER_PRODUCER; i++) {
-        long job = (long)p->id * PER_PRODUCER + i;
-        snprintf(id, sizeof id, "job-%ld", job);
-        qt_queue_job j = {.id = id, .workflow = (i % 3) ? "a" : "b",
-                          .priority = 1 + (int)(job % 10), .payload = (void *)(job + 1)};
-        qt_err e;
-        while ((e = qt_queue_push(p->q, &j, (uint64_t)i)) == QT_ERR_NOMEM)
-            ;
-        if (e != QT_OK)
-            abort();
-        if (i % 500 == 0) { /* exercise the other locked paths concurrently */
-            qt_queue_view v[8];
-            qt_queue_snapshot(p->q, (uint64_t)i, 1, v, 8);
-            qt_queue_counts c;
-            qt_queue_counts_get(p->q, &c);
-        }
-    }
-    return NULL;
-}
-
-static void *consumer(void *a)
-{
-    pc_arg *c = a;
-    pthread_barrier_wait(c->bar);
-    for (;;) {
-        void *pl;
-        qt_err e = qt_queue_pop_wait(c->q, -1, &pl, NULL);
-        if (e == QT_ERR_CLOSED)
-            break;
-        if (e != QT_OK)
-            abort();
-        c->seen[(long)pl - 1]++;
-        c->popped++;
-    }
-    return NULL;
-}
-
-Test(queue, threads_producers_consumers_each_job_once, .timeout = 20)
-{
-    const int total = PRODUCERS * PER_PRODUCER;
-    qt_queue *q = qt_queue_new(100, 1);
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, PRODUCERS + CONSUMERS);
-    pc_arg pa[PRODUCERS], ca[CONSUMERS];
-    pthread_t pt[PRODUCERS], ct[CONSUMERS];
-    for (int i = 0; i < CONSUMERS; i++) {
-        ca[i] = (pc_arg){.q = q, .bar = &bar, .id = i, .seen = calloc((size_t)total, sizeof(int))};
-        pthread_create(&ct[i], NULL, consumer, &ca[i]);
-    }
-    for (int i = 0; i < PRODUCERS; i++) {
-        pa[i] = (pc_arg){.q = q, .bar = &bar, .id = i};
-        pthread_create(&pt[i], NULL, producer, &pa[i]);
-    }
-    for (int i = 0; i < PRODUCERS; i++)
-        pthread_join(pt[i], NULL);
-    qt_queue_close(q); /* consumers take what is left, then see CLOSED */
-    long popped = 0;
-    for (int i = 0; i < CONSUMERS; i++) {
-        pthread_join(ct[i], NULL);
-        popped += ca[i].popped;
-    }
-    cr_assert_eq(popped, total);
-    for (int j = 0; j < total; j++) {
-        int n = 0;
-        for (int i = 0; i < CONSUMERS; i++)
-            n += ca[i].seen[j];
-        cr_assert_eq(n, 1, "job %d popped %d times", j, n);
-    }
-    qt_queue_counts c;
-    qt_queue_counts_get(q, &c);
-    cr_assert_eq(c.total, 0);
-    for (int i = 0; i < CONSUMERS; i++)
-        free(ca[i].seen);
-    pthread_barrier_destroy(&bar);
-    qt_queue_free(q);
-}
 
 /* A scheduler's filter: accept jobs whose model is not "slow". */
 static int not_slow(void *ud, const qt_queue_view *v)
@@ -686,7 +473,7 @@ static void push_model(qt_queue *q, const char *id, const char *wf, const char *
 
 Test(queue, pop_first_skips_what_the_filter_refuses)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push_model(q, "s1", "w", "slow", 1, 0);
     push_model(q, "s2", "w", "slow", 1, 1);
     push_model(q, "f1", "w", "fast", 5, 2);
@@ -715,7 +502,7 @@ Test(queue, pop_first_skips_what_the_filter_refuses)
 
 Test(queue, pop_first_honours_pauses_and_close)
 {
-    qt_queue *q = qt_queue_new(0, 0);
+    qt_queue *q = qt_queue_new(0);
     push_model(q, "a", "paused-wf", "fast", 1, 0);
     push_model(q, "b", "open-wf", "fast", 5, 1);
     cr_assert_eq(qt_queue_pause_workflow(q, "paused-wf"), QT_OK);

@@ -2,15 +2,11 @@
  * maps and heaps, and the per-entry operations) and queue_ctl.c (pause,
  * resume, close, drain, counts, snapshot). Not a public header.
  *
- * Locking: `locked` queues wrap every public function in `mu`; `cv` is
- * signalled on push of a ready entry and broadcast on resume and close.
- * Unlocked queues never touch mu/cv (the engine serializes calls). The
- * queue_* functions below expect the caller to hold the lock already.
+ * No locks: the owner (the engine, under its mutex) serialises every call.
  */
 #ifndef QT_QUEUE_INT_H
 #define QT_QUEUE_INT_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,22 +63,7 @@ struct qt_queue {
     qmap ids, wfmap, modelmap;
     int paused_all;
     int closed;
-    int locked;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
 };
-
-static inline void lock(qt_queue *q)
-{
-    if (q->locked)
-        pthread_mutex_lock(&q->mu);
-}
-
-static inline void unlock(qt_queue *q)
-{
-    if (q->locked)
-        pthread_mutex_unlock(&q->mu);
-}
 
 static inline const char *ent_id(const qent *e)
 {

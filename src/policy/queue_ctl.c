@@ -1,11 +1,11 @@
 /* queue_ctl.c: the queue's controls and readers over the whole queue:
  * pause and resume (all, or one workflow), close, drain, counts, and the
  * ordered snapshot. queue.c holds the pool, maps and heaps they work on
- * (shared through queue_int.h); every function here takes the lock itself.
+ * (shared through queue_int.h).
  *
  * DESIGN
  * Pausing flips a flag and lets queue_head_fix take the workflow out of
- * `heads`; resume and close broadcast `cv` so pop_wait callers re-check.
+ * `heads`.
  *
  * Snapshot walks the heaps in order without modifying them: an auxiliary
  * min-heap of candidate nodes starts with the root of `heads`; taking a
@@ -26,20 +26,14 @@ void qt_queue_pause_all(qt_queue *q)
 {
     if (!q)
         return;
-    lock(q);
     q->paused_all = 1;
-    unlock(q);
 }
 
 void qt_queue_resume_all(qt_queue *q)
 {
     if (!q)
         return;
-    lock(q);
     q->paused_all = 0;
-    if (q->locked)
-        pthread_cond_broadcast(&q->cv);
-    unlock(q);
 }
 
 qt_err qt_queue_pause_workflow(qt_queue *q, const char *workflow)
@@ -47,13 +41,11 @@ qt_err qt_queue_pause_workflow(qt_queue *q, const char *workflow)
     if (!q || !workflow)
         return QT_ERR_INVALID;
     qt_err err = QT_OK;
-    lock(q);
     uint32_t w = queue_wf_lookup(q, *workflow ? workflow : "default", 1, &err);
     if (w != NIL) {
         q->wfs[w].paused = 1;
         queue_head_fix(q, w);
     }
-    unlock(q);
     return err;
 }
 
@@ -61,15 +53,11 @@ qt_err qt_queue_resume_workflow(qt_queue *q, const char *workflow)
 {
     if (!q || !workflow)
         return QT_ERR_INVALID;
-    lock(q);
     uint32_t w = queue_wf_lookup(q, *workflow ? workflow : "default", 0, NULL);
     if (w != NIL && q->wfs[w].paused) {
         q->wfs[w].paused = 0;
         queue_head_fix(q, w);
-        if (q->locked)
-            pthread_cond_broadcast(&q->cv);
     }
-    unlock(q);
     return QT_OK;
 }
 
@@ -77,10 +65,8 @@ int qt_queue_workflow_paused(qt_queue *q, const char *workflow)
 {
     if (!q || !workflow)
         return 0;
-    lock(q);
     uint32_t w = queue_wf_lookup(q, *workflow ? workflow : "default", 0, NULL);
     int p = w != NIL && q->wfs[w].paused;
-    unlock(q);
     return p;
 }
 
@@ -88,11 +74,7 @@ void qt_queue_close(qt_queue *q)
 {
     if (!q)
         return;
-    lock(q);
     q->closed = 1;
-    if (q->locked)
-        pthread_cond_broadcast(&q->cv);
-    unlock(q);
 }
 
 /* ---------- drain and counts ---------- */
@@ -103,7 +85,6 @@ size_t qt_queue_drain(qt_queue *q, void **payloads, qt_queue_view *views,
     if (!q || !payloads)
         return 0;
     size_t k = 0;
-    lock(q);
     for (uint32_t w = 0; w < q->nwfs && k < max; w++) {
         qwf *wf = &q->wfs[w];
         /* taking the last heap element keeps the heap valid: O(1) + map */
@@ -116,7 +97,6 @@ size_t qt_queue_drain(qt_queue *q, void **payloads, qt_queue_view *views,
             queue_ent_remove(q, i, NIL);
         }
     }
-    unlock(q);
     return k;
 }
 
@@ -127,7 +107,6 @@ void qt_queue_counts_get(qt_queue *q, qt_queue_counts *out)
     memset(out, 0, sizeof *out);
     if (!q)
         return;
-    lock(q);
     out->total = q->n;
     for (uint32_t w = 0; w < q->nwfs; w++)
         if (!q->wfs[w].paused)
@@ -135,7 +114,6 @@ void qt_queue_counts_get(qt_queue *q, qt_queue_counts *out)
     memcpy(out->by_priority, q->by_prio, sizeof out->by_priority);
     out->paused_all = q->paused_all;
     out->closed = q->closed;
-    unlock(q);
 }
 
 size_t qt_queue_workflow_counts(qt_queue *q, qt_queue_workflow_count *out,
@@ -143,14 +121,12 @@ size_t qt_queue_workflow_counts(qt_queue *q, qt_queue_workflow_count *out,
 {
     if (!q)
         return 0;
-    lock(q);
     size_t n = q->nwfs;
     for (size_t w = 0; w < n && w < max && out; w++) {
         queue_copy_str(out[w].name, sizeof out[w].name, q->wfs[w].name);
         out[w].count = q->wfs[w].n;
         out[w].paused = q->wfs[w].paused;
     }
-    unlock(q);
     return n;
 }
 
@@ -235,7 +211,6 @@ size_t qt_queue_snapshot(qt_queue *q, uint64_t now_ms, int include_paused,
 {
     if (!q || !out || max == 0)
         return 0;
-    lock(q);
     size_t k = 0;
     size_t npaused = 0;
     if (include_paused)
@@ -262,7 +237,6 @@ size_t qt_queue_snapshot(qt_queue *q, uint64_t now_ms, int include_paused,
         }
         free(h);
     }
-    unlock(q);
     return k;
 }
 
@@ -272,10 +246,8 @@ qt_err qt_queue_pop_first(qt_queue *q, uint64_t now_ms, size_t window,
 {
     if (!q || !accept || window == 0)
         return QT_ERR_INVALID;
-    lock(q);
     if (q->paused_all || q->nheads == 0) {
         qt_err r = q->closed ? QT_ERR_CLOSED : QT_ERR_NOTFOUND;
-        unlock(q);
         return r;
     }
     if (window > q->n)
@@ -285,7 +257,6 @@ qt_err qt_queue_pop_first(qt_queue *q, uint64_t now_ms, size_t window,
     size_t cap = 3 * window + 5, n = 0, seen = 0;
     cand *h = malloc(cap * sizeof *h);
     if (!h) {
-        unlock(q);
         return QT_ERR_NOMEM;
     }
     uint32_t found = NIL;
@@ -305,7 +276,6 @@ qt_err qt_queue_pop_first(qt_queue *q, uint64_t now_ms, size_t window,
     }
     free(h);
     if (found == NIL) {
-        unlock(q);
         return QT_ERR_LIMIT;
     }
     if (payload)
@@ -313,7 +283,6 @@ qt_err qt_queue_pop_first(qt_queue *q, uint64_t now_ms, size_t window,
     if (view)
         *view = v;
     queue_ent_remove(q, found, NIL);
-    unlock(q);
     return QT_OK;
 }
 

@@ -22,17 +22,14 @@
  * the tables.
  *
  * This file holds that core and the operations on single entries (push, pop,
- * pop_wait, cancel, reprioritize). queue_ctl.c holds the controls and readers
+ * cancel, reprioritize). queue_ctl.c holds the controls and readers
  * over the whole queue (pause, resume, close, drain, counts, snapshot); the
- * state both share and the locking rule are in queue_int.h.
+ * state both share is in queue_int.h. Pure: no locks, no threads, no clock.
  */
 #include "quotatop/queue.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "queue_int.h"
 
@@ -396,7 +393,7 @@ void queue_ent_remove(qt_queue *q, uint32_t i, uint32_t id_bucket)
 
 /* ---------- lifecycle ---------- */
 
-qt_queue *qt_queue_new(uint64_t aging_ms, int locked)
+qt_queue *qt_queue_new(uint64_t aging_ms)
 {
     if (aging_ms > QT_QUEUE_AGING_MAX_MS)
         return NULL;
@@ -405,23 +402,6 @@ qt_queue *qt_queue_new(uint64_t aging_ms, int locked)
         return NULL;
     q->aging_ms = aging_ms;
     q->free_head = NIL;
-    q->locked = locked ? 1 : 0;
-    if (q->locked) {
-        pthread_condattr_t ca;
-        if (pthread_mutex_init(&q->mu, NULL) != 0) {
-            free(q);
-            return NULL;
-        }
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        int rc = pthread_cond_init(&q->cv, &ca);
-        pthread_condattr_destroy(&ca);
-        if (rc != 0) {
-            pthread_mutex_destroy(&q->mu);
-            free(q);
-            return NULL;
-        }
-    }
     return q;
 }
 
@@ -445,16 +425,12 @@ void qt_queue_free(qt_queue *q)
     free(q->ids.b);
     free(q->wfmap.b);
     free(q->modelmap.b);
-    if (q->locked) {
-        pthread_cond_destroy(&q->cv);
-        pthread_mutex_destroy(&q->mu);
-    }
     free(q);
 }
 
 /* ---------- operations ---------- */
 
-static qt_err push_locked(qt_queue *q, const qt_queue_job *job, uint64_t now_ms)
+static qt_err push_one(qt_queue *q, const qt_queue_job *job, uint64_t now_ms)
 {
     qt_err err = QT_OK;
     if (q->closed && !job->keep_place)   /* a job coming back is not new intake */
@@ -525,8 +501,6 @@ static qt_err push_locked(qt_queue *q, const qt_queue_job *job, uint64_t now_ms)
     queue_head_fix(q, w);
     q->by_prio[job->priority - 1]++;
     q->n++;
-    if (q->locked && !wf->paused && !q->paused_all)
-        pthread_cond_signal(&q->cv);
     return QT_OK;
 }
 
@@ -535,13 +509,11 @@ qt_err qt_queue_push(qt_queue *q, const qt_queue_job *job, uint64_t now_ms)
     if (!q || !job || !job->id || !*job->id || job->priority < QT_QUEUE_PRIO_MIN ||
         job->priority > QT_QUEUE_PRIO_MAX)
         return QT_ERR_INVALID;
-    lock(q);
-    qt_err err = push_locked(q, job, now_ms);
-    unlock(q);
+    qt_err err = push_one(q, job, now_ms);
     return err;
 }
 
-static qt_err pop_locked(qt_queue *q, void **payload, qt_queue_view *view)
+static qt_err pop_one(qt_queue *q, void **payload, qt_queue_view *view)
 {
     if (q->paused_all || q->nheads == 0)
         return q->closed ? QT_ERR_CLOSED : QT_ERR_NOTFOUND;
@@ -558,47 +530,7 @@ qt_err qt_queue_pop(qt_queue *q, void **payload, qt_queue_view *view)
 {
     if (!q)
         return QT_ERR_INVALID;
-    lock(q);
-    qt_err err = pop_locked(q, payload, view);
-    unlock(q);
-    return err;
-}
-
-qt_err qt_queue_pop_wait(qt_queue *q, int64_t timeout_ms, void **payload,
-                         qt_queue_view *view)
-{
-    if (!q || !q->locked)
-        return QT_ERR_INVALID;
-    struct timespec deadline;
-    if (timeout_ms > 0) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
-    pthread_mutex_lock(&q->mu);
-    qt_err err;
-    for (;;) {
-        err = pop_locked(q, payload, view);
-        if (err != QT_ERR_NOTFOUND)
-            break;
-        if (timeout_ms == 0) {
-            err = QT_ERR_TIMEOUT;
-            break;
-        }
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&q->cv, &q->mu);
-        } else if (pthread_cond_timedwait(&q->cv, &q->mu, &deadline) == ETIMEDOUT) {
-            err = pop_locked(q, payload, view); /* one last look */
-            if (err == QT_ERR_NOTFOUND)
-                err = QT_ERR_TIMEOUT;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&q->mu);
+    qt_err err = pop_one(q, payload, view);
     return err;
 }
 
@@ -606,7 +538,6 @@ qt_err qt_queue_cancel(qt_queue *q, const char *id, void **payload)
 {
     if (!q || !id)
         return QT_ERR_NOTFOUND;
-    lock(q);
     qt_err err = QT_ERR_NOTFOUND;
     uint32_t b = map_find(q, &q->ids, key_id, id);
     if (b != NIL) {
@@ -616,7 +547,6 @@ qt_err qt_queue_cancel(qt_queue *q, const char *id, void **payload)
         queue_ent_remove(q, i, b);
         err = QT_OK;
     }
-    unlock(q);
     return err;
 }
 
@@ -626,7 +556,6 @@ qt_err qt_queue_reprioritize(qt_queue *q, const char *id, int priority)
         return QT_ERR_NOTFOUND;
     if (priority < QT_QUEUE_PRIO_MIN || priority > QT_QUEUE_PRIO_MAX)
         return QT_ERR_INVALID;
-    lock(q);
     qt_err err = QT_ERR_NOTFOUND;
     uint32_t b = map_find(q, &q->ids, key_id, id);
     if (b != NIL) {
@@ -642,7 +571,6 @@ qt_err qt_queue_reprioritize(qt_queue *q, const char *id, int priority)
         queue_head_fix(q, e->wf);
         err = QT_OK;
     }
-    unlock(q);
     return err;
 }
 
@@ -650,9 +578,7 @@ int qt_queue_priority_of(qt_queue *q, const char *id)
 {
     if (!q || !id)
         return 0;
-    lock(q);
     uint32_t b = map_find(q, &q->ids, key_id, id);
     int p = b != NIL ? q->ents[q->ids.b[b]].prio : 0;
-    unlock(q);
     return p;
 }
