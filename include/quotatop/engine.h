@@ -159,6 +159,15 @@ typedef struct {
     uint64_t prompt_tokens, completion_tokens;
     double cost_usd;
     double run_spent_usd, run_limit_usd, day_spent_usd, day_limit_usd;
+    /* backend.kind "redis" (all 0 with the local backend): */
+    int fleet_state;             /* 0 local backend, 1 shared, 2 Redis down: this process's share,
+                                    3 Redis down: closed (nothing dispatched) */
+    int fleet_divisor;           /* the share's divisor while down */
+    int fleet_procs;             /* processes sharing the quota, this one included */
+    int fleet_in_flight;         /* their requests in flight */
+    uint64_t fleet_requests_60s; /* fleet-wide, over the model keys, about the last minute */
+    uint64_t fleet_tokens_60s;
+    double fleet_day_spent_usd;  /* today, fleet-wide (UTC day of Redis's clock) */
     qt_engine_row *rows;         /* models first, then providers */
     size_t n_rows;
     qt_engine_wf *workflows;

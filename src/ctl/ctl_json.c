@@ -71,6 +71,10 @@ static const field snap_f[] = {
     { "jobs_messages", F_U64, offsetof(qt_engine_snapshot, by_endpoint) + 1 * sizeof(uint64_t), 0 },
     { "jobs_responses", F_U64, offsetof(qt_engine_snapshot, by_endpoint) + 2 * sizeof(uint64_t), 0 },
     { "jobs_embeddings", F_U64, offsetof(qt_engine_snapshot, by_endpoint) + 3 * sizeof(uint64_t), 0 },
+    I(qt_engine_snapshot, fleet_state), I(qt_engine_snapshot, fleet_divisor),
+    I(qt_engine_snapshot, fleet_procs), I(qt_engine_snapshot, fleet_in_flight),
+    U(qt_engine_snapshot, fleet_requests_60s), U(qt_engine_snapshot, fleet_tokens_60s),
+    D(qt_engine_snapshot, fleet_day_spent_usd),
 };
 
 static const field job_f[] = {

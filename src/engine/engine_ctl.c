@@ -75,6 +75,8 @@ qt_err qt_engine_pause_workflow(qt_engine *e, const char *workflow, int paused)
     return r;
 }
 
+static void apply_fleet_limits(qt_engine *e);
+
 void engine_fleet_control(void *ud, const char *op, const char *arg)
 {
     qt_engine *e = ud;
@@ -82,6 +84,8 @@ void engine_fleet_control(void *ud, const char *op, const char *arg)
         apply_pause(e, !strcmp(op, "pause"), " (fleet)");
     else if ((!strcmp(op, "wfpause") || !strcmp(op, "wfresume")) && arg && *arg)
         apply_pause_workflow(e, arg, !strcmp(op, "wfpause"));
+    else if (!strcmp(op, "limit"))
+        apply_fleet_limits(e);
 }
 
 qt_err qt_engine_cancel(qt_engine *e, const char *job_id)
@@ -189,8 +193,41 @@ qt_err qt_engine_scale_limit(qt_engine *e, const char *name, int is_provider, ch
         qt_event_msgf(&ev, "%s %s limit %s: %.0f -> %.0f", name, which == 't' ? "TPM" : "RPM",
                       factor <= 0 ? "restored" : factor < 1 ? "lowered" : "raised", old, nv);
         qt_events_add(e->events, &ev);
+        if (e->gate) {   /* the same limit for every process sharing the quota */
+            char kn[QT_BACKEND_NAME];
+            snprintf(kn, sizeof kn, "%s:%s", is_provider ? "provider" : "model", name);
+            qt_backend_gate_control(e->gate, "limit", kn, which == 't' ? "tpm" : "rpm", factor <= 0 ? -1 : nv);
+        }
     }
     return r;
+}
+
+/* A limit changed somewhere in the fleet: this process's limiter takes the
+ * fleet's overrides (or its configured limits where there is none), so
+ * what the dashboard shows and what Redis enforces agree. */
+static void apply_fleet_limits(qt_engine *e)
+{
+    qt_backend_view *v = malloc(sizeof *v);
+    if (!v)
+        return;
+    qt_backend_gate_view(e->gate, v);
+    pthread_mutex_lock(&e->lock);
+    uint64_t now = now_of(e);
+    for (int i = 0; i < v->n_rates; i++) {
+        int key = qt_limiter_key_find(e->limiter, v->rates[i].name);
+        if (key < 0)
+            continue;
+        if (v->rates[i].rpm < 0 && v->rates[i].tpm < 0) {
+            qt_limiter_stats st;
+            if (qt_limiter_key_stats(e->limiter, key, now, &st) == QT_OK && st.changed_live)
+                qt_limiter_restore(e->limiter, key, now);
+        } else {
+            qt_limiter_set_limits(e->limiter, key, v->rates[i].rpm, v->rates[i].tpm, -1, now);
+        }
+    }
+    pthread_cond_broadcast(&e->admit_cond);
+    pthread_mutex_unlock(&e->lock);
+    free(v);
 }
 
 /* The wait before model mi could take the request: its limiter keys (holds
@@ -313,6 +350,28 @@ static void fill_counts(qt_engine_row *row, const qt_metrics_series *m)
     memcpy(row->tps, m->tps, sizeof row->tps);
 }
 
+/* The fleet's part of a snapshot (backend.kind "redis"): from the gate's
+ * view, no engine lock (the view has its own). */
+static void fleet_snapshot(qt_engine *e, qt_engine_snapshot *s)
+{
+    qt_backend_view *v = malloc(sizeof *v);
+    if (!v)
+        return;
+    qt_backend_gate_view(e->gate, v);
+    qt_gate_state st = qt_backend_gate_state(e->gate);
+    s->fleet_state = st == QT_GATE_SHARED ? 1 : st == QT_GATE_LOCAL_SHARE ? 2 : 3;
+    s->fleet_divisor = qt_backend_gate_divisor(e->gate);
+    s->fleet_procs = v->n_procs;
+    s->fleet_in_flight = v->fleet_in_flight;
+    for (int i = 0; i < v->n_rates; i++)
+        if (!strncmp(v->rates[i].name, "model:", 6)) {
+            s->fleet_requests_60s += v->rates[i].requests_60s;
+            s->fleet_tokens_60s += v->rates[i].tokens_60s;
+        }
+    s->fleet_day_spent_usd = v->day_spent_usd;
+    free(v);
+}
+
 qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
 {
     memset(s, 0, sizeof *s);
@@ -423,6 +482,8 @@ qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
         s->day_limit_usd = bs.day_limit_usd;
         qt_budget_snap_free(&bs);
     }
+    if (e->gate)
+        fleet_snapshot(e, s);
     return QT_OK;
 }
 

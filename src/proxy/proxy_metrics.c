@@ -250,6 +250,23 @@ static void spend_section(out_t *o, const qt_engine_snapshot *s_, const qt_metri
         if (s_->day_limit_usd > 0)
             sample_d(o, "quotatop_budget_limit_usd", ld, s_->day_limit_usd);
     }
+    if (s_->fleet_state) {   /* backend.kind "redis": the fleet beside this process */
+        family(o, "quotatop_fleet_backend_state", "gauge",
+               "Shared backend: 1 shared through Redis, 2 Redis down (this process's share), 3 Redis down (closed).");
+        sample_u(o, "quotatop_fleet_backend_state", NULL, (uint64_t)s_->fleet_state);
+        family(o, "quotatop_fleet_share_divisor", "gauge", "Each limit is divided by this while Redis is down.");
+        sample_u(o, "quotatop_fleet_share_divisor", NULL, (uint64_t)s_->fleet_divisor);
+        family(o, "quotatop_fleet_processes", "gauge", "Processes sharing the quota (this one included).");
+        sample_u(o, "quotatop_fleet_processes", NULL, (uint64_t)s_->fleet_procs);
+        family(o, "quotatop_fleet_in_flight", "gauge", "Requests in flight over the fleet.");
+        sample_u(o, "quotatop_fleet_in_flight", NULL, (uint64_t)s_->fleet_in_flight);
+        family(o, "quotatop_fleet_requests_60s", "gauge", "Requests admitted by the fleet in about the last minute (model keys).");
+        sample_u(o, "quotatop_fleet_requests_60s", NULL, s_->fleet_requests_60s);
+        family(o, "quotatop_fleet_tokens_60s", "gauge", "Tokens charged by the fleet in about the last minute (model keys).");
+        sample_u(o, "quotatop_fleet_tokens_60s", NULL, s_->fleet_tokens_60s);
+        family(o, "quotatop_fleet_day_spent_usd", "gauge", "Spend of the fleet today (UTC day of Redis's clock).");
+        sample_d(o, "quotatop_fleet_day_spent_usd", NULL, s_->fleet_day_spent_usd);
+    }
     family(o, "quotatop_budget_rejections_total", "counter", "Jobs the budget refused.");
     sample_u(o, "quotatop_budget_rejections_total", NULL,
              ms_->totals.counters[QT_COUNTER_BUDGET_REJECTIONS]);

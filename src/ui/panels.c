@@ -62,6 +62,18 @@ static void draw_header(ui_state *ui, WINDOW *w)
     const char *state = ui->fr.finished ? "DONE" : s->paused ? "PAUSED" : "RUNNING";
     seg(ui, w, 0, &x, ui->fr.finished ? QT_ROLE_HEADER_DONE : s->paused ? QT_ROLE_HEADER_PAUSED : QT_ROLE_HEADER,
         state);
+    if (s->fleet_state == 1) {   /* backend.kind "redis": limits shared by the fleet */
+        snprintf(b, sizeof b, "fleet %d proc%s infl %d rpm %llu $%.2f today", s->fleet_procs,
+                 s->fleet_procs == 1 ? "" : "s", s->fleet_in_flight,
+                 (unsigned long long)s->fleet_requests_60s, s->fleet_day_spent_usd);
+        seg(ui, w, 0, &x, QT_ROLE_HEADER, b);
+    } else if (s->fleet_state >= 2) {
+        if (s->fleet_state == 2)
+            snprintf(b, sizeof b, "REDIS DOWN: this process's share, limits /%d", s->fleet_divisor);
+        else
+            snprintf(b, sizeof b, "REDIS DOWN: dispatch stopped (on_error closed)");
+        seg(ui, w, 0, &x, QT_ROLE_HEADER_PAUSED, b);
+    }
     uint64_t up = s->uptime_ms;
     snprintf(b, sizeof b, "up %s", qt_ui_fmt_dur(up, t1, sizeof t1));
     seg(ui, w, 0, &x, QT_ROLE_HEADER, b);

@@ -230,6 +230,15 @@ tm send-keys -t dash p
 sleep 1.5
 resumed=$(mock_stat 'd["total"]["requests"]')
 expect_ge "pause: resume from the same key restarts the fleet" "$((resumed - after))" 10
+wait_for dash "fleet 3 procs" 5
+expect_contains "dashboard: the header shows the fleet" "$(cap dash)" "fleet 3 procs"
+tm send-keys -t dash '['   # LIMITS (focused first): lower the selected row's RPM by 10%
+sleep 0.5
+expect_contains "limits: a limit changed on one dashboard is stored for the fleet" \
+    "$(rcli HGETALL '{pause}:ctl' | tr '\n' ' ')" "rpm:"
+stop_redis
+wait_for dash "REDIS DOWN" 5
+expect_contains "dashboard: marks Redis down and the share in force" "$(cap dash)" "REDIS DOWN: this process's share, limits /3"
 tm kill-session -t dash
 kill "$p1" "$p2" 2>/dev/null; wait_all "$p1" "$p2"
 
