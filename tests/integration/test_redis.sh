@@ -245,8 +245,19 @@ kill "$p1" "$p2" 2>/dev/null; wait_all "$p1" "$p2"
 # ---- Redis Cluster: 3 masters, the quota test ---------------------------------
 stop_redis
 ports=()
+# A cluster node also listens on port + 10000 (the bus): both must be free
+# and below the ephemeral range (32768+).
+cluster_port() {
+    local p
+    while :; do
+        p=$(( 20000 + RANDOM % 2500 ))
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && continue
+        (exec 3<>/dev/tcp/127.0.0.1/$((p + 10000))) 2>/dev/null && continue
+        echo "$p"; return
+    done
+}
 for n in 1 2 3; do
-    start_redis --cluster-enabled yes --cluster-config-file "$TMP/nodes.$n.conf" --cluster-node-timeout 2000
+    REDIS_FIXED_PORT=$(cluster_port) start_redis --cluster-enabled yes --cluster-config-file "$TMP/nodes.$n.conf" --cluster-node-timeout 2000
     ports+=("$REDIS_PORT")
 done
 yes yes | redis-cli --cluster create "127.0.0.1:${ports[0]}" "127.0.0.1:${ports[1]}" "127.0.0.1:${ports[2]}" \
