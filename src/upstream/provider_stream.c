@@ -207,8 +207,13 @@ static int send_chunk(qt_provider_stream *s, cJSON *obj, const char *raw, size_t
     }
     char *text = NULL;
     if (raw == NULL || s->model_override) {
-        if (s->model_override && cJSON_HasObjectItem(obj, "model"))
-            cJSON_ReplaceItemInObjectCaseSensitive(obj, "model", cJSON_CreateString(s->model_override));
+        /* Case-sensitive both ways: cJSON_HasObjectItem matched "Model" too,
+         * the replace then failed and leaked the new string (fuzz_sse_openai). */
+        if (s->model_override && cJSON_GetObjectItemCaseSensitive(obj, "model")) {
+            cJSON *m = cJSON_CreateString(s->model_override);
+            if (m && !cJSON_ReplaceItemInObjectCaseSensitive(obj, "model", m))
+                cJSON_Delete(m);
+        }
         if ((text = cJSON_PrintUnformatted(obj)) == NULL) {
             s->rc = QT_ERR_NOMEM;
             return 1;
