@@ -33,9 +33,7 @@ local rk, a = {}, 10
 local wait, which, full = 0, 0, 0
 for i = 1, nr do
     local k = { h = KEYS[1 + 2 * i], sl = KEYS[2 + 2 * i], name = ARGV[a] }
-    k.rpm = limit_of(ctl, 'rpm', k.name, ARGV[a + 1])
-    k.tpm = limit_of(ctl, 'tpm', k.name, ARGV[a + 2])
-    k.conc = limit_of(ctl, 'conc', k.name, ARGV[a + 3])
+    k.rpm, k.tpm, k.conc = limits_of(ctl, k.name, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
     k.est = tonumber(ARGV[a + 4]) or 0
     a = a + 5
     local t = redis.call('HMGET', k.h, 'tr', 'tt')

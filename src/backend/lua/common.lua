@@ -51,12 +51,11 @@ local function count(h, now_ms, dr, dt)
     if dt ~= 0 then redis.call('HINCRBY', h, 't' .. i, num(dt)) end
 end
 
--- A limit of the key: the fleet-wide override (control script) or the
--- value configured.
-local function limit_of(ctl, what, name, configured)
-    local v = redis.call('HGET', ctl, what .. ':' .. name)
-    if v then return tonumber(v) or 0 end
-    return tonumber(configured) or 0
+-- rpm, tpm and conc of a key in one call: the override if set, else as configured.
+local function limits_of(ctl, name, rpm, tpm, conc)
+    local v = redis.call('HMGET', ctl, 'rpm:' .. name, 'tpm:' .. name, 'conc:' .. name)
+    local function pick(o, c) if o then return tonumber(o) or 0 end return tonumber(c) or 0 end
+    return pick(v[1], rpm), pick(v[2], tpm), pick(v[3], conc)
 end
 
 -- A budget's hash: per-day budgets (day, workflow) carry the UTC day
@@ -85,8 +84,7 @@ local function settle(refund)
     for i = 1, nr do
         local h, sl = KEYS[2 * i], KEYS[2 * i + 1]
         local name = ARGV[a]
-        local rpm = limit_of(ctl, 'rpm', name, ARGV[a + 1])
-        local tpm = limit_of(ctl, 'tpm', name, ARGV[a + 2])
+        local rpm, tpm = limits_of(ctl, name, ARGV[a + 1], ARGV[a + 2], 0)
         local delta = tonumber(ARGV[a + 3]) or 0
         local est = tonumber(ARGV[a + 4]) or 0
         a = a + 5
