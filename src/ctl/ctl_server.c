@@ -307,9 +307,10 @@ void ctl_server_stop(qt_ctl *c)
 static int connectable(const char *path)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof sa.sun_path)
+    size_t n = strlen(path);
+    if (n >= sizeof sa.sun_path)
         return 0;
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    memcpy(sa.sun_path, path, n + 1);   /* fits: checked above */
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 0;
