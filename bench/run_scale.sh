@@ -92,7 +92,7 @@ print(s["elapsed_s"], ru.ru_maxrss, s["ok"], "%.2f" % (ru.ru_utime + ru.ru_stime
 PY
 }
 
-[ -n "${QT_BENCH_ONLY_FAST_N:-}" ] && { jobs "$N" fast > "$tmp/f.jsonl"; runq "$N" "$tmp/f.jsonl" >&2; exit 0; }
+[ -n "${QT_BENCH_ONLY_FAST_N:-}" ] && { jobs "$N" fast > "$tmp/f.jsonl"; runq "${QT_BENCH_W:-$N}" "$tmp/f.jsonl" >&2; exit 0; }
 # 1. N jobs, workers N, against the 2 s upstream.
 jobs "$N" slow > "$tmp/slow.jsonl"
 log "run: $N jobs, workers $N, 2 s upstream"

@@ -160,7 +160,10 @@ static void finish(qt_engine *e, ejob *ej, const outcome *o)
     if (o->status == QT_STATUS_FAILED)
         event(e, QT_EV_ERROR, job->model, o->provider, job->workflow, job->id, "job %s failed: %.100s",
               job->id, o->error ? o->error : "?");
-    pthread_cond_broadcast(&e->done_cond);
+    /* Waiters want "all done" (wait_done) or, threaded, "a worker freed"
+     * (shutdown's grace); the event runtime wakes them only for the first. */
+    if (!e->evented || e->done >= e->jobs)
+        pthread_cond_broadcast(&e->done_cond);
     pthread_mutex_unlock(&e->lock);
     qt_job_free(job);
     if (last)

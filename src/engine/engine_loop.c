@@ -330,7 +330,8 @@ static void complete(engine_xfer *x)
         engine_loop_requeue(e, ej);
     }
     engine_loop_request_pump(e);
-    pthread_cond_broadcast(&e->done_cond);
+    if (e->in_flight_jobs == 0)   /* shutdown's grace waits for that */
+        pthread_cond_broadcast(&e->done_cond);
     ejob_release(ej);   /* start_send's */
     pthread_mutex_unlock(&e->lock);
     fsm_attempt_free(&x->a);
