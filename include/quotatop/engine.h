@@ -1,23 +1,26 @@
 /* engine.h: the scheduler. Owns the policy objects (queue, limiter, budget,
- * circuits, retry budgets, estimator, cache) behind one mutex, and a pool of
- * worker threads that carry each job to exactly one result.
- *
- * A worker pops the most urgent job and loops: route (first model of the
- * chain whose circuits admit it, that is not cooling down after a 429, whose
- * context window fits and whose estimated cost fits the budget) -> reserve
- * the budget and the limiter (waiting exactly until the limiter's earliest
- * time, in priority order among workers that share a key) -> send without
- * the lock -> classify -> commit / retry after a wait / fall back / fail.
- * When every model of the chain is momentarily unavailable the job waits for
- * the earliest one to come back instead of failing.
+ * circuits, retry budgets, estimator, cache) behind one mutex, and carries
+ * every job to exactly one result with no thread per job: a few event-loop
+ * threads (about one per core) run each job's state machine (job_fsm.h):
+ * route (first model of the chain whose circuits admit it, not cooling down
+ * after a 429, whose context window and estimated cost fit) -> admit (the
+ * limiter's keys, the budget, circuit permits) -> send through the
+ * transport (transport.h; live = libcurl multi) -> settle -> finish, retry
+ * after a timer, or fall back. `workers` bounds the requests in flight.
+ * Jobs that wait keep their place in the queue, so capacity that frees on a
+ * key goes to the most urgent job that needs it. With a manual clock and
+ * opts.virtual_time the same engine runs on one loop the caller drives
+ * (qt_engine_run_virtual). docs/ARCHITECTURE.md "Engine" has the diagram.
  *
  * Results leave through the on_result callback, called exactly once per job
- * (from a worker, from qt_engine_submit_invalid, or from shutdown) and never
- * with the engine lock held.
+ * (from a loop thread, from the caller of qt_engine_submit_invalid / cancel
+ * / shutdown) and never with the engine lock held.
  *
  * Thread-safety: every function may be called from any thread (the engine
- * serialises internally); qt_engine_new/start/free from one controlling
- * thread. The on_result callback runs on worker threads concurrently.
+ * serialises internally), except qt_engine_run_virtual and qt_engine_loop's
+ * timers (the driving thread); qt_engine_new/start/free from one
+ * controlling thread. on_result and stream sink callbacks run on loop
+ * threads concurrently and must not block for long.
  */
 #ifndef QT_ENGINE_H
 #define QT_ENGINE_H
