@@ -33,35 +33,14 @@ cleanup() {
     wait 2>/dev/null; rm -rf "$tmp"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-log() { echo "run_scale: $*" >&2; }
+BENCH_NAME=run_scale
+source "$(dirname "$0")/lib.sh"
 
 U0=$(port); U2=$(port)
-ANSWER='{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how are you?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}}'
-d=$tmp/ng
-mkdir -p "$d/logs"
-cat > "$d/nginx.conf" <<CONF
-load_module $ECHO_SO;
-worker_processes 2;
-worker_rlimit_nofile 40000;
-pid $d/nginx.pid;
-error_log $d/logs/error.log error;
-daemon on;
-events { worker_connections 20000; multi_accept on; }
-http {
-    access_log off;
-    client_body_temp_path $d/body; proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fcgi; uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    default_type application/json;
+nginx_start ng "
     server { listen 127.0.0.1:$U0 backlog=16384; location / { echo_read_request_body; echo '$ANSWER'; } }
-    server { listen 127.0.0.1:$U2 backlog=16384; location / { echo_read_request_body; echo_sleep 2; echo '$ANSWER'; } }
-}
-CONF
-nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" 2>"$tmp/nginx.err" \
-    || { log "nginx failed: $(cat "$tmp/nginx.err")"; echo "| run benches | nginx did not start | - | - |"; exit 0; }
+    server { listen 127.0.0.1:$U2 backlog=16384; location / { echo_read_request_body; echo_sleep 2; echo '$ANSWER'; } }" \
+    || { echo "| run benches | nginx did not start | - | - |"; exit 0; }
 for p in $U0 $U2; do wait_port "$p" || { echo "| run benches | nginx did not listen | - | - |"; exit 0; }; done
 
 cat > "$tmp/cfg.json" <<JSON
