@@ -90,6 +90,8 @@ static void model_hint(const qt_config *cfg, const cJSON *o, char *buf, size_t l
 static long report_duplicates(const char *path, id_line *ids, size_t n)
 {
     long dups = 0;
+    if (n == 0)
+        return 0;   /* ids may be NULL then: qsort must not see it */
     qsort(ids, n, sizeof *ids, cmp_id_line);
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
