@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "quotatop/backend.h"
 #include "quotatop/clock.h"
 #include "quotatop/common.h"
 #include "quotatop/config.h"
@@ -233,6 +234,11 @@ int qt_engine_in_flight(qt_engine *e);   /* requests on the wire now */
 /* ---- readers ---- */
 qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *out);
 void qt_engine_snapshot_free(qt_engine_snapshot *s);
+/* The fleet as this process last saw it (backend.kind "redis"): the
+ * backend's view (processes, fleet-wide figures per key, today's spend,
+ * pauses) copied into *out. QT_ERR_NOTFOUND (and *out zeroed) with the
+ * local backend. Takes no engine lock (the view has its own). */
+qt_err qt_engine_fleet_view(qt_engine *e, qt_backend_view *out);
 qt_events *qt_engine_events(qt_engine *e);     /* owned by the engine */
 qt_metrics *qt_engine_metrics(qt_engine *e);   /* owned by the engine */
 /* Copies the first max queued jobs in dispatch order. */

@@ -372,6 +372,15 @@ static void fleet_snapshot(qt_engine *e, qt_engine_snapshot *s)
     free(v);
 }
 
+qt_err qt_engine_fleet_view(qt_engine *e, qt_backend_view *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!e->gate)
+        return QT_ERR_NOTFOUND;
+    qt_backend_gate_view(e->gate, out);
+    return QT_OK;
+}
+
 qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
 {
     memset(s, 0, sizeof *s);
