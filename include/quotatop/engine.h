@@ -136,6 +136,7 @@ typedef struct {
     int in_flight, max_concurrent;
     uint64_t requests, ok, rate_limited, errors, retries, fallbacks;
     uint64_t prompt_tokens, completion_tokens;
+    uint64_t cached_tokens, cache_write_tokens;   /* parts of prompt_tokens (prompt cache) */
     double cost_usd;
     double p50_ms, p95_ms;
     uint64_t held_until_in_ms;   /* >0 while held after a 429 */
@@ -161,6 +162,7 @@ typedef struct {
     uint64_t by_endpoint[QT_ENDPOINT_COUNT];   /* jobs submitted, by qt_endpoint */
     uint64_t requests, retries, upstream_429, fallbacks, circuit_transitions, cache_hits;
     uint64_t prompt_tokens, completion_tokens;
+    uint64_t cached_tokens, cache_write_tokens;   /* parts of prompt_tokens (prompt cache) */
     double cost_usd;
     double run_spent_usd, run_limit_usd, day_spent_usd, day_limit_usd;
     /* backend.kind "redis" (all 0 with the local backend): */

@@ -86,6 +86,8 @@ typedef struct {
     uint64_t latency_ms;
     uint64_t prompt_tokens, completion_tokens;
     double cost_usd;
+    uint64_t cached_tokens;       /* of prompt_tokens: read from the provider's prompt cache */
+    uint64_t cache_write_tokens;  /* of prompt_tokens: written to it (Anthropic) */
 } qt_metrics_request;
 
 /* Snapshot of one model or provider series. */
@@ -94,6 +96,7 @@ typedef struct {
     uint64_t requests[QT_OUTCOME__COUNT];  /* attempts by outcome */
     uint64_t requests_total;
     uint64_t prompt_tokens, completion_tokens;
+    uint64_t cached_tokens, cache_write_tokens;   /* parts of prompt_tokens */
     uint64_t retries, fallbacks;           /* fallbacks: moves away from it */
     double cost_usd;
     uint64_t latency_buckets[QT_METRICS_LAT_BUCKETS + 1]; /* per bucket, NOT
@@ -125,6 +128,7 @@ typedef struct {
     uint64_t requests[QT_OUTCOME__COUNT];
     uint64_t requests_total;
     uint64_t prompt_tokens, completion_tokens;
+    uint64_t cached_tokens, cache_write_tokens;   /* parts of prompt_tokens */
     uint64_t retries, fallbacks;
     double cost_usd;
     uint64_t jobs[QT_JOB__COUNT];

@@ -343,6 +343,8 @@ static void fill_counts(qt_engine_row *row, const qt_metrics_series *m)
     row->fallbacks = m->fallbacks;
     row->prompt_tokens = m->prompt_tokens;
     row->completion_tokens = m->completion_tokens;
+    row->cached_tokens = m->cached_tokens;
+    row->cache_write_tokens = m->cache_write_tokens;
     row->cost_usd = m->cost_usd;
     row->p50_ms = m->p50_ms > 0 ? m->p50_ms : 0;
     row->p95_ms = m->p95_ms > 0 ? m->p95_ms : 0;
@@ -445,6 +447,8 @@ qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
     s->cache_hits = t->counters[QT_COUNTER_CACHE_HITS];
     s->prompt_tokens = t->prompt_tokens;
     s->completion_tokens = t->completion_tokens;
+    s->cached_tokens = t->cached_tokens;
+    s->cache_write_tokens = t->cache_write_tokens;
     s->cost_usd = t->cost_usd;
 
     /* Workflows: the union of those with traffic and those queued. */
@@ -530,6 +534,8 @@ char *qt_engine_summary_json(qt_engine *e, double elapsed_s)
     cJSON_AddNumberToObject(o, "cache_hits", (double)s.cache_hits);
     cJSON_AddNumberToObject(o, "prompt_tokens", (double)s.prompt_tokens);
     cJSON_AddNumberToObject(o, "completion_tokens", (double)s.completion_tokens);
+    cJSON_AddNumberToObject(o, "cached_tokens", (double)s.cached_tokens);
+    cJSON_AddNumberToObject(o, "cache_write_tokens", (double)s.cache_write_tokens);
     char num[40];
     snprintf(num, sizeof num, "%.9f", s.cost_usd);
     cJSON_AddRawToObject(o, "cost_usd", num);
@@ -582,6 +588,8 @@ char *qt_engine_summary_json(qt_engine *e, double elapsed_s)
         cJSON_AddNumberToObject(x, "fallbacks", (double)r->fallbacks);
         cJSON_AddNumberToObject(x, "prompt_tokens", (double)r->prompt_tokens);
         cJSON_AddNumberToObject(x, "completion_tokens", (double)r->completion_tokens);
+        cJSON_AddNumberToObject(x, "cached_tokens", (double)r->cached_tokens);
+        cJSON_AddNumberToObject(x, "cache_write_tokens", (double)r->cache_write_tokens);
         snprintf(num, sizeof num, "%.9f", r->cost_usd);
         cJSON_AddRawToObject(x, "cost_usd", num);
         cJSON_AddStringToObject(x, "circuit", r->circuit);

@@ -542,7 +542,9 @@ static double settle_ok(fsm_env *env, fsm_job *j, const qt_job *job, const fsm_a
     if (env->metrics) {
         qt_metrics_request mreq = { j->mi, j->pi, wf_index(env, job), QT_OUTCOME_OK,
                                     (uint64_t)(latency > 0 ? latency : 0), (uint64_t)pt, (uint64_t)ct,
-                                    actual };
+                                    actual,
+                                    (uint64_t)(a->res.cached_tokens > 0 ? a->res.cached_tokens : 0),
+                                    (uint64_t)(a->res.cache_write_tokens > 0 ? a->res.cache_write_tokens : 0) };
         qt_metrics_record_request(env->metrics, &mreq, now);
     }
     if (j->c.has_cache)
@@ -724,7 +726,7 @@ void fsm_done(fsm_env *env, fsm_job *j, const qt_job *job, const fsm_attempt *a,
     if (env->metrics) {
         long latency = a->resp.elapsed_ms;
         qt_metrics_request mreq = { j->mi, j->pi, wf_index(env, job), fsm_outcome_of(a),
-                                    (uint64_t)(latency > 0 ? latency : 0), 0, 0, 0 };
+                                    (uint64_t)(latency > 0 ? latency : 0), 0, 0, 0, 0, 0 };
         qt_metrics_record_request(env->metrics, &mreq, now);
     }
     if (a->verdict.cls == QT_RETRY_FATAL) {

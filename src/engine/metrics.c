@@ -43,6 +43,7 @@ typedef struct {
     uint64_t requests[QT_OUTCOME__COUNT];
     uint64_t requests_total;
     uint64_t prompt_tokens, completion_tokens;
+    uint64_t cached_tokens, cache_write_tokens;
     uint64_t retries, fallbacks;
     double cost_usd;
     uint64_t buckets[QT_METRICS_LAT_BUCKETS + 1];
@@ -226,6 +227,8 @@ static void target_record(target *t, const qt_metrics_request *r, size_t bucket,
     t->requests_total++;
     t->prompt_tokens += r->prompt_tokens;
     t->completion_tokens += r->completion_tokens;
+    t->cached_tokens += r->cached_tokens;
+    t->cache_write_tokens += r->cache_write_tokens;
     t->cost_usd += r->cost_usd;
     t->buckets[bucket]++;
     t->lat_count++;
@@ -267,6 +270,8 @@ void qt_metrics_record_request(qt_metrics *m, const qt_metrics_request *r,
     g->requests_total++;
     g->prompt_tokens += r->prompt_tokens;
     g->completion_tokens += r->completion_tokens;
+    g->cached_tokens += r->cached_tokens;
+    g->cache_write_tokens += r->cache_write_tokens;
     g->cost_usd += r->cost_usd;
     pthread_mutex_unlock(&m->mu);
 }
@@ -344,6 +349,8 @@ static size_t target_copy(const target *t, qt_metrics_series *s, uint64_t now_se
     s->requests_total = t->requests_total;
     s->prompt_tokens = t->prompt_tokens;
     s->completion_tokens = t->completion_tokens;
+    s->cached_tokens = t->cached_tokens;
+    s->cache_write_tokens = t->cache_write_tokens;
     s->retries = t->retries;
     s->fallbacks = t->fallbacks;
     s->cost_usd = t->cost_usd;

@@ -227,6 +227,16 @@ static void spend_section(out_t *o, const qt_engine_snapshot *s_, const qt_metri
         sample_u(o, "quotatop_tokens_total", lp, ms_->models[i].prompt_tokens);
         sample_u(o, "quotatop_tokens_total", lc, ms_->models[i].completion_tokens);
     }
+    family(o, "quotatop_prompt_cache_tokens_total", "counter",
+           "Prompt tokens the provider's prompt cache served (kind read: OpenAI cached_tokens, "
+           "Anthropic cache_read_input_tokens) or stored (kind write: Anthropic "
+           "cache_creation_input_tokens), by model; parts of quotatop_tokens_total kind prompt.");
+    for (size_t i = 0; i < ms_->n_models; i++) {
+        const char *lr[] = { "model", ms_->models[i].name, "kind", "read", NULL };
+        const char *lw[] = { "model", ms_->models[i].name, "kind", "write", NULL };
+        sample_u(o, "quotatop_prompt_cache_tokens_total", lr, ms_->models[i].cached_tokens);
+        sample_u(o, "quotatop_prompt_cache_tokens_total", lw, ms_->models[i].cache_write_tokens);
+    }
     family(o, "quotatop_spend_usd_total", "counter", "Spend in US dollars by workflow.");
     for (size_t i = 0; i < ms_->n_workflows; i++) {
         const char *l[] = { "workflow", ms_->workflows[i].name, NULL };

@@ -117,3 +117,38 @@ b() { grep "\"id\":\"$1\"" "$TMP/budget.out" | json_get - 'd["status"]'; }
 expect_eq "reserve: a job within budget runs" "$(b small)" ok
 expect_eq "reserve: max_completion_tokens 2000 x \$1000/Mtok is refused by a \$1 budget" "$(b mct)" rejected
 expect_eq "reserve: the larger of max_tokens and max_completion_tokens counts" "$(b both)" rejected
+
+# Cached tokens are counted apart: in the summary (total and per model) and,
+# for serve, on /metrics, as the client's usage reported them.
+expect_eq "summary: cached_tokens per model as the result line" \
+    "$(json_get "$TMP/sum.json" 'd["models"]["cachey"]["cached_tokens"]')" "$(r cached-oa 'd["cached_tokens"]')"
+expect_eq "summary: cache_write_tokens per model as the result line" \
+    "$(json_get "$TMP/sum.json" 'd["models"]["claudec"]["cache_write_tokens"]')" "$(r cached-an 'd["cache_write_tokens"]')"
+expect_eq "summary: cached_tokens in total" "$(json_get "$TMP/sum.json" 'd["cached_tokens"]')" \
+    "$(( $(r cached-oa 'd["cached_tokens"]') + $(r cached-an 'd["cached_tokens"]') ))"
+SERVE_PORT=$(free_port)
+python3 - "$TMP/cfg.json" "$SERVE_PORT" "$TMP/state" > "$TMP/serve.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["proxy"] = {"listen": "127.0.0.1:" + sys.argv[2]}; c["state_dir"] = sys.argv[3]
+print(json.dumps(c))
+PY
+bg "$QT_BIN" serve -c "$TMP/serve.json" --headless 2>"$TMP/serve.log"
+SERVE_PID=$BG_PID
+wait_port "$SERVE_PORT" 10 || fail "serve starts" "$(cat "$TMP/serve.log")"
+big=$(python3 -c 'import json; print(json.dumps({"model": "claudec", "max_tokens": 10, "messages": [
+    {"role": "system", "content": "You are a careful assistant. " * 40}, {"role": "user", "content": "hi"}]}))')
+got_read=0 got_write=0
+for m in cachey claudec; do
+    body=${big/claudec/$m}
+    u=$(curl -s "http://127.0.0.1:$SERVE_PORT/v1/chat/completions" -H 'Content-Type: application/json' -d "$body" \
+        | json_get - '"%d %d" % (d["usage"]["prompt_tokens_details"]["cached_tokens"], d["usage"].get("cache_creation_input_tokens", 0))')
+    eval "read_$m=${u% *} write_$m=${u#* }"
+done
+curl -s "http://127.0.0.1:$SERVE_PORT/metrics" > "$TMP/metrics.txt"
+pc() { sed -n "s/^quotatop_prompt_cache_tokens_total{model=\"$1\",kind=\"$2\"} //p" "$TMP/metrics.txt"; }
+expect_ge "serve: the client saw cached tokens" "$read_cachey" 1
+expect_eq "/metrics: prompt cache reads of an openai-kind model as the client's usage" "$(pc cachey read)" "$read_cachey"
+expect_eq "/metrics: prompt cache reads of an anthropic-kind model" "$(pc claudec read)" "$read_claudec"
+expect_eq "/metrics: prompt cache writes of an anthropic-kind model" "$(pc claudec write)" "$write_claudec"
+expect_ge "/metrics: ... which are not zero" "$write_claudec" 1
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
