@@ -11,6 +11,16 @@
  * header is built once at open and kept, so a rotation costs no config
  * work. Write errors are counted and reported once; they never touch the
  * job.
+ *
+ * Several processes may share one state_dir (two `run`s, a `run` and a
+ * `serve`). So the size that decides a rotation is the file's, not this
+ * process's count: each record fstat()s the descriptor first. A rotation
+ * happens under flock(2) on trace.lock, and re-checks there whether the
+ * current name still is this process's file: if another process rotated
+ * first, this one only reopens the new file instead of rotating again. A
+ * process that finds its descriptor no longer at the current name (rotated
+ * away by another) reopens too. Every file then stays within max_bytes plus
+ * one line per process, and there are never more than keep rotated files.
  */
 #include "quotatop/trace.h"
 
@@ -21,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,21 +176,61 @@ static int open_current(qt_trace *t)
     return 0;
 }
 
-/* Shifts the rotated files and starts a new current one. mu held. */
+/* 1 when the current name is the file t->fd has open. mu held. */
+static int is_current(const qt_trace *t)
+{
+    char p[PATH_MAX + 32];
+    struct stat a, b;
+    path_of(t, 0, p, sizeof p);
+    return t->fd >= 0 && fstat(t->fd, &a) == 0 && stat(p, &b) == 0
+           && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+/* Reopens the current name (another process rotated it). mu held. */
+static void reopen(qt_trace *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+    if (open_current(t) != 0)
+        t->failures++;
+}
+
+/* Shifts the rotated files and starts a new current one, unless another
+ * process sharing the directory rotated first. mu held. */
 static void rotate(qt_trace *t)
 {
     char from[PATH_MAX + 32], to[PATH_MAX + 32];
-    close(t->fd);
-    t->fd = -1;
-    path_of(t, t->keep, to, sizeof to);
-    unlink(to);
-    for (int i = t->keep - 1; i >= 0; i--) {
-        path_of(t, i, from, sizeof from);
-        path_of(t, i + 1, to, sizeof to);
-        rename(from, to);
+    snprintf(from, sizeof from, "%s/trace.lock", t->dir);
+    int lk = open(from, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (lk >= 0)
+        flock(lk, LOCK_EX);
+    if (!is_current(t)) {
+        reopen(t);
     }
-    if (open_current(t) != 0)
-        t->failures++;
+    else {
+        close(t->fd);
+        t->fd = -1;
+        path_of(t, t->keep, to, sizeof to);
+        unlink(to);
+        for (int i = t->keep - 1; i >= 0; i--) {
+            path_of(t, i, from, sizeof from);
+            path_of(t, i + 1, to, sizeof to);
+            rename(from, to);
+        }
+        if (open_current(t) != 0)
+            t->failures++;
+    }
+    if (lk >= 0)
+        close(lk);                   /* releases the flock */
+}
+
+/* The bytes in t->fd's file, others' appends included. mu held. */
+static void refresh_size(qt_trace *t)
+{
+    struct stat st;
+    if (t->fd >= 0 && fstat(t->fd, &st) == 0)
+        t->size = (uint64_t)st.st_size;
 }
 
 qt_trace *qt_trace_open(const qt_trace_opts *o, char *err, size_t errlen)
@@ -240,8 +291,13 @@ void qt_trace_record(qt_trace *t, const qt_job *job, const qt_result *res,
     if (line)
         line[n++] = '\n';            /* qt_trace_format leaves room for it */
     pthread_mutex_lock(&t->mu);
-    if (line && t->fd >= 0 && t->size + n > t->max_bytes && t->size > strlen(t->header))
-        rotate(t);
+    refresh_size(t);
+    if (line && t->fd >= 0 && t->size + n > t->max_bytes) {
+        if (!is_current(t))
+            reopen(t);               /* another process rotated our file away */
+        else if (t->size > strlen(t->header))
+            rotate(t);
+    }
     if (line && (t->fd < 0 || write(t->fd, line, n) != (ssize_t)n))
         failed = 1;
     if (failed) {

@@ -182,6 +182,44 @@ Test(trace, rotates_at_its_bound_and_keeps_only_keep_files)
     free(dir);
 }
 
+/* Two processes sharing one state_dir (two handles here: each has its own
+ * descriptor, as two processes would): the bound is the file's, so no file
+ * grows to twice the bound, and a rotation by one is not repeated by the
+ * other (which would leave a near-empty rotated file and drop an old one). */
+Test(trace, two_writers_sharing_a_dir_keep_the_bound)
+{
+    char *dir = tmpdir();
+    qt_trace_opts o = { .dir = dir, .command = "run", .max_bytes = 4096, .keep = 2 };
+    char err[256];
+    qt_trace *a = qt_trace_open(&o, err, sizeof err);
+    qt_trace *b = qt_trace_open(&o, err, sizeof err);
+    cr_assert(a && b, "%s", err);
+    qt_job *j = make_job("a", "hello");
+    qt_result r = ok_result(j);
+    for (int i = 0; i < 300; i++) {
+        qt_trace_record(a, j, &r, NULL);
+        qt_trace_record(b, j, &r, NULL);
+    }
+    qt_trace_close(a);
+    qt_trace_close(b);
+    char p[400];
+    snprintf(p, sizeof p, "%s/trace.jsonl", dir);
+    for (int i = 0; i <= 2; i++) {
+        long bytes = 0;
+        if (i)
+            snprintf(p, sizeof p, "%s/trace.%d.jsonl", dir, i);
+        cr_expect_geq(file_lines(p, &bytes), 2, "%s holds a header and jobs", p);
+        cr_expect_leq(bytes, 4096 + 2 * 400, "%s: %ld bytes, within the bound and a line per writer",
+                      p, bytes);
+        if (i)
+            cr_expect_geq(bytes, 4096 / 2, "%s: %ld bytes, a whole rotation (not rotated twice)", p, bytes);
+    }
+    snprintf(p, sizeof p, "%s/trace.3.jsonl", dir);
+    cr_expect_eq(access(p, F_OK), -1, "no more than keep rotated files");
+    free_job(j);
+    free(dir);
+}
+
 Test(trace, unwritable_dir_is_reported_not_fatal)
 {
     qt_trace_opts o = { .dir = "/proc/qt-no/such", .command = "run" };
