@@ -25,7 +25,7 @@ LIB_OBJ  += $(BUILD)/gen/backend_lua.o
 UNIT_SRC := $(wildcard tests/unit/*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 
-.PHONY: all deps demo test test-unit test-integration test-fuzz fuzz fuzz-build sanitize tsan bench install clean
+.PHONY: all deps demo test test-unit test-integration test-fuzz fuzz fuzz-build sanitize tsan valgrind bench install clean
 
 all: $(BUILD)/quotatop
 
@@ -135,6 +135,26 @@ fuzz: fuzz-build
 	    -max_len=65536 -timeout=10 -rss_limit_mb=1024 -artifact_prefix=build-fuzz/artifacts/$$n- \
 	    build-fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tee build-fuzz/$$n.fuzz.log | grep -E 'stat::|ERROR|SUMMARY|Test unit written' || true; done
 
+# Valgrind memcheck over a 20 s demo and the integration suite's run tests:
+# tests/valgrind/qt_valgrind.sh stands in for the binary (QT_BIN) and runs
+# an -O1 build (build-vg/) under memcheck, one log per process in
+# build-vg/logs/; tests/valgrind/report.sh sums them and fails on any leak
+# or invalid access. The run tests' own timing checks may fail under
+# valgrind's slowdown (their output is in build-vg/logs/run.out): the logs
+# are the verdict. About 4 minutes: not part of `make test`.
+VG_ENV = QT_VG_REAL=$(CURDIR)/build-vg/quotatop
+valgrind: deps
+	@$(MAKE) --no-print-directory BUILD=build-vg EXTRA_CFLAGS="-O1 -fno-omit-frame-pointer" build-vg/quotatop
+	@rm -rf build-vg/logs && mkdir -p build-vg/logs/demo build-vg/logs/run
+	@echo "== demo --headless --duration 20 under valgrind"
+	@$(VG_ENV) QT_VG_LOGDIR=$(CURDIR)/build-vg/logs/demo tests/valgrind/qt_valgrind.sh demo --headless \
+	  --duration 20 >/dev/null 2>build-vg/logs/demo.err || true
+	@echo "== tests/integration/test_run_*.sh under valgrind (log: build-vg/logs/run.out)"
+	@$(VG_ENV) QT_VG_LOGDIR=$(CURDIR)/build-vg/logs/run QT_INTEGRATION_FILTER=run_ \
+	  tests/integration/run.sh tests/valgrind/qt_valgrind.sh >build-vg/logs/run.out 2>&1 || true
+	@tail -1 build-vg/logs/run.out
+	@r=0; for d in demo run; do echo "== valgrind, $$d:"; tests/valgrind/report.sh build-vg/logs/$$d || r=1; done; exit $$r
+
 # Every bench, then one table of figures (ratios against references measured
 # in the same run: bench/bench.sh). Not part of `make test`; about 3 minutes.
 bench: $(BENCH_SRC:%.c=$(BUILD)/%) $(BUILD)/quotatop
@@ -149,6 +169,6 @@ install:
 	install -m 644 themes/*.theme $(DESTDIR)$(PREFIX)/share/quotatop/themes/
 
 clean:
-	rm -rf build build-install build-asan build-tsan build-fuzz
+	rm -rf build build-install build-asan build-tsan build-fuzz build-vg
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
