@@ -23,8 +23,8 @@
  * Thread-safety: a qt_backend belongs to the thread running its loop:
  * every function except qt_backend_view_copy is called there, and every
  * callback runs there. qt_backend_view_copy may be called from any thread
- * (one mutex around the view). The threaded engine uses the runner at the
- * end of this header instead.
+ * (one mutex around the view). The engine uses the runner at the end of
+ * this header (the backend on a loop thread of its own, every call posted).
  */
 #ifndef QT_BACKEND_H
 #define QT_BACKEND_H
@@ -207,23 +207,42 @@ int qt_backend_share_divisor(const qt_backend *b, int expected);
 /* Copies the fleet view (any thread). */
 void qt_backend_view_copy(const qt_backend *b, qt_backend_view *out);
 
-/* ---- runner: the backend on its own loop thread, for the threaded engine --
- * INTERIM until the engine runs on a qt_loop itself: a worker thread asks for
- * an admission and waits for the answer at most timeout_ms (a late answer
- * counts as QT_BACKEND_DOWN and its lease, if admitted, is released).
+/* ---- runner: the backend on a loop thread of its own --------------------
+ * What the engine uses (through backend_gate.h): every call is posted to the
+ * runner's loop and returns at once; an admission's answer comes back through
+ * a callback on the runner's thread (the engine posts it on to the job's own
+ * loop). No caller ever waits for Redis. The backend has a loop of its own,
+ * not one of the engine's, so that a busy engine loop (a pump pass, ten
+ * thousand transfers) never delays the reading of Redis's answers past
+ * backend.timeout_ms and makes a healthy Redis look down.
  * Thread-safety: every runner function may be called from any thread. */
 typedef struct qt_backend_runner qt_backend_runner;
 
 /* Starts a loop thread and a backend on it. NULL on error (*err says why). */
 qt_backend_runner *qt_backend_runner_new(const qt_backend_opts *o, char *err, size_t errlen);
-/* Stops the thread (leaving the fleet) and frees. Accepts NULL. */
+/* Stops the thread (leaving the fleet; admissions still unanswered get
+ * QT_BACKEND_DOWN first, on that thread) and frees. Accepts NULL. */
 void qt_backend_runner_free(qt_backend_runner *r);
-/* Blocks for at most timeout_ms. Fills *d; lease as qt_backend_admit. */
-void qt_backend_runner_admit(qt_backend_runner *r, qt_backend_lease *lease, long timeout_ms,
-                             qt_backend_decision *d);
+
+/* Runs once per admission, on the runner's thread. lease is the runner's
+ * copy, valid during the call. Return 1 to take an admitted lease (copy
+ * *lease: it is active), 0 to refuse it: the runner then frees what it
+ * holds at once (a commit of the estimate at no cost). The return value of
+ * any other verdict is ignored. */
+typedef int (*qt_backend_runner_admit_fn)(void *ud, const qt_backend_lease *lease,
+                                          const qt_backend_decision *d);
+/* Asks for an admission of *lease (copied) and returns at once: QT_OK, and
+ * cb runs exactly once, on the runner's thread, within about
+ * backend.timeout_ms (an answer Redis does not give in time is
+ * QT_BACKEND_DOWN); or QT_ERR_NOMEM, and cb never runs. */
+qt_err qt_backend_runner_admit(qt_backend_runner *r, const qt_backend_lease *lease,
+                               qt_backend_runner_admit_fn cb, void *ud);
+/* As qt_backend_commit / qt_backend_release, posted; lease is marked inactive. */
 void qt_backend_runner_commit(qt_backend_runner *r, qt_backend_lease *lease, int64_t actual_tokens,
                               double actual_usd);
 void qt_backend_runner_release(qt_backend_runner *r, qt_backend_lease *lease);
+/* As qt_backend_control, posted (QT_ERR_BACKEND at once when Redis was down
+ * at the last call). */
 qt_err qt_backend_runner_control(qt_backend_runner *r, const char *op, const char *arg,
                                  const char *what, double value);
 void qt_backend_runner_view(qt_backend_runner *r, qt_backend_view *out);

@@ -1,37 +1,34 @@
-/* backend_runner.c: the Redis backend on a loop thread of its own, for the
- * threaded engine (INTERIM: once the engine runs on a qt_loop it calls
- * backend.h's async functions on its own loop and this file goes away).
+/* backend_runner.c: the Redis backend on a loop thread of its own (see
+ * backend.h, "runner").
  *
- * Every call is posted to the runner's loop (qt_loop_post). An admission
- * waits for its answer on a condition variable for at most timeout_ms; the
- * request lives in a heap cell shared by the waiter and the loop (two
- * references), so a waiter that gives up leaves the cell to the loop, which
- * forgets the lease if it was admitted after all (a commit of the estimate
- * at no cost: slots and reservations freed, pacing kept). Commit, release
- * and control are fire and forget.
+ * Every call is posted to the runner's loop (qt_loop_post) and returns at
+ * once. An admission is a heap cell holding the runner's copy of the lease
+ * and the caller's callback; the backend answers it on the loop thread
+ * (within about timeout_ms: its tick fails a call Redis does not answer in
+ * time), the callback runs there and says whether it takes an admitted
+ * lease; one it refuses (its job was cancelled, the gate closed) is
+ * forgotten at once: a commit of the estimate at no cost frees the slots
+ * and reservations and keeps the pacing. Commit, release and control are
+ * fire and forget.
  */
 #include "quotatop/backend.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct qt_backend_runner {
     qt_loop *loop;
     qt_backend *b;
     pthread_t th;
-    pthread_mutex_t mu;          /* guards the cells' done/abandoned flags */
-    pthread_cond_t cv;
 };
 
 typedef struct {
     qt_backend_runner *r;
     qt_backend_lease lease;      /* the loop's copy */
-    qt_backend_decision d;
-    int done, abandoned;
+    qt_backend_runner_admit_fn cb;
+    void *ud;
 } admit_cell;
 
 typedef struct {
@@ -71,19 +68,11 @@ qt_backend_runner *qt_backend_runner_new(const qt_backend_opts *o, char *err, si
         free(r);
         return NULL;
     }
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
     if (pthread_create(&r->th, NULL, run, r) != 0) {
         if (err)
             snprintf(err, errlen, "cannot start the backend thread");
         qt_backend_free(r->b);
         qt_loop_free(r->loop);
-        pthread_mutex_destroy(&r->mu);
-        pthread_cond_destroy(&r->cv);
         free(r);
         return NULL;
     }
@@ -108,85 +97,57 @@ void qt_backend_runner_free(qt_backend_runner *r)
     if (r->b)
         qt_backend_free(r->b);
     qt_loop_free(r->loop);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
     free(r);
 }
 
 static void admitted(void *ud, qt_backend_lease *lease, const qt_backend_decision *d)
 {
     admit_cell *c = ud;
-    qt_backend_runner *r = c->r;
-    pthread_mutex_lock(&r->mu);
-    if (c->abandoned) {
-        pthread_mutex_unlock(&r->mu);
-        if (d->verdict == QT_BACKEND_ADMITTED)   /* forget: free what it holds */
-            qt_backend_commit(r->b, lease, lease->n_rate > 0 ? lease->rate[0].est_tokens : 0, 0);
-        free(c);
-        return;
-    }
-    c->d = *d;
-    c->done = 1;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
+    int taken = c->cb(c->ud, lease, d);
+    if (d->verdict == QT_BACKEND_ADMITTED && !taken && c->r->b)   /* forget: free what it holds */
+        qt_backend_commit(c->r->b, lease, lease->n_rate > 0 ? lease->rate[0].est_tokens : 0, 0);
+    free(c);
 }
 
 static void admit_on_loop(void *ud)
 {
     admit_cell *c = ud;
+    if (!c->r->b) {   /* posted after the stop: answered, not asked */
+        qt_backend_decision d;
+        memset(&d, 0, sizeof d);
+        d.verdict = QT_BACKEND_DOWN;
+        snprintf(d.error, sizeof d.error, "backend closed");
+        c->cb(c->ud, &c->lease, &d);
+        free(c);
+        return;
+    }
     qt_backend_admit(c->r->b, &c->lease, admitted, c);
 }
 
-void qt_backend_runner_admit(qt_backend_runner *r, qt_backend_lease *lease, long timeout_ms,
-                             qt_backend_decision *d)
+qt_err qt_backend_runner_admit(qt_backend_runner *r, const qt_backend_lease *lease,
+                               qt_backend_runner_admit_fn cb, void *ud)
 {
-    memset(d, 0, sizeof *d);
-    lease->active = 0;
-    admit_cell *c = calloc(1, sizeof *c);
-    if (!c) {
-        d->verdict = QT_BACKEND_DOWN;
-        snprintf(d->error, sizeof d->error, "out of memory");
-        return;
-    }
+    admit_cell *c = malloc(sizeof *c);
+    if (!c)
+        return QT_ERR_NOMEM;
     c->r = r;
     c->lease = *lease;
+    c->lease.active = 0;
+    c->cb = cb;
+    c->ud = ud;
     if (qt_loop_post(r->loop, admit_on_loop, c) != QT_OK) {
         free(c);
-        d->verdict = QT_BACKEND_DOWN;
-        snprintf(d->error, sizeof d->error, "out of memory");
-        return;
+        return QT_ERR_NOMEM;
     }
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    long ms = timeout_ms > 0 ? timeout_ms : 1;
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&r->mu);
-    while (!c->done) {
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT && !c->done)
-            break;
-    }
-    if (!c->done) {
-        c->abandoned = 1;   /* the loop frees it */
-        pthread_mutex_unlock(&r->mu);
-        d->verdict = QT_BACKEND_DOWN;
-        snprintf(d->error, sizeof d->error, "redis: no admission answer within %ldms", ms);
-        return;
-    }
-    pthread_mutex_unlock(&r->mu);
-    *d = c->d;
-    *lease = c->lease;
-    free(c);
+    return QT_OK;
 }
 
 static void settle_on_loop(void *ud)
 {
     settle_cell *c = ud;
-    if (c->release)
+    if (!c->r->b)
+        ;   /* posted after the stop: swept after the lease */
+    else if (c->release)
         qt_backend_release(c->r->b, &c->lease);
     else
         qt_backend_commit(c->r->b, &c->lease, c->tokens, c->usd);
@@ -224,7 +185,8 @@ void qt_backend_runner_release(qt_backend_runner *r, qt_backend_lease *lease)
 static void control_on_loop(void *ud)
 {
     control_cell *c = ud;
-    qt_backend_control(c->r->b, c->op, c->arg[0] ? c->arg : NULL, c->what[0] ? c->what : NULL, c->value);
+    if (c->r->b)
+        qt_backend_control(c->r->b, c->op, c->arg[0] ? c->arg : NULL, c->what[0] ? c->what : NULL, c->value);
     free(c);
 }
 

@@ -300,12 +300,6 @@ static int run_attempt(qt_engine *e, worker *wk, ejob *ej)
 {
     qt_job *job = ej->job;
     int mi = ej->f.mi, pi = ej->f.pi;
-    qt_gate_ticket gt = { 0 };
-    if (e->gate) {   /* backend.kind "redis": the fleet decides too (engine_fleet.c) */
-        int g = engine_fleet_admit(e, ej, &gt);
-        if (g)
-            return g == 2;
-    }
     if (!job->dispatched_ms)
         job->dispatched_ms = now_of(e);
     __atomic_store_n(&ej->streaming, 0, __ATOMIC_RELAXED);
@@ -316,8 +310,6 @@ static int run_attempt(qt_engine *e, worker *wk, ejob *ej)
     engine_send(e, wk->http, ej, mi, pi, &a);
 
     pthread_mutex_lock(&e->lock);
-    if (e->gate)
-        engine_fleet_settle(e, ej, &a, &gt);
     engine_record_attempt(e, ej, mi, pi, &a);
     fsm_action act;
     fsm_done(&e->env, &ej->f, job, &a, now_of(e), wall_of(e), &act);

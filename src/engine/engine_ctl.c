@@ -226,6 +226,8 @@ static void apply_fleet_limits(qt_engine *e)
         }
     }
     pthread_cond_broadcast(&e->admit_cond);
+    if (e->evented)
+        engine_loop_request_pump(e);   /* a raised limit may let queued jobs go */
     pthread_mutex_unlock(&e->lock);
     free(v);
 }

@@ -76,7 +76,19 @@ typedef struct ejob {
     uint64_t pass;                 /* the pump pass that last found it waiting on a key */
     fsm_action act;                /* what the pump decided, carried out after the lock */
     struct ejob *fx_next;          /* the pump's list of actions to carry out */
+    struct engine_fleet_job *fl;   /* backend.kind "redis": the fleet's part (engine_fleet.c), else NULL */
 } ejob;
+
+/* A job's part in the fleet's admission (engine_fleet.c), made at its first
+ * attempt. Guarded by e->lock, except that while the gate decides (asked,
+ * until the answer is posted to the job's loop) gt and ans are the gate's. */
+typedef struct engine_fleet_job {
+    qt_gate_ticket gt;             /* the fleet's admission of the attempt on its way */
+    qt_gate_answer ans;            /* the gate's answer, carried to the job's loop */
+    qt_timer *timer;               /* sleeping to a slot taken ahead (its loop only) */
+    uint64_t until;                /* the fleet said wait: not dispatched before this */
+    int hold_key[2];               /* ... and these limiter keys are held for it (-1 none) */
+} engine_fleet_job;
 
 /* One event loop of the runtime and its thread and transport connection. */
 typedef struct {
@@ -252,13 +264,31 @@ void engine_result_details(qt_result *r, const qt_provider_result *res);
  * engine without publishing it again. The backend's thread; takes the lock. */
 void engine_fleet_control(void *ud, const char *op, const char *arg);
 
-/* engine_fleet.c (e->gate set): the fleet's word on an attempt the job's
- * machine admitted (state IN_FLIGHT, nothing sent). Lock held on entry and
- * exit (released while Redis answers). 0: go, *gt holds the ticket; 1: the
- * machine gave everything back and the worker waited as the fleet said;
- * 2: a fleet budget refused and the job has its `rejected` result. */
-int engine_fleet_admit(qt_engine *e, ejob *ej, qt_gate_ticket *gt);
-/* Settles the ticket as the machine settles its own reservations. */
-void engine_fleet_settle(qt_engine *e, const ejob *ej, const fsm_attempt *a, qt_gate_ticket *gt);
+/* engine_loop.c: builds the job's request and puts it on the wire (the
+ * second half of start_send, after the fleet's GO). The job's loop, no lock;
+ * holds the action's reference until the attempt completes. */
+void engine_loop_send(ejob *ej);
+/* Ends an attempt the fleet refused (engine_fleet.c) as complete() ends one
+ * that came back: the job's loop, lock held; releases the action's reference. */
+void engine_loop_unsent(qt_engine *e, ejob *ej);
+
+/* engine_fleet.c (e->gate set; the event runtime) */
+/* start_send's seam, on the job's loop, no lock: asks the fleet for the
+ * attempt the job's machine admitted (IN_FLIGHT, nothing sent). 1: asked
+ * (its answer goes on to engine_loop_send, or gives everything back and
+ * requeues or rejects the job); 0: send now without asking (the job must
+ * stop: the send path ends it). */
+int engine_fleet_start(qt_engine *e, ejob *ej);
+/* The pump's check (lock held): 1 when the fleet told ej to wait past now
+ * (its keys are marked in e->blocked and *wake lowered to its time). */
+int engine_fleet_holds(qt_engine *e, ejob *ej, uint64_t now, uint64_t *wake);
+/* stop_job's hook (lock held): 1 when ej sleeps to a fleet slot and work to
+ * stop it was posted to its loop. */
+int engine_fleet_stop(qt_engine *e, ejob *ej);
+/* Settles the job's fleet ticket as the machine settles its own
+ * reservations (lock held; before fsm_done). No-op without a ticket. */
+void engine_fleet_settle(qt_engine *e, ejob *ej, const fsm_attempt *a);
+/* Gives the ticket back (the attempt never left). Lock held. */
+void engine_fleet_drop(qt_engine *e, ejob *ej);
 
 #endif

@@ -51,15 +51,15 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     e->on_result = opts->on_result;
     e->on_result_ud = opts->on_result_ud;
     e->want_openai_json = opts->want_openai_json;
-    /* The event runtime unless QT_ENGINE=threads asks for a thread per worker. */
+    /* The event runtime unless QT_ENGINE=threads asks for a thread per
+     * worker (not with the shared backend: its admissions are asynchronous,
+     * engine_fleet.c, and only the event runtime takes them). */
     const char *mode = getenv("QT_ENGINE");
     e->evented = !(mode && !strcmp(mode, "threads"));
     e->transport = opts->transport ? opts->transport : qt_transport_live();
     e->virtual_time = opts->virtual_time;
-    if (e->virtual_time)
+    if (e->virtual_time || cfg->backend.kind == QT_BACKEND_REDIS)
         e->evented = 1;
-    else if (cfg->backend.kind == QT_BACKEND_REDIS)
-        e->evented = 0;   /* INTERIM: the fleet's gate answers admissions blocking (engine_fleet.c) */
     e->pump_at = UINT64_MAX;
     e->rng = opts->seed ? opts->seed : (qt_wall_ms() ^ 0x9e3779b97f4a7c15ull) | 1;
     e->start_ms = now_of(e);
@@ -151,9 +151,10 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
                         .cache = e->cache, .models = e->models, .providers = e->providers,
                         .rng = &e->rng, .events = e->events, .metrics = e->metrics,
                         .blocked = e->blocked };
-    if (cfg->backend.kind == QT_BACKEND_REDIS) {
+    if (cfg->backend.kind == QT_BACKEND_REDIS && !e->virtual_time) {
         /* The fleet (Redis) decides every admission with this process's
-         * limiter and budget; a process with the proxy shows as "serve". */
+         * limiter and budget; a process with the proxy shows as "serve".
+         * Not in virtual time: a replay simulates this process alone. */
         qt_backend_gate_opts go = { .cfg = cfg, .mode = opts->want_openai_json ? "serve" : "run",
                                     .events = e->events, .clock = e->clock,
                                     .on_control = engine_fleet_control, .ud = e };
@@ -354,7 +355,7 @@ void qt_engine_free(qt_engine *e)
             free(e->providers[i].api_key);
         }
     }
-    qt_backend_gate_free(e->gate);   /* workers are gone: no ticket is taken any more */
+    qt_backend_gate_free(e->gate);   /* the loops are gone: no ticket is taken any more */
     for (size_t i = 0; e->models && i < e->cfg->n_models; i++)
         qt_circuit_free(e->models[i].circuit);
     free(e->models);

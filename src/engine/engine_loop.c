@@ -144,6 +144,8 @@ static int pump_accept(void *ud, const qt_queue_view *v)
     ejob *ej = v->payload;
     if (ej->pass == e->pass || e->in_flight_jobs >= e->max_in_flight)
         return 0;
+    if (ej->fl && engine_fleet_holds(e, ej, pc->now, &pc->wake))
+        return 0;   /* the fleet said wait (backend.kind "redis") */
     fsm_action act;
     fsm_dispatch(&e->env, &ej->f, ej->job, pc->now, pc->wall, &act);
     engine_sync_state(e, ej);
@@ -306,6 +308,8 @@ static void complete(engine_xfer *x)
     pthread_mutex_lock(&e->lock);
     ej->x = NULL;
     engine_record_attempt(e, ej, x->mi, x->pi, &x->a);
+    if (ej->fl)
+        engine_fleet_settle(e, ej, &x->a);   /* the fleet's ticket, as the machine settles its own */
     fsm_action act;
     fsm_done(&e->env, &ej->f, ej->job, &x->a, now_of(e), wall_of(e), &act);
     e->in_flight_jobs--;
@@ -346,11 +350,30 @@ static void on_done(void *ud, qt_http_response *resp)
     complete(x);
 }
 
-/* On the job's loop: builds the request and posts it (holds the action's
- * reference until complete). */
+/* The attempt never left (the fleet waits or refuses: engine_fleet.c). */
+void engine_loop_unsent(qt_engine *e, ejob *ej)
+{
+    e->in_flight_jobs--;
+    engine_loop_request_pump(e);
+    if (e->in_flight_jobs == 0)   /* shutdown's grace waits for that */
+        pthread_cond_broadcast(&e->done_cond);
+    ejob_release(ej);   /* start_send's */
+}
+
+/* On the job's loop: the fleet decides first (backend.kind "redis"), then
+ * the request is built and posted. */
 static void start_send(void *ud)
 {
     ejob *ej = ud;
+    if (ej->eng->gate && engine_fleet_start(ej->eng, ej))
+        return;   /* its answer carries on (engine_fleet.c) */
+    engine_loop_send(ej);
+}
+
+/* On the job's loop: builds the request and posts it (holds the action's
+ * reference until complete). */
+void engine_loop_send(ejob *ej)
+{
     qt_engine *e = ej->eng;
     engine_xfer *x = malloc(sizeof *x);
     pthread_mutex_lock(&e->lock);
@@ -366,6 +389,8 @@ static void start_send(void *ud)
         memset(&a, 0, sizeof a);
         a.built = 1;
         a.resp.transport = QT_HTTP_ABORTED;
+        if (ej->fl)
+            engine_fleet_drop(e, ej);
         fsm_action act;
         fsm_done(&e->env, &ej->f, ej->job, &a, now_of(e), wall_of(e), &act);
         e->in_flight_jobs--;
@@ -380,6 +405,11 @@ static void start_send(void *ud)
     x->conn = ej->conn;
     if (stop && built) {
         x->a.resp.transport = QT_HTTP_ABORTED;   /* cancelled before it left: nothing sent */
+        if (ej->fl) {
+            pthread_mutex_lock(&e->lock);
+            engine_fleet_drop(e, ej);   /* the fleet's too */
+            pthread_mutex_unlock(&e->lock);
+        }
         complete(x);
         return;
     }
@@ -442,6 +472,8 @@ static void stop_job(qt_engine *e, ejob *ej)
         post_job(e, ej, cancel_timer_on_loop);
     else if (ej->x)
         post_job(e, ej, abort_on_loop);
+    else if (ej->fl)
+        engine_fleet_stop(e, ej);   /* sleeping to a fleet slot */
 }
 
 qt_err engine_loop_cancel(qt_engine *e, ejob *ej)
@@ -572,6 +604,12 @@ void engine_loop_shutdown(qt_engine *e, int64_t grace_ms)
             stop_job(e, ej);
         pthread_mutex_unlock(&e->lock);
         wait_for(e, all_done, now_of(e) + 10000);
+        if (e->gate) {
+            /* Leave the fleet while the loops run: an admission Redis has
+             * not answered yet is answered now, and its job stops. */
+            qt_backend_gate_close(e->gate);
+            wait_for(e, all_done, now_of(e) + 2000);
+        }
         for (int i = 0; i < e->nloops; i++)
             if (e->loops[i].started) {
                 qt_loop_stop(e->loops[i].loop);

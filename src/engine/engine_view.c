@@ -52,6 +52,7 @@ void ejob_free(ejob *ej)
         return;
     free(ej->att);
     free(ej->waits);
+    free(ej->fl);
     free(ej);
 }
 

@@ -3,9 +3,11 @@
  * after SCRIPT FLUSH, Redis killed and restarted (DOWN at once, recovery by
  * itself), a stopped Redis (the timeout), fleet pause through control and
  * pub/sub seen by a second process, the fleet view, and the runner (the
- * threaded engine's blocking wrapper). Skips without redis-server. */
+ * backend on a loop thread of its own, every call posted). Skips without
+ * redis-server. */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
@@ -250,7 +252,51 @@ Test(backend, fleet_pause_reaches_the_other_process)
     qt_backend_free(b);
 }
 
-Test(backend, runner_blocks_with_a_bound)
+/* The runner: every call posted; an answer on the runner's thread. */
+typedef struct {
+    pthread_mutex_t mu;
+    int done, take;
+    qt_backend_decision d;
+    qt_backend_lease lease;
+} runner_answer;
+
+static int on_runner_admit(void *ud, const qt_backend_lease *l, const qt_backend_decision *d)
+{
+    runner_answer *a = ud;
+    pthread_mutex_lock(&a->mu);
+    a->d = *d;
+    a->lease = *l;
+    a->done = 1;
+    int take = a->take;
+    pthread_mutex_unlock(&a->mu);
+    return take;
+}
+
+static int runner_wait(runner_answer *a, long ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        pthread_mutex_lock(&a->mu);
+        int d = a->done;
+        pthread_mutex_unlock(&a->mu);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (d || el > ms)
+            return d;
+        usleep(1000);
+    }
+}
+
+static void runner_ask(qt_backend_runner *r, runner_answer *a, const qt_backend_lease *l, int take)
+{
+    memset(a, 0, sizeof *a);
+    pthread_mutex_init(&a->mu, NULL);
+    a->take = take;
+    cr_assert_eq(qt_backend_runner_admit(r, l, on_runner_admit, a), QT_OK);
+}
+
+Test(backend, runner_answers_without_blocking_and_forgets_a_refused_lease)
 {
     static const char *keys[] = { "model:m" };
     qt_backend_opts o = { .url = url, .prefix = "r", .lease_ms = 2000, .timeout_ms = 300,
@@ -258,24 +304,33 @@ Test(backend, runner_blocks_with_a_bound)
     char err[160];
     qt_backend_runner *r = qt_backend_runner_new(&o, err, sizeof err);
     cr_assert_not_null(r, "%s", err);
-    qt_backend_lease l = req(60, 1);
-    qt_backend_decision d;
-    qt_backend_runner_admit(r, &l, 2000, &d);
-    cr_expect_eq(d.verdict, QT_BACKEND_ADMITTED, "%s", d.error);
-    cr_expect(l.active);
-    qt_backend_lease l2 = req(60, 1);
-    qt_backend_runner_admit(r, &l2, 2000, &d);
-    cr_expect(d.verdict == QT_BACKEND_WAIT || d.verdict == QT_BACKEND_FULL);
-    qt_backend_runner_commit(r, &l, 10, 0.001);
-    cr_expect_eq(l.active, 0);
+    qt_backend_lease l = req(0, 1);
+    runner_answer a;
+    /* Admitted but refused by the caller: the slot is freed at once. */
+    runner_ask(r, &a, &l, 0);
+    cr_assert(runner_wait(&a, 3000));
+    cr_expect_eq(a.d.verdict, QT_BACKEND_ADMITTED, "%s", a.d.error);
+    runner_ask(r, &a, &l, 1);
+    cr_assert(runner_wait(&a, 3000));
+    cr_expect_eq(a.d.verdict, QT_BACKEND_ADMITTED, "the forgotten lease freed its slot");
+    cr_expect(a.lease.active, "taken");
+    qt_backend_lease held = a.lease;
+    runner_ask(r, &a, &l, 1);
+    cr_assert(runner_wait(&a, 3000));
+    cr_expect_eq(a.d.verdict, QT_BACKEND_FULL, "one slot, held");
+    qt_backend_runner_commit(r, &held, 10, 0.001);
+    cr_expect_eq(held.active, 0);
+    /* Redis stopped: the call returns at once, the answer comes as DOWN
+     * after timeout_ms. */
     kill(fx.pid, SIGSTOP);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    qt_backend_runner_admit(r, &l2, 100, &d);
+    runner_ask(r, &a, &l, 1);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    cr_expect_eq(d.verdict, QT_BACKEND_DOWN);
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    cr_expect(ms < 400, "waited %ld ms for a bound of 100", ms);
+    cr_expect(ms < 50, "the admission call took %ld ms", ms);
+    cr_assert(runner_wait(&a, 2000), "answered within the timeout");
+    cr_expect_eq(a.d.verdict, QT_BACKEND_DOWN);
     kill(fx.pid, SIGCONT);
     qt_backend_runner_free(r);
 }
