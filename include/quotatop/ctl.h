@@ -5,7 +5,9 @@
  * A qt_ctl sits beside one engine. It keeps what the engine forgets (the
  * latest not-ok results, for the FAILED view), takes frames (snapshot + job
  * views + queue counts + newest events + failures) and runs commands (pause,
- * cancel, reprioritize, limits, whole-workflow actions). qt_ctl_listen opens
+ * cancel, reprioritize, limits, whole-workflow actions); with the shared
+ * backend a frame also carries the fleet's view (every process sharing the
+ * quota, fleet-wide usage per key, today's spend). qt_ctl_listen opens
  * the control socket: a unix socket (mode 0600) that answers one JSON
  * request line with one JSON line: {"op":"frame"}, {"op":"detail","id":ID},
  * {"op":"cmd",...}. qt_ctl_handle answers the same requests for the proxy's
@@ -27,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "quotatop/backend.h"
 #include "quotatop/common.h"
 #include "quotatop/engine.h"
 #include "quotatop/events.h"
@@ -61,6 +64,10 @@ typedef struct {
     qt_ctl_failed *failed;       /* oldest first */
     size_t n_failed;
     uint64_t failed_total;       /* not-ok results since start (may exceed n_failed) */
+    int has_fleet;               /* backend.kind "redis": fleet is the fleet as this process
+                                    last saw it (processes, fleet-wide figures per key, today's
+                                    spend, pauses); 0 with the local backend */
+    qt_backend_view fleet;
 } qt_ctl_frame;
 
 void qt_ctl_frame_free(qt_ctl_frame *f);   /* frees the arrays; accepts NULL */

@@ -2,7 +2,8 @@
  *
  * DESIGN
  * A frame is a set of copies taken one after another, each under the
- * engine's own short lock (snapshot, job views, queue counts, events); the
+ * engine's own short lock (snapshot, job views, queue counts, events; the
+ * fleet view under the backend's view lock, with the shared backend); the
  * failure ring is copied under ctl's mutex. Nothing is held across two
  * copies, so a frame can be a few microseconds inconsistent (a job counted
  * done and still listed), which a dashboard redrawn 4 times a second shows
@@ -117,6 +118,7 @@ qt_err qt_ctl_frame_take(qt_ctl *c, qt_ctl_frame *out)
     qt_engine_queue_counts(c->e, &out->qcounts);
     out->n_events = qt_events_latest(qt_engine_events(c->e), out->events, QT_CTL_MAX_EVENTS);
     out->finished = !strcmp(c->mode, "run") && qt_engine_wait_done(c->e, 0);
+    out->has_fleet = qt_engine_fleet_view(c->e, &out->fleet) == QT_OK;
     pthread_mutex_lock(&c->mu);
     size_t n = c->n_failed, start = (c->failed_head + QT_CTL_MAX_FAILED - n) % QT_CTL_MAX_FAILED;
     for (size_t i = 0; i < n; i++)

@@ -4,7 +4,8 @@
  * DESIGN
  * Each struct is described once by a table of (name, kind, offset) fields;
  * one writer and one reader walk the tables, so the two directions cannot
- * drift. Reading is bounded: arrays stop at their caps, strings are cut to
+ * drift (the fleet's view, with the shared backend, is one more such table
+ * set: processes, rate keys, pauses). Reading is bounded: arrays stop at their caps, strings are cut to
  * their fixed buffers, numbers are clamped to what the field holds, and a
  * field that is missing or of the wrong type keeps zero. Nothing read from
  * the wire is trusted to be NUL-terminated or in range.
@@ -113,6 +114,31 @@ static const field att_f[] = {
     S(qt_attempt_view, error),
 };
 
+/* the fleet (backend.kind "redis"): qt_backend_view and its parts */
+static const field proc_f[] = {
+    S(qt_backend_proc, host), I(qt_backend_proc, pid), S(qt_backend_proc, mode),
+    I(qt_backend_proc, in_flight), I(qt_backend_proc, self),
+};
+
+/* a rate key of the view (an unnamed struct: offsets from its first element) */
+#define RATE_OFF(f) (offsetof(qt_backend_view, rates[0].f) - offsetof(qt_backend_view, rates[0]))
+static const field rate_f[] = {
+    { "name", F_STR, RATE_OFF(name), sizeof(((qt_backend_view *)0)->rates[0].name) },
+    { "requests_60s", F_U64, RATE_OFF(requests_60s), 0 },
+    { "tokens_60s", F_U64, RATE_OFF(tokens_60s), 0 },
+    { "rpm", F_DBL, RATE_OFF(rpm), 0 },
+    { "tpm", F_DBL, RATE_OFF(tpm), 0 },
+    { "conc", F_INT, RATE_OFF(conc), 0 },
+};
+
+static const field fleet_f[] = {
+    I(qt_backend_view, up), S(qt_backend_view, error), I(qt_backend_view, paused),
+    I(qt_backend_view, max_procs_seen), D(qt_backend_view, day_spent_usd),
+    D(qt_backend_view, day_reserved_usd), I(qt_backend_view, fleet_in_flight), U(qt_backend_view, admits),
+    U(qt_backend_view, commits), U(qt_backend_view, releases), U(qt_backend_view, errors),
+    U(qt_backend_view, reconnects), U(qt_backend_view, noscript_reloads), U(qt_backend_view, redirects),
+};
+
 static const field cmd_f[] = {
     I(qt_ctl_cmd, op), S(qt_ctl_cmd, name), I(qt_ctl_cmd, flag), D(qt_ctl_cmd, value),
 };
@@ -164,6 +190,22 @@ static char *print_and_free(cJSON *o)
     return s;
 }
 
+static cJSON *fleet_to_json(const qt_backend_view *v)
+{
+    cJSON *o = obj_of(v, fleet_f, N(fleet_f));
+    int np = v->n_procs < QT_BACKEND_MAX_PROCS ? v->n_procs : QT_BACKEND_MAX_PROCS;
+    int nr = v->n_rates < QT_BACKEND_MAX_VIEW ? v->n_rates : QT_BACKEND_MAX_VIEW;
+    int nw = v->n_wf_paused < QT_BACKEND_MAX_VIEW ? v->n_wf_paused : QT_BACKEND_MAX_VIEW;
+    cJSON_AddItemToObject(o, "procs", arr_of(v->procs, sizeof v->procs[0], (size_t)(np > 0 ? np : 0), proc_f,
+                                             N(proc_f)));
+    cJSON_AddItemToObject(o, "rates", arr_of(v->rates, sizeof v->rates[0], (size_t)(nr > 0 ? nr : 0), rate_f,
+                                             N(rate_f)));
+    cJSON *wf = cJSON_AddArrayToObject(o, "wf_paused");
+    for (int i = 0; wf && i < nw; i++)
+        cJSON_AddItemToArray(wf, cJSON_CreateString(v->wf_paused[i]));
+    return o;
+}
+
 char *qt_ctl_frame_to_json(const qt_ctl_frame *f)
 {
     cJSON *o = cJSON_CreateObject();
@@ -186,6 +228,8 @@ char *qt_ctl_frame_to_json(const qt_ctl_frame *f)
     cJSON_AddItemToObject(o, "events", arr_of(f->events, sizeof *f->events, f->n_events, ev_f, N(ev_f)));
     cJSON_AddItemToObject(o, "failed", arr_of(f->failed, sizeof *f->failed, f->n_failed, failed_f, N(failed_f)));
     cJSON_AddNumberToObject(o, "failed_total", (double)f->failed_total);
+    if (f->has_fleet)
+        cJSON_AddItemToObject(o, "fleet", fleet_to_json(&f->fleet));
     return print_and_free(o);
 }
 
@@ -282,6 +326,41 @@ static void *read_arr(const cJSON *a, size_t size, size_t max, const field *f, s
     return out;
 }
 
+/* Reads at most max objects of an array into a fixed array; returns how many. */
+static int read_fixed(const cJSON *a, void *base, size_t size, int max, const field *f, size_t nf)
+{
+    int n = 0;
+    const cJSON *x;
+    if (!cJSON_IsArray(a))
+        return 0;
+    cJSON_ArrayForEach(x, a) {
+        if (n >= max)
+            break;
+        read_obj(x, (char *)base + (size_t)n * size, f, nf);
+        n++;
+    }
+    return n;
+}
+
+static void fleet_from_json(const cJSON *o, qt_backend_view *v)
+{
+    read_obj(o, v, fleet_f, N(fleet_f));
+    v->n_procs = read_fixed(cJSON_GetObjectItemCaseSensitive(o, "procs"), v->procs, sizeof v->procs[0],
+                            QT_BACKEND_MAX_PROCS, proc_f, N(proc_f));
+    v->n_rates = read_fixed(cJSON_GetObjectItemCaseSensitive(o, "rates"), v->rates, sizeof v->rates[0],
+                            QT_BACKEND_MAX_VIEW, rate_f, N(rate_f));
+    const cJSON *wf = cJSON_GetObjectItemCaseSensitive(o, "wf_paused"), *x;
+    v->n_wf_paused = 0;
+    if (!cJSON_IsArray(wf))
+        return;
+    cJSON_ArrayForEach(x, wf) {
+        if (v->n_wf_paused >= QT_BACKEND_MAX_VIEW)
+            break;
+        if (cJSON_IsString(x))
+            snprintf(v->wf_paused[v->n_wf_paused++], sizeof v->wf_paused[0], "%s", x->valuestring);
+    }
+}
+
 qt_err qt_ctl_frame_from_json(const char *js, size_t len, qt_ctl_frame *out)
 {
     memset(out, 0, sizeof *out);
@@ -319,6 +398,11 @@ qt_err qt_ctl_frame_from_json(const char *js, size_t len, qt_ctl_frame *out)
                            failed_f, N(failed_f), &out->n_failed);
     const cJSON *ft = cJSON_GetObjectItemCaseSensitive(o, "failed_total");
     out->failed_total = cJSON_IsNumber(ft) ? (uint64_t)clampd(ft->valuedouble, 0, 9e15) : out->n_failed;
+    const cJSON *fl = cJSON_GetObjectItemCaseSensitive(o, "fleet");
+    if (cJSON_IsObject(fl)) {
+        out->has_fleet = 1;
+        fleet_from_json(fl, &out->fleet);
+    }
     cJSON_Delete(o);
     if (!out->snap.rows || !out->snap.workflows || !out->jobs || !out->events || !out->failed) {
         qt_ctl_frame_free(out);

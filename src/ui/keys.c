@@ -74,7 +74,20 @@ static int act_focus_prev(ui_state *ui)
 
 static int act_failed(ui_state *ui)
 {
-    ui->failed_view = !ui->failed_view;
+    ui->jobs_mode = ui->jobs_mode == JM_FAILED ? JM_JOBS : JM_FAILED;
+    ui->focus = FOCUS_JOBS;
+    return UI_REDRAW;
+}
+
+/* P: the processes sharing the quota (backend.kind "redis"). */
+static int act_fleet(ui_state *ui)
+{
+    if (ui->jobs_mode != JM_FLEET && !ui->fr.has_fleet) {
+        ui_status(ui, "no fleet: this process shares its limits with nobody (backend.kind \"local\"; "
+                      "\"redis\" shares them)");
+        return UI_REDRAW;
+    }
+    ui->jobs_mode = ui->jobs_mode == JM_FLEET ? JM_JOBS : JM_FLEET;
     ui->focus = FOCUS_JOBS;
     return UI_REDRAW;
 }
@@ -87,7 +100,7 @@ static int act_pause(ui_state *ui)
 
 static const qt_job_view *selected_job(ui_state *ui)
 {
-    if (ui->focus != FOCUS_JOBS || ui->failed_view) {
+    if (ui->focus != FOCUS_JOBS || ui->jobs_mode != JM_JOBS) {
         ui_status(ui, "select a job first (Tab to JOBS)");
         return NULL;
     }
@@ -179,7 +192,7 @@ static int act_pause_workflow(ui_state *ui)
         int i = ui_view_selected(ui, L_WORKFLOWS);
         if (i >= 0)
             name = ui->fr.snap.workflows[i].name;
-    } else if (ui->focus == FOCUS_JOBS && !ui->failed_view) {
+    } else if (ui->focus == FOCUS_JOBS && ui->jobs_mode == JM_JOBS) {
         int i = ui_view_selected(ui, L_JOBS);
         if (i >= 0)
             name = ui->fr.jobs[i].workflow;
@@ -268,7 +281,7 @@ static int act_kind_filter(ui_state *ui)
     if (ui->focus == FOCUS_EVENTS) {
         ui->ev_type = ui->ev_type + 1 >= QT_EV__COUNT ? -1 : ui->ev_type + 1;
         ui_status(ui, "events: %s", ui->ev_type < 0 ? "every type" : qt_event_type_name((qt_event_type)ui->ev_type));
-    } else if (ui->focus == FOCUS_JOBS && !ui->failed_view) {
+    } else if (ui->focus == FOCUS_JOBS && ui->jobs_mode == JM_JOBS) {
         ui->state_filter = (ui->state_filter + 1) % 4;
         ui_status(ui, "jobs: %s", ui_state_filter_names[ui->state_filter]);
     } else {
@@ -294,7 +307,8 @@ static int sort_step(ui_state *ui, int step)
     if (s >= 0)   /* numbers and times largest first, names A first */
         v->desc = strcmp(names[s], "name") && strcmp(names[s], "id") && strcmp(names[s], "workflow")
                   && strcmp(names[s], "model") && strcmp(names[s], "state") && strcmp(names[s], "status")
-                  && strcmp(names[s], "circuit") && strcmp(names[s], "type") && strcmp(names[s], "prio");
+                  && strcmp(names[s], "circuit") && strcmp(names[s], "type") && strcmp(names[s], "prio")
+                  && strcmp(names[s], "host") && strcmp(names[s], "mode") && strcmp(names[s], "pid");
     ui_status(ui, "sorted by %s", s < 0 ? "the natural order" : names[s]);
     ui_views_build(ui);
     return UI_REDRAW;
@@ -315,7 +329,7 @@ static int act_enter(ui_state *ui)
 {
     ui_list l = ui_focus_list(ui);
     int i = ui_view_selected(ui, l);
-    if (i < 0 || l == L_LIMITS || l == L_WORKFLOWS) {
+    if (i < 0 || l == L_LIMITS || l == L_WORKFLOWS || l == L_FLEET) {
         ui_status(ui, "Enter opens a job (JOBS), a failure (FAILED) or an event (EVENTS)");
         return UI_REDRAW;
     }
@@ -383,6 +397,9 @@ static const ui_key_binding bindings[] = {
     { KEY_BTAB, "Shift-Tab", "focus the previous panel", act_focus_prev },
     { 'F', "F", "JOBS <-> FAILED: the jobs that ended failed, rejected, invalid or cancelled, "
                 "with their errors", act_failed },
+    { 'P', "P", "JOBS <-> FLEET (backend.kind \"redis\"): every process sharing the quota (host, pid, "
+                "run or serve, requests in flight), Redis up or down, today's fleet spend and pauses; "
+                "LIMITS and the header then count the whole fleet", act_fleet },
     { KEY_UP, "Up / k", "move the selection up", act_up },
     { 'k', NULL, NULL, act_up },
     { KEY_DOWN, "Down / j", "move the selection down", act_down },

@@ -15,8 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-/* " [/x] sort: age v" for a title. */
-static void title_extra(const ui_state *ui, ui_list l, char *out, size_t len)
+void ui_title_extra(const ui_state *ui, ui_list l, char *out, size_t len)
 {
     const ui_view *v = &ui->v[l];
     size_t off = strlen(out);
@@ -122,7 +121,7 @@ void ui_draw_jobs(ui_state *ui, WINDOW *w)
         off += (size_t)snprintf(extra + off, sizeof extra - off, " (%zu paused)", q->total - q->ready);
     if (ui->state_filter && off < sizeof extra)
         off += (size_t)snprintf(extra + off, sizeof extra - off, "  [%s]", ui_state_filter_names[ui->state_filter]);
-    title_extra(ui, L_JOBS, extra, sizeof extra);
+    ui_title_extra(ui, L_JOBS, extra, sizeof extra);
     ui_title(ui, w, "JOBS", focused, extra);
     if (h < 2)
         return;
@@ -160,7 +159,7 @@ void ui_draw_failed(ui_state *ui, WINDOW *w)
     int focused = ui->focus == FOCUS_JOBS;
     char extra[200];
     snprintf(extra, sizeof extra, "%llu not ok (F: back to JOBS)", (unsigned long long)ui->fr.failed_total);
-    title_extra(ui, L_FAILED, extra, sizeof extra);
+    ui_title_extra(ui, L_FAILED, extra, sizeof extra);
     ui_title(ui, w, "FAILED", focused, extra);
     if (h < 2)
         return;
@@ -236,7 +235,7 @@ void ui_draw_events(ui_state *ui, WINDOW *w)
              ui->ev_type >= 0 ? qt_event_type_name((qt_event_type)ui->ev_type) : "");
     if (ui->ev_type >= 0)
         strncat(extra, "]", sizeof extra - strlen(extra) - 1);
-    title_extra(ui, L_EVENTS, extra, sizeof extra);
+    ui_title_extra(ui, L_EVENTS, extra, sizeof extra);
     ui_title(ui, w, "EVENTS", focused, extra);
     int rows = h - 1;
     if (v->n == 0) {

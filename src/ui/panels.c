@@ -63,7 +63,7 @@ static void draw_header(ui_state *ui, WINDOW *w)
     seg(ui, w, 0, &x, ui->fr.finished ? QT_ROLE_HEADER_DONE : s->paused ? QT_ROLE_HEADER_PAUSED : QT_ROLE_HEADER,
         state);
     if (s->fleet_state == 1) {   /* backend.kind "redis": limits shared by the fleet */
-        snprintf(b, sizeof b, "fleet %d proc%s infl %d rpm %llu $%.2f today", s->fleet_procs,
+        snprintf(b, sizeof b, "fleet %d proc%s infl %d rpm %llu $%.2f today (P)", s->fleet_procs,
                  s->fleet_procs == 1 ? "" : "s", s->fleet_in_flight,
                  (unsigned long long)s->fleet_requests_60s, s->fleet_day_spent_usd);
         seg(ui, w, 0, &x, QT_ROLE_HEADER, b);
@@ -115,10 +115,13 @@ static void draw_header(ui_state *ui, WINDOW *w)
     int lvl = 0;
     qt_ui_gauge_cells(s->run_spent_usd, s->run_limit_usd, 10, &lvl);
     seg(ui, w, y, &x, lvl == 2 ? QT_ROLE_HEADER_PAUSED : QT_ROLE_HEADER, b);
+    /* with the shared backend the day budget is the fleet's: its spend is every process's */
+    int fleet_day = ui_fleet_shared(ui);
+    double day = fleet_day ? ui->fr.fleet.day_spent_usd : s->day_spent_usd;
     if (s->day_limit_usd > 0)
-        snprintf(b, sizeof b, "day $%.2f/$%.2f", s->day_spent_usd, s->day_limit_usd);
+        snprintf(b, sizeof b, "%sday $%.2f/$%.2f", fleet_day ? "fleet " : "", day, s->day_limit_usd);
     else
-        snprintf(b, sizeof b, "day $%.2f", s->day_spent_usd);
+        snprintf(b, sizeof b, "%sday $%.2f", fleet_day ? "fleet " : "", day);
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);
     snprintf(b, sizeof b, "req %s", qt_ui_fmt_count((double)s->requests, t1, sizeof t1));
     seg(ui, w, y, &x, QT_ROLE_HEADER, b);
@@ -198,8 +201,10 @@ static void limits_row(ui_state *ui, WINDOW *w, int y, const qt_ui_col *c, const
     int tchg = r->changed_live && r->tpm != r->cfg_tpm;
     if (r->changed_live && !rchg && !tchg)
         rchg = 1;
-    limit_cell(ui, w, y, &c[QT_UI_LC_RPM], (double)r->requests_60s, r->rpm, rchg);
-    limit_cell(ui, w, y, &c[QT_UI_LC_TPM], (double)r->tokens_60s, r->tpm, tchg);
+    double req, tok;   /* the fleet's with the shared backend: its limits are the fleet's */
+    ui_row_usage(ui, r, &req, &tok);
+    limit_cell(ui, w, y, &c[QT_UI_LC_RPM], req, r->rpm, rchg);
+    limit_cell(ui, w, y, &c[QT_UI_LC_TPM], tok, r->tpm, tchg);
     const qt_ui_col *ic = &c[QT_UI_LC_INFL];
     if (r->max_concurrent > 0)
         snprintf(cb, sizeof cb, "%s/%s", qt_ui_fmt_count(r->in_flight, a, sizeof a),
@@ -228,6 +233,10 @@ static void draw_limits(ui_state *ui, WINDOW *w)
     int width = getmaxx(w), h = getmaxy(w);
     qt_ui_col c[QT_UI_LC__COUNT];
     qt_ui_limits_columns(width, c);
+    if (ui_fleet_shared(ui)) {   /* every process's requests against the one limit */
+        c[QT_UI_LC_RPM].name = c[QT_UI_LC_RPM].w >= 15 ? "fleet RPM (60s)" : "fleet RPM";
+        c[QT_UI_LC_TPM].name = c[QT_UI_LC_TPM].w >= 15 ? "fleet TPM (60s)" : "fleet TPM";
+    }
     int focused = ui->focus == FOCUS_LIMITS;
     qt_ui_role tr = focused ? QT_ROLE_TITLE_FOCUS : QT_ROLE_TITLE;
     ui_fill_line(ui, w, 0, tr);
@@ -265,8 +274,8 @@ static void draw_history(ui_state *ui, WINDOW *w)
         return;
     }
     const qt_engine_row *r = &ui->fr.snap.rows[ri];
-    snprintf(extra, sizeof extra, "%s%s  last 2 min, per second (select a row in LIMITS)",
-             r->is_provider ? "provider " : "", r->name);
+    snprintf(extra, sizeof extra, "%s%s  last 2 min, per second%s (select a row in LIMITS)",
+             r->is_provider ? "provider " : "", r->name, ui->fr.has_fleet ? ", this process" : "");
     ui_title(ui, w, "HISTORY", 0, extra);
     if (h < 3)
         return;
@@ -377,7 +386,7 @@ static void draw_footer(ui_state *ui, WINDOW *w)
     static const struct { const char *k, *t; int focus; } hints[] = {
         { "q", "Quit", -1 },           { "p", "Pause", -1 },        { "Tab", "Panel", -1 },
         { "Enter", "Detail", FOCUS_JOBS }, { "+-=", "Prio", FOCUS_JOBS }, { "x", "Cancel", FOCUS_JOBS },
-        { "f", "State", FOCUS_JOBS },  { "F", "Failed", -1 },
+        { "f", "State", FOCUS_JOBS },  { "F", "Failed", -1 },      { "P", "Fleet", -2 },
         { "Spc", "Pause wf", FOCUS_WORKFLOWS }, { "x", "Cancel queued", FOCUS_WORKFLOWS },
         { "+-=", "Prio", FOCUS_WORKFLOWS },
         { "[]", "RPM", FOCUS_LIMITS }, { "{}", "TPM", FOCUS_LIMITS }, { "=", "Set", FOCUS_LIMITS },
@@ -386,6 +395,8 @@ static void draw_footer(ui_state *ui, WINDOW *w)
     };
     for (size_t i = 0; i < QT_ARRAY_LEN(hints); i++) {
         if (hints[i].focus >= 0 && hints[i].focus != ui->focus)
+            continue;
+        if (hints[i].focus == -2 && !ui->fr.has_fleet)   /* -2: only with the shared backend */
             continue;
         int need = (int)(strlen(hints[i].k) + strlen(hints[i].t)) + 3;
         if (x + need > width)
@@ -420,8 +431,10 @@ void ui_draw_all(ui_state *ui)
         case QT_PANEL_LIMITS: draw_limits(ui, w); break;
         case QT_PANEL_HISTORY: draw_history(ui, w); break;
         case QT_PANEL_JOBS:
-            if (ui->failed_view)
+            if (ui->jobs_mode == JM_FAILED)
                 ui_draw_failed(ui, w);
+            else if (ui->jobs_mode == JM_FLEET)
+                ui_draw_fleet(ui, w);
             else
                 ui_draw_jobs(ui, w);
             break;

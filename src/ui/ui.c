@@ -111,8 +111,10 @@ static int on_mouse(ui_state *ui)
     static const ui_focus panels[] = { FOCUS_LIMITS, FOCUS_JOBS, FOCUS_WORKFLOWS, FOCUS_EVENTS };
     for (size_t k = 0; k < QT_ARRAY_LEN(panels); k++) {
         ui_focus f = panels[k];
-        ui_list l = f == FOCUS_LIMITS ? L_LIMITS : f == FOCUS_JOBS ? (ui->failed_view ? L_FAILED : L_JOBS)
-                    : f == FOCUS_WORKFLOWS ? L_WORKFLOWS : L_EVENTS;
+        int keep = ui->focus;
+        ui->focus = f;   /* the list that panel shows (JOBS: JOBS, FAILED or FLEET) */
+        ui_list l = ui_focus_list(ui);
+        ui->focus = keep;
         const qt_ui_rect *r = &ui->lay.r[ui_list_panel(l)];
         if (!r->h || me.y < r->y || me.y >= r->y + r->h || me.x < r->x || me.x >= r->x + r->w)
             continue;

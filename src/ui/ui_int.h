@@ -1,7 +1,8 @@
 /* ui_int.h: the dashboard's private state, shared by ui.c (loop, terminal,
  * mouse), views.c (filtered and sorted rows of each list), draw.c (styles,
  * primitives), panels.c (header, limits, history, workflows, footer),
- * panel_jobs.c (JOBS, FAILED, EVENTS), overlays.c (job detail, full texts,
+ * panel_jobs.c (JOBS, FAILED, EVENTS), panel_fleet.c (FLEET: the processes
+ * sharing the quota through Redis), overlays.c (job detail, full texts,
  * confirmations) and keys.c (the key table). Only src/ui includes it (and
  * through it <ncurses.h>).
  *
@@ -27,7 +28,10 @@
 typedef enum { FOCUS_LIMITS = 0, FOCUS_JOBS, FOCUS_WORKFLOWS, FOCUS_EVENTS, FOCUS__COUNT } ui_focus;
 
 /* The lists a user can move in, filter and sort. */
-typedef enum { L_LIMITS = 0, L_JOBS, L_FAILED, L_WORKFLOWS, L_EVENTS, L__COUNT } ui_list;
+typedef enum { L_LIMITS = 0, L_JOBS, L_FAILED, L_WORKFLOWS, L_EVENTS, L_FLEET, L__COUNT } ui_list;
+
+/* What the JOBS panel shows (F: FAILED, P: FLEET, again: back to JOBS). */
+typedef enum { JM_JOBS = 0, JM_FAILED, JM_FLEET } ui_jobs_mode;
 
 typedef enum { CONFIRM_NONE = 0, CONFIRM_CANCEL, CONFIRM_QUIT, CONFIRM_WF_CANCEL } ui_confirm;
 
@@ -75,7 +79,7 @@ typedef struct ui_state {
 
     /* navigation */
     int focus;               /* ui_focus */
-    int failed_view;         /* the JOBS panel shows FAILED */
+    int jobs_mode;           /* ui_jobs_mode: JOBS, FAILED or FLEET in the JOBS panel */
     ui_view v[L__COUNT];
     int state_filter;        /* JOBS: 0 all, 1 queued, 2 waiting, 3 on the wire */
     int ev_type;             /* EVENTS: -1 every type, else a qt_event_type */
@@ -157,6 +161,12 @@ qt_ui_panel ui_list_panel(ui_list l);
 /* Rows above a list's first data row inside its panel (title, labels). */
 int ui_list_header_rows(ui_list l);
 extern const char *const ui_state_filter_names[4];
+/* The requests and tokens of the last minute a LIMITS row shows: the
+ * fleet's (every process sharing the quota) when the shared backend is up
+ * and reports the row's key, else this process's. Returns 1 for the fleet's. */
+int ui_row_usage(const ui_state *ui, const qt_engine_row *r, double *requests, double *tokens);
+/* 1 when the frame's figures are the fleet's (backend.kind "redis", Redis up). */
+int ui_fleet_shared(const ui_state *ui);
 
 /* panels.c */
 void ui_draw_all(ui_state *ui);
@@ -167,7 +177,12 @@ int ui_history_row(const ui_state *ui);
 void ui_draw_jobs(ui_state *ui, WINDOW *w);
 void ui_draw_failed(ui_state *ui, WINDOW *w);
 void ui_draw_events(ui_state *ui, WINDOW *w);
+/* Appends "  /filter  sort age v" (what list l shows) to a panel title in out. */
+void ui_title_extra(const ui_state *ui, ui_list l, char *out, size_t len);
 qt_ui_role ui_event_role(qt_event_type t);
+
+/* panel_fleet.c */
+void ui_draw_fleet(ui_state *ui, WINDOW *w);
 
 /* overlays.c */
 void ui_draw_overlay(ui_state *ui);

@@ -1,14 +1,16 @@
 /* views.c: which rows of each list are shown, and in which order.
  *
  * DESIGN
- * Every list (LIMITS, JOBS, FAILED, WORKFLOWS, EVENTS) is drawn through a
+ * Every list (LIMITS, JOBS, FAILED, WORKFLOWS, EVENTS, FLEET) is drawn through a
  * view: an array of indices into the frame, rebuilt after each frame by
  * filtering (the `/` text, the JOBS state filter, the EVENTS type filter)
  * and sorting (a column chosen with s, < and >; -1 keeps the natural order:
  * most urgent first for JOBS, newest first for FAILED and EVENTS, the
  * config's order for LIMITS and WORKFLOWS). The cursor is kept on the row
  * it was on by that row's identity (a job id, a model name, an event's
- * sequence number), so rows moving under it do not move the selection.
+ * sequence number, a process's host and pid), so rows moving under it do
+ * not move the selection. FLEET lists the processes sharing the quota
+ * (backend.kind "redis"), by host and pid unless sorted otherwise.
  */
 #include "ui_int.h"
 
@@ -23,6 +25,7 @@ static const char *const jobs_cols[] = { "id", "state", "prio", "workflow", "mod
 static const char *const failed_cols[] = { "time", "status", "id", "workflow", "model", "tries" };
 static const char *const wf_cols[] = { "name", "calls", "tokens", "spend", "budget", "queue" };
 static const char *const ev_cols[] = { "time", "type" };
+static const char *const fleet_cols[] = { "host", "pid", "mode", "infl" };
 
 int ui_sort_columns(ui_list l, const char *const **names)
 {
@@ -31,6 +34,7 @@ int ui_sort_columns(ui_list l, const char *const **names)
     case L_JOBS: *names = jobs_cols; return (int)QT_ARRAY_LEN(jobs_cols);
     case L_FAILED: *names = failed_cols; return (int)QT_ARRAY_LEN(failed_cols);
     case L_WORKFLOWS: *names = wf_cols; return (int)QT_ARRAY_LEN(wf_cols);
+    case L_FLEET: *names = fleet_cols; return (int)QT_ARRAY_LEN(fleet_cols);
     default: *names = ev_cols; return (int)QT_ARRAY_LEN(ev_cols);
     }
 }
@@ -39,7 +43,7 @@ ui_list ui_focus_list(const ui_state *ui)
 {
     switch (ui->focus) {
     case FOCUS_LIMITS: return L_LIMITS;
-    case FOCUS_JOBS: return ui->failed_view ? L_FAILED : L_JOBS;
+    case FOCUS_JOBS: return ui->jobs_mode == JM_FAILED ? L_FAILED : ui->jobs_mode == JM_FLEET ? L_FLEET : L_JOBS;
     case FOCUS_WORKFLOWS: return L_WORKFLOWS;
     default: return L_EVENTS;
     }
@@ -50,7 +54,8 @@ qt_ui_panel ui_list_panel(ui_list l)
     switch (l) {
     case L_LIMITS: return QT_PANEL_LIMITS;
     case L_JOBS:
-    case L_FAILED: return QT_PANEL_JOBS;
+    case L_FAILED:
+    case L_FLEET: return QT_PANEL_JOBS;
     case L_WORKFLOWS: return QT_PANEL_WORKFLOWS;
     default: return QT_PANEL_EVENTS;
     }
@@ -65,6 +70,7 @@ static size_t list_len(const ui_state *ui, ui_list l)
     case L_JOBS: return ui->fr.n_jobs;
     case L_FAILED: return ui->fr.n_failed;
     case L_WORKFLOWS: return ui->fr.snap.n_workflows;
+    case L_FLEET: return ui->fr.has_fleet && ui->fr.fleet.n_procs > 0 ? (size_t)ui->fr.fleet.n_procs : 0;
     default: return ui->fr.n_events;
     }
 }
@@ -79,8 +85,32 @@ static void row_key(const ui_state *ui, ui_list l, int i, char *out, size_t len)
     case L_JOBS: snprintf(out, len, "%s", ui->fr.jobs[i].id); break;
     case L_FAILED: snprintf(out, len, "%s", ui->fr.failed[i].id); break;
     case L_WORKFLOWS: snprintf(out, len, "%s", ui->fr.snap.workflows[i].name); break;
+    case L_FLEET: snprintf(out, len, "%s:%d", ui->fr.fleet.procs[i].host, ui->fr.fleet.procs[i].pid); break;
     default: snprintf(out, len, "%llu", (unsigned long long)ui->fr.events[i].seq); break;
     }
+}
+
+int ui_fleet_shared(const ui_state *ui)
+{
+    return ui->fr.has_fleet && ui->fr.snap.fleet_state == 1 && ui->fr.fleet.up;
+}
+
+int ui_row_usage(const ui_state *ui, const qt_engine_row *r, double *requests, double *tokens)
+{
+    *requests = (double)r->requests_60s;
+    *tokens = (double)r->tokens_60s;
+    if (!ui_fleet_shared(ui))
+        return 0;
+    char key[QT_BACKEND_NAME];
+    snprintf(key, sizeof key, "%s:%s", r->is_provider ? "provider" : "model", r->name);
+    const qt_backend_view *v = &ui->fr.fleet;
+    for (int i = 0; i < v->n_rates && i < QT_BACKEND_MAX_VIEW; i++)
+        if (!strcmp(v->rates[i].name, key)) {
+            *requests = (double)v->rates[i].requests_60s;
+            *tokens = (double)v->rates[i].tokens_60s;
+            return 1;
+        }
+    return 0;
 }
 
 static int job_state_group(qt_job_state s)
@@ -122,6 +152,14 @@ static int row_matches(const ui_state *ui, ui_list l, int i)
         const char *v[] = { ui->fr.snap.workflows[i].name };
         return qt_ui_filter_match(f, k, v, 1);
     }
+    case L_FLEET: {
+        const qt_backend_proc *p = &ui->fr.fleet.procs[i];
+        char pid[16];
+        snprintf(pid, sizeof pid, "%d", p->pid);
+        const char *k[] = { "host", "pid", "mode" };
+        const char *v[] = { p->host, pid, p->mode };
+        return qt_ui_filter_match(f, k, v, 3);
+    }
     default: {
         const qt_event *e = &ui->fr.events[i];
         if (ui->ev_type >= 0 && (int)e->type != ui->ev_type)
@@ -149,11 +187,14 @@ static int cmp_rows(const void *pa, const void *pb, void *arg)
     switch (c->l) {
     case L_LIMITS: {
         const qt_engine_row *x = &f->snap.rows[a], *y = &f->snap.rows[b];
+        double xr, xt, yr, yt;   /* what the rows show: the fleet's with the shared backend */
+        ui_row_usage(c->ui, x, &xr, &xt);
+        ui_row_usage(c->ui, y, &yr, &yt);
         switch (c->col) {
         case 0: r = strcmp(x->name, y->name); break;
         case 1: r = strcmp(x->circuit, y->circuit); break;
-        case 2: r = CMP(x->requests_60s, y->requests_60s); break;
-        case 3: r = CMP(x->tokens_60s, y->tokens_60s); break;
+        case 2: r = CMP(xr, yr); break;
+        case 3: r = CMP(xt, yt); break;
         case 4: r = CMP(x->in_flight, y->in_flight); break;
         case 5: r = CMP(x->rate_limited, y->rate_limited); break;
         case 6: r = CMP(x->errors, y->errors); break;
@@ -201,6 +242,16 @@ static int cmp_rows(const void *pa, const void *pb, void *arg)
         }
         break;
     }
+    case L_FLEET: {
+        const qt_backend_proc *x = &f->fleet.procs[a], *y = &f->fleet.procs[b];
+        switch (c->col) {
+        case 0: r = strcmp(x->host, y->host) ? strcmp(x->host, y->host) : CMP(x->pid, y->pid); break;
+        case 1: r = CMP(x->pid, y->pid); break;
+        case 2: r = strcmp(x->mode, y->mode); break;
+        default: r = CMP(x->in_flight, y->in_flight); break;
+        }
+        break;
+    }
     default: {
         const qt_event *x = &f->events[a], *y = &f->events[b];
         r = c->col == 1 ? CMP(x->type, y->type) : CMP(x->seq, y->seq);
@@ -231,10 +282,13 @@ static void build_one(ui_state *ui, ui_list l)
         if (row_matches(ui, l, i))
             v->idx[v->n++] = i;
     }
-    if (v->sort >= 0 && v->n > 1) {
-        sort_ctx c = { ui, l, v->sort };
+    /* Redis lists the processes in no fixed order: FLEET's natural order is
+     * by host, then pid, so rows do not swap from one heartbeat to the next */
+    int col = l == L_FLEET && v->sort < 0 ? 0 : v->sort;
+    if (col >= 0 && v->n > 1) {
+        sort_ctx c = { ui, l, col };
         qsort_r(v->idx, (size_t)v->n, sizeof *v->idx, cmp_rows, &c);
-        if (v->desc)
+        if (v->desc && v->sort >= 0)
             for (int a = 0, b = v->n - 1; a < b; a++, b--) {
                 int t = v->idx[a];
                 v->idx[a] = v->idx[b];

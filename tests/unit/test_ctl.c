@@ -138,6 +138,100 @@ Test(ctl, frame_reading_is_bounded)
     cr_assert_neq(qt_ctl_frame_from_json("{\"mode\":", 8, &g), QT_OK);
 }
 
+/* backend.kind "redis": the fleet's view rides in the frame, so `top`
+ * attached to one process shows every process of the fleet. */
+Test(ctl, fleet_survives_json_and_is_bounded)
+{
+    qt_ctl_frame f = sample_frame(), g;
+    char *js = qt_ctl_frame_to_json(&f);
+    cr_assert_null(strstr(js, "\"fleet\""), "no fleet object with the local backend");
+    cr_assert_eq(qt_ctl_frame_from_json(js, strlen(js), &g), QT_OK);
+    cr_assert_eq(g.has_fleet, 0);
+    qt_ctl_frame_free(&g);
+    free(js);
+
+    f.has_fleet = 1;
+    qt_backend_view *v = &f.fleet;
+    v->up = 1;
+    v->paused = 1;
+    v->n_procs = 2;
+    snprintf(v->procs[0].host, sizeof v->procs[0].host, "web-1");
+    v->procs[0].pid = 4242;
+    snprintf(v->procs[0].mode, sizeof v->procs[0].mode, "serve");
+    v->procs[0].in_flight = 7;
+    v->procs[0].self = 1;
+    snprintf(v->procs[1].host, sizeof v->procs[1].host, "batch-2");
+    v->procs[1].pid = 99;
+    snprintf(v->procs[1].mode, sizeof v->procs[1].mode, "run");
+    v->n_rates = 1;
+    snprintf(v->rates[0].name, sizeof v->rates[0].name, "model:gpt-4o");
+    v->rates[0].requests_60s = 321;
+    v->rates[0].tokens_60s = 45678;
+    v->rates[0].rpm = 500;
+    v->rates[0].tpm = -1;
+    v->rates[0].conc = -1;
+    v->n_wf_paused = 1;
+    snprintf(v->wf_paused[0], sizeof v->wf_paused[0], "nightly");
+    v->day_spent_usd = 1.25;
+    v->day_reserved_usd = 0.5;
+    v->fleet_in_flight = 7;
+    v->admits = 1000;
+    js = qt_ctl_frame_to_json(&f);
+    cr_assert_eq(qt_ctl_frame_from_json(js, strlen(js), &g), QT_OK);
+    cr_assert_eq(g.has_fleet, 1);
+    cr_assert_eq(g.fleet.up, 1);
+    cr_assert_eq(g.fleet.paused, 1);
+    cr_assert_eq(g.fleet.n_procs, 2);
+    cr_assert_str_eq(g.fleet.procs[0].host, "web-1");
+    cr_assert_eq(g.fleet.procs[0].pid, 4242);
+    cr_assert_str_eq(g.fleet.procs[0].mode, "serve");
+    cr_assert_eq(g.fleet.procs[0].in_flight, 7);
+    cr_assert_eq(g.fleet.procs[0].self, 1);
+    cr_assert_str_eq(g.fleet.procs[1].host, "batch-2");
+    cr_assert_eq(g.fleet.procs[1].self, 0);
+    cr_assert_eq(g.fleet.n_rates, 1);
+    cr_assert_str_eq(g.fleet.rates[0].name, "model:gpt-4o");
+    cr_assert_eq(g.fleet.rates[0].requests_60s, 321);
+    cr_assert_eq(g.fleet.rates[0].tokens_60s, 45678);
+    cr_assert_float_eq(g.fleet.rates[0].rpm, 500, 1e-9);
+    cr_assert_float_eq(g.fleet.rates[0].tpm, -1, 1e-9, "no override stays -1");
+    cr_assert_eq(g.fleet.rates[0].conc, -1);
+    cr_assert_eq(g.fleet.n_wf_paused, 1);
+    cr_assert_str_eq(g.fleet.wf_paused[0], "nightly");
+    cr_assert_float_eq(g.fleet.day_spent_usd, 1.25, 1e-12);
+    cr_assert_float_eq(g.fleet.day_reserved_usd, 0.5, 1e-12);
+    cr_assert_eq(g.fleet.fleet_in_flight, 7);
+    cr_assert_eq(g.fleet.admits, 1000);
+    qt_ctl_frame_free(&g);
+    free(js);
+    f.has_fleet = 0;
+    qt_ctl_frame_free(&f);
+
+    /* another process's frame: 100 processes (capped), a host longer than
+     * its buffer, wrong types */
+    size_t cap = 100 * 200 + 4096;
+    char *big = malloc(cap), *p = big;
+    p += sprintf(p, "{\"mode\":\"serve\",\"fleet\":{\"up\":\"yes\",\"procs\":[");
+    for (int i = 0; i < 100; i++)
+        p += sprintf(p, "%s{\"host\":\"%0100d\",\"pid\":%d,\"in_flight\":-3}", i ? "," : "", i, i);
+    p += sprintf(p, "],\"rates\":{\"not\":\"an array\"},\"wf_paused\":[1,\"a\"");
+    for (int i = 0; i < 40; i++)
+        p += sprintf(p, ",\"w%d\"", i);
+    sprintf(p, "]}}");
+    cr_assert_eq(qt_ctl_frame_from_json(big, strlen(big), &g), QT_OK);
+    cr_assert_eq(g.has_fleet, 1);
+    cr_assert_eq(g.fleet.up, 0, "a string is not a number");
+    cr_assert_eq(g.fleet.n_procs, QT_BACKEND_MAX_PROCS, "processes capped at %d, got %d", QT_BACKEND_MAX_PROCS,
+                 g.fleet.n_procs);
+    cr_assert_eq(strlen(g.fleet.procs[0].host), sizeof g.fleet.procs[0].host - 1, "host cut to its buffer");
+    cr_assert_eq(g.fleet.procs[5].pid, 5);
+    cr_assert_eq(g.fleet.n_rates, 0);
+    cr_assert_eq(g.fleet.n_wf_paused, QT_BACKEND_MAX_VIEW, "paused workflows capped");
+    cr_assert_str_eq(g.fleet.wf_paused[0], "a", "a number is not a workflow name");
+    qt_ctl_frame_free(&g);
+    free(big);
+}
+
 Test(ctl, commands_and_details_survive_json)
 {
     qt_ctl_cmd c = { .op = QT_CTL_SET_LIMIT, .flag = 1, .which = 't', .value = 40000 }, d;
