@@ -162,6 +162,81 @@ qt_err qt_tr_acc_add(qt_tr_acc *a, const cJSON *chunk);
  * `usage` is absent when no chunk carried one. */
 cJSON *qt_tr_acc_completion(const qt_tr_acc *a);
 
+/* ---- the OpenAI Responses API (translate_responses.c, translate_rstream.c) */
+
+/* A Responses request goes to an Anthropic-kind model in two steps:
+ * qt_tr_req_responses_to_chat, then qt_tr_req_openai_to_anthropic; the
+ * answer comes back the other way (qt_tr_resp_anthropic_to_openai, then
+ * qt_tr_resp_chat_to_responses; streamed: translate_stream.c's chunks into
+ * a qt_tr_rstream). What crosses:
+ *   instructions                 -> a system message first
+ *   input (a string)             -> one user message
+ *   message items (role user / assistant / system / developer; content a
+ *   string or input_text / output_text / refusal / input_image parts with
+ *   an image_url)                -> chat messages (text and image_url parts)
+ *   function_call items          -> tool_calls (call_id as the id) of the
+ *                                   assistant message before them
+ *   function_call_output items   -> role tool messages (tool_call_id)
+ *   reasoning items              -> dropped
+ *   tools [{type: function, name, description, parameters}]
+ *                                -> [{type: function, function: {...}}]
+ *   tool_choice auto / none / required / {type: function, name}
+ *   parallel_tool_calls, temperature, top_p, user; max_output_tokens ->
+ *   max_completion_tokens; text.format text / json_object.
+ * What cannot cross (QT_ERR_LIMIT naming the field): previous_response_id,
+ * conversation, background, prompt, top_logprobs, text.format json_schema,
+ * tools other than function, hosted tool_choice types, item_reference and
+ * other item types, input_file / input_audio parts, images by file_id. */
+
+/* True when a Responses request can go to an Anthropic-kind model; else
+ * false with the reason, naming the field, in why. Cheap (no copies). */
+bool qt_tr_responses_carries_to_anthropic(const cJSON *req, char *why, size_t whylen);
+
+/* Responses request -> OpenAI chat request (model, messages, tools,
+ * tool_choice, sampling, max_completion_tokens). QT_OK and *out (caller
+ * deletes); QT_ERR_LIMIT (cannot cross) / QT_ERR_INVALID (malformed) with a
+ * message in err; QT_ERR_NOMEM. */
+qt_err qt_tr_req_responses_to_chat(const cJSON *req, cJSON **out, char *err, size_t errlen);
+
+/* OpenAI chat.completion (choices[0]) -> a Responses response object: a
+ * message item with the text (when there is text, or no tool call), a
+ * function_call item per tool call, status completed, or incomplete for
+ * finish_reason length / content_filter, usage as input_tokens /
+ * output_tokens with their details; id "resp_" + the completion's id.
+ * QT_ERR_INVALID when there is no choices[0].message; QT_ERR_NOMEM. */
+qt_err qt_tr_resp_chat_to_responses(const cJSON *completion, cJSON **out, char *err, size_t errlen);
+
+/* Pieces of a response (new trees, NULL when out of memory): chat usage
+ * (NULL: zeros) as Responses usage; a message item (done: with its
+ * output_text part); a function_call item (done: with the arguments);
+ * the response itself (usage NULL: in_progress; takes output and usage,
+ * which may be NULL, even on failure). */
+cJSON *qt_tr_responses_usage(const cJSON *chat_usage);
+cJSON *qt_tr_responses_message_item(const char *id, const char *text, bool done);
+cJSON *qt_tr_responses_call_item(const char *call_id, const char *name, const char *args, bool done);
+cJSON *qt_tr_responses_object(const char *upstream_id, const char *model, int64_t created_s,
+                              const char *finish_reason, cJSON *output, cJSON *usage);
+
+/* chat.completion.chunk objects in, Responses events out (emit gets the
+ * event type as the SSE event name and the event object, which carries
+ * type and sequence_number): response.created, response.in_progress,
+ * per item output_item.added / content_part.added / output_text.delta /
+ * output_text.done / content_part.done / output_item.done (messages) or
+ * output_item.added / function_call_arguments.delta / .done /
+ * output_item.done (function calls), and at the end response.completed
+ * or response.incomplete with the whole response and usage. */
+typedef struct qt_tr_rstream qt_tr_rstream;
+
+/* created_s: the responses' created_at. NULL when out of memory. */
+qt_tr_rstream *qt_tr_rstream_new(int64_t created_s);
+void qt_tr_rstream_free(qt_tr_rstream *s);   /* accepts NULL */
+/* One chunk. QT_OK; QT_ERR_CLOSED when emit asked to stop; QT_ERR_NOMEM.
+ * A chunk that is not an object is ignored. */
+qt_err qt_tr_rstream_chunk(qt_tr_rstream *s, const cJSON *chunk, qt_tr_emit emit, void *ud);
+/* The chunks ended: closes the open items and sends response.completed
+ * (or .incomplete). Once; later calls do nothing. Same return values. */
+qt_err qt_tr_rstream_end(qt_tr_rstream *s, qt_tr_emit emit, void *ud);
+
 /* ---- fuzzing ------------------------------------------------------------ */
 
 /* A libFuzzer-friendly entry point: data[0] picks the translation (modulo

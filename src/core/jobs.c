@@ -490,7 +490,9 @@ char *qt_result_to_json(const qt_result *res)
         cJSON_AddNumberToObject(o, "reasoning_tokens", (double)res->reasoning_tokens);
     if (res->endpoint != QT_ENDPOINT_CHAT)
         cJSON_AddStringToObject(o, "endpoint", qt_endpoint_name(res->endpoint));
-    if (res->endpoint == QT_ENDPOINT_RESPONSES && res->upstream_id && res->upstream_id[0])
+    /* Only an OpenAI response id: an anthropic-kind answer (translated)
+     * left no state a previous_response_id could name. */
+    if (res->endpoint == QT_ENDPOINT_RESPONSES && res->upstream_id && !strncmp(res->upstream_id, "resp_", 5))
         cJSON_AddStringToObject(o, "response_id", res->upstream_id);
     add_json_text(o, "embeddings", res->embeddings);
     char *s = cJSON_PrintUnformatted(o);

@@ -115,6 +115,7 @@ typedef struct {
     const char *error, *content, *openai_json;
     int http_status;
     const qt_provider_result *res;   /* the answer's details (ok only), or NULL */
+    const char *finish_reason, *tool_calls;   /* a cache answer's (res NULL) */
 } outcome;
 
 /* Emits the one result of a job, updates the counters and frees the job.
@@ -135,6 +136,10 @@ static void finish(qt_engine *e, ejob *ej, const outcome *o)
     if (!job->dispatched_ms)
         r.queued_ms = now > job->enqueued_ms ? (long)(now - job->enqueued_ms) : 0;
     engine_result_details(&r, o->res);
+    if (o->res == NULL && o->cached) {
+        r.finish_reason = o->finish_reason;
+        r.tool_calls = o->tool_calls;
+    }
     qt_result_extra extra = { .openai_json = o->openai_json, .http_status = o->http_status,
                               .attempts = ej->att, .n_attempts = ej->n_att,
                               .enqueued_wall_ms = ej->enqueued_wall_ms,
@@ -227,7 +232,7 @@ void engine_finish_action(qt_engine *e, ejob *ej, fsm_action *act, const fsm_att
     const char *oj = NULL;
     char *answer = NULL;   /* a messages job's Anthropic-shaped answer */
     if (act->billed && a) {
-        if (e->want_openai_json && job->endpoint == QT_ENDPOINT_MESSAGES)
+        if (e->want_openai_json && (job->endpoint == QT_ENDPOINT_MESSAGES || job->endpoint == QT_ENDPOINT_RESPONSES))
             oj = answer = qt_provider_answer_json(job->endpoint, &a->res);
         else if (e->want_openai_json)
             oj = a->res.openai_json;
@@ -243,11 +248,15 @@ void engine_finish_action(qt_engine *e, ejob *ej, fsm_action *act, const fsm_att
                   .completion_tokens = act->completion_tokens, .cost_usd = act->cost_usd,
                   .latency_ms = act->latency_ms, .cached = act->cached, .content = act->content,
                   .error = act->status == QT_STATUS_OK ? NULL : act->error, .openai_json = oj,
-                  .http_status = act->http_status, .res = act->billed && a ? &a->res : NULL };
+                  .http_status = act->http_status, .res = act->billed && a ? &a->res : NULL,
+                  .finish_reason = act->owned_finish, .tool_calls = act->owned_tool_calls };
     char *owned_content = act->owned_content, *owned_model = act->owned_model;
+    char *owned_finish = act->owned_finish, *owned_calls = act->owned_tool_calls;
     finish(e, ej, &o);
     free(owned_content);
     free(owned_model);
+    free(owned_finish);
+    free(owned_calls);
     free(answer);
 }
 

@@ -301,30 +301,44 @@ static int route(fsm_env *env, fsm_job *j, const qt_job *job, uint64_t now, uint
     return any_left ? ROUTE_WAIT : ROUTE_END;
 }
 
+/* A chain ending in @cache whose models are used up or unavailable: the
+ * cached answer of this request, when there is one, is the job's (1, out
+ * filled, the job DONE); else 0 and nothing changed. */
+static int answer_from_cache(fsm_env *env, fsm_job *j, const qt_job *job, uint64_t now, uint64_t wall,
+                             fsm_action *out)
+{
+    qt_cache_answer ca;
+    if (!j->c.has_cache || !qt_cache_get_answer(env->cache, qt_cache_key(job->model, job->body), &ca))
+        return 0;
+    out->kind = FSM_FINISH;
+    out->capacity_changed = 1;
+    set_state(j, QT_JOB_DONE, NULL, 0);
+    if (env->metrics)
+        qt_metrics_count(env->metrics, QT_COUNTER_CACHE_HITS, 1);
+    event(env, now, wall, QT_EV_CACHE_HIT, job->model, NULL, job, "job %s answered from cache (%s)",
+          job->id, ca.model_used);
+    out->status = QT_STATUS_OK;
+    out->model_used = out->owned_model = ca.model_used;
+    out->provider = QT_CACHE_MODEL;
+    out->cached = 1;
+    out->content = out->owned_content = ca.content;
+    out->owned_finish = ca.finish_reason;      /* the original's, tool calls and all */
+    out->owned_tool_calls = ca.tool_calls;
+    out->error[0] = 0;
+    return 1;
+}
+
 /* The chain is used up (or the budget refuses): the cache may answer, else
  * the job fails or is rejected. */
 static void finish_unroutable(fsm_env *env, fsm_job *j, const qt_job *job, int r, uint64_t now,
                               uint64_t wall, fsm_action *out)
 {
     job_ctx *c = &j->c;
+    if (r == ROUTE_END && answer_from_cache(env, j, job, now, wall, out))
+        return;
     out->kind = FSM_FINISH;
     out->capacity_changed = 1;
     set_state(j, QT_JOB_DONE, NULL, 0);
-    char *content = NULL, *used = NULL;
-    if (r == ROUTE_END && c->has_cache
-        && qt_cache_get(env->cache, qt_cache_key(job->model, job->body), &content, &used)) {
-        if (env->metrics)
-            qt_metrics_count(env->metrics, QT_COUNTER_CACHE_HITS, 1);
-        event(env, now, wall, QT_EV_CACHE_HIT, job->model, NULL, job, "job %s answered from cache (%s)",
-              job->id, used);
-        out->status = QT_STATUS_OK;
-        out->model_used = out->owned_model = used;
-        out->provider = QT_CACHE_MODEL;
-        out->cached = 1;
-        out->content = out->owned_content = content;
-        out->error[0] = 0;
-        return;
-    }
     int rejected = r == ROUTE_REJECT || c->budget_refused;
     out->status = rejected ? QT_STATUS_REJECTED : QT_STATUS_FAILED;
     snprintf(out->error, sizeof out->error, "%s%s", c->last_error,
@@ -432,6 +446,11 @@ void fsm_dispatch(fsm_env *env, fsm_job *j, const qt_job *job, uint64_t now, uin
             finish_unroutable(env, j, job, r, now, wall, out);
             return;
         }
+        /* Every model of a chain ending in @cache is unavailable (circuit
+         * open, cooling down after a 429): a cached answer now beats a wait
+         * for the probe. */
+        if (r == ROUTE_WAIT && answer_from_cache(env, j, job, now, wall, out))
+            return;
         if (r == ROUTE_WAIT) {
             if (until == UINT64_MAX || until <= now)
                 until = now + 1000;
@@ -547,8 +566,11 @@ static double settle_ok(fsm_env *env, fsm_job *j, const qt_job *job, const fsm_a
                                     (uint64_t)(a->res.cache_write_tokens > 0 ? a->res.cache_write_tokens : 0) };
         qt_metrics_record_request(env->metrics, &mreq, now);
     }
-    if (j->c.has_cache)
-        qt_cache_put(env->cache, qt_cache_key(job->model, job->body), a->res.content, mr->cfg->name);
+    /* An embeddings answer is vectors, which the cache does not keep. */
+    if (j->c.has_cache && job->endpoint != QT_ENDPOINT_EMBEDDINGS)
+        qt_cache_put_answer(env->cache, qt_cache_key(job->model, job->body), a->res.content, mr->cfg->name,
+                            a->res.finish_reason && a->res.finish_reason[0] ? a->res.finish_reason : NULL,
+                            a->res.tool_calls);
     return actual;
 }
 

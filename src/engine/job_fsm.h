@@ -162,6 +162,8 @@ typedef struct {
     int billed;                 /* an ok upstream answer: record it in the ledger */
     const char *content;        /* the attempt's, or `owned_content` */
     char *owned_content, *owned_model;   /* cache answers: the caller frees them */
+    char *owned_finish, *owned_tool_calls; /* cache answers: the original's finish reason and
+                                             * tool calls (JSON text), or NULL; caller frees */
     char error[400];
     int http_status;
 } fsm_action;

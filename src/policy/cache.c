@@ -19,6 +19,7 @@
 typedef struct entry {
     uint64_t key;
     char *content, *model_used;
+    char *finish_reason, *tool_calls;   /* NULL when unknown / none */
     struct entry *prev, *next;
 } entry;
 
@@ -70,6 +71,8 @@ static void entry_free(entry *e)
 {
     free(e->content);
     free(e->model_used);
+    free(e->finish_reason);
+    free(e->tool_calls);
     free(e);
 }
 
@@ -138,7 +141,8 @@ static void remove_key(qt_cache *c, uint64_t key)
     c->count--;
 }
 
-void qt_cache_put(qt_cache *c, uint64_t key, const char *content, const char *model_used)
+void qt_cache_put_answer(qt_cache *c, uint64_t key, const char *content, const char *model_used,
+                         const char *finish_reason, const char *tool_calls)
 {
     if (!c || !content)
         return;
@@ -151,7 +155,10 @@ void qt_cache_put(qt_cache *c, uint64_t key, const char *content, const char *mo
     e->key = key;
     e->content = strdup(content);
     e->model_used = strdup(model_used ? model_used : "");
-    if (!e->content || !e->model_used) {
+    e->finish_reason = finish_reason ? strdup(finish_reason) : NULL;
+    e->tool_calls = tool_calls ? strdup(tool_calls) : NULL;
+    if (!e->content || !e->model_used || (finish_reason && !e->finish_reason)
+        || (tool_calls && !e->tool_calls)) {
         entry_free(e);
         return;
     }
@@ -164,8 +171,25 @@ void qt_cache_put(qt_cache *c, uint64_t key, const char *content, const char *mo
     c->used++;
 }
 
-int qt_cache_get(qt_cache *c, uint64_t key, char **content, char **model_used)
+void qt_cache_put(qt_cache *c, uint64_t key, const char *content, const char *model_used)
 {
+    qt_cache_put_answer(c, key, content, model_used, NULL, NULL);
+}
+
+void qt_cache_answer_free(qt_cache_answer *a)
+{
+    if (!a)
+        return;
+    free(a->content);
+    free(a->model_used);
+    free(a->finish_reason);
+    free(a->tool_calls);
+    memset(a, 0, sizeof *a);
+}
+
+int qt_cache_get_answer(qt_cache *c, uint64_t key, qt_cache_answer *out)
+{
+    memset(out, 0, sizeof *out);
     if (!c)
         return 0;
     entry *e = c->index[slot_of(c, key)];
@@ -173,9 +197,29 @@ int qt_cache_get(qt_cache *c, uint64_t key, char **content, char **model_used)
         return 0;
     unlink_entry(c, e);
     push_front(c, e);
-    *content = strdup(e->content);
-    *model_used = strdup(e->model_used);
-    return *content && *model_used;
+    out->content = strdup(e->content);
+    out->model_used = strdup(e->model_used);
+    out->finish_reason = e->finish_reason ? strdup(e->finish_reason) : NULL;
+    out->tool_calls = e->tool_calls ? strdup(e->tool_calls) : NULL;
+    if (!out->content || !out->model_used || (e->finish_reason && !out->finish_reason)
+        || (e->tool_calls && !out->tool_calls)) {
+        qt_cache_answer_free(out);
+        return 0;
+    }
+    return 1;
+}
+
+int qt_cache_get(qt_cache *c, uint64_t key, char **content, char **model_used)
+{
+    qt_cache_answer a;
+    *content = *model_used = NULL;
+    if (!qt_cache_get_answer(c, key, &a))
+        return 0;
+    *content = a.content;
+    *model_used = a.model_used;
+    free(a.finish_reason);
+    free(a.tool_calls);
+    return 1;
 }
 
 size_t qt_cache_count(const qt_cache *c) { return c ? c->count : 0; }

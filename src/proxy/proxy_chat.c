@@ -34,9 +34,7 @@
 
 /* ------------------------------------------------------------ engine side */
 
-/* Appends one SSE event to r->out ("event: NAME\n" only when name is not
- * NULL). Caller holds r->mu. 0, or -1 when out of memory. */
-static int put_event(px_req *r, const char *name, const char *json, size_t len)
+int px_put_event(px_req *r, const char *name, const char *json, size_t len)
 {
     if (name && (px_buf_adds(&r->out, "event: ") || px_buf_adds(&r->out, name)
                  || px_buf_add(&r->out, "\n", 1)))
@@ -51,10 +49,10 @@ static int emit_anthropic(void *ud, const char *event, const cJSON *data)
 {
     px_req *r = ud;
     char *json = cJSON_PrintUnformatted(data);
-    int bad = !json || put_event(r, event, json, strlen(json));
+    int bad = !json || px_put_event(r, event, json, strlen(json));
     free(json);
     if (!bad && !strcmp(event, "message_start"))
-        bad = put_event(r, "ping", "{\"type\": \"ping\"}", 16);
+        bad = px_put_event(r, "ping", "{\"type\": \"ping\"}", 16);
     return bad;
 }
 
@@ -69,16 +67,9 @@ static int put_chunk(px_req *r, const char *json, size_t len)
         cJSON_Delete(chunk);
         return bad ? -1 : 0;
     }
-    if (r->route == RT_RESPONSES) {
-        char type[80] = "";
-        cJSON *ev = cJSON_ParseWithLength(json, len);
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(ev, "type");
-        if (cJSON_IsString(t))
-            snprintf(type, sizeof type, "%s", t->valuestring);
-        cJSON_Delete(ev);
-        return put_event(r, type[0] ? type : NULL, json, len);
-    }
-    return put_event(r, NULL, json, len);
+    if (r->route == RT_RESPONSES)
+        return px_responses_chunk(r, json, len);
+    return px_put_event(r, NULL, json, len);
 }
 
 /* The sink of a streamed job (worker thread). */
@@ -117,10 +108,11 @@ static int on_chunk(void *ud, const char *json, size_t len)
 static void put_stream_end(px_req *r, const qt_job *job, const qt_result *res)
 {
     const char *model = res->model_used ? res->model_used : job->model;
-    if (r->chunks == 0 && r->route != RT_RESPONSES) {
+    if (r->chunks == 0) {
         px_buf tmp = { 0 };
-        px_sse_from_content(&tmp, r->id, model, qt_wall_ms() / 1000, res->content, res->prompt_tokens,
-                            res->completion_tokens, r->route == RT_MESSAGES || r->include_usage);
+        px_sse_from_answer(&tmp, r->id, model, qt_wall_ms() / 1000, res->content, res->finish_reason,
+                           res->tool_calls, res->prompt_tokens, res->completion_tokens,
+                           r->route != RT_CHAT || r->include_usage);
         for (char *p = tmp.s; p && (p = strstr(p, "data: ")) != NULL;) {
             p += 6;
             char *e = strstr(p, "\n\n");
@@ -134,6 +126,8 @@ static void put_stream_end(px_req *r, const qt_job *job, const qt_result *res)
         qt_tr_stream_end(r->tr, emit_anthropic, r);
         return;
     }
+    if (r->route == RT_RESPONSES)
+        px_responses_end(r);
     /* SSE comments are ignored by clients; this one tells humans. */
     px_buf_addf(&r->out, ": quotatop model_used=%s attempts=%d queued_ms=%ld\n\n",
                 res->model_used ? res->model_used : "-", res->attempts, res->queued_ms);
@@ -159,7 +153,7 @@ static void put_stream_error(px_req *r, const char *why)
         cJSON_Delete(o);
     }
     if (ej)
-        put_event(r, r->route == RT_CHAT ? NULL : "error", ej, strlen(ej));
+        px_put_event(r, r->route == RT_CHAT ? NULL : "error", ej, strlen(ej));
     free(ej);
 }
 
@@ -184,6 +178,10 @@ void qt_proxy_on_result(void *ud, const qt_job *job, const qt_result *res, const
     r->queued_ms = res->queued_ms;
     r->prompt_tokens = res->prompt_tokens;
     r->completion_tokens = res->completion_tokens;
+    if (res->cached) {   /* the answer is rebuilt from these */
+        r->finish_reason = dup_or_null(res->finish_reason);
+        r->tool_calls = dup_or_null(res->tool_calls);
+    }
     if (r->stream && !r->client_gone) {
         if (r->out_off == r->out.len)
             r->out.len = r->out_off = 0;
@@ -359,8 +357,11 @@ static enum MHD_Result answer(px_req *r, struct MHD_Connection *c)
     if (r->status != QT_STATUS_OK)
         return answer_failure(r, c, r->model_used ? h : h + 6);
     char *out = r->openai_json ? strdup(r->openai_json)
-                               : px_completion_json(r->id, r->model_used, qt_wall_ms() / 1000, r->content,
-                                                    r->prompt_tokens, r->completion_tokens);
+                               : px_answer_completion_json(r->id, r->model_used, qt_wall_ms() / 1000, r->content,
+                                                           r->finish_reason, r->tool_calls, r->prompt_tokens,
+                                                           r->completion_tokens);
+    if (!r->openai_json && out && r->route == RT_RESPONSES)   /* a cache hit, as a response */
+        out = px_responses_from_completion(out);
     if (!r->openai_json && out && r->route == RT_MESSAGES) {   /* a cache hit, as a message */
         cJSON *cc = cJSON_Parse(out), *msg = NULL;
         free(out);

@@ -44,12 +44,23 @@ char *px_model_json(const qt_config *cfg, const char *name, int64_t created_s);
  * response-cache hit). */
 char *px_completion_json(const char *id, const char *model, int64_t created_s, const char *content,
                          long prompt_tokens, long completion_tokens);
+/* The same with the answer's finish reason (NULL: "stop") and tool calls
+ * (JSON array text in OpenAI's shape, or NULL), as the cache keeps them. */
+char *px_answer_completion_json(const char *id, const char *model, int64_t created_s, const char *content,
+                                const char *finish_reason, const char *tool_calls, long prompt_tokens,
+                                long completion_tokens);
 
 /* Appends the SSE events of an answer known only by its text: a role chunk,
  * a content chunk, a finish chunk and, when with_usage, a usage chunk. */
 int px_sse_from_content(px_buf *out, const char *id, const char *model, int64_t created_s,
                         const char *content, long prompt_tokens, long completion_tokens,
                         int with_usage);
+/* The same with a finish reason (NULL: "stop") and tool calls (JSON array
+ * text, or NULL: one chunk per call, arguments whole). */
+int px_sse_from_answer(px_buf *out, const char *id, const char *model, int64_t created_s,
+                       const char *content, const char *finish_reason, const char *tool_calls,
+                       long prompt_tokens, long completion_tokens, int with_usage);
+
 
 /* True when an OpenAI chunk carries only usage (an empty "choices" array):
  * the chunk quotatop asked the upstream for, forwarded only when the client
@@ -165,6 +176,7 @@ struct px_req {
     char id[32];
     int stream, include_usage;
     struct qt_tr_stream *tr;        /* messages: chunks -> Anthropic events (under mu) */
+    struct qt_tr_rstream *rtr;      /* responses: chunks -> Responses events (under mu), or NULL */
     qt_stream_sink sink;
     const qt_job *job;              /* valid while the engine holds it (worker side only) */
 
@@ -180,9 +192,29 @@ struct px_req {
     long first_queued_ms;           /* at the first chunk */
     qt_status status;
     char *error, *model_used, *openai_json, *content;
+    char *finish_reason, *tool_calls;   /* a cache hit's (its answer is rebuilt from them) */
     int attempts, cached, http_status;
     long queued_ms, prompt_tokens, completion_tokens;
 };
+
+/* Appends one SSE event to r->out ("event: NAME\n" only when name is not
+ * NULL). Caller holds r->mu. 0, or -1 when out of memory. */
+int px_put_event(px_req *r, const char *name, const char *json, size_t len);
+
+/* ---- proxy_responses.c: a /v1/responses client's stream ---- */
+
+/* One chunk of the engine's stream for a Responses client: a Responses
+ * event (an openai-kind upstream) goes on as it is, with its type as the
+ * event name; a chat.completion.chunk (an anthropic-kind upstream, the
+ * cache) is translated into Responses events (r->rtr, made on the first).
+ * Caller holds r->mu. 0, or -1 when out of memory. */
+int px_responses_chunk(px_req *r, const char *json, size_t len);
+/* The stream went well to its end: response.completed (or .incomplete)
+ * when chunks were translated. Caller holds r->mu. */
+void px_responses_end(px_req *r);
+/* A whole chat.completion (a cache hit) as a response object (takes
+ * completion_json; NULL when out of memory or not a completion). */
+char *px_responses_from_completion(char *completion_json);
 
 /* Counters of qt_proxy_stats and px->answering (relaxed atomics). */
 static inline void px_count(uint64_t *c, uint64_t n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }

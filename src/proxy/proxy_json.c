@@ -184,8 +184,9 @@ static cJSON *usage_obj(long pt, long ct)
     return u;
 }
 
-char *px_completion_json(const char *id, const char *model, int64_t created_s, const char *content,
-                         long prompt_tokens, long completion_tokens)
+char *px_answer_completion_json(const char *id, const char *model, int64_t created_s, const char *content,
+                                const char *finish_reason, const char *tool_calls, long prompt_tokens,
+                                long completion_tokens)
 {
     cJSON *o = cJSON_CreateObject();
     char cid[64];
@@ -199,13 +200,28 @@ char *px_completion_json(const char *id, const char *model, int64_t created_s, c
     cJSON_AddNumberToObject(c, "index", 0);
     cJSON *msg = cJSON_AddObjectToObject(c, "message");
     cJSON_AddStringToObject(msg, "role", "assistant");
-    cJSON_AddStringToObject(msg, "content", content ? content : "");
-    cJSON_AddStringToObject(c, "finish_reason", "stop");
+    cJSON *calls = tool_calls ? cJSON_Parse(tool_calls) : NULL;
+    if (cJSON_IsArray(calls) && (!content || !content[0]))
+        cJSON_AddNullToObject(msg, "content");   /* as OpenAI answers a call */
+    else
+        cJSON_AddStringToObject(msg, "content", content ? content : "");
+    if (cJSON_IsArray(calls))
+        cJSON_AddItemToObject(msg, "tool_calls", calls);
+    else
+        cJSON_Delete(calls);
+    cJSON_AddStringToObject(c, "finish_reason", finish_reason ? finish_reason : "stop");
     cJSON_AddItemToArray(choices, c);
     cJSON_AddItemToObject(o, "usage", usage_obj(prompt_tokens, completion_tokens));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
+}
+
+char *px_completion_json(const char *id, const char *model, int64_t created_s, const char *content,
+                         long prompt_tokens, long completion_tokens)
+{
+    return px_answer_completion_json(id, model, created_s, content, NULL, NULL, prompt_tokens,
+                                     completion_tokens);
 }
 
 /* One chunk: delta may be NULL (an empty object), finish may be NULL;
@@ -239,21 +255,43 @@ static int add_chunk(px_buf *out, const char *id, const char *model, int64_t cre
     return r;
 }
 
-int px_sse_from_content(px_buf *out, const char *id, const char *model, int64_t created_s,
-                        const char *content, long prompt_tokens, long completion_tokens,
-                        int with_usage)
+int px_sse_from_answer(px_buf *out, const char *id, const char *model, int64_t created_s,
+                       const char *content, const char *finish_reason, const char *tool_calls,
+                       long prompt_tokens, long completion_tokens, int with_usage)
 {
     cJSON *d1 = cJSON_CreateObject();
     cJSON_AddStringToObject(d1, "role", "assistant");
     cJSON_AddStringToObject(d1, "content", "");
-    cJSON *d2 = cJSON_CreateObject();
-    cJSON_AddStringToObject(d2, "content", content ? content : "");
     int r = add_chunk(out, id, model, created_s, d1, NULL, NULL);
-    r |= add_chunk(out, id, model, created_s, d2, NULL, NULL);
-    r |= add_chunk(out, id, model, created_s, NULL, "stop", NULL);
+    if (content && content[0]) {
+        cJSON *d2 = cJSON_CreateObject();
+        cJSON_AddStringToObject(d2, "content", content);
+        r |= add_chunk(out, id, model, created_s, d2, NULL, NULL);
+    }
+    cJSON *calls = tool_calls ? cJSON_Parse(tool_calls) : NULL;
+    int i = 0;
+    for (const cJSON *c = cJSON_IsArray(calls) ? calls->child : NULL; c; c = c->next, i++) {
+        /* One chunk per call, as a stream starts one: index, id, type,
+         * name, and here the arguments whole. */
+        cJSON *d = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(d, "tool_calls");
+        cJSON *tc = cJSON_Duplicate(c, 1);
+        cJSON_AddNumberToObject(tc, "index", i);
+        cJSON_AddItemToArray(arr, tc);
+        r |= add_chunk(out, id, model, created_s, d, NULL, NULL);
+    }
+    cJSON_Delete(calls);
+    r |= add_chunk(out, id, model, created_s, NULL, finish_reason ? finish_reason : "stop", NULL);
     if (with_usage)
         r |= add_chunk(out, id, model, created_s, NULL, NULL, usage_obj(prompt_tokens, completion_tokens));
     return r ? -1 : 0;
+}
+
+int px_sse_from_content(px_buf *out, const char *id, const char *model, int64_t created_s,
+                        const char *content, long prompt_tokens, long completion_tokens,
+                        int with_usage)
+{
+    return px_sse_from_answer(out, id, model, created_s, content ? content : "", NULL, NULL, prompt_tokens,
+                              completion_tokens, with_usage);
 }
 
 int px_chunk_is_usage_only(const char *json, size_t len)

@@ -50,7 +50,10 @@ void px_req_unref(px_req *r)
     free(r->model_used);
     free(r->openai_json);
     free(r->content);
+    free(r->finish_reason);
+    free(r->tool_calls);
     qt_tr_stream_free(r->tr);
+    qt_tr_rstream_free(r->rtr);
     free(r);
 }
 

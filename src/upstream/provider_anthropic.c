@@ -1,9 +1,11 @@
 /* provider_anthropic.c: the Anthropic messages kind.
  *
- * DESIGN. Jobs arrive in OpenAI shape, so the request is a translation
+ * DESIGN. Chat jobs arrive in OpenAI shape, so the request is a translation
  * (translate_req.c: system lifted to the top level, parts to blocks, tool
  * calls and results to tool_use and tool_result blocks, tools and
- * tool_choice renamed); what cannot cross is refused with a message naming
+ * tool_choice renamed); a Responses job is first translated to a chat
+ * request (translate_responses.c); a messages job goes as it is; an
+ * embeddings job cannot be carried. What cannot cross is refused with a message naming
  * the field, and the router skips the model before sending (see
  * qt_provider_can_carry). A 2xx body is translated back into an OpenAI
  * chat.completion (translate_resp.c) and read like an openai-kind answer, so
@@ -66,7 +68,14 @@ static qt_err anthropic_build_request(const cJSON *job, const qt_model_cfg *mode
     char why[160];
     if (qt_prov_endpoint(job) == QT_ENDPOINT_MESSAGES)
         rc = native_body(job, upstream, max_default, stream, &body, err, errlen);
-    else if (qt_prov_endpoint(job) != QT_ENDPOINT_CHAT) {   /* responses, embeddings */
+    else if (qt_prov_endpoint(job) == QT_ENDPOINT_RESPONSES) {
+        /* Responses -> chat -> messages (translate_responses.c). */
+        cJSON *chat = NULL;
+        rc = qt_tr_req_responses_to_chat(job, &chat, err, errlen);
+        if (rc == QT_OK)
+            rc = qt_tr_req_openai_to_anthropic(chat, upstream, max_default, stream, &body, err, errlen);
+        cJSON_Delete(chat);
+    } else if (qt_prov_endpoint(job) != QT_ENDPOINT_CHAT) {   /* embeddings */
         qt_provider_can_carry(QT_KIND_ANTHROPIC, job, why, sizeof why);
         qt_prov_errf(err, errlen, "%s", why);
         return QT_ERR_INVALID;

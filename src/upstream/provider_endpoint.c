@@ -11,8 +11,12 @@
  *   messages    Anthropic messages request: as is to anthropic-kind,
  *               translated to openai-kind (translate_req_anth.c);
  *   responses   OpenAI Responses request: as is to openai-kind
- *               (POST /responses); never to anthropic-kind (the router skips
- *               those models with the reason);
+ *               (POST /responses); to anthropic-kind translated to chat,
+ *               then to messages (translate_responses.c), text and
+ *               function tools; what needs state kept at the OpenAI
+ *               upstream (previous_response_id) or OpenAI's built-in tools
+ *               cannot cross (the router skips those models with the
+ *               reason);
  *   embeddings  OpenAI embeddings request: as is to openai-kind
  *               (POST /embeddings); never to anthropic-kind.
  * Every answer is also read into a qt_provider_result (usage, content, tool
@@ -39,7 +43,9 @@ bool qt_provider_can_carry(qt_provider_kind kind, const cJSON *job, char *why, s
 {
     qt_endpoint ep = qt_prov_endpoint(job);
     if (kind == QT_KIND_ANTHROPIC) {
-        if (ep == QT_ENDPOINT_RESPONSES || ep == QT_ENDPOINT_EMBEDDINGS) {
+        if (ep == QT_ENDPOINT_RESPONSES)
+            return qt_tr_responses_carries_to_anthropic(job, why, whylen);
+        if (ep == QT_ENDPOINT_EMBEDDINGS) {
             qt_prov_errf(why, whylen, "the %s endpoint is carried to openai-kind models only",
                          qt_endpoint_name(ep));
             return false;
@@ -200,13 +206,18 @@ qt_err qt_prov_result_from_embeddings(const cJSON *root, const char *raw, size_t
 
 char *qt_provider_answer_json(qt_endpoint ep, const qt_provider_result *r)
 {
-    if (ep != QT_ENDPOINT_MESSAGES)
+    /* A Responses job that an anthropic-kind model answered: openai_json is
+     * the message translated to a chat completion; the client wants a
+     * response object. */
+    bool to_responses = ep == QT_ENDPOINT_RESPONSES && r->native_json;
+    if (ep != QT_ENDPOINT_MESSAGES && !to_responses)
         return r->openai_json ? strdup(r->openai_json) : NULL;
-    if (r->native_json)   /* an anthropic-kind upstream: its own message */
+    if (!to_responses && r->native_json)   /* an anthropic-kind upstream: its own message */
         return strdup(r->native_json);
     cJSON *c = r->openai_json ? cJSON_Parse(r->openai_json) : NULL, *msg = NULL;
     char *text = NULL;
-    if (c && qt_tr_resp_openai_to_anthropic(c, &msg, NULL, 0) == QT_OK)
+    if (c && (to_responses ? qt_tr_resp_chat_to_responses(c, &msg, NULL, 0)
+                           : qt_tr_resp_openai_to_anthropic(c, &msg, NULL, 0)) == QT_OK)
         text = cJSON_PrintUnformatted(msg);
     cJSON_Delete(msg);
     cJSON_Delete(c);

@@ -98,3 +98,31 @@ Test(cache, many_puts_stay_bounded_and_findable)
     cr_assert_eq(qt_cache_get(c, 4900ull * 2654435761u, &content, &used), 0);
     qt_cache_free(c);
 }
+
+Test(cache, answer_keeps_finish_reason_and_tool_calls)
+{
+    qt_cache *c = qt_cache_new(4);
+    const char *calls = "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]";
+    qt_cache_put_answer(c, 7, "", "gpt-4o", "tool_calls", calls);
+    qt_cache_put_answer(c, 8, "text", "m", NULL, NULL);
+    qt_cache_answer a;
+    cr_assert_eq(qt_cache_get_answer(c, 7, &a), 1);
+    cr_assert_str_eq(a.content, "");
+    cr_assert_str_eq(a.model_used, "gpt-4o");
+    cr_assert_str_eq(a.finish_reason, "tool_calls");
+    cr_assert_str_eq(a.tool_calls, calls);
+    qt_cache_answer_free(&a);
+    cr_assert_null(a.tool_calls);
+    cr_assert_eq(qt_cache_get_answer(c, 8, &a), 1);
+    cr_assert_null(a.finish_reason);
+    cr_assert_null(a.tool_calls);
+    qt_cache_answer_free(&a);
+    cr_assert_eq(qt_cache_get_answer(c, 9, &a), 0);
+    cr_assert_null(a.content);
+    char *content, *used;   /* the older call still reads the text */
+    cr_assert_eq(qt_cache_get(c, 7, &content, &used), 1);
+    cr_assert_str_eq(used, "gpt-4o");
+    free(content);
+    free(used);
+    qt_cache_free(c);
+}

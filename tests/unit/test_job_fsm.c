@@ -265,6 +265,57 @@ Test(job_fsm, everything_unavailable_waits_for_the_probe)
     qt_job_free(job);
 }
 
+Test(job_fsm, cache_answers_with_the_tool_calls_when_everything_is_unavailable)
+{
+    qt_job *job = mkjob("j", "a", 10);
+    fsm_job j;
+    fsm_job_init(&j, w->cfg, job);
+    j.c.has_cache = 1;   /* as for a chain ending in @cache */
+    fsm_action act;
+    fsm_dispatch(&w->env, &j, job, 1000, 0, &act);
+    cr_assert_eq(act.kind, FSM_SEND);
+    fsm_attempt a = answer(200, QT_HTTP_OK, NULL);
+    const char *calls = "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]";
+    a.res.content = (char *)"";
+    a.res.finish_reason = (char *)"tool_calls";
+    a.res.tool_calls = (char *)calls;
+    fsm_done(&w->env, &j, job, &a, 1100, 0, &act);
+    cr_assert_eq(act.kind, FSM_FINISH);
+    cr_expect_eq(act.cached, 0);
+
+    /* The same request again while a cools down after a 429 and b is out:
+     * the cached answer now, not a wait for the probe. */
+    fsm_job j2;
+    fsm_job_init(&j2, w->cfg, job);
+    j2.c.has_cache = 1;
+    j2.c.exhausted[1] = 1;
+    qt_limiter_hold(w->env.limiter, w->models[0].key, 9000);
+    fsm_dispatch(&w->env, &j2, job, 2000, 0, &act);
+    cr_assert_eq(act.kind, FSM_FINISH);
+    cr_expect_eq(act.status, QT_STATUS_OK);
+    cr_expect_eq(act.cached, 1);
+    cr_expect_eq(j2.state, QT_JOB_DONE);
+    cr_assert_not_null(act.owned_tool_calls);
+    cr_expect_str_eq(act.owned_tool_calls, calls);
+    cr_expect_str_eq(act.owned_finish, "tool_calls");
+    cr_expect_str_eq(act.model_used, "a");
+    free(act.owned_content);
+    free(act.owned_model);
+    free(act.owned_finish);
+    free(act.owned_tool_calls);
+
+    /* Without a cached answer it still waits. */
+    qt_job *other = mkjob("k", "a", 11);
+    fsm_job j3;
+    fsm_job_init(&j3, w->cfg, other);
+    j3.c.has_cache = 1;
+    j3.c.exhausted[1] = 1;
+    fsm_dispatch(&w->env, &j3, other, 2000, 0, &act);
+    cr_expect_eq(act.kind, FSM_WAIT_TIMER);
+    qt_job_free(other);
+    qt_job_free(job);
+}
+
 Test(job_fsm, context_window_and_fatal_errors_finish)
 {
     /* 300 max_tokens do not fit b's window of 100: a fails fatally, b is
