@@ -4,6 +4,7 @@
 # enforces 1200 RPM per second (a 20-request bucket refilled at 20/s):
 #  - shared quota: 2 `run` + 1 `serve` (with a client), headroom 0.99: no
 #    upstream 429, total time within 3% of one process doing it all;
+#  - no thread per request: 400 in flight through the fleet, a few threads;
 #  - shared budget: 3 processes x 16 workers, a day budget, 5 rounds: the
 #    fleet's spend is never above it;
 #  - outage: Redis killed mid-run and restarted, on_error local (no 429: the
@@ -117,6 +118,34 @@ expect_le "quota: total time within 3% of one process ($base_s s)" "$shared_s" "
 expect_ge "quota: not faster than the shared limit allows" "$shared_s" 14.6
 keys_without_ttl=$(for k in $(rcli --scan --pattern '{quota}*'); do rcli PTTL "$k"; done | grep -c -- '^-1$')
 expect_eq "quota: every key has a TTL" "$keys_without_ttl" 0
+
+# ---- no thread per request: 400 in flight through the fleet ------------------
+# Every admission goes through Redis; none holds a thread (the event runtime,
+# not a worker thread per request): 400 requests on the wire to the slow
+# model (30 s) are carried by a handful of threads.
+curl -s -X POST "$MOCK_URL/stats/reset" >/dev/null
+WORKERS=400 config "$TMP/t.json" threads
+gen_jobs 400 slow 16 default t > "$TMP/t.jsonl"
+"$QT_BIN" run -c "$TMP/t.json" --headless -o "$TMP/t.out" "$TMP/t.jsonl" 2>"$TMP/t.err" & tp=$!
+sent=0
+for i in $(seq 1 100); do
+    sent=$(mock_stat 'd["total"]["requests"]')
+    [ "${sent:-0}" -ge 400 ] && break
+    sleep 0.1
+done
+threads=$(ls "/proc/$tp/task" 2>/dev/null | wc -l)
+leases=0
+for i in $(seq 1 30); do   # the heartbeat (about once a second) carries the leases held
+    k=$(rcli --scan --pattern '{threads}:proc:*' | head -1)
+    leases=$(rcli GET "$k" | cut -d'|' -f4)
+    [ "${leases:-0}" -ge 400 ] && break
+    sleep 0.1
+done
+echo "threads: $sent requests on the wire, $leases fleet leases held, the process has $threads threads"
+expect_eq "threads: 400 requests in flight" "$sent" 400
+expect_eq "threads: each holds a lease the fleet admitted" "$leases" 400
+expect_le "threads: no thread per request (a few loop threads + the backend's)" "$threads" 16
+kill "$tp" 2>/dev/null; wait "$tp" 2>/dev/null
 
 # ---- shared budget: 3 processes x 16 workers, 5 rounds ------------------------
 # Each job: prompt ceil(40/4)=10 + max_tokens 40 at $1000/Mtok = $0.05
