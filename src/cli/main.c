@@ -12,7 +12,8 @@ static const char usage[] =
     "  run   -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--stay] [--workers N]\n"
     "        [--resume] [-v] JOBS|-\n"
     "  serve -c CONFIG [--listen HOST:PORT] [--headless] [--workers N]\n"
-    "        [--idle-timeout SECONDS] [-v]\n"
+    "        [--idle-timeout SECONDS] [--headers-timeout MS] [--body-timeout MS]\n"
+    "        [--max-conns-per-client N] [-v]\n"
     "  mock  [--listen HOST:PORT] [--port-file FILE] [--kind openai|anthropic] [--rpm N]\n"
     "        [--tpm N] [--fail-rate F] [--latency-ms N] [--latency-jitter-ms N]\n"
     "        [--jitter-dist uniform|exp] [--outage START_S:END_S] [--context-window N]\n"
@@ -21,7 +22,8 @@ static const char usage[] =
     "  top   [-c CONFIG] [--connect SOCKET|http://HOST:PORT] [--json] [--theme NAME]\n"
     "  check -c CONFIG [JOBS]\n"
     "  spend [-c CONFIG] [--by workflow|model|day] [--since DAYS] [--json]\n"
-    "  replay [--trace FILE] [--since DAYS] [--speed max] -c CONFIG [-c CONFIG ...] [--json]\n"
+    "  replay [--trace FILE] [--since DAYS] [--speed max] -c CONFIG [-c CONFIG ...]\n"
+    "        [--upstream recorded|config] [--json] [--seed N]\n"
     "\n"
     "Run `quotatop <command> --help` for what each option does.\n";
 

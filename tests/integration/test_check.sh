@@ -62,3 +62,12 @@ u=$("$QT_BIN" --help)
 for f in --stay --resume --idle-timeout --port-file --require-key-env --json --print-config; do
     expect_contains "usage lists $f" "$u" "$f"
 done
+# every flag any subcommand's --help names is in the top-level usage
+missing=""
+for c in demo run serve mock top check spend replay; do
+    for f in $("$QT_BIN" $c --help 2>&1 | grep -oE '(^|[ [])--[a-z][a-z-]*' | tr -d ' [' | sort -u); do
+        case $f in --help|--verbose|--config) continue ;; esac
+        [[ "$u" == *"$f"* ]] || missing="$missing $c:$f"
+    done
+done
+expect_eq "usage lists every subcommand's flags" "$missing" ""
