@@ -70,6 +70,17 @@ uint64_t qt_loop_timer_at(const qt_timer *t);
  * QT_ERR_INVALID (bad fd or events), QT_ERR_NOMEM or QT_ERR_IO (epoll_ctl
  * refused; errno says why). */
 int qt_loop_io_watch(qt_loop *l, int fd, unsigned events, qt_loop_io_fn fn, void *ud);
+/* Stops the watch of fd like events 0, but keeps its epoll registration,
+ * so watching fd again for the same events costs no system call (a
+ * keep-alive connection between two requests). If the parked fd becomes
+ * ready meanwhile, the registration is dropped then (nobody is called).
+ * The caller promises to call qt_loop_io_forget before closing fd. */
+void qt_loop_io_park(qt_loop *l, int fd);
+/* Forgets fd without a system call: the caller is about to close it (and
+ * close drops its epoll registration), or has just been given its number
+ * by socket() (so whatever the table held for it is stale). Any watch on
+ * fd ends. */
+void qt_loop_io_forget(qt_loop *l, int fd);
 
 /* Number of pending timers / watched descriptors (for tests and gauges). */
 size_t qt_loop_timer_count(const qt_loop *l);

@@ -5,7 +5,13 @@
  *   indexed by fd; each epoll registration carries (generation << 32 | fd)
  *   so an event still queued for a watch that was removed (or removed and
  *   re-created for a new socket with the same number) within the same
- *   epoll_wait batch is recognised and skipped;
+ *   epoll_wait batch is recognised and skipped. A watch can be parked
+ *   (qt_loop_io_park): nobody is called any more, but the epoll
+ *   registration stays, so the next watch of the same fd for the same
+ *   events costs no epoll_ctl (a keep-alive connection between requests
+ *   is parked, not removed and added again); a parked fd that becomes
+ *   ready is removed then. `reg` is what epoll has, `events` what the
+ *   user wants;
  * - timers: a binary min-heap of qt_timer pointers ordered by (deadline,
  *   sequence number), each timer remembering its heap index so cancel is an
  *   O(log n) removal. The sequence number makes timers with equal deadlines
@@ -51,9 +57,10 @@ struct qt_timer {
 };
 
 typedef struct {
-    qt_loop_io_fn fn;  /* NULL: not watched */
+    qt_loop_io_fn fn;  /* NULL: not watched (maybe parked: reg != 0) */
     void *ud;
-    unsigned events;   /* QT_LOOP_READ | QT_LOOP_WRITE */
+    unsigned events;   /* QT_LOOP_READ | QT_LOOP_WRITE wanted; 0 when not watched */
+    unsigned reg;      /* what the epoll set has for fd, 0 nothing */
     uint32_t gen;      /* generation of this registration (see DESIGN) */
 } watch;
 
@@ -251,13 +258,35 @@ static uint32_t to_epoll(unsigned events)
 
 static int watch_remove(qt_loop *l, int fd)
 {
-    if ((size_t)fd >= l->cap_watches || l->watches[fd].fn == NULL)
+    if ((size_t)fd >= l->cap_watches)
         return QT_OK;
-    /* EBADF/ENOENT: the fd was closed first; epoll already forgot it. */
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-    memset(&l->watches[fd], 0, sizeof l->watches[fd]);
-    l->n_watches--;
+    watch *w = &l->watches[fd];
+    if (w->reg)   /* EBADF/ENOENT: the fd was closed first; epoll already forgot it */
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    if (w->fn)
+        l->n_watches--;
+    memset(w, 0, sizeof *w);
     return QT_OK;
+}
+
+void qt_loop_io_park(qt_loop *l, int fd)
+{
+    if (l == NULL || fd < 0 || (size_t)fd >= l->cap_watches || l->watches[fd].fn == NULL)
+        return;
+    watch *w = &l->watches[fd];
+    w->fn = NULL;
+    w->ud = NULL;
+    w->events = 0;
+    l->n_watches--;
+}
+
+void qt_loop_io_forget(qt_loop *l, int fd)
+{
+    if (l == NULL || fd < 0 || (size_t)fd >= l->cap_watches)
+        return;
+    if (l->watches[fd].fn)
+        l->n_watches--;
+    memset(&l->watches[fd], 0, sizeof l->watches[fd]);
 }
 
 static bool watches_grow(qt_loop *l, int fd)
@@ -286,10 +315,14 @@ int qt_loop_io_watch(qt_loop *l, int fd, unsigned events, qt_loop_io_fn fn, void
     if (!watches_grow(l, fd))
         return QT_ERR_NOMEM;
     watch *w = &l->watches[fd];
-    bool existed = w->fn != NULL;
-    if (existed && w->events == events) {
-        w->fn = fn;   /* same interest: no epoll_ctl */
+    bool watched = w->fn != NULL, existed = w->reg != 0;
+    if (existed && w->reg == events) {
+        /* Same interest (a parked or live watch): no epoll_ctl. */
+        w->fn = fn;
         w->ud = ud;
+        w->events = events;
+        if (!watched)
+            l->n_watches++;
         return QT_OK;
     }
     uint32_t gen = existed ? w->gen : ++l->next_gen;
@@ -304,11 +337,18 @@ int qt_loop_io_watch(qt_loop *l, int fd, unsigned events, qt_loop_io_fn fn, void
     } else if (rc < 0 && !existed && errno == EEXIST) {
         rc = epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev);
     }
-    if (rc < 0)
+    if (rc < 0) {
+        if (existed) {   /* whatever epoll has now, it is not what we had */
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+            if (watched)
+                l->n_watches--;
+            memset(w, 0, sizeof *w);
+        }
         return QT_ERR_IO;
-    if (!existed)
+    }
+    if (!watched)
         l->n_watches++;
-    *w = (watch){.fn = fn, .ud = ud, .events = events, .gen = gen};
+    *w = (watch){.fn = fn, .ud = ud, .events = events, .reg = events, .gen = gen};
     return QT_OK;
 }
 
@@ -337,8 +377,15 @@ static int poll_io(qt_loop *l, int timeout_ms)
         if ((size_t)fd >= l->cap_watches)
             continue;
         watch *w = &l->watches[fd];
-        if (w->fn == NULL || w->gen != (uint32_t)(tag >> 32))
+        if (w->reg == 0 || w->gen != (uint32_t)(tag >> 32))
             continue;   /* removed (or replaced) earlier in this batch */
+        if (w->fn == NULL) {
+            /* Parked and now ready (the peer closed an idle connection):
+             * a level-triggered registration nobody reads would spin. */
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+            w->reg = 0;
+            continue;
+        }
         uint32_t e = evs[i].events;
         unsigned ready = (e & EPOLLIN ? QT_LOOP_READ : 0) | (e & EPOLLOUT ? QT_LOOP_WRITE : 0);
         if (e & (EPOLLERR | EPOLLHUP))

@@ -26,6 +26,14 @@
  * transfers on one connection, so fewer sockets than transfers is normal
  * there (and the walk is short).
  *
+ * Keep-alive without epoll_ctl. Between two requests on a cached
+ * connection curl asks for the socket's removal and then for it again; the
+ * sockets curl opened through open_socket_cb (m->ours) are parked
+ * (qt_loop_io_park) instead, so a reused connection is watched again for
+ * reading without a system call, and close_socket_cb forgets the watch
+ * before the close drops the registration. Sockets curl makes otherwise
+ * (the threaded resolver's socketpair) are removed as usual.
+ *
  * Re-entrancy. libcurl refuses to add or remove handles from inside its own
  * callbacks, and on_data runs inside curl_multi_socket_action. So while m is
  * inside curl (in_curl), qt_http_multi_post only queues the new transfer
@@ -76,6 +84,8 @@ struct qt_http_multi {
     size_t n_abort_asked;
     CURL *pool[POOL_MAX];
     size_t n_pool;
+    unsigned char *ours;        /* [fd]: 1 for a socket open_socket_cb made (see DESIGN) */
+    size_t cap_ours;
 };
 
 size_t qt_http_multi_active(const qt_http_multi *m) { return m ? m->n_xfers : 0; }
@@ -125,6 +135,10 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *ud, void *socketp
         events |= QT_LOOP_READ;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= QT_LOOP_WRITE;
+    if (events == 0 && s >= 0 && (size_t)s < m->cap_ours && m->ours[s]) {
+        qt_loop_io_park(m->loop, s);   /* curl's own socket: close_socket_cb forgets it */
+        return 0;
+    }
     /* CURL_POLL_REMOVE (and NONE) leave events 0: remove the watch. */
     return qt_loop_io_watch(m->loop, s, events, on_io, m) == QT_OK ? 0 : -1;
 }
@@ -176,8 +190,22 @@ static curl_socket_t open_socket_cb(void *ud, curlsocktype purpose, struct curl_
     qt_http_multi *m = ud;
     (void)purpose;
     curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    if (s != CURL_SOCKET_BAD)
-        m->n_sockets++;
+    if (s == CURL_SOCKET_BAD)
+        return s;
+    m->n_sockets++;
+    qt_loop_io_forget(m->loop, s);   /* a new socket: whatever the loop had for s is stale */
+    if ((size_t)s >= m->cap_ours) {
+        size_t cap = m->cap_ours ? m->cap_ours : 256;
+        while (cap <= (size_t)s)
+            cap *= 2;
+        unsigned char *o = realloc(m->ours, cap);
+        if (o == NULL)
+            return s;   /* not parked: removed and added as curl asks */
+        memset(o + m->cap_ours, 0, cap - m->cap_ours);
+        m->ours = o;
+        m->cap_ours = cap;
+    }
+    m->ours[s] = 1;
     return s;
 }
 
@@ -185,6 +213,10 @@ static int close_socket_cb(void *ud, curl_socket_t s)
 {
     qt_http_multi *m = ud;
     m->n_sockets--;
+    if (s >= 0 && (size_t)s < m->cap_ours && m->ours[s]) {
+        m->ours[s] = 0;
+        qt_loop_io_forget(m->loop, s);   /* parked or watched: close drops the registration */
+    }
     return close(s);
 }
 
@@ -406,5 +438,6 @@ void qt_http_multi_free(qt_http_multi *m)
         curl_easy_cleanup(m->pool[i]);
     curl_multi_cleanup(m->multi);   /* closes the cached connections (socket_cb removes watches) */
     qt_loop_timer_cancel(m->loop, m->timer);
+    free(m->ours);
     free(m);
 }

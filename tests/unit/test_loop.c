@@ -489,3 +489,87 @@ Test(loop, watching_again_replaces_the_callback, .timeout = 10)
     close(p[1]);
     qt_loop_free(c.l);
 }
+
+/* ---- parked watches ---- */
+
+typedef struct {
+    qt_loop *l;
+    int calls;
+} counter;
+
+static void count_and_drain(void *ud, int fd, unsigned events)
+{
+    counter *c = ud;
+    char b[64];
+    (void)events;
+    c->calls++;
+    ssize_t k = read(fd, b, sizeof b);
+    (void)k;
+}
+
+
+static void write_byte(void *ud)
+{
+    ssize_t k = write(*(int *)ud, "x", 1);
+    (void)k;
+}
+
+/* Runs l for ms milliseconds, with fd written to at half time when wfd >= 0. */
+static void run_for(qt_loop *l, int ms, int *wfd)
+{
+    if (wfd)
+        qt_loop_timer_add(l, qt_loop_now_ms(l) + (uint64_t)ms / 2, write_byte, wfd);
+    qt_loop_timer_add(l, qt_loop_now_ms(l) + (uint64_t)ms, stop_loop, l);
+    cr_assert_eq(qt_loop_run(l), 0);
+}
+
+Test(loop, parked_watch_is_not_called_and_comes_back, .timeout = 10)
+{
+    qt_loop *l = qt_loop_new(NULL);
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    counter c = {.l = l};
+    cr_assert_eq(qt_loop_io_watch(l, p[0], QT_LOOP_READ, count_and_drain, &c), QT_OK);
+    qt_loop_io_park(l, p[0]);
+    cr_assert_eq(qt_loop_watch_count(l), 0, "a parked fd is not watched");
+    run_for(l, 40, &p[1]);   /* ready while parked: nobody called, the registration dropped */
+    cr_assert_eq(c.calls, 0);
+    /* Watched again (the byte is still unread): called. */
+    cr_assert_eq(qt_loop_io_watch(l, p[0], QT_LOOP_READ, count_and_drain, &c), QT_OK);
+    run_for(l, 20, NULL);
+    cr_assert_eq(c.calls, 1);
+    /* Parked with nothing ready, watched again, then written: called. */
+    qt_loop_io_park(l, p[0]);
+    cr_assert_eq(qt_loop_io_watch(l, p[0], QT_LOOP_READ, count_and_drain, &c), QT_OK);
+    cr_assert_eq(qt_loop_watch_count(l), 1);
+    run_for(l, 40, &p[1]);
+    cr_assert_eq(c.calls, 2);
+    qt_loop_io_watch(l, p[0], 0, NULL, NULL);
+    close(p[0]);
+    close(p[1]);
+    qt_loop_free(l);
+}
+
+Test(loop, forgotten_fd_number_reused_is_watched_anew, .timeout = 10)
+{
+    qt_loop *l = qt_loop_new(NULL);
+    int p[2], q[2];
+    cr_assert_eq(pipe(p), 0);
+    counter c = {.l = l};
+    cr_assert_eq(qt_loop_io_watch(l, p[0], QT_LOOP_READ, count_and_drain, &c), QT_OK);
+    qt_loop_io_park(l, p[0]);
+    qt_loop_io_forget(l, p[0]);   /* about to close it */
+    int old = p[0];
+    close(p[0]);
+    close(p[1]);
+    cr_assert_eq(pipe(q), 0);
+    cr_assert_eq(q[0], old, "the kernel reuses the lowest free number");
+    /* Same number, same events: the new pipe must really be registered. */
+    cr_assert_eq(qt_loop_io_watch(l, q[0], QT_LOOP_READ, count_and_drain, &c), QT_OK);
+    run_for(l, 40, &q[1]);
+    cr_assert_eq(c.calls, 1);
+    qt_loop_io_watch(l, q[0], 0, NULL, NULL);
+    close(q[0]);
+    close(q[1]);
+    qt_loop_free(l);
+}
