@@ -97,6 +97,8 @@ typedef struct {
     int started;
     void **conns;                 /* the transport's connections on this loop */
     int nconns;
+    int in_flight;                /* its jobs on the wire (e->lock) */
+    unsigned next_conn;           /* the connection of its next new job (e->lock) */
 } engine_loopctx;
 
 typedef struct worker {
@@ -157,12 +159,11 @@ struct qt_engine {
     int nloops;                   /* immutable after start */
     engine_loopctx *loops;        /* immutable after start */
     int max_in_flight;            /* workers: requests on the wire at most */
-    int in_flight_jobs;
+    int in_flight_jobs;           /* the sum of loops[i].in_flight: change both together */
     int pump_posted, rearm_posted;
     uint64_t pump_at;             /* the pump timer's deadline, UINT64_MAX none */
     qt_timer *pump_timer;         /* loop 0's */
     uint64_t pass;
-    unsigned rr;                  /* next loop for a new job */
 };
 
 static inline uint64_t now_of(qt_engine *e) { return qt_clock_now_ms(e->clock); }

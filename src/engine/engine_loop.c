@@ -9,8 +9,9 @@
  * held while building a request, during the transport's post/abort, or
  * while a result is written (on_result, the ledger).
  *
- * The pump (loop 0 only; requested by submit, a completion, a control)
- * offers queued jobs to fsm_dispatch in queue order (priority with aging),
+ * The pump (requested by submit, a completion, a control; it runs on the
+ * loop that asked, or for other threads on the loop with the fewest
+ * requests on the wire) offers queued jobs to fsm_dispatch in queue order (priority with aging),
  * looking PUMP_WINDOW entries down the queue past jobs that must wait. A
  * job that waits on a limiter key stays queued in its place (state
  * wait-key) and marks the key in e->blocked for the rest of the pass, so
@@ -19,8 +20,12 @@
  * and a job that waits never blocks one that needs other keys. Jobs that
  * leave the queue carry their action out after the lock: SEND posts
  * start_send to the job's loop; WAIT_TIMER arms a timer there; FINISH
- * writes the result. When nothing more can go, one pump timer is armed for
- * the earliest time a skipped job could.
+ * writes the result. A new job goes to the pump's own loop unless that
+ * loop has clearly more on the wire than the least busy one, so a loop
+ * whose request finished sends the next one itself, with no hand-off
+ * between threads, and the loops stay balanced. When nothing more can go,
+ * one pump timer (loop 0's) is armed for the earliest time a skipped job
+ * could.
  *
  * A transfer ends in on_done on its loop: the "done" event settles the
  * reservations and says what next: finish, a backoff timer, or back into
@@ -52,6 +57,28 @@ static void pump(void *ud);
 static void start_send(void *ud);
 static void arm_timer(void *ud);
 
+static __thread const engine_loopctx *tls_loop;   /* the loop this thread runs, NULL none */
+
+/* Index of the loop of e the calling thread runs, -1 for another thread
+ * (in virtual time the caller drives loop 0 without being its thread). */
+static int current_loop(const qt_engine *e)
+{
+    const engine_loopctx *lc = tls_loop;
+    if (lc && e->loops && lc >= e->loops && lc < e->loops + e->nloops)
+        return (int)(lc - e->loops);
+    return -1;
+}
+
+/* The loop with the fewest requests on the wire (lock held). */
+static int least_busy_loop(const qt_engine *e)
+{
+    int best = 0;
+    for (int i = 1; i < e->nloops; i++)
+        if (e->loops[i].in_flight < e->loops[best].in_flight)
+            best = i;
+    return best;
+}
+
 void ejob_release(ejob *ej)
 {
     if (--ej->refs == 0)
@@ -75,7 +102,10 @@ void engine_loop_request_pump(qt_engine *e)
 {
     if (e->pump_posted || !e->loops || e->stopping)
         return;
-    if (qt_loop_post(e->loops[0].loop, pump, e) == QT_OK)
+    int k = current_loop(e);
+    if (k < 0)
+        k = least_busy_loop(e);
+    if (qt_loop_post(e->loops[k].loop, pump, e) == QT_OK)
         e->pump_posted = 1;
 }
 
@@ -163,20 +193,20 @@ static int pump_accept(void *ud, const qt_queue_view *v)
     return 1;
 }
 
-/* Carries out the actions the pump decided, without the lock (loop 0). */
-static void run_actions(qt_engine *e, ejob *list)
+/* Carries out the actions the pump decided, without the lock (on loop self). */
+static void run_actions(qt_engine *e, ejob *list, int self)
 {
     for (ejob *ej = list, *next; ej; ej = next) {
         next = ej->fx_next;
         switch (ej->act.kind) {
         case FSM_SEND:
-            if (ej->loop == 0)
+            if (ej->loop == self)
                 start_send(ej);   /* takes the action's reference */
             else if (qt_loop_post(loop_of(e, ej), start_send, ej) != QT_OK)
                 start_send(ej);
             break;
         case FSM_WAIT_TIMER:
-            if (ej->loop == 0 || qt_loop_post(loop_of(e, ej), arm_timer, ej) != QT_OK)
+            if (ej->loop == self || qt_loop_post(loop_of(e, ej), arm_timer, ej) != QT_OK)
                 arm_timer(ej);
             break;
         default: /* FSM_FINISH */
@@ -192,6 +222,9 @@ static void run_actions(qt_engine *e, ejob *list)
 static void pump(void *ud)
 {
     qt_engine *e = ud;
+    int self = current_loop(e);
+    if (self < 0)
+        self = 0;   /* virtual time: the caller drives loop 0 */
     pthread_mutex_lock(&e->lock);
     e->pump_posted = 0;
     if (e->stopping) {
@@ -211,11 +244,17 @@ static void pump(void *ud)
         ej->in_queue = 0;
         e->models[ej->job->model_idx].queued--;
         if (!ej->order) {
+            /* Its loop and connection from now on: this loop, unless it
+             * has clearly more on the wire than the least busy one. */
             ej->order = ++e->pop_order;
-            unsigned k = e->rr++;   /* its loop and connection from now on */
-            ej->loop = (int)(k % (unsigned)e->nloops);
-            ej->conn = (int)(k / (unsigned)e->nloops % (unsigned)e->loops[ej->loop].nconns);
+            int least = least_busy_loop(e), k = self;
+            if (e->loops[k].in_flight > e->loops[least].in_flight + 1 + e->loops[least].in_flight / 8)
+                k = least;
+            ej->loop = k;
+            ej->conn = (int)(e->loops[k].next_conn++ % (unsigned)e->loops[k].nconns);
         }
+        if (ej->act.kind == FSM_SEND)
+            e->loops[ej->loop].in_flight++;
         if (ej->act.kind == FSM_SEND && !ej->job->dispatched_ms)
             ej->job->dispatched_ms = pc.now;
         ej->refs++;   /* the action's */
@@ -236,7 +275,7 @@ static void pump(void *ud)
         pump_at(e, pc.wake < at ? pc.wake : at);
     }
     pthread_mutex_unlock(&e->lock);
-    run_actions(e, list);
+    run_actions(e, list, self);
 }
 
 /* ------------------------------------------------------------ a job's loop */
@@ -313,6 +352,7 @@ static void complete(engine_xfer *x)
     fsm_action act;
     fsm_done(&e->env, &ej->f, ej->job, &x->a, now_of(e), wall_of(e), &act);
     e->in_flight_jobs--;
+    e->loops[ej->loop].in_flight--;
     engine_sync_state(e, ej);
     if (act.kind == FSM_FINISH && act.status == QT_STATUS_CANCELLED && must_stop(e, ej))
         snprintf(act.error, sizeof act.error, "%s",
@@ -394,6 +434,7 @@ void engine_loop_send(ejob *ej)
         fsm_action act;
         fsm_done(&e->env, &ej->f, ej->job, &a, now_of(e), wall_of(e), &act);
         e->in_flight_jobs--;
+        e->loops[ej->loop].in_flight--;
         finish_stopped(e, ej);
         engine_loop_request_pump(e);
         ejob_release(ej);
@@ -498,7 +539,9 @@ qt_err engine_loop_cancel(qt_engine *e, ejob *ej)
 
 static void *loop_main(void *arg)
 {
-    qt_loop_run(arg);
+    engine_loopctx *lc = arg;
+    tls_loop = lc;
+    qt_loop_run(lc->loop);
     return NULL;
 }
 
@@ -570,7 +613,7 @@ qt_err engine_loop_start(qt_engine *e)
     if (e->virtual_time)
         return QT_OK;
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&e->loops[i].thread, NULL, loop_main, e->loops[i].loop) != 0)
+        if (pthread_create(&e->loops[i].thread, NULL, loop_main, &e->loops[i]) != 0)
             return QT_ERR_NOMEM;
         e->loops[i].started = 1;
     }
