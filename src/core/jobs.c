@@ -13,6 +13,9 @@
 #include "quotatop/jobs.h"
 
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +122,12 @@ long qt_utf8_invalid_at(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
+        /* Runs of ASCII, 8 bytes at a time (most text is ASCII). */
+        uint64_t w;
+        while (i + 8 <= len && (memcpy(&w, p + i, 8), (w & 0x8080808080808080ull) == 0))
+            i += 8;
+        if (i >= len)
+            break;
         size_t n = utf8_seq(p + i, len - i);
         if (!n)
             return (long)i;
@@ -438,68 +447,206 @@ qt_results *qt_results_open(const char *path, int append)
     return r;
 }
 
-static void add_str_or_null(cJSON *o, const char *k, const char *v)
+/* The result line is written directly, not built as a cJSON tree and
+ * printed: that tree cost more than everything else a result needs (about
+ * 45,000 instructions a line, measured with callgrind). The output is
+ * byte for byte what cJSON_PrintUnformatted gives for the same object
+ * (tests/unit/test_jobs.c compares the two): keys in the same order,
+ * strings escaped as cJSON escapes them, numbers printed as cJSON prints
+ * them, embedded JSON texts parsed and printed again by cJSON. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int nomem;
+} jline;
+
+static void jl_grow(jline *b, size_t more)
 {
+    if (b->nomem || b->len + more + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 512;
+    while (cap < b->len + more + 1)
+        cap *= 2;
+    char *n = realloc(b->s, cap);
+    if (!n) {
+        b->nomem = 1;
+        return;
+    }
+    b->s = n;
+    b->cap = cap;
+}
+
+static void jl_put(jline *b, const char *p, size_t n)
+{
+    jl_grow(b, n);
+    if (b->nomem)
+        return;
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void jl_puts(jline *b, const char *p) { jl_put(b, p, strlen(p)); }
+
+/* A JSON string as cJSON escapes it: ", \ and control characters; other
+ * bytes as they are (qt_utf8_sanitize fixes what is not UTF-8). */
+static void jl_str(jline *b, const char *v)
+{
+    size_t n = strlen(v), extra = 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 32 || c == '"' || c == '\\')
+            extra += (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r'
+                      || c == '\t') ? 1 : 5;
+    }
+    jl_grow(b, n + extra);
+    if (b->nomem)
+        return;
+    char *o = b->s + b->len;
+    *o++ = '"';
+    if (extra == 2) {
+        memcpy(o, v, n);
+        o += n;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)v[i];
+            if (c >= 32 && c != '"' && c != '\\') {
+                *o++ = (char)c;
+                continue;
+            }
+            *o++ = '\\';
+            switch (c) {
+            case '"':  *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default:
+                snprintf(o, 6, "u%04x", c);
+                o += 5;
+            }
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    b->len = (size_t)(o - b->s);
+}
+
+static void jl_key(jline *b, const char *k)
+{
+    jl_put(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
+    jl_puts(b, k);
+    jl_put(b, "\":", 2);
+}
+
+static void add_str_or_null(jline *b, const char *k, const char *v)
+{
+    jl_key(b, k);
     if (v)
-        cJSON_AddStringToObject(o, k, v);
+        jl_str(b, v);
     else
-        cJSON_AddNullToObject(o, k);
+        jl_put(b, "null", 4);
+}
+
+/* A number as cJSON prints it: an int as %d, else the shortest of %1.15g
+ * and %1.17g that reads back the same. */
+static void add_num(jline *b, const char *k, double d)
+{
+    char nb[32];
+    int vi = d >= INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d;
+    jl_key(b, k);
+    if (isnan(d) || isinf(d)) {
+        snprintf(nb, sizeof nb, "null");
+    } else if (d == (double)vi) {
+        /* %d, without printf's cost */
+        char t[16];
+        size_t n = 0, o = 0;
+        unsigned u = vi < 0 ? 0u - (unsigned)vi : (unsigned)vi;
+        do
+            t[n++] = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (vi < 0)
+            nb[o++] = '-';
+        while (n)
+            nb[o++] = t[--n];
+        nb[o] = '\0';
+    } else {
+        double test = 0;
+        snprintf(nb, sizeof nb, "%1.15g", d);
+        if (sscanf(nb, "%lg", &test) != 1 || fabs(test - d) > fmax(fabs(test), fabs(d)) * DBL_EPSILON)
+            snprintf(nb, sizeof nb, "%1.17g", d);
+    }
+    jl_puts(b, nb);
 }
 
 /* Adds a field holding the JSON value of text (our own printed output),
  * parsed again so a malformed text can never break the line; skipped when
  * text is NULL or does not parse. */
-static void add_json_text(cJSON *o, const char *k, const char *text)
+static void add_json_text(jline *b, const char *k, const char *text)
 {
     cJSON *v = text ? cJSON_Parse(text) : NULL;
-    if (v && !cJSON_AddItemToObject(o, k, v))
-        cJSON_Delete(v);
+    char *p = v ? cJSON_PrintUnformatted(v) : NULL;
+    cJSON_Delete(v);
+    if (!p) {
+        if (v)
+            b->nomem = 1;
+        return;
+    }
+    jl_key(b, k);
+    jl_puts(b, p);
+    free(p);
 }
 
 char *qt_result_to_json(const qt_result *res)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    add_str_or_null(o, "id", res->id);
-    add_str_or_null(o, "workflow", res->workflow);
-    cJSON_AddStringToObject(o, "status", qt_status_name(res->status));
-    add_str_or_null(o, "model", res->model);
-    add_str_or_null(o, "model_used", res->model_used);
-    add_str_or_null(o, "provider", res->provider);
-    cJSON_AddNumberToObject(o, "attempts", res->attempts);
-    cJSON_AddNumberToObject(o, "prompt_tokens", (double)res->prompt_tokens);
-    cJSON_AddNumberToObject(o, "completion_tokens", (double)res->completion_tokens);
+    jline b = { 0 };
+    jl_put(&b, "{", 1);
+    add_str_or_null(&b, "id", res->id);
+    add_str_or_null(&b, "workflow", res->workflow);
+    add_str_or_null(&b, "status", qt_status_name(res->status));
+    add_str_or_null(&b, "model", res->model);
+    add_str_or_null(&b, "model_used", res->model_used);
+    add_str_or_null(&b, "provider", res->provider);
+    add_num(&b, "attempts", res->attempts);
+    add_num(&b, "prompt_tokens", (double)res->prompt_tokens);
+    add_num(&b, "completion_tokens", (double)res->completion_tokens);
     /* Round to a micro-dollar fraction so the file stays readable. */
     char cost[32];
     snprintf(cost, sizeof cost, "%.9f", res->cost_usd);
-    cJSON_AddRawToObject(o, "cost_usd", cost);
-    cJSON_AddNumberToObject(o, "queued_ms", (double)res->queued_ms);
-    cJSON_AddNumberToObject(o, "latency_ms", (double)res->latency_ms);
-    cJSON_AddBoolToObject(o, "cached", res->cached);
-    add_str_or_null(o, "error", res->error);
-    add_str_or_null(o, "content", res->content);
-    add_str_or_null(o, "finish_reason", res->finish_reason);
-    add_json_text(o, "tool_calls", res->tool_calls);
-    add_json_text(o, "choices", res->choices);
+    jl_key(&b, "cost_usd");
+    jl_puts(&b, cost);
+    add_num(&b, "queued_ms", (double)res->queued_ms);
+    add_num(&b, "latency_ms", (double)res->latency_ms);
+    jl_key(&b, "cached");
+    jl_puts(&b, res->cached ? "true" : "false");
+    add_str_or_null(&b, "error", res->error);
+    add_str_or_null(&b, "content", res->content);
+    add_str_or_null(&b, "finish_reason", res->finish_reason);
+    add_json_text(&b, "tool_calls", res->tool_calls);
+    add_json_text(&b, "choices", res->choices);
     if (res->cached_tokens > 0)
-        cJSON_AddNumberToObject(o, "cached_tokens", (double)res->cached_tokens);
+        add_num(&b, "cached_tokens", (double)res->cached_tokens);
     if (res->cache_write_tokens > 0)
-        cJSON_AddNumberToObject(o, "cache_write_tokens", (double)res->cache_write_tokens);
+        add_num(&b, "cache_write_tokens", (double)res->cache_write_tokens);
     if (res->reasoning_tokens > 0)
-        cJSON_AddNumberToObject(o, "reasoning_tokens", (double)res->reasoning_tokens);
+        add_num(&b, "reasoning_tokens", (double)res->reasoning_tokens);
     if (res->endpoint != QT_ENDPOINT_CHAT)
-        cJSON_AddStringToObject(o, "endpoint", qt_endpoint_name(res->endpoint));
+        add_str_or_null(&b, "endpoint", qt_endpoint_name(res->endpoint));
     /* Only an OpenAI response id: an anthropic-kind answer (translated)
      * left no state a previous_response_id could name. */
     if (res->endpoint == QT_ENDPOINT_RESPONSES && res->upstream_id && !strncmp(res->upstream_id, "resp_", 5))
-        cJSON_AddStringToObject(o, "response_id", res->upstream_id);
-    add_json_text(o, "embeddings", res->embeddings);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+        add_str_or_null(&b, "response_id", res->upstream_id);
+    add_json_text(&b, "embeddings", res->embeddings);
+    jl_put(&b, "}", 1);
+    if (b.nomem) {
+        free(b.s);
+        return NULL;
+    }
     /* Upstream text may hold bytes that are not UTF-8: U+FFFD for each, so
      * every line stays strict JSON. */
-    return qt_utf8_sanitize(s);
+    return qt_utf8_sanitize(b.s);
 }
 
 qt_err qt_results_write(qt_results *r, const qt_result *res)

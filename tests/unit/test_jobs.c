@@ -328,3 +328,88 @@ Test(jobs, max_completion_tokens_counts_the_larger)
     free(id);
     free(wf);
 }
+
+/* The result line as cJSON printed it before qt_result_to_json wrote it
+ * directly: the same bytes are expected, whatever the fields hold. */
+static void ref_str(cJSON *o, const char *k, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
+static void ref_text(cJSON *o, const char *k, const char *text)
+{
+    cJSON *v = text ? cJSON_Parse(text) : NULL;
+    if (v && !cJSON_AddItemToObject(o, k, v))
+        cJSON_Delete(v);
+}
+
+static char *reference_line(const qt_result *res)
+{
+    cJSON *o = cJSON_CreateObject();
+    ref_str(o, "id", res->id);
+    ref_str(o, "workflow", res->workflow);
+    cJSON_AddStringToObject(o, "status", qt_status_name(res->status));
+    ref_str(o, "model", res->model);
+    ref_str(o, "model_used", res->model_used);
+    ref_str(o, "provider", res->provider);
+    cJSON_AddNumberToObject(o, "attempts", res->attempts);
+    cJSON_AddNumberToObject(o, "prompt_tokens", (double)res->prompt_tokens);
+    cJSON_AddNumberToObject(o, "completion_tokens", (double)res->completion_tokens);
+    char cost[32];
+    snprintf(cost, sizeof cost, "%.9f", res->cost_usd);
+    cJSON_AddRawToObject(o, "cost_usd", cost);
+    cJSON_AddNumberToObject(o, "queued_ms", (double)res->queued_ms);
+    cJSON_AddNumberToObject(o, "latency_ms", (double)res->latency_ms);
+    cJSON_AddBoolToObject(o, "cached", res->cached);
+    ref_str(o, "error", res->error);
+    ref_str(o, "content", res->content);
+    ref_str(o, "finish_reason", res->finish_reason);
+    ref_text(o, "tool_calls", res->tool_calls);
+    ref_text(o, "choices", res->choices);
+    if (res->cached_tokens > 0)
+        cJSON_AddNumberToObject(o, "cached_tokens", (double)res->cached_tokens);
+    if (res->cache_write_tokens > 0)
+        cJSON_AddNumberToObject(o, "cache_write_tokens", (double)res->cache_write_tokens);
+    if (res->reasoning_tokens > 0)
+        cJSON_AddNumberToObject(o, "reasoning_tokens", (double)res->reasoning_tokens);
+    if (res->endpoint != QT_ENDPOINT_CHAT)
+        cJSON_AddStringToObject(o, "endpoint", qt_endpoint_name(res->endpoint));
+    if (res->endpoint == QT_ENDPOINT_RESPONSES && res->upstream_id && !strncmp(res->upstream_id, "resp_", 5))
+        cJSON_AddStringToObject(o, "response_id", res->upstream_id);
+    ref_text(o, "embeddings", res->embeddings);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return qt_utf8_sanitize(s);
+}
+
+Test(jobs, result_line_bytes_are_what_cjson_printed)
+{
+    qt_result rs[] = {
+        { .id = "j1", .workflow = "support", .status = QT_STATUS_OK, .model = "gpt-4o",
+          .model_used = "gpt-4o-mini", .provider = "openai", .attempts = 2, .prompt_tokens = 12,
+          .completion_tokens = 40, .cost_usd = 0.000026, .queued_ms = 310, .latency_ms = 820,
+          .content = "hi \"there\"\\ \n\r\t\b\f \x01\x1f\x7f caf\xc3\xa9 \xe2\x82\xac /slash/",
+          .finish_reason = "stop" },
+        { .id = "x", .workflow = "w", .status = QT_STATUS_FAILED, .model = "m", .attempts = 0,
+          .prompt_tokens = -1, .completion_tokens = 3000000000L, .cost_usd = 12345.678901234,
+          .queued_ms = 5000000000L, .latency_ms = -7, .cached = 1,
+          .error = "bad \xff\xfe bytes", .content = "" },
+        { .id = "t", .workflow = "w", .status = QT_STATUS_OK, .model = "m", .model_used = "m",
+          .provider = "p", .attempts = 1, .tool_calls = "[{\"id\": \"c1\", \"type\": \"function\"}]",
+          .choices = "[{\"index\":0},{\"index\":1, \"x\": 1.5e300}]", .cached_tokens = 5,
+          .cache_write_tokens = 7, .reasoning_tokens = 9, .endpoint = QT_ENDPOINT_RESPONSES,
+          .upstream_id = "resp_1", .embeddings = "not json" },
+        { .id = "e", .workflow = "w", .status = QT_STATUS_INVALID, .endpoint = QT_ENDPOINT_EMBEDDINGS,
+          .embeddings = "[[0.1, -0.25, 3], [1e-7]]", .tool_calls = "{broken" },
+    };
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+        char *got = qt_result_to_json(&rs[i]), *want = reference_line(&rs[i]);
+        cr_assert_not_null(got);
+        cr_expect_str_eq(got, want, "result %zu", i);
+        free(got);
+        free(want);
+    }
+}
