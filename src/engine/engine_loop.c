@@ -394,6 +394,7 @@ static void on_done(void *ud, qt_http_response *resp)
 void engine_loop_unsent(qt_engine *e, ejob *ej)
 {
     e->in_flight_jobs--;
+    e->loops[ej->loop].in_flight--;
     engine_loop_request_pump(e);
     if (e->in_flight_jobs == 0)   /* shutdown's grace waits for that */
         pthread_cond_broadcast(&e->done_cond);
