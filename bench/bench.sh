@@ -26,6 +26,15 @@ for b in "$build"/bench/bench_*; do
     bench_limiter)
         v=$(echo "$out" | awk '/^admit +1 thread/ {print $5; exit}')
         [ -n "$v" ] && add "| limiter reserve+commit, 1 thread (M pairs/s, absolute) | - | $v | - |" ;;
+    bench_redis)
+        l=$(echo "$out" | awk '/^ratio:/' | head -1)
+        r1=$(echo "$l" | sed -n 's/.*--latency avg = \([0-9.]*\).*/\1/p')
+        r2=$(echo "$l" | sed -n 's/.*hot PING p50 = \([0-9.]*\).*/\1/p')
+        r3=$(echo "$l" | sed -n 's/.*decisions\/s = \([0-9.]*\).*/\1/p')
+        r4=$(echo "$l" | sed -n 's/.*paced admission \([0-9.]*\).*/\1/p')
+        [ -n "$r1" ] && add "| shared admission p50 through Redis (engine path, 1 in flight) / redis-cli --latency avg | - | ${r1}x (${r2}x a hot PING) | - |"
+        [ -n "$r3" ] && add "| shared admissions/s, 3 processes / 1 process (16 in flight each, no binding limit) | - | ${r3}x | - |"
+        [ -n "$r4" ] && add "| Redis admit calls per admission, 3 processes on one binding limit | 1 | $r4 | $(awk -v v="$r4" 'BEGIN{print (v+0 <= 1.05) ? "met" : "MISSED"}') |" ;;
     bench_queue)
         v=$(echo "$out" | awk '/^memory/ {print $(NF-2); exit}')
         [ -n "$v" ] && add "| queue memory at 1M queued jobs (RSS bytes/job, absolute) | - | $v | - |" ;;
@@ -48,6 +57,15 @@ if [ -f "$here/run_scale.sh" ]; then
           else if (fig ~ /vs wrk/) { t = ">= 0.6x"; ok = (v + 0 >= 0.6) ? "met" : "MISSED" }
           else if (fig ~ /ok results/) { t = "1.00x"; ok = (v + 0 == 1) ? "met" : "MISSED" }
           printf "| %s (%s vs %s) | %s | %s | %s |\n", fig, val, ref, t, r, ok }')
+fi
+
+if [ -f "$here/redis_run.sh" ]; then
+    echo "== redis_run.sh" >&2
+    out=$(bash "$here/redis_run.sh" "$bin" 2>&1); echo "$out" >&2
+    while IFS= read -r l; do add "$l"; done < <(echo "$out" | grep '^|' | awk -F'|' '
+        { fig = $2; val = $3; ref = $4; r = $5; gsub(/^ +| +$/, "", fig); gsub(/^ +| +$/, "", val)
+          gsub(/^ +| +$/, "", ref); gsub(/^ +| +$/, "", r)
+          printf "| %s (%s vs %s) | - | %s | - |\n", fig, val, ref, r }')
 fi
 
 echo "== serve_bench.sh" >&2
