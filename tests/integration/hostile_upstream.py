@@ -13,6 +13,8 @@ one repeats. An answer is an object:
   sse      a list of strings, each sent (and flushed) as is: a raw event stream
   sse_only_when_asked  true: the sse list only for "stream": true requests,
            else the default body
+  sse_hang_ms  after the sse list, keep the connection open this long
+           (an upstream that stalls mid-stream) before closing it
   delay_ms wait before answering
   close    true: close the connection without answering
 Every answer of the default body carries usage {prompt 5, completion 7}.
@@ -99,6 +101,8 @@ class H(BaseHTTPRequestHandler):
                 self.wfile.write(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
                 self.wfile.flush()
                 time.sleep(0.01)
+            if a.get("sse_hang_ms"):
+                time.sleep(a["sse_hang_ms"] / 1000.0)
             self.close_connection = True
             return
         body = a.get("body", default_body(self.path, model))

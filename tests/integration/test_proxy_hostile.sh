@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # test_proxy_hostile.sh: `serve` in front of a scripted, misbehaving upstream
 # (hostile_upstream.py; issue 12): streams that fail before the first byte
-# are retried and fall back, an echoed API key never reaches the client, and
-# backpressure estimates the wait over the whole fallback chain. About 10 s.
+# (empty, garbage, a plain body, an over-long line, a stall past the timeout)
+# are retried and fall back, far rate-limit resets do not hold a model,
+# absurd usage neither kills serve nor blocks the day budget, an echoed API
+# key never reaches the client, and backpressure estimates the wait over the
+# whole fallback chain. About 15 s.
 source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -31,28 +34,39 @@ post() {
 
 export QT_HOSTILE_KEY="sk-test-SECRET-$RANDOM$RANDOM-key"
 GOOD='["data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"fallback says hi\"}}]}\n\n", "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n", "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n", "data: [DONE]\n\n"]'
-LONG=$(python3 -c 'print("x" * 5000000)')
+LONG=$(python3 -c 'print("x" * 5000000)')   # one event line past the parser's 4 MiB
+OKMSG='"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}]'
 start_hostile "{
   \"empty\":   [{\"sse\": []}],
+  \"overlong\": [{\"sse\": [\"data: $LONG\"]}],
+  \"stall\":   [{\"sse\": [\": just a comment\\n\\n\"], \"sse_hang_ms\": 3000}],
+  \"far200\":  [{\"headers\": {\"x-ratelimit-remaining-requests\": \"0\", \"x-ratelimit-reset-requests\": \"2000h\"}}],
+  \"far429\":  [{\"status\": 429, \"headers\": {\"retry-after\": \"999999999\"}, \"body\": {\"error\": {\"message\": \"slow\", \"type\": \"requests\"}}}],
+  \"huge\":    [{\"body\": {$OKMSG, \"usage\": {\"prompt_tokens\": 1e300, \"completion_tokens\": 5}}}],
+  \"bill\":    [{\"body\": {$OKMSG, \"usage\": {\"prompt_tokens\": 5, \"completion_tokens\": 1e15}}}],
   \"garbage\": [{\"sse\": [\"data: {not json\\n\\n\"]}],
   \"plain\":   [{\"sse\": [\"{\\\"id\\\": \\\"x\\\", \\\"choices\\\": []}\"]}],
-  \"stall\":   [{\"sse\": [\": just a comment\\n\\n\"], \"delay_ms\": 0}],
   \"good\":    [{\"sse\": $GOOD, \"sse_only_when_asked\": true}],
   \"echo\":    [{\"status\": 500, \"body\": \"server error; key $QT_HOSTILE_KEY rejected\"}],
   \"held\":    [{\"status\": 429, \"headers\": {\"retry-after\": \"60\"}, \"body\": {\"error\": {\"message\": \"slow down\", \"type\": \"requests\"}}}]
 }"
-printf '%s' "$LONG" > /dev/null
 cat > "$TMP/cfg.json" <<JSON
 {"workers": 4,
- "providers": {"h": {"kind": "openai", "base_url": "$H_URL/v1", "api_key_env": "QT_HOSTILE_KEY", "timeout_ms": 3000}},
+ "providers": {"h": {"kind": "openai", "base_url": "$H_URL/v1", "api_key_env": "QT_HOSTILE_KEY", "timeout_ms": 3000},
+               "hs": {"kind": "openai", "base_url": "$H_URL/v1", "api_key_env": "QT_HOSTILE_KEY", "timeout_ms": 600}},
  "models": {"empty": {"providers": ["h"], "fallback": ["good"]},
+            "overlong": {"providers": ["h"], "fallback": ["good"]},
+            "stall": {"providers": ["hs"], "fallback": ["good"]},
+            "far200": {"providers": ["h"], "fallback": ["good"]},
+            "far429": {"providers": ["h"], "fallback": ["good"]},
+            "huge": {"providers": ["h"], "input_usd_per_mtok": 3, "output_usd_per_mtok": 3},
+            "bill": {"providers": ["h"], "input_usd_per_mtok": 3, "output_usd_per_mtok": 3},
             "garbage": {"providers": ["h"], "fallback": ["good"]},
             "plain": {"providers": ["h"], "fallback": ["good"]},
-            "stall": {"providers": ["h"], "fallback": ["good"]},
             "good": {"providers": ["h"]},
             "echo": {"providers": ["h"]},
             "held": {"providers": ["h"], "fallback": ["good"]}},
- "retry": {"max_attempts": 2, "base_ms": 20, "cap_ms": 50},
+ "retry": {"max_attempts": 2, "base_ms": 20, "cap_ms": 50, "max_retry_after_ms": 1500},
  "circuit": {"failure_threshold": 1000},
  "state_dir": "",
  "proxy": {"max_wait_ms": 5000}}
@@ -61,6 +75,13 @@ start_serve "$TMP/cfg.json"
 
 # --- defect 3: nothing reached the client yet: retry, then the fallback
 for m in empty garbage plain; do
+    post "$m" true
+    expect_eq "stream $m before the first byte: 200 from the fallback" "$CODE" 200
+    expect_contains "stream $m: the fallback's answer" "$BODY" "fallback says hi"
+    expect_eq "stream $m: retried once on the primary" "$(hstat "d[\"$m\"][\"requests\"]")" 2
+done
+# an event line past 4 MiB, and a stall past timeout_ms (0.6 s) before any event
+for m in overlong stall; do
     post "$m" true
     expect_eq "stream $m before the first byte: 200 from the fallback" "$CODE" 200
     expect_contains "stream $m: the fallback's answer" "$BODY" "fallback says hi"
@@ -81,3 +102,39 @@ for i in 1 2 3; do
     expect_eq "backpressure over the chain: request $i accepted, not 429" "$CODE" 200
 done
 expect_eq "backpressure: the held primary saw one request" "$(hstat 'd["held"]["requests"]')" 1
+
+# --- defect 1: a far reset (2000 h on a 200, Retry-After 999999999 on a
+# 429) holds the model at most max_retry_after_ms; the fallback answers, and
+# no answer asks the client to wait longer than that
+for m in far200 far429; do
+    for i in 1 2 3; do
+        CODE=$(curl -s -m 20 -D "$TMP/hdr" -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+            --data-binary "{\"model\":\"$m\",\"max_tokens\":16,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" \
+            "$SERVE_URL/v1/chat/completions")
+        expect_eq "far reset ($m) request $i: 200" "$CODE" 200
+        ra=$(grep -i '^retry-after:' "$TMP/hdr" | tr -dc '0-9')
+        expect_le "far reset ($m) request $i: no retry-after beyond 1.5 s" "${ra:-0}" 2
+    done
+done
+
+# --- defect 2: absurd usage is a malformed answer: serve survives it, bills
+# nothing, and the day budget (seeded from the ledger) stays open, also
+# after a restart
+stop_bg() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+sed -e 's|"state_dir": ""|"state_dir": "'"$TMP"'/state"|' -e 's|"circuit"|"budget": {"day_usd": 10}, "circuit"|' \
+    "$TMP/cfg.json" > "$TMP/cfg_day.json"
+start_serve "$TMP/cfg_day.json"
+day_pid=$BG_PID
+for m in huge bill; do
+    post "$m" false
+    expect_contains "usage $m: an error naming the figure" "$BODY" "malformed usage"
+done
+check "usage: serve is still up" curl -sf -o /dev/null "$SERVE_URL/healthz"
+post good false
+expect_eq "usage: the day budget still admits" "$CODE" 200
+stop_bg "$day_pid"
+start_serve "$TMP/cfg_day.json"
+post good false
+expect_eq "usage: after a restart (day spend from the ledger) still admitted" "$CODE" 200
+spent=$("$QT_BIN" spend -c "$TMP/cfg_day.json" --json | json_get - 'd["total"]["cost_usd"]')
+expect_le "usage: the ledger holds cents, not billions" "$spent" 0.01
