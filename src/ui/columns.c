@@ -193,12 +193,14 @@ void qt_ui_jobs_columns(int width, qt_ui_col out[QT_UI_JC__COUNT])
         [QT_UI_JC_ID] = { "id", 8, 22, 0, 0, 0, 0 },
         [QT_UI_JC_STATE] = { "state", 9, 12, 0, 0, 0, 0 },
         [QT_UI_JC_PRIO] = { "prio", 5, 5, 1, 0, 0, 0 },
-        [QT_UI_JC_WORKFLOW] = { "workflow", 8, 14, 3, 0, 0, 0 },
+        [QT_UI_JC_WORKFLOW] = { "workflow", 8, 14, 5, 0, 0, 0 },
         [QT_UI_JC_MODEL] = { "model", 10, 16, 2, 0, 0, 0 },
-        [QT_UI_JC_AGE] = { "age", 6, 6, 4, 0, 0, 0 },
-        [QT_UI_JC_FOR] = { "for", 6, 6, 6, 0, 0, 0 },
-        [QT_UI_JC_EST] = { "est", 5, 6, 5, 0, 0, 0 },
-        [QT_UI_JC_WAIT] = { "on", 10, 30, 7, 1, 0, 0 },
+        /* what it waits on and until when (or its provider) and for how long
+         * outlast the estimate, the age and the workflow (WORKFLOWS has it) */
+        [QT_UI_JC_AGE] = { "age", 6, 6, 6, 0, 0, 0 },
+        [QT_UI_JC_FOR] = { "for", 6, 6, 3, 0, 0, 0 },
+        [QT_UI_JC_EST] = { "est", 5, 6, 7, 0, 0, 0 },
+        [QT_UI_JC_WAIT] = { "on", 10, 30, 4, 1, 0, 0 },
     };
     memcpy(out, def, sizeof def);
     qt_ui_fit_columns(out, QT_UI_JC__COUNT, width);

@@ -91,7 +91,10 @@ void qt_ui_layout_compute(int cols, int rows, const qt_ui_layout_in *in, qt_ui_l
         y += hist;
     }
     if (cols >= 70) {
-        int qw = cols * 56 / 100;
+        /* JOBS gets 56%; from 110 columns WORKFLOWS keeps 40% (at least the
+         * 44 its columns need) and JOBS the rest, so the column saying what a
+         * job waits on and until when fits beside its state */
+        int qw = cols >= 110 ? cols - imax(44, cols * 40 / 100) : cols * 56 / 100;
         out->r[QT_PANEL_JOBS] = rect(y, 0, mid, qw);
         out->r[QT_PANEL_WORKFLOWS] = rect(y, qw, mid, cols - qw);
     } else {

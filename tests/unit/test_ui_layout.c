@@ -140,6 +140,21 @@ Test(ui_layout, shapes_at_80x24_and_200x60)
     cr_assert_gt(l.r[QT_PANEL_JOBS].h, 0);
 }
 
+/* From 100 columns the JOBS panel says what each job waits on and until
+ * when (or the provider it is on) beside its state and time in it. */
+Test(ui_layout, jobs_show_what_they_wait_on_from_100_columns)
+{
+    for (int cols = 100; cols <= 300; cols++) {
+        qt_ui_layout l;
+        qt_ui_layout_compute(cols, 40, &demo_in, &l);
+        qt_ui_col jc[QT_UI_JC__COUNT];
+        qt_ui_jobs_columns(l.r[QT_PANEL_JOBS].w - 2, jc);
+        cr_assert(jc[QT_UI_JC_WAIT].w >= 10, "%d cols: the \"on\" column is dropped", cols);
+        cr_assert(jc[QT_UI_JC_FOR].w && jc[QT_UI_JC_STATE].w, "%d cols: state / for dropped", cols);
+        cr_assert_geq(l.r[QT_PANEL_WORKFLOWS].w, 44, "%d cols: WORKFLOWS keeps its columns", cols);
+    }
+}
+
 /* ---- gauges ------------------------------------------------------------- */
 
 struct gauge_case { double used, limit; int width, cells, level; };
