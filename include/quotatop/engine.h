@@ -185,7 +185,7 @@ typedef struct {
  * message in err when out of memory or a worker cannot start. */
 qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen);
 
-/* Starts the worker threads. QT_OK or QT_ERR_NOMEM. */
+/* Starts the event-loop threads (none in virtual time). QT_OK or QT_ERR_NOMEM. */
 qt_err qt_engine_start(qt_engine *e);
 
 /* Queues a job (the engine takes ownership). QT_ERR_CLOSED after intake was

@@ -24,7 +24,7 @@ typedef struct cJSON cJSON;
 /* Where a streamed answer goes (the proxy's client connection). Chunks are
  * OpenAI chat.completion.chunk JSON objects, whatever the upstream kind.
  * Each callback returns 0 to continue, nonzero when the client is gone (the
- * upstream transfer is then aborted). Called from a worker thread without
+ * upstream transfer is then aborted). Called from an engine loop thread without
  * engine locks. */
 typedef struct {
     int (*on_chunk)(void *ud, const char *json, size_t len);

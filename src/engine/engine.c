@@ -1,38 +1,18 @@
-/* engine.c: the threaded driver of one job's state machine (job_fsm.c),
- * and the results. engine_dispatch.c is the workers' main loop,
- * engine_send.c talks to the upstream, engine_life.c creates, feeds and
- * stops the engine, engine_ctl.c holds the controls and readers.
+/* engine.c: the engine's shared pieces: a job's result (finish, the
+ * ledger, the OpenAI rendering of a FINISH action), its attempt history,
+ * and the wait on a condition variable of the engine's clock. The job's
+ * life is the state machine of job_fsm.c, driven by the event runtime
+ * (engine_loop.c); engine_send.c builds and classifies one attempt,
+ * engine_life.c creates, feeds and stops the engine, engine_ctl.c holds
+ * the controls and readers, engine_fleet.c the shared backend's seam.
  *
  * DESIGN
  * One mutex (e->lock) guards every policy object (queue, limiter, budget,
- * circuits, retry budgets, estimator, cache) and the engine's own state.
- * Workers hold it only to decide and to record; they never hold it while
- * building a request, talking to the network or calling on_result.
- * Three condition variables, all on CLOCK_MONOTONIC:
- *   work_cond   a job was queued, dispatch was resumed, or we are stopping;
- *   admit_cond  capacity may have freed (a commit or release, a limit or
- *               pause change, a circuit transition), or we are stopping;
- *   done_cond   a job got its result.
- * A worker that must wait for the limiter sleeps exactly until the earliest
- * time the limiter gave it (or until admit_cond), never polls. Workers
- * waiting on a limiter key are admitted in (priority, pop order): a worker
- * does not try to reserve while a more urgent waiter is held back by a key
- * it needs too, so capacity goes to waiters one at a time and in order, with
- * no thundering herd, and a slow model does not stall the others.
- *
- * Dispatch (engine_dispatch.c): a free worker takes the most urgent queued
- * job that can go now, looking down the queue (PICK_WINDOW entries) past
- * jobs whose model is at its limit, so a slow model's backlog never takes
- * every worker while other models have capacity; when none can go it sleeps
- * until the first could.
- *
- * A job's life is the state machine of job_fsm.c (route, admit, send,
- * settle, retry or fall back, finish); this file is its threaded driver:
- * a worker offers the job to fsm_dispatch, waits on a condvar for the
- * action's key or timer, sends without the lock, feeds the answer to
- * fsm_done, and writes the result of a FINISH action. A job that must wait
- * after it was taken (a retry's backoff, a fallback's limit) keeps its
- * worker. Counters, histories and latencies go to the metrics module.
+ * circuits, retry budgets, estimator, cache) and the engine's own state;
+ * nobody holds it while building a request, talking to the network or
+ * calling on_result. done_cond (CLOCK_MONOTONIC) is signalled when every
+ * job has its result or nothing is in flight. Counters, histories and
+ * latencies go to the metrics module.
  */
 #include "quotatop/engine.h"
 
@@ -52,7 +32,7 @@
 
 /* Waits on cond until the engine clock reads until_ms (or a signal). Real
  * waits are capped at one second so a manual clock or a missed wakeup can
- * never stall a worker for long. Called with e->lock held. */
+ * never stall a waiter for long. Called with e->lock held. */
 void engine_wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms)
 {
     uint64_t now = now_of(e);
@@ -156,18 +136,15 @@ static void finish(qt_engine *e, ejob *ej, const outcome *o)
                           map[o->status]);
     pthread_mutex_lock(&e->lock);
     e->done++;
-    for (int i = 0; i < e->nworkers; i++)   /* nobody may reach it after the free below */
-        if (e->workers[i].current == ej)
-            e->workers[i].current = NULL;
     ejob_unlink(e, ej);
     ej->finished = 1;
     int last = --ej->refs == 0;   /* posted work may still point at the record */
     if (o->status == QT_STATUS_FAILED)
         event(e, QT_EV_ERROR, job->model, o->provider, job->workflow, job->id, "job %s failed: %.100s",
               job->id, o->error ? o->error : "?");
-    /* Waiters want "all done" (wait_done) or, threaded, "a worker freed"
-     * (shutdown's grace); the event runtime wakes them only for the first. */
-    if (!e->evented || e->done >= e->jobs)
+    /* Waiters want "all done" (wait_done); shutdown's grace waits for
+     * "nothing in flight", which complete() signals. */
+    if (e->done >= e->jobs)
         pthread_cond_broadcast(&e->done_cond);
     pthread_mutex_unlock(&e->lock);
     qt_job_free(job);
@@ -258,138 +235,4 @@ void engine_finish_action(qt_engine *e, ejob *ej, fsm_action *act, const fsm_att
     free(owned_finish);
     free(owned_calls);
     free(answer);
-}
-
-/* ------------------------------------------------------------ the worker */
-
-/* Marks in e->blocked the keys that waiters more urgent than worker w are
- * held back by (all their keys when they have not tried yet), so a less
- * urgent job does not take that capacity first. Lock held. */
-static void fill_blocked(qt_engine *e, int w, const ejob *ej)
-{
-    memset(e->blocked, 0, qt_limiter_key_count(e->limiter));
-    const waiter *me = &e->waiters[w];
-    int prio = ej->job->priority;
-    uint64_t order = ej->order;
-    (void)me;
-    for (int i = 0; i < e->nworkers; i++) {
-        const waiter *o = &e->waiters[i];
-        if (i == w || !o->active)
-            continue;
-        if (o->priority > prio || (o->priority == prio && o->order > order))
-            continue;
-        if (o->blocking_key >= 0) {
-            e->blocked[o->blocking_key] = 1;
-        } else {
-            e->blocked[o->keys[0]] = 1;
-            e->blocked[o->keys[1]] = 1;
-        }
-    }
-}
-
-/* The worker waits for the key of a WAIT_KEY action, in (priority, pop
- * order) among the workers that wait. Lock held. */
-static void wait_key(qt_engine *e, worker *wk, ejob *ej, const fsm_action *act, uint64_t now)
-{
-    waiter *me = &e->waiters[wk->index];
-    int keys[2] = { e->models[ej->f.mi].key, e->providers[ej->f.pi].key };
-    me->active = 1;
-    me->priority = ej->job->priority;
-    me->order = ej->order;
-    me->keys[0] = keys[0];
-    me->keys[1] = keys[1];
-    me->blocking_key = act->key;
-    engine_wait_until(e, &e->admit_cond, act->until > now ? act->until : now + 1000);
-}
-
-/* One attempt on the wire: send without the lock, then the "done" event.
- * Returns 1 when the job has its result (written, job freed). Lock held on
- * entry and exit. */
-static int run_attempt(qt_engine *e, worker *wk, ejob *ej)
-{
-    qt_job *job = ej->job;
-    int mi = ej->f.mi, pi = ej->f.pi;
-    if (!job->dispatched_ms)
-        job->dispatched_ms = now_of(e);
-    __atomic_store_n(&ej->streaming, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&ej->first_byte_ms, 0, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&e->lock);
-
-    fsm_attempt a;
-    engine_send(e, wk->http, ej, mi, pi, &a);
-
-    pthread_mutex_lock(&e->lock);
-    engine_record_attempt(e, ej, mi, pi, &a);
-    fsm_action act;
-    fsm_done(&e->env, &ej->f, job, &a, now_of(e), wall_of(e), &act);
-    engine_sync_state(e, ej);
-    pthread_cond_broadcast(&e->admit_cond);
-    if (act.kind == FSM_FINISH && act.status == QT_STATUS_CANCELLED
-        && (e->aborting || job->cancel_requested))
-        snprintf(act.error, sizeof act.error, "%s",
-                 job->cancel_requested ? QT_CANCELLED_BY_OPERATOR : "cancelled: quotatop is shutting down");
-    if (act.kind != FSM_FINISH) {
-        fsm_attempt_free(&a);
-        return 0;
-    }
-    pthread_mutex_unlock(&e->lock);
-    engine_finish_action(e, ej, &act, &a);
-    fsm_attempt_free(&a);
-    pthread_mutex_lock(&e->lock);
-    return 1;
-}
-
-/* Carries one job to its result. Called without the lock. */
-void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order)
-{
-    qt_job *job = ej->job;
-    waiter *me = &e->waiters[wk->index];
-    pthread_mutex_lock(&e->lock);
-    ej->order = order;
-    ej->f.state = QT_JOB_ROUTED;
-    engine_sync_state(e, ej);
-    for (;;) {
-        uint64_t now = now_of(e);
-        if (e->aborting || job->cancel_requested) {
-            me->active = 0;
-            pthread_mutex_unlock(&e->lock);
-            engine_finish_cancelled(e, ej, job->cancel_requested ? QT_CANCELLED_BY_OPERATOR
-                                               : "cancelled: quotatop is shutting down");
-            return;
-        }
-        if (now < ej->f.c.not_before) {
-            engine_wait_until(e, &e->admit_cond, ej->f.c.not_before);
-            continue;
-        }
-        if (e->paused || qt_queue_workflow_paused(e->queue, job->workflow)) {
-            /* Nothing new is sent while paused; the job keeps its place. */
-            ejob_set_state(e, ej, QT_JOB_ROUTED, "paused", 0);
-            engine_wait_until(e, &e->admit_cond, now + 1000);
-            continue;
-        }
-        fill_blocked(e, wk->index, ej);
-        fsm_action act;
-        fsm_dispatch(&e->env, &ej->f, job, now, wall_of(e), &act);
-        engine_sync_state(e, ej);
-        if (act.capacity_changed)
-            pthread_cond_broadcast(&e->admit_cond);
-        if (act.kind == FSM_WAIT_KEY) {
-            wait_key(e, wk, ej, &act, now);
-            continue;
-        }
-        me->active = 0;
-        if (act.kind == FSM_WAIT_TIMER) {
-            engine_wait_until(e, &e->admit_cond, act.until);
-        } else if (act.kind == FSM_FINISH) {
-            pthread_mutex_unlock(&e->lock);
-            engine_finish_action(e, ej, &act, NULL);
-            return;
-        } else if (act.kind == FSM_SEND) {
-            pthread_cond_broadcast(&e->admit_cond);   /* the next waiter may go */
-            if (run_attempt(e, wk, ej)) {
-                pthread_mutex_unlock(&e->lock);
-                return;
-            }
-        }
-    }
 }

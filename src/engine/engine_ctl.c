@@ -3,8 +3,8 @@
  *
  * DESIGN
  * Every function takes e->lock for as short as it can: controls change the
- * policy objects and broadcast admit_cond so waiting workers re-decide at
- * once; readers copy plain values out under the lock and do all formatting
+ * policy objects and ask for a pump pass, so waiting jobs are offered again
+ * at once; readers copy plain values out under the lock and do all formatting
  * (percentiles, JSON) after releasing it.
  */
 #include <stdio.h>
@@ -24,10 +24,7 @@ static void apply_pause(qt_engine *e, int paused, const char *how)
         qt_queue_pause_all(e->queue);
     else
         qt_queue_resume_all(e->queue);
-    pthread_cond_broadcast(&e->work_cond);
-    pthread_cond_broadcast(&e->admit_cond);
-    if (e->evented)
-        engine_loop_request_pump(e);
+    engine_loop_request_pump(e);
     pthread_mutex_unlock(&e->lock);
     if (was != e->paused)
         qt_events_addf(e->events, paused ? QT_EV_PAUSE : QT_EV_RESUME, now_of(e),
@@ -55,10 +52,7 @@ static qt_err apply_pause_workflow(qt_engine *e, const char *workflow, int pause
     pthread_mutex_lock(&e->lock);
     qt_err r = paused ? qt_queue_pause_workflow(e->queue, workflow)
                       : qt_queue_resume_workflow(e->queue, workflow);
-    pthread_cond_broadcast(&e->work_cond);
-    pthread_cond_broadcast(&e->admit_cond);
-    if (e->evented)
-        engine_loop_request_pump(e);
+    engine_loop_request_pump(e);
     pthread_mutex_unlock(&e->lock);
     if (r == QT_OK)
         qt_events_addf(e->events, paused ? QT_EV_PAUSE : QT_EV_RESUME, now_of(e),
@@ -90,39 +84,13 @@ void engine_fleet_control(void *ud, const char *op, const char *arg)
 
 qt_err qt_engine_cancel(qt_engine *e, const char *job_id)
 {
-    void *payload = NULL;
     pthread_mutex_lock(&e->lock);
-    if (e->evented) {
-        ejob *ej = ejob_find(e, job_id);
-        if (!ej) {
-            pthread_mutex_unlock(&e->lock);
-            return QT_ERR_NOTFOUND;
-        }
-        return engine_loop_cancel(e, ej);   /* releases the lock */
-    }
-    qt_err r = qt_queue_cancel(e->queue, job_id, &payload);
-    if (r != QT_OK) {
-        /* Not queued: a worker may hold it (waiting for capacity, or on the
-         * wire). Flag it; the worker writes its `cancelled` result. */
-        for (int i = 0; i < e->nworkers; i++) {
-            ejob *cur = e->workers[i].current;
-            if (cur && !strcmp(cur->job->id, job_id)) {
-                __atomic_store_n(&cur->job->cancel_requested, 1, __ATOMIC_RELAXED);
-                r = QT_OK;
-            }
-        }
-        pthread_cond_broadcast(&e->admit_cond);
+    ejob *ej = ejob_find(e, job_id);
+    if (!ej) {
         pthread_mutex_unlock(&e->lock);
-        return r;
+        return QT_ERR_NOTFOUND;
     }
-    ejob *ej = payload;
-    qt_job *job = ej->job;
-    e->models[job->model_idx].queued--;
-    pthread_mutex_unlock(&e->lock);
-    qt_events_addf(e->events, QT_EV_CANCEL, now_of(e), qt_clock_wall_ms(e->clock), job->model,
-                   job->workflow, job->id, "job %s cancelled", job->id);
-    engine_finish_cancelled(e, ej, QT_CANCELLED_BY_OPERATOR);
-    return QT_OK;
+    return engine_loop_cancel(e, ej);   /* releases the lock */
 }
 
 qt_err qt_engine_reprioritize(qt_engine *e, const char *job_id, int priority)
@@ -133,13 +101,11 @@ qt_err qt_engine_reprioritize(qt_engine *e, const char *job_id, int priority)
     qt_err r = qt_queue_reprioritize(e->queue, job_id, priority);
     ejob *ej = ejob_find(e, job_id);
     if (ej) {
-        /* Queued or held by a worker: the worker reads it at its next
-         * decision (admission order among waiters). */
+        /* Queued: its place changed above; elsewhere (a timer, the wire)
+         * it counts when the job comes back to the queue. */
         ej->job->priority = priority;
         r = QT_OK;
-        pthread_cond_broadcast(&e->admit_cond);
-        if (e->evented)
-            engine_loop_request_pump(e);
+        engine_loop_request_pump(e);
     }
     pthread_mutex_unlock(&e->lock);
     return r;
@@ -180,9 +146,7 @@ qt_err qt_engine_scale_limit(qt_engine *e, const char *name, int is_provider, ch
         r = qt_limiter_set_limits(e->limiter, key, which == 't' ? -1 : nv, which == 't' ? nv : -1, -1,
                                   now);
     }
-    pthread_cond_broadcast(&e->admit_cond);
-    if (e->evented)
-        engine_loop_request_pump(e);
+    engine_loop_request_pump(e);
     pthread_mutex_unlock(&e->lock);
     if (r == QT_OK) {
         qt_event ev;
@@ -225,9 +189,7 @@ static void apply_fleet_limits(qt_engine *e)
             qt_limiter_set_limits(e->limiter, key, v->rates[i].rpm, v->rates[i].tpm, -1, now);
         }
     }
-    pthread_cond_broadcast(&e->admit_cond);
-    if (e->evented)
-        engine_loop_request_pump(e);   /* a raised limit may let queued jobs go */
+    engine_loop_request_pump(e);   /* a raised limit may let queued jobs go */
     pthread_mutex_unlock(&e->lock);
     free(v);
 }
@@ -398,8 +360,8 @@ qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
     uint64_t now = now_of(e);
     s->uptime_ms = now - e->start_ms;
     s->paused = e->paused;
-    s->workers = e->evented ? e->max_in_flight : e->nworkers;
-    s->busy = e->evented ? e->in_flight_jobs : e->busy;
+    s->workers = e->max_in_flight;
+    s->busy = e->in_flight_jobs;
     qt_queue_counts qc;
     qt_queue_counts_get(e->queue, &qc);
     s->queued = qc.total;

@@ -1,5 +1,6 @@
-/* engine_int.h: the engine's private state, shared by engine.c (workers)
- * and engine_ctl.c (controls, snapshots, summary). Not a public header.
+/* engine_int.h: the engine's private state, shared by its files (engine.c,
+ * engine_loop.c, engine_send.c, engine_life.c, engine_ctl.c, engine_view.c,
+ * engine_fleet.c). Not a public header.
  *
  * Every field below e->lock is guarded by it unless marked otherwise. */
 #ifndef QT_ENGINE_INT_H
@@ -27,14 +28,6 @@
 
 #include "job_fsm.h"
 
-typedef struct {                  /* a worker waiting for limiter admission */
-    int active;
-    int priority;
-    uint64_t order;
-    int keys[2];
-    int blocking_key;             /* the key it waits for, -1 before its first try */
-} waiter;
-
 #define EJ_MAX_ATTEMPTS 16
 #define EJ_MAX_WAITS 16
 #define EJ_WAIT_LEN 96
@@ -60,7 +53,7 @@ typedef struct ejob {
     int n_att, cap_att;
     char (*waits)[EJ_WAIT_LEN];    /* the last EJ_MAX_WAITS, oldest first */
     int n_waits, cap_waits;
-    uint64_t order;                /* pop order (admission order among waiters) */
+    uint64_t order;                /* first pop order (0: never taken from the queue yet) */
     fsm_job f;                     /* its state machine */
     struct qt_engine *eng;
     struct ejob *hnext;            /* e->idmap chain */
@@ -101,24 +94,13 @@ typedef struct {
     unsigned next_conn;           /* the connection of its next new job (e->lock) */
 } engine_loopctx;
 
-typedef struct worker {
-    struct qt_engine *engine;     /* immutable after start */
-    int index;
-    pthread_t thread;
-    int started;
-    qt_http *http;                /* this worker's own handle */
-    ejob *current;                /* the job it carries (engine lock), NULL when idle */
-} worker;
-
 struct qt_engine {
     const qt_config *cfg;         /* immutable */
     qt_clock *clock;
-    int nworkers;
     qt_engine_on_result on_result;
     void *on_result_ud;
     int want_openai_json;
     uint64_t start_ms;
-    worker *workers;              /* threads: touched by start/shutdown only */
     qt_events *events;            /* has its own lock */
     qt_metrics *metrics;          /* has its own lock; model/provider index = config index */
     qt_ledger *ledger;            /* has its own lock; NULL when disabled or unusable */
@@ -126,7 +108,7 @@ struct qt_engine {
     int ledger_warned;            /* a failed record was reported (__atomic, no lock) */
 
     pthread_mutex_t lock;         /* guards everything below */
-    pthread_cond_t work_cond, admit_cond, done_cond;
+    pthread_cond_t done_cond;     /* every job done, or nothing in flight */
     qt_queue *queue;
     qt_limiter *limiter;
     qt_budget *budget;
@@ -134,13 +116,9 @@ struct qt_engine {
     qt_cache *cache;
     model_rt *models;             /* cfg->n_models */
     provider_rt *providers;       /* cfg->n_providers */
-    waiter *waiters;              /* one per worker */
     uint64_t rng;
     int started, intake_closed, stopping, shut_down, paused;
     int aborting;                 /* read without the lock via __atomic */
-    int busy;
-    int idle_waiting;             /* free workers waiting for a queued job's capacity */
-    signed char *pick_memo;       /* per model scratch for dispatch (engine.c) */
     fsm_env env;                  /* the policy objects above, for job_fsm.c */
     unsigned char *blocked;       /* per limiter key scratch (env.blocked) */
     uint64_t pop_order;
@@ -153,7 +131,6 @@ struct qt_engine {
     size_t idmap_cap;
 
     /* the event runtime (engine_loop.c); fields below the lock too unless said */
-    int evented;                  /* 1: loops + timers; 0: a thread per worker (immutable) */
     const qt_transport *transport;/* immutable */
     int virtual_time;             /* immutable */
     int nloops;                   /* immutable after start */
@@ -220,12 +197,6 @@ void engine_sync_state(qt_engine *e, ejob *ej);
 /* Carries out a FINISH action (ledger, OpenAI rendering, the result) and
  * frees the job. No lock held. a: the attempt it came from, or NULL. */
 void engine_finish_action(qt_engine *e, ejob *ej, fsm_action *act, const fsm_attempt *a);
-/* Carries one job to its result (no lock held on entry or exit). */
-void engine_run_job(qt_engine *e, worker *wk, ejob *ej, uint64_t order);
-
-/* engine_dispatch.c */
-/* A worker thread's body (arg: its worker). */
-void *engine_worker_main(void *arg);
 
 /* One request on its way: what was built, the stream's parser, what came
  * back. engine_send.c. */
@@ -256,7 +227,6 @@ int engine_xfer_build(qt_engine *e, ejob *ej, int mi, int pi, engine_xfer *x);
 int engine_xfer_on_data(void *ud, const char *buf, size_t n);
 /* Frees the request, classifies x->a.resp into x->a, redacts keys. */
 void engine_xfer_classify(engine_xfer *x);
-void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_attempt *a);
 /* Copies an answer's finish reason, tool calls, choices and cache/reasoning
  * token counts into a result (res NULL: nothing). */
 void engine_result_details(qt_result *r, const qt_provider_result *res);

@@ -1,5 +1,5 @@
 /* engine_life.c: creating the engine (limiter keys, breakers, budgets from
- * the config, the spend ledger), starting its workers, taking jobs in, and
+ * the config, the spend ledger), starting its loops, taking jobs in, and
  * shutting down so that every job still gets exactly one result.
  */
 #include <stdio.h>
@@ -47,19 +47,11 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     }
     e->cfg = cfg;
     e->clock = opts->clock ? opts->clock : qt_clock_system();
-    e->nworkers = opts->workers > 0 ? opts->workers : cfg->workers;
     e->on_result = opts->on_result;
     e->on_result_ud = opts->on_result_ud;
     e->want_openai_json = opts->want_openai_json;
-    /* The event runtime unless QT_ENGINE=threads asks for a thread per
-     * worker (not with the shared backend: its admissions are asynchronous,
-     * engine_fleet.c, and only the event runtime takes them). */
-    const char *mode = getenv("QT_ENGINE");
-    e->evented = !(mode && !strcmp(mode, "threads"));
     e->transport = opts->transport ? opts->transport : qt_transport_live();
     e->virtual_time = opts->virtual_time;
-    if (e->virtual_time || cfg->backend.kind == QT_BACKEND_REDIS)
-        e->evented = 1;
     e->pump_at = UINT64_MAX;
     e->rng = opts->seed ? opts->seed : (qt_wall_ms() ^ 0x9e3779b97f4a7c15ull) | 1;
     e->start_ms = now_of(e);
@@ -67,8 +59,6 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e->work_cond, &ca);
-    pthread_cond_init(&e->admit_cond, &ca);
     pthread_cond_init(&e->done_cond, &ca);
     pthread_condattr_destroy(&ca);
 
@@ -82,14 +72,10 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     e->metrics = qt_metrics_new(e->start_ms);
     e->models = calloc(cfg->n_models + 1, sizeof *e->models);
     e->providers = calloc(cfg->n_providers + 1, sizeof *e->providers);
-    e->max_in_flight = e->nworkers;
-    if (e->evented)
-        e->nworkers = 0;   /* no worker threads: `workers` bounds requests in flight */
-    e->waiters = calloc((size_t)e->nworkers + 1, sizeof *e->waiters);
-    e->pick_memo = calloc(cfg->n_models + 1, 1);
-    e->workers = calloc((size_t)e->nworkers + 1, sizeof *e->workers);
+    /* No worker threads: `workers` bounds the requests in flight. */
+    e->max_in_flight = opts->workers > 0 ? opts->workers : cfg->workers;
     if (!e->queue || !e->limiter || !e->budget || !e->est || !e->cache || !e->events
-        || !e->metrics || !e->models || !e->providers || !e->waiters || !e->pick_memo || !e->workers) {
+        || !e->metrics || !e->models || !e->providers) {
         snprintf(err, errlen, "out of memory");
         qt_engine_free(e);
         return NULL;
@@ -169,22 +155,7 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
 
 qt_err qt_engine_start(qt_engine *e)
 {
-    if (e->evented)
-        return engine_loop_start(e);
-    for (int i = 0; i < e->nworkers; i++) {
-        worker *w = &e->workers[i];
-        w->engine = e;
-        w->index = i;
-        w->http = qt_http_new();
-        if (!w->http || pthread_create(&w->thread, NULL, engine_worker_main, w) != 0) {
-            qt_http_free(w->http);
-            w->http = NULL;
-            return QT_ERR_NOMEM;
-        }
-        w->started = 1;
-    }
-    e->started = 1;
-    return QT_OK;
+    return engine_loop_start(e);
 }
 
 qt_err qt_engine_submit(qt_engine *e, qt_job *job)
@@ -204,19 +175,13 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
                         .est_tokens = est > UINT32_MAX ? UINT32_MAX : (uint32_t)est,
                         .payload = ej };
     qt_err r = e->intake_closed || e->stopping ? QT_ERR_CLOSED
-               : e->evented && ejob_find(e, job->id) ? QT_ERR_INVALID
+               : ejob_find(e, job->id) ? QT_ERR_INVALID
                                                      : qt_queue_push(e->queue, &qj, job->enqueued_ms);
     if (r == QT_OK) {
         ejob_link(e, ej);
         ej->in_queue = 1;
         e->models[job->model_idx].queued++;
-        if (e->evented) {
-            engine_loop_request_pump(e);
-        } else {
-            pthread_cond_signal(&e->work_cond);
-            if (e->idle_waiting)   /* it may be the job they can take */
-                pthread_cond_broadcast(&e->admit_cond);
-        }
+        engine_loop_request_pump(e);
     }
     pthread_mutex_unlock(&e->lock);
     if (r != QT_OK) {
@@ -256,7 +221,6 @@ void qt_engine_close_intake(qt_engine *e)
     pthread_mutex_lock(&e->lock);
     e->intake_closed = 1;
     qt_queue_close(e->queue);
-    pthread_cond_broadcast(&e->work_cond);
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -305,33 +269,9 @@ void qt_engine_shutdown(qt_engine *e, int64_t grace_ms)
     e->stopping = 1;
     e->intake_closed = 1;
     qt_queue_close(e->queue);
-    pthread_cond_broadcast(&e->work_cond);
     pthread_mutex_unlock(&e->lock);
     cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
-    if (e->evented) {
-        engine_loop_shutdown(e, grace_ms);
-        cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
-        pthread_mutex_lock(&e->lock);
-        e->shut_down = 1;
-        pthread_mutex_unlock(&e->lock);
-        return;
-    }
-
-    /* Grace: requests in flight may finish; waiting jobs are cancelled after. */
-    pthread_mutex_lock(&e->lock);
-    uint64_t deadline = now_of(e) + (uint64_t)(grace_ms > 0 ? grace_ms : 0);
-    while (e->busy > 0 && now_of(e) < deadline)
-        engine_wait_until(e, &e->done_cond, deadline);
-    __atomic_store_n(&e->aborting, 1, __ATOMIC_RELAXED);
-    pthread_cond_broadcast(&e->admit_cond);
-    pthread_cond_broadcast(&e->work_cond);
-    pthread_mutex_unlock(&e->lock);
-
-    for (int i = 0; i < e->nworkers; i++)
-        if (e->workers[i].started) {
-            pthread_join(e->workers[i].thread, NULL);
-            e->workers[i].started = 0;
-        }
+    engine_loop_shutdown(e, grace_ms);
     cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
     pthread_mutex_lock(&e->lock);
     e->shut_down = 1;
@@ -342,11 +282,9 @@ void qt_engine_free(qt_engine *e)
 {
     if (!e)
         return;
-    if (!e->shut_down && e->queue && e->workers)   /* every job gets its result */
+    if (!e->shut_down && e->queue && e->models)   /* every job gets its result */
         qt_engine_shutdown(e, 0);
     engine_loop_free(e);
-    for (int i = 0; e->workers && i < e->nworkers; i++)
-        qt_http_free(e->workers[i].http);
     for (size_t i = 0; e->providers && i < e->cfg->n_providers; i++) {
         qt_circuit_free(e->providers[i].circuit);
         qt_retry_budget_free(e->providers[i].rbudget);
@@ -360,11 +298,8 @@ void qt_engine_free(qt_engine *e)
         qt_circuit_free(e->models[i].circuit);
     free(e->models);
     free(e->providers);
-    free(e->waiters);
-    free(e->pick_memo);
     free(e->blocked);
     free(e->idmap);
-    free(e->workers);
     qt_queue_free(e->queue);
     qt_limiter_free(e->limiter);
     qt_budget_free(e->budget);
@@ -372,10 +307,8 @@ void qt_engine_free(qt_engine *e)
     qt_cache_free(e->cache);
     qt_events_free(e->events);
     qt_metrics_free(e->metrics);
-    qt_ledger_close(e->ledger);   /* after the workers: nobody records any more */
+    qt_ledger_close(e->ledger);   /* after the loops: nobody records any more */
     pthread_mutex_destroy(&e->lock);
-    pthread_cond_destroy(&e->work_cond);
-    pthread_cond_destroy(&e->admit_cond);
     pthread_cond_destroy(&e->done_cond);
     free(e);
 }

@@ -1,10 +1,8 @@
 /* engine_send.c: one upstream request: build it with the provider's table
  * (engine_xfer_build), receive a streamed 2xx body into the job's sink
  * (engine_xfer_on_data), parse the answer and classify it for the retry
- * policy (engine_xfer_classify). The threaded driver sends with a worker's
- * blocking libcurl handle (engine_send); the event runtime (engine_loop.c)
- * posts the same request through the transport. Runs without the engine
- * lock.
+ * policy (engine_xfer_classify). The event runtime (engine_loop.c) posts
+ * the request through the transport. Runs without the engine lock.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +25,7 @@ static int stream_chunk(void *ud, const char *json, size_t len)
     return 0;
 }
 
-/* Polled by libcurl during a transfer: stop on shutdown or cancel. */
+/* Checked for every chunk of a streamed body: stop on shutdown or cancel. */
 static int should_abort(void *ud)
 {
     stream_ctx *sc = ud;
@@ -102,32 +100,6 @@ void engine_xfer_classify(engine_xfer *x)
     qt_provider_stream_free(x->ps);
     x->ps = NULL;
     redact_attempt(x->e, &x->a);
-}
-
-void engine_send(qt_engine *e, qt_http *http, ejob *ej, int mi, int pi, fsm_attempt *out)
-{
-    engine_xfer *x = malloc(sizeof *x);
-    if (!x) {
-        memset(out, 0, sizeof *out);
-        snprintf(out->err, sizeof out->err, "out of memory");
-        out->verdict.cls = QT_RETRY_FATAL;
-        out->verdict.reason = "out of memory";
-        return;
-    }
-    if (engine_xfer_build(e, ej, mi, pi, x)) {
-        qt_http_set_abort(http, should_abort, x);
-        if (x->stream)
-            qt_http_post_stream(http, x->url, (const char *const *)x->req.headers, x->req.n_headers,
-                                x->req.body, x->req.body_len, e->providers[pi].cfg->timeout_ms,
-                                engine_xfer_on_data, x, &x->a.resp);
-        else
-            qt_http_post(http, x->url, (const char *const *)x->req.headers, x->req.n_headers,
-                         x->req.body, x->req.body_len, e->providers[pi].cfg->timeout_ms, &x->a.resp);
-        qt_http_set_abort(http, NULL, NULL);
-    }
-    engine_xfer_classify(x);
-    *out = x->a;
-    free(x);
 }
 
 /* Classifies a response (x->a.resp) for the retry policy. */

@@ -72,7 +72,7 @@ static int put_chunk(px_req *r, const char *json, size_t len)
     return px_put_event(r, NULL, json, len);
 }
 
-/* The sink of a streamed job (worker thread). */
+/* The sink of a streamed job (an engine loop thread). */
 static int on_chunk(void *ud, const char *json, size_t len)
 {
     px_req *r = ud;
