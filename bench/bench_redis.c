@@ -15,7 +15,7 @@
  *    job loop, which commits (after the slot's delay, on a timer, when the
  *    fleet took one ahead) and asks again; a WAIT asks again after its
  *    time. Keys without limits (asks pipelined), a limited key whose limit
- *    does not bind (one ask at a time per key and process), and a binding
+ *    does not bind (a window of asks per key and process), and a binding
  *    limit shared by 3 processes (the calls per admission that pacing
  *    costs).
  * Requests name 2 rate keys (model, provider) and 2 budgets (day,
@@ -499,8 +499,8 @@ int main(int argc, char **argv)
     gate_fleet(port, "no limits (asks pipelined):", "g0", 0, secs, 1, 1, &g1p50, NULL);
     double g16 = gate_fleet(port, "no limits (asks pipelined):", "g1", 0, secs, target, 1, NULL, NULL);
     double g16x3 = gate_fleet(port, "no limits (asks pipelined):", "g2", 0, secs, target, 3, NULL, NULL);
-    gate_fleet(port, "limit not binding (1 ask per key):", "g3", 1e9, secs, target, 1, NULL, NULL);
-    gate_fleet(port, "limit not binding (1 ask per key):", "g4", 1e9, secs, target, 3, NULL, NULL);
+    gate_fleet(port, "limit not binding (window of asks):", "g3", 1e9, secs, target, 1, NULL, NULL);
+    gate_fleet(port, "limit not binding (window of asks):", "g4", 1e9, secs, target, 3, NULL, NULL);
     double cpa = 0;
     double paced = gate_fleet(port, "6000 RPM shared (binding):", "g5", 6000, secs, target, 3, NULL, &cpa);
     printf("  paced: %.2fx the shared limit (100/s)\n", paced / 100.0);

@@ -2,9 +2,10 @@
 # redis_run.sh: what the shared backend costs a `run`, end to end. Jobs per
 # second through `quotatop run` against a zero-latency mock with the local
 # backend, then with backend.kind "redis" (one process, then three sharing
-# the work, against three with the local backend), same workers, same model (an RPM limit too high to bind, so
-# every admission is a real Redis decision, one at a time per key and
-# process, as in production configs); and Redis's script calls per job
+# the work, against three with the local backend), same workers, same
+# model (an RPM limit too high to bind, as in production configs: every
+# admission is a real Redis decision, the gate's window of asks per key
+# open); and Redis's script calls per job
 # (admit + commit + heartbeats, from INFO commandstats).
 #   bench/redis_run.sh [BINARY] [JOBS] [WORKERS]      (default 3000, 32)
 # Prints "| figure | value | reference | ratio |" rows at the end.

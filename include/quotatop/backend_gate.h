@@ -107,9 +107,10 @@ void qt_backend_gate_free(qt_backend_gate *g);
  * workflow with est_tokens (prompt estimate + max_tokens) and est_usd (worst
  * case). Returns at once; cb(ud, t, answer) runs exactly once (maybe before
  * this returns). t must stay valid, and untouched by the caller, until then.
- * Per limited key one admission at a time goes to Redis (the others wait in
- * the gate for its answer, which says when the key admits next): about one
- * Redis call per admission. */
+ * Per limited key, while it is tight, one admission at a time goes to Redis
+ * (the others wait in the gate for its answer, which says when the key
+ * admits next): about one Redis call per admission; while it has room, up
+ * to 16 at once. */
 void qt_backend_gate_admit(qt_backend_gate *g, int mi, int pi, const char *workflow, int64_t est_tokens,
                            double est_usd, qt_gate_ticket *t, qt_gate_fn cb, void *ud);
 /* The slot of a GO with delay_ms has come. GO: send now. Otherwise the

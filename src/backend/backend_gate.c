@@ -8,13 +8,16 @@
  * budget).
  *
  * Asking. An admission is an `ask`. Per limited key (one with an RPM, TPM
- * or concurrency limit) one ask at a time goes to Redis (through the
- * runner: posted, answered on the backend's thread); the others for that
- * key are parked in the gate, in the order they came, until its answer,
- * which carries when the key admits next (a hint: an ask before it is
- * answered WAIT at once, with no Redis call). So about one round trip per
- * admission, and nobody waits on a thread: a parked ask is a list entry.
- * Asks on keys without limits (budgets only) are not serialised.
+ * or concurrency limit) a window of asks goes to Redis (through the
+ * runner: posted, answered on the backend's thread): one at a time while
+ * the key is tight, up to GATE_WINDOW_MAX while its answers say it has room
+ * now; the others for that key are parked in the gate, in the order they
+ * came, until an answer, which carries when the key admits next (a hint: an
+ * ask before it is answered WAIT at once, with no Redis call). So about one
+ * round trip per admission on a tight key (where asking in parallel would
+ * only bring back waits), pipelining on a free one, and nobody waits on a
+ * thread: a parked ask is a list entry. Asks on keys without limits
+ * (budgets only) are not held back.
  *
  * Down (the backend's state callback, or a DOWN verdict, whichever comes
  * first): the divisor is fixed at max(expected_processes, most processes
@@ -48,6 +51,7 @@
  * slots ahead than it has requests in flight. */
 #define GATE_AHEAD_MS 5000
 #define GATE_PAUSE_MS 250     /* paused, closed, shutting down: ask again after this */
+#define GATE_WINDOW_MAX 16    /* asks in flight per limited key and process while it has room */
 
 typedef struct gate_ask gate_ask;
 struct gate_ask {
@@ -56,7 +60,7 @@ struct gate_ask {
     qt_gate_ticket *t;           /* the caller's */
     qt_gate_fn cb;
     void *ud;
-    int probing;                 /* it holds its limited keys' probing flags */
+    int probing;                 /* it counts in its limited keys' asks in flight */
     int answered;                /* the gate closed and answered it: Redis's answer is forgotten */
     qt_gate_answer a;
     gate_ask *done_next;         /* a local list of asks to answer */
@@ -83,9 +87,13 @@ struct qt_backend_gate {
     int fb_out;                  /* fallback tickets not yet settled */
     /* Per model / provider key: no Redis call before hint_* (the fleet said
      * when the key admits next), and, for a key with a limit (limited_*),
-     * one call at a time (probing_*). */
+     * at most window_* asks in flight (probing_*): one while the key is
+     * tight (its last answer: a slot ahead, a wait, full; or not known
+     * yet), doubling up to GATE_WINDOW_MAX while it answers "admitted now,
+     * and free again now". */
     uint64_t *hint_m, *hint_p;
-    char *probing_m, *probing_p;
+    int *probing_m, *probing_p;
+    int *window_m, *window_p;
     char *limited_m, *limited_p;
     ask_list parked;             /* waiting for a probe of one of their keys (FIFO) */
     ask_list asking;             /* sent to Redis, not yet answered */
@@ -284,12 +292,14 @@ qt_backend_gate *qt_backend_gate_new(const qt_backend_gate_opts *o, char *err, s
     g->view_keys = calloc(c->n_models + c->n_providers + 1, sizeof *g->view_keys);
     g->hint_m = calloc(c->n_models + 1, sizeof *g->hint_m);
     g->hint_p = calloc(c->n_providers + 1, sizeof *g->hint_p);
-    g->probing_m = calloc(c->n_models + 1, 1);
-    g->probing_p = calloc(c->n_providers + 1, 1);
+    g->probing_m = calloc(c->n_models + 1, sizeof *g->probing_m);
+    g->probing_p = calloc(c->n_providers + 1, sizeof *g->probing_p);
+    g->window_m = calloc(c->n_models + 1, sizeof *g->window_m);
+    g->window_p = calloc(c->n_providers + 1, sizeof *g->window_p);
     g->limited_m = calloc(c->n_models + 1, 1);
     g->limited_p = calloc(c->n_providers + 1, 1);
     if (!g->fb || !g->fb_model || !g->fb_provider || !g->view_keys || !g->hint_m || !g->hint_p
-        || !g->probing_m || !g->probing_p || !g->limited_m || !g->limited_p)
+        || !g->probing_m || !g->probing_p || !g->window_m || !g->window_p || !g->limited_m || !g->limited_p)
         goto oom;
     char name[QT_BACKEND_NAME];
     for (size_t i = 0; i < c->n_models; i++) {
@@ -377,6 +387,8 @@ void qt_backend_gate_free(qt_backend_gate *g)
     free(g->hint_p);
     free(g->probing_m);
     free(g->probing_p);
+    free(g->window_m);
+    free(g->window_p);
     free(g->limited_m);
     free(g->limited_p);
     for (size_t i = 0; g->view_keys && i < g->n_view; i++)
@@ -465,18 +477,33 @@ static void maybe_recover(qt_backend_gate *g)
         on_state(g, 1, "");
 }
 
+static int window_of(const int *w) { return *w > 0 ? *w : 1; }
+
+/* 1 when one of t's limited keys has its window of asks in flight. */
 static int probing_on(const qt_backend_gate *g, const qt_gate_ticket *t)
 {
-    return (g->limited_m[t->mi] && g->probing_m[t->mi]) || (g->limited_p[t->pi] && g->probing_p[t->pi]);
+    return (g->limited_m[t->mi] && g->probing_m[t->mi] >= window_of(&g->window_m[t->mi]))
+           || (g->limited_p[t->pi] && g->probing_p[t->pi] >= window_of(&g->window_p[t->pi]));
+}
+
+/* A key's answer: its window doubles while it says "admitted now, free
+ * again now", and is one ask at a time otherwise. */
+static void window_learn(int *w, int room)
+{
+    if (!room)
+        *w = 1;
+    else
+        *w = window_of(w) * 2 > GATE_WINDOW_MAX ? GATE_WINDOW_MAX : window_of(w) * 2;
 }
 
 static void set_probing(qt_backend_gate *g, gate_ask *ask, int on)
 {
     const qt_gate_ticket *t = ask->t;
+    int d = on ? 1 : -1;
     if (g->limited_m[t->mi])
-        g->probing_m[t->mi] = (char)on;
+        g->probing_m[t->mi] += d;
     if (g->limited_p[t->pi])
-        g->probing_p[t->pi] = (char)on;
+        g->probing_p[t->pi] += d;
     ask->probing = on;
 }
 
@@ -573,6 +600,11 @@ static int admitted(void *ud, const qt_backend_lease *lease, const qt_backend_de
         set_probing(g, ask, 0);
     uint64_t now = now_of(g);
     int mi = t->mi, pi = t->pi, taken = 0, down = 0;
+    /* Room: admitted now and free again now (the script rounds both up to
+     * whole milliseconds, so 1 ms means "within a millisecond"). */
+    int now_free = d->verdict == QT_BACKEND_ADMITTED && d->delay_ms <= 1;
+    window_learn(&g->window_m[mi], now_free && d->next_ms[0] <= 1);
+    window_learn(&g->window_p[pi], now_free && d->next_ms[1] <= 1);
     if (d->verdict == QT_BACKEND_ADMITTED) {
         uint64_t ahead = (uint64_t)t->lease.ahead_ms;
         g->hint_m[mi] = now + (d->next_ms[0] > ahead ? d->next_ms[0] - ahead : 0);
