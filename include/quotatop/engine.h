@@ -83,6 +83,9 @@ typedef struct {
     int prompt_tokens, completion_tokens;
     uint64_t retry_after_ms;    /* hint the upstream gave (Retry-After / reset), 0 none */
     char error[160];            /* "" when ok; secrets redacted */
+    uint64_t at_ms;             /* when it was sent, ms after the job's submission */
+    int64_t limit_requests, limit_tokens;   /* the per-minute limits the upstream announced
+                                             * in its rate-limit headers, 0 none */
 } qt_attempt_view;
 
 typedef struct {

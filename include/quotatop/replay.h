@@ -16,8 +16,11 @@
  * recording per model (the job's own recorded answer when it was answered
  * by the same model); recorded errors replayed at their times (per 10 s
  * window, the recorded share of non-429 failures, with their status).
- * The upstream's limits are the recording config's configured limits
- * (before headroom): what quotatop was told the provider allows.
+ * The upstream's limits on a (provider, upstream model) key are the ones
+ * its rate-limit headers announced in the recording (the latest attempt
+ * on that key that carried them: what the provider really enforced), else
+ * the recording config's configured limits (before headroom); a
+ * provider's own key takes the configured limits.
  *
  * Thread-safety: a qt_trace_data is immutable after load (any thread may
  * read it). A qt_simprov belongs to one thread (the replay's loop); it is
@@ -53,7 +56,10 @@ typedef struct {
     uint32_t ttfb_ms, total_ms;
     int prompt, completion;
     uint32_t retry_after_ms;
-    uint64_t t_ms;               /* its start, relative (estimated: see trace_read.c) */
+    uint64_t t_ms;               /* its start, relative (recorded "at_ms"; estimated for
+                                    older traces: see trace_read.c) */
+    int has_at;                  /* t_ms was recorded, not estimated */
+    uint32_t limit_rpm, limit_tpm;   /* per-minute limits the upstream announced, 0 none */
 } qt_trace_attempt;
 
 typedef struct {
@@ -144,9 +150,13 @@ void qt_simprov_request(qt_simprov *s, const qt_sim_req *r, uint64_t now_ms, qt_
 typedef struct {
     char name[140];              /* "provider/model" or "provider" */
     uint64_t rpm, tpm;           /* the upstream's limits, 0 none */
+    int source;                  /* where they come from: QT_SIM_LIMITS_CONFIG,
+                                    _HEADERS (announced in the recording), _OVERRIDE */
     uint64_t peak_rpm, peak_tpm; /* most requests / tokens sent in any 60 s */
     uint64_t requests, rate_limited, errors;
 } qt_sim_key_stats;
+
+enum { QT_SIM_LIMITS_CONFIG = 0, QT_SIM_LIMITS_HEADERS, QT_SIM_LIMITS_OVERRIDE };
 
 /* Copies up to max keys' figures; returns how many keys there are. */
 size_t qt_simprov_stats(const qt_simprov *s, qt_sim_key_stats *out, size_t max);

@@ -184,6 +184,12 @@ void engine_record_attempt(qt_engine *e, ejob *ej, int mi, int pi, const fsm_att
     }
     if (a->limits.retry_after_ms > 0)
         av.retry_after_ms = (uint64_t)a->limits.retry_after_ms;
+    uint64_t now = now_of(e), sent = now > av.total_ms ? now - av.total_ms : 0;
+    av.at_ms = sent > ej->job->enqueued_ms ? sent - ej->job->enqueued_ms : 0;
+    if (a->built) {   /* what the upstream says it allows (replay learns it) */
+        av.limit_requests = a->limits.requests.limit > 0 ? a->limits.requests.limit : 0;
+        av.limit_tokens = a->limits.tokens.limit > 0 ? a->limits.tokens.limit : 0;
+    }
     if (!a->parsed_ok || a->verdict.cls != QT_RETRY_OK)
         snprintf(av.error, sizeof av.error, "%.159s", a->err[0] ? a->err
                                                   : a->verdict.reason ? a->verdict.reason : "error");

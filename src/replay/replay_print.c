@@ -248,7 +248,9 @@ void rp_print_table(FILE *out, const qt_trace_data *d, const char *trace_path, r
                 else
                     snprintf(up, sizeof up, "none");
                 snprintf(key, sizeof key, "%c%s", w ? 't' : 'r', l->name);
-                snprintf(label, sizeof label, "  %s %s (%s)", l->name, w ? "TPM" : "RPM", up);
+                snprintf(label, sizeof label, "  %s %s (%s%s)", l->name, w ? "TPM" : "RPM", up,
+                         ul && l->up_source == QT_SIM_LIMITS_HEADERS ? ", from headers"
+                         : ul && l->up_source == QT_SIM_LIMITS_OVERRIDE ? ", --upstream config" : "");
                 row(out, label, v, n, c_limit, key);
             }
         }
@@ -328,6 +330,8 @@ static cJSON *outcome_json(const rp_outcome *o)
         cJSON_AddNumberToObject(e, "config_tpm", (double)x->cfg_tpm);
         cJSON_AddNumberToObject(e, "upstream_rpm", (double)x->up_rpm);
         cJSON_AddNumberToObject(e, "upstream_tpm", (double)x->up_tpm);
+        cJSON_AddStringToObject(e, "upstream_source", x->up_source == QT_SIM_LIMITS_HEADERS ? "headers"
+                                : x->up_source == QT_SIM_LIMITS_OVERRIDE ? "override" : "config");
         cJSON_AddNumberToObject(e, "upstream_429", (double)x->rate_limited);
         cJSON_AddItemToArray(l, e);
     }

@@ -244,8 +244,9 @@ static uint64_t peak60(const uint32_t *v, size_t n)
 }
 
 /* Peak requests and tokens per (provider, model) of the recorded attempts
- * (their start times are estimates; see trace_read.c) against the
- * recording's configured limits. */
+ * (their start times as recorded, estimated for older traces; see
+ * trace_read.c) against the limits the provider announced in its headers,
+ * else the recording's configured limits. */
 static void recorded_limits(rp_outcome *o, const qt_trace_data *d)
 {
     uint64_t secs = 0;
@@ -260,6 +261,7 @@ static void recorded_limits(rp_outcome *o, const qt_trace_data *d)
             memset(rq, 0, secs * sizeof *rq);
             memset(tk, 0, secs * sizeof *tk);
             uint64_t n429 = 0, any = 0;
+            const qt_trace_attempt *latest = NULL;
             for (size_t r = 0; r < d->n_reqs; r++) {
                 const qt_trace_req *q = &d->reqs[r];
                 for (uint32_t k = 0; k < q->n_att; k++) {
@@ -267,6 +269,8 @@ static void recorded_limits(rp_outcome *o, const qt_trace_data *d)
                     if (a->model != md->name || a->provider != md->providers[p])
                         continue;
                     any = 1;
+                    if ((a->limit_rpm || a->limit_tpm) && (!latest || a->t_ms >= latest->t_ms))
+                        latest = a;
                     rq[a->t_ms / 1000]++;
                     tk[a->t_ms / 1000] += (uint32_t)(q->prompt + (q->max_tokens ? q->max_tokens : q->completion));
                     n429 += a->status == 429;
@@ -277,6 +281,11 @@ static void recorded_limits(rp_outcome *o, const qt_trace_data *d)
             rp_limit l = { .up_rpm = (uint64_t)md->rpm, .up_tpm = (uint64_t)md->tpm,
                            .peak_rpm = peak60(rq, secs), .peak_tpm = peak60(tk, secs),
                            .rate_limited = n429 };
+            if (latest) {   /* what the provider's headers announced, as the replay uses */
+                l.up_rpm = latest->limit_rpm;
+                l.up_tpm = latest->limit_tpm;
+                l.up_source = QT_SIM_LIMITS_HEADERS;
+            }
             snprintf(l.name, sizeof l.name, "%s/%s", qt_trace_name(d, md->providers[p]),
                      qt_trace_name(d, md->upstream));
             rp_outcome_limit(o, &l);

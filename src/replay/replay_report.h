@@ -42,6 +42,7 @@ typedef struct {
     char name[140];                  /* provider/model */
     uint64_t cfg_rpm, cfg_tpm;       /* the config's effective limits there, 0 none */
     uint64_t up_rpm, up_tpm;         /* the simulated upstream's */
+    int up_source;                   /* QT_SIM_LIMITS_* (replay.h): config, headers, override */
     uint64_t peak_rpm, peak_tpm;
     uint64_t rate_limited;
 } rp_limit;

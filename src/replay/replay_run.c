@@ -292,7 +292,8 @@ static void gather(rp_run *r)
     qt_sim_key_stats st[64];
     size_t n = qt_simprov_stats(r->sim, st, 64);
     for (size_t i = 0; i < n && i < 64; i++) {
-        rp_limit l = { .up_rpm = st[i].rpm, .up_tpm = st[i].tpm, .peak_rpm = st[i].peak_rpm,
+        rp_limit l = { .up_rpm = st[i].rpm, .up_tpm = st[i].tpm, .up_source = st[i].source,
+                       .peak_rpm = st[i].peak_rpm,
                        .peak_tpm = st[i].peak_tpm, .rate_limited = st[i].rate_limited };
         snprintf(l.name, sizeof l.name, "%.139s", st[i].name);
         config_limits(r->cfg, st[i].name, &l.cfg_rpm, &l.cfg_tpm);

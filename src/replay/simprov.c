@@ -3,6 +3,9 @@
  * DESIGN
  * One key per (provider, upstream model) the replay sends to, created on
  * first use, plus one per provider. A key holds:
+ * - its limits: those the provider's rate-limit headers announced in the
+ *   recording (the latest attempt on the key that carried them), else the
+ *   recording config's; an override (--upstream config) beats both;
  * - two token buckets with the mock's arithmetic (src/sim/mock_model.c):
  *   capacity max(1, L/60), refilled at L/60 per second; a cost k fits when
  *   level >= min(k, capacity); admitted requests are charged, refused ones
@@ -55,6 +58,7 @@ typedef struct {
     int provider_only;
     int up_key;                  /* the provider's key, -1 for provider keys */
     uint64_t rpm, tpm;
+    int source;                  /* QT_SIM_LIMITS_*: where rpm and tpm come from */
     bucket req, tok;
     sample *pool;
     size_t n_pool;
@@ -180,6 +184,19 @@ static void learn(qt_simprov *s, key *k, const char *provider, const char *model
     }
     if (prov < 0 || up < 0)
         return;
+    /* What the provider announced beats what quotatop was told: the latest
+     * attempt on this key whose headers carried its limits. */
+    const qt_trace_attempt *seen = NULL;
+    for (size_t i = 0; i < d->n_att; i++) {
+        const qt_trace_attempt *a = &d->att[i];
+        if ((a->limit_rpm || a->limit_tpm) && attempt_on(s, a, prov, up) && (!seen || a->t_ms >= seen->t_ms))
+            seen = a;
+    }
+    if (seen) {
+        k->rpm = seen->limit_rpm;
+        k->tpm = seen->limit_tpm;
+        k->source = QT_SIM_LIMITS_HEADERS;
+    }
     size_t n_ok = 0, last_w = 0;
     for (size_t i = 0; i < d->n_att; i++)
         if (attempt_on(s, &d->att[i], prov, up)) {
@@ -248,6 +265,7 @@ static int find_key(qt_simprov *s, const char *provider, const char *model)
         if (!strcmp(s->ovr[i].name, name)) {
             k->rpm = s->ovr[i].rpm;
             k->tpm = s->ovr[i].tpm;
+            k->source = QT_SIM_LIMITS_OVERRIDE;
         }
     k->req.level = cap_of(k->rpm);
     k->tok.level = cap_of(k->tpm);
@@ -464,6 +482,7 @@ size_t qt_simprov_stats(const qt_simprov *s, qt_sim_key_stats *out, size_t max)
         snprintf(o->name, sizeof o->name, "%s", k->name);
         o->rpm = k->rpm;
         o->tpm = k->tpm;
+        o->source = k->source;
         o->peak_rpm = peak60(k->sec_req, k->n_sec);
         o->peak_tpm = peak60(k->sec_tok, k->n_sec);
         o->requests = k->requests;

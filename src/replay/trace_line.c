@@ -49,6 +49,11 @@ static void add_attempts(cJSON *o, const qt_result_extra *x)
         cJSON_AddNumberToObject(at, "prompt", a->prompt_tokens);
         cJSON_AddNumberToObject(at, "completion", a->completion_tokens);
         cJSON_AddNumberToObject(at, "retry_after_ms", (double)a->retry_after_ms);
+        cJSON_AddNumberToObject(at, "at_ms", (double)a->at_ms);
+        if (a->limit_requests > 0)
+            cJSON_AddNumberToObject(at, "limit_rpm", (double)a->limit_requests);
+        if (a->limit_tokens > 0)
+            cJSON_AddNumberToObject(at, "limit_tpm", (double)a->limit_tokens);
         cJSON_AddItemToArray(arr, at);
     }
 }

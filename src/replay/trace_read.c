@@ -9,9 +9,10 @@
  * requests are sorted by arrival, their attempt ranges follow them, and
  * times become relative to the first arrival.
  *
- * Attempt start times are not recorded; they are estimated: the last
- * attempt ends when the result went out (done_ms), earlier ones are spread
- * evenly between the first dispatch (arrival + wait) and the last's start.
+ * Attempt start times are recorded ("at_ms": ms after the arrival). Traces
+ * written before that have them estimated: the last attempt ends when the
+ * result went out (done_ms), earlier ones are spread evenly between the
+ * first dispatch (arrival + wait) and the last's start.
  * Traces written before the engine reported attempts (an empty "attempts"
  * array) get attempts synthesized from the result: the answering one with
  * its status and latency, the earlier ones of unknown status.
@@ -255,6 +256,13 @@ static void read_job(qt_trace_data *d, const cJSON *o, uint64_t since)
         a->prompt = inum(it, "prompt", 1 << 28);
         a->completion = inum(it, "completion", 1 << 28);
         a->retry_after_ms = (uint32_t)inum(it, "retry_after_ms", 1 << 30);
+        a->limit_rpm = (uint32_t)inum(it, "limit_rpm", 1 << 30);
+        a->limit_tpm = (uint32_t)inum(it, "limit_tpm", 1 << 30);
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(it, "at_ms"))) {
+            /* relative to the arrival for now; finish() adds the arrival */
+            a->t_ms = (uint64_t)num(it, "at_ms") > (1ull << 40) ? 1ull << 40 : (uint64_t)num(it, "at_ms");
+            a->has_at = 1;
+        }
         r->n_att++;
     }
     if (r->n_att == 0)
@@ -311,6 +319,14 @@ static void finish(qt_trace_data *d)
         if (!r->n_att)
             continue;
         qt_trace_attempt *a = &d->att[r->att0];
+        int recorded = 1;
+        for (uint32_t k = 0; k < r->n_att; k++)
+            recorded &= a[k].has_at;
+        if (recorded) {   /* start times in the trace: offsets from the arrival */
+            for (uint32_t k = 0; k < r->n_att; k++)
+                a[k].t_ms += r->t_ms;
+            continue;
+        }
         uint64_t first = r->t_ms + r->wait_ms;
         uint64_t last_total = a[r->n_att - 1].total_ms;
         uint64_t last = r->done_ms > last_total ? r->done_ms - last_total : first;

@@ -11,7 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 
 start_mock --model gpt-x:rpm=1200,latency=150,jitter=100 --model gpt-y:latency=80 \
-    --model gpt-z:latency=300 || exit 1
+    --model gpt-z:latency=300 --model gpt-l:rpm=300,latency=100 || exit 1
 
 # config FILE STATE_DIR RPM [EXTRA_TOP_JSON] [CHAIN_JSON]
 config() {
@@ -134,5 +134,31 @@ out=$(cat "$TMP/table.txt")
 expect_contains "table: a column per config after the recording" "$out" "recorded            rec.json            half.json"
 expect_contains "table: makespan row" "$out" "elapsed (makespan)"
 expect_contains "table: wait percentiles per priority" "$out" "priority 3"
-expect_contains "table: peak RPM against the limit" "$out" "oa/gpt-x RPM (1200)"
+expect_contains "table: peak RPM against the limit the headers announced" "$out" "oa/gpt-x RPM (1200, from headers)"
 expect_contains "table: a sparkline per config" "$out" "half.json            RPM   |"
+
+# ---- the provider's real limits, learned from the recording's headers: the
+# config claims 1200 RPM for gpt-l, the mock enforces (and announces) 300.
+cat > "$TMP/liar.json" <<JSON
+{"workers": 16, "state_dir": "$TMP/st-liar",
+ "providers": {"oa": {"kind": "openai", "base_url": "$MOCK_URL/v1"}},
+ "models": {"gpt-l": {"providers": ["oa"], "rpm": 1200, "input_usd_per_mtok": 1, "output_usd_per_mtok": 1}},
+ "retry": {"max_attempts": 8, "base_ms": 100, "cap_ms": 2000}}
+JSON
+gen_jobs 60 gpt-l 20 > "$TMP/liar.jsonl"
+"$QT_BIN" run -c "$TMP/liar.json" --headless -o "$TMP/liar.out" --summary "$TMP/liar.sum" "$TMP/liar.jsonl" 2>/dev/null
+rec_429=$(json_get "$TMP/liar.sum" 'd["upstream_429"]')
+expect_ge "learned: the recording met the real limit (429s)" "$rec_429" 10
+expect_eq "learned: the trace records the limit the headers announced" \
+    "$(sed -n 2p "$TMP/st-liar/trace.jsonl" | json_get - 'd["attempts"][0]["limit_rpm"]')" 300
+"$QT_BIN" replay --trace "$TMP/st-liar/trace.jsonl" -c "$TMP/liar.json" --json > "$TMP/liar.rep" 2>/dev/null
+expect_eq "learned: the simulated upstream enforces 300 RPM, from the headers" \
+    "$(field "$TMP/liar.rep" '[(l["upstream_rpm"], l["upstream_source"]) for l in d["configs"][0]["limits"] if l["name"] == "oa/gpt-l"]')" \
+    "[(300, 'headers')]"
+within "learned: makespan within 5% of the recording" \
+    "$(field "$TMP/liar.rep" 'd["configs"][0]["elapsed_s"]')" "$(json_get "$TMP/liar.sum" 'd["elapsed_s"]')" 5
+within "learned: upstream 429s within 20% of the recording's" "$(field "$TMP/liar.rep" 'd["configs"][0]["upstream_429"]')" "$rec_429" 20
+"$QT_BIN" replay --trace "$TMP/st-liar/trace.jsonl" -c "$TMP/liar.json" --upstream config --json > "$TMP/liar.cfg" 2>/dev/null
+echo "INFO learned: recorded $(json_get "$TMP/liar.sum" 'd["elapsed_s"]') s / $rec_429 429s; replayed (headers) $(field "$TMP/liar.rep" 'd["configs"][0]["elapsed_s"]') s / $(field "$TMP/liar.rep" 'd["configs"][0]["upstream_429"]'); (--upstream config, the config's 1200) $(field "$TMP/liar.cfg" 'd["configs"][0]["elapsed_s"]') s / $(field "$TMP/liar.cfg" 'd["configs"][0]["upstream_429"]')"
+expect_eq "learned: --upstream config still trusts the config instead (no 429s)" \
+    "$(field "$TMP/liar.cfg" 'd["configs"][0]["upstream_429"]')" 0

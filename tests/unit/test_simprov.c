@@ -260,6 +260,57 @@ Test(simprov, limits_can_be_overridden_for_a_what_if_tier)
     qt_trace_data_free(d);
 }
 
+/* Attempts whose headers announced the provider's limits, with their
+ * start times recorded: the later announcement (300 RPM) wins. */
+static void fill_announced(FILE *f)
+{
+    job(f, "a", 1000000, "m", 20,
+        "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":429,\"total_ms\":5,\"at_ms\":3,"
+        "\"limit_rpm\":900},{\"model\":\"m\",\"provider\":\"oa\",\"status\":200,\"ttfb_ms\":0,"
+        "\"total_ms\":200,\"completion\":20,\"at_ms\":250,\"limit_rpm\":300,\"limit_tpm\":9000}]");
+    job(f, "b", 1000100, "m", 20,
+        "[{\"model\":\"m\",\"provider\":\"oa\",\"status\":200,\"total_ms\":200,\"completion\":20,"
+        "\"at_ms\":10}]");
+}
+
+Test(simprov, limits_announced_in_the_recording_beat_the_config)
+{
+    qt_trace_data *d = load(fill_announced);
+    const qt_trace_attempt *a = &d->att[d->reqs[0].att0];
+    cr_expect_eq(a[0].t_ms, 3, "a recorded start: the arrival (0) + at_ms");
+    cr_expect_eq(a[1].t_ms, 250);
+    cr_expect_eq(d->att[d->reqs[1].att0].t_ms, 110, "job b arrived at 100");
+    cr_expect_eq(a[1].limit_rpm, 300);
+    qt_simprov *s = qt_simprov_new(d, 1);
+    qt_sim_req r = { .provider = "oa", .model = "up-m", .prompt_tokens = 1, .max_tokens = 1, .job = -1 };
+    qt_sim_answer ans;
+    int ok = 0;
+    for (int i = 0; i < 10; i++) {
+        qt_simprov_request(s, &r, 5000, &ans);
+        ok += ans.status == 200;
+    }
+    cr_expect_eq(ok, 5, "the announced 300 RPM admits 5 in a second, not the configured 600's 10");
+    cr_expect_eq(ans.rpm, 300);
+    cr_expect_eq(ans.tpm, 9000);
+    qt_sim_key_stats st[4];
+    size_t n = qt_simprov_stats(s, st, 4);
+    int found = 0;
+    for (size_t i = 0; i < n && i < 4; i++)
+        if (!strcmp(st[i].name, "oa/up-m")) {
+            found = 1;
+            cr_expect_eq(st[i].source, QT_SIM_LIMITS_HEADERS);
+        }
+    cr_expect(found);
+    qt_simprov_free(s);
+    /* An override (--upstream config) still beats the headers. */
+    s = qt_simprov_new(d, 1);
+    cr_assert_eq(qt_simprov_set_limits(s, "oa", "up-m", 1200, 0), QT_OK);
+    qt_simprov_request(s, &r, 0, &ans);
+    cr_expect_eq(ans.rpm, 1200);
+    qt_simprov_free(s);
+    qt_trace_data_free(d);
+}
+
 /* The simulated provider admits exactly what the mock's buckets admit, for
  * a random stream of requests of random sizes at random times. */
 #include "../../src/sim/mock_int.h"

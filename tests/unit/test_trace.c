@@ -236,7 +236,8 @@ Test(trace, attempts_and_arrival_come_from_the_engine_extra)
         { .model = "m", .provider = "p", .status = 429, .total_ms = 5, .retry_after_ms = 1500,
           .error = "429 rate_limit: secret detail" },
         { .model = "m2", .provider = "p", .status = 200, .ttfb_ms = 30, .total_ms = 800,
-          .prompt_tokens = 11, .completion_tokens = 40 },
+          .prompt_tokens = 11, .completion_tokens = 40, .at_ms = 1600, .limit_requests = 500,
+          .limit_tokens = 30000 },
     };
     qt_result_extra x = { .http_status = 200, .attempts = at, .n_attempts = 2,
                           .enqueued_wall_ms = 42000, .queue_wait_ms = 300 };
@@ -253,6 +254,10 @@ Test(trace, attempts_and_arrival_come_from_the_engine_extra)
     cr_expect_str_eq(cJSON_GetObjectItem(a1, "model")->valuestring, "m2");
     cr_expect_eq(cJSON_GetObjectItem(a1, "total_ms")->valueint, 800);
     cr_expect_eq(cJSON_GetObjectItem(a1, "completion")->valueint, 40);
+    cr_expect_eq(cJSON_GetObjectItem(a1, "at_ms")->valueint, 1600, "when it was sent, after the arrival");
+    cr_expect_eq(cJSON_GetObjectItem(a1, "limit_rpm")->valueint, 500, "the limits its headers announced");
+    cr_expect_eq(cJSON_GetObjectItem(a1, "limit_tpm")->valueint, 30000);
+    cr_expect_null(cJSON_GetObjectItem(a0, "limit_rpm"), "none announced: not written");
     cr_expect_null(strstr(s, "secret"), "error texts are not written: %s", s);
     cJSON_Delete(o);
     free(s);
