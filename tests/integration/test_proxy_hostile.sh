@@ -66,7 +66,7 @@ cat > "$TMP/cfg.json" <<JSON
             "good": {"providers": ["h"]},
             "echo": {"providers": ["h"]},
             "held": {"providers": ["h"], "fallback": ["good"]}},
- "retry": {"max_attempts": 2, "base_ms": 20, "cap_ms": 50, "max_retry_after_ms": 1500},
+ "retry": {"max_attempts": 2, "base_ms": 20, "cap_ms": 50},
  "circuit": {"failure_threshold": 1000},
  "state_dir": "",
  "proxy": {"max_wait_ms": 5000}}
@@ -104,8 +104,9 @@ done
 expect_eq "backpressure: the held primary saw one request" "$(hstat 'd["held"]["requests"]')" 1
 
 # --- defect 1: a far reset (2000 h on a 200, Retry-After 999999999 on a
-# 429) holds the model at most max_retry_after_ms; the fallback answers, and
-# no answer asks the client to wait longer than that
+# 429) holds the model at most max_retry_after_ms (default 120 s; the
+# config keeps it so that "held" above stays held for its 60 s); the
+# fallback answers, and no answer asks the client to wait longer
 for m in far200 far429; do
     for i in 1 2 3; do
         CODE=$(curl -s -m 20 -D "$TMP/hdr" -o "$TMP/body" -w '%{http_code}' -H 'Content-Type: application/json' \
@@ -113,7 +114,7 @@ for m in far200 far429; do
             "$SERVE_URL/v1/chat/completions")
         expect_eq "far reset ($m) request $i: 200" "$CODE" 200
         ra=$(grep -i '^retry-after:' "$TMP/hdr" | tr -dc '0-9')
-        expect_le "far reset ($m) request $i: no retry-after beyond 1.5 s" "${ra:-0}" 2
+        expect_le "far reset ($m) request $i: no retry-after beyond max_retry_after_ms" "${ra:-0}" 120
     done
 done
 
