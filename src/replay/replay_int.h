@@ -2,9 +2,10 @@
  * (not a public header).
  *
  * replay_wire.c: what crosses the simulated wire. rp_job_body turns a
- * recorded request into a job object the engine takes like any other (its
- * messages hold exactly the recorded number of characters, with a "#r<N> "
- * marker naming the recording's index first); rp_parse_request reads back
+ * recorded request into a job object the engine takes like any other, of
+ * its recorded endpoint (chat, messages, responses or embeddings; its
+ * messages or input hold exactly the recorded number of characters, with a
+ * "#r<N> " marker naming the recording's index first); rp_parse_request reads back
  * from a provider-built body what the simulated provider needs (upstream
  * model, max_tokens, the marker); rp_build_response turns a qt_sim_answer
  * into the HTTP response the provider kind really sends (status, the rate
@@ -34,6 +35,7 @@ typedef struct {
     int64_t max_tokens;          /* 0 when absent */
     long job;                    /* the marker's index, -1 none */
     size_t chars;                /* body length, a size for unknown requests */
+    int stream;                  /* the body asks for a stream ("stream":true) */
 } rp_req_info;
 
 /* Reads a request body built by a provider's build_request. 0 on success,
@@ -47,5 +49,12 @@ int rp_parse_request(const char *body, size_t len, rp_req_info *out);
  * QT_ERR_NOMEM. */
 qt_err rp_build_response(qt_provider_kind kind, const char *model, const qt_sim_answer *a,
                          uint64_t wall_ms, uint64_t seq, qt_http_response *resp);
+
+/* Turns a 2xx response built by rp_build_response into the stream the kind
+ * sends for the same answer (SSE events with the same usage; content-type
+ * text/event-stream); other responses are left as they are. QT_OK or
+ * QT_ERR_NOMEM. */
+qt_err rp_make_stream(qt_http_response *resp, qt_provider_kind kind, const char *model, const qt_sim_answer *a,
+                      uint64_t seq);
 
 #endif

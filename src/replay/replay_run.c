@@ -16,7 +16,10 @@
  * + the drawn latency, or at the timeout when that comes first; abort()
  * cancels the timer and completes with QT_HTTP_ABORTED. So the engine's
  * own request building, parsing, classification, limiter feedback,
- * retries, fallbacks, circuits and budgets all run as they do live.
+ * retries, fallbacks, circuits and budgets all run as they do live. A
+ * request recorded as streamed (a serve client's) is submitted with a
+ * stream sink that drops the chunks, and answered as an SSE stream of its
+ * kind (rp_make_stream), so the engine runs its streaming path.
  *
  * Results arrive through on_result (on this thread, the loop's): each adds
  * to the outcome with its virtual end time. After the run the engine's
@@ -152,8 +155,9 @@ static void *sim_post(void *tud, const char *url, const char *const *header_line
                          .max_tokens = info.max_tokens, .job = info.job, .chars = (uint32_t)info.chars };
         qt_simprov_request(r->sim, &q, rel_now(r), &a);
     }
-    if (rp_build_response(p ? p->kind : QT_KIND_OPENAI, p ? info.model : "", &a,
-                          qt_clock_wall_ms(r->clock), ++r->seq, &x->resp) != QT_OK) {
+    qt_provider_kind kind = p ? p->kind : QT_KIND_OPENAI;
+    if (rp_build_response(kind, p ? info.model : "", &a, qt_clock_wall_ms(r->clock), ++r->seq, &x->resp) != QT_OK
+        || (info.stream && on_data && rp_make_stream(&x->resp, kind, info.model, &a, r->seq) != QT_OK)) {
         qt_http_response_free(&x->resp);
         free(x);
         return NULL;
@@ -212,6 +216,17 @@ static void sim_close(void *conn)
         sim_abort(r, r->flying);
 }
 
+/* Where the chunks of a replayed stream go: nowhere (the engine still
+ * parses the stream and reads its usage, as it does for a live client). */
+static int discard_chunk(void *ud, const char *json, size_t len)
+{
+    (void)ud;
+    (void)json;
+    (void)len;
+    return 0;
+}
+static const qt_stream_sink discard_sink = { discard_chunk, NULL };
+
 /* Submits every request due by now; re-arms for the next arrival. */
 static void arrivals(void *ud)
 {
@@ -226,10 +241,13 @@ static void arrivals(void *ud)
         }
         qt_job *job = NULL;
         char *id = NULL, *wf = NULL, err[300];
-        if (qt_job_from_json(body, (long)i + 1, r->cfg, &job, &id, &wf, err, sizeof err) != QT_OK)
+        if (qt_job_from_json(body, (long)i + 1, r->cfg, &job, &id, &wf, err, sizeof err) != QT_OK) {
             qt_engine_submit_invalid(r->e, id, wf, err);
-        else
+        } else {
+            if (r->d->reqs[i].stream)   /* a streamed serve request streams again */
+                job->stream = &discard_sink;
             qt_engine_submit(r->e, job);
+        }
         free(id);
         free(wf);
     }

@@ -20,6 +20,9 @@
 cJSON *rp_job_body(const qt_trace_data *d, size_t idx)
 {
     const qt_trace_req *r = &d->reqs[idx];
+    const char *ep = qt_trace_name(d, r->endpoint);
+    int messages = !strcmp(ep, "messages"), responses = !strcmp(ep, "responses");
+    int embeddings = !strcmp(ep, "embeddings");
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
@@ -29,9 +32,13 @@ cJSON *rp_job_body(const qt_trace_data *d, size_t idx)
     cJSON_AddStringToObject(o, "workflow", qt_trace_name(d, r->wf));
     cJSON_AddNumberToObject(o, "priority", r->prio);
     cJSON_AddStringToObject(o, "model", qt_trace_name(d, r->model));
-    if (r->max_tokens > 0)
-        cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens);
-    cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+    if (messages || responses || embeddings)   /* the recorded request's own API */
+        cJSON_AddStringToObject(o, "endpoint", ep);
+    if (r->max_tokens > 0 && !embeddings)
+        cJSON_AddNumberToObject(o, responses ? "max_output_tokens" : "max_tokens", r->max_tokens);
+    /* Chat and messages: "messages"; responses: "input" message items;
+     * embeddings: "input" strings. The same characters either way. */
+    cJSON *msgs = cJSON_AddArrayToObject(o, responses || embeddings ? "input" : "messages");
     int n = r->msgs > 0 ? r->msgs : 1;
     if (n > 256)
         n = 256;
@@ -44,14 +51,20 @@ cJSON *rp_job_body(const qt_trace_data *d, size_t idx)
         cJSON_Delete(o);
         return NULL;
     }
-    size_t per = total / (size_t)n, used = 0;
+    /* The first part holds the whole marker, however small the parts. */
+    size_t first = total / (size_t)n < (size_t)ml ? (size_t)ml : total / (size_t)n;
+    size_t per = n > 1 ? (total - first) / (size_t)(n - 1) : 0, used = 0;
     for (int i = 0; i < n; i++) {
-        size_t len = i == n - 1 ? total - used : per;
+        size_t len = i == n - 1 ? total - used : i == 0 ? first : per;
         memset(text, 'x', len);
         if (i == 0)
             memcpy(text, marker, (size_t)ml < len ? (size_t)ml : len);
         text[len] = '\0';
         used += len;
+        if (embeddings) {
+            cJSON_AddItemToArray(msgs, cJSON_CreateString(text));
+            continue;
+        }
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "role", "user");
         cJSON_AddStringToObject(m, "content", text);
@@ -87,6 +100,9 @@ int rp_parse_request(const char *body, size_t len, rp_req_info *out)
     const char *p = strstr(body, "\"max_tokens\":");
     if (!p)
         p = strstr(body, "\"max_completion_tokens\":");
+    if (!p)
+        p = strstr(body, "\"max_output_tokens\":");
+    out->stream = strstr(body, "\"stream\":true") != NULL;
     if (p) {
         long long v = strtoll(strchr(p, ':') + 1, NULL, 10);
         out->max_tokens = v > 0 && v < (1LL << 30) ? v : 0;
@@ -230,4 +246,62 @@ qt_err rp_build_response(qt_provider_kind kind, const char *model, const qt_sim_
             e = add_header(resp, "retry-after-ms", "%llu", a->retry_after_ms, NULL);
     }
     return e;
+}
+
+/* The SSE body of a 2xx answer as the kind streams it: OpenAI chunks (role,
+ * finish, the usage chunk stream_options asks for, [DONE]); Anthropic
+ * message_start (input usage), one empty text block, message_delta (output
+ * usage), message_stop. NULL when out of memory. */
+static char *sse_of(qt_provider_kind kind, const char *model, const qt_sim_answer *a, uint64_t seq)
+{
+    char buf[2048];
+    unsigned long long q = (unsigned long long)seq;
+    long long pt = (long long)a->prompt_tokens, ct = (long long)a->completion_tokens;
+    if (kind == QT_KIND_ANTHROPIC)
+        snprintf(buf, sizeof buf,
+                 "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_replay%llu\","
+                 "\"type\":\"message\",\"role\":\"assistant\",\"model\":\"%.100s\",\"content\":[],"
+                 "\"stop_reason\":null,\"usage\":{\"input_tokens\":%lld,\"output_tokens\":0}}}\n\n"
+                 "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+                 "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+                 "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+                 "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+                 "\"usage\":{\"output_tokens\":%lld}}\n\n"
+                 "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+                 q, model, pt, ct);
+    else
+        snprintf(buf, sizeof buf,
+                 "data: {\"id\":\"chatcmpl-replay%llu\",\"object\":\"chat.completion.chunk\",\"created\":0,"
+                 "\"model\":\"%.100s\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+                 "\"finish_reason\":null}]}\n\n"
+                 "data: {\"id\":\"chatcmpl-replay%llu\",\"object\":\"chat.completion.chunk\",\"created\":0,"
+                 "\"model\":\"%.100s\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+                 "data: {\"id\":\"chatcmpl-replay%llu\",\"object\":\"chat.completion.chunk\",\"created\":0,"
+                 "\"model\":\"%.100s\",\"choices\":[],\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
+                 "\"total_tokens\":%lld}}\n\n"
+                 "data: [DONE]\n\n",
+                 q, model, q, model, q, model, pt, ct, pt + ct);
+    return strdup(buf);
+}
+
+qt_err rp_make_stream(qt_http_response *resp, qt_provider_kind kind, const char *model, const qt_sim_answer *a,
+                      uint64_t seq)
+{
+    if (resp->transport != QT_HTTP_OK || resp->status < 200 || resp->status >= 300)
+        return QT_OK;   /* errors come whole, streamed request or not */
+    char *sse = sse_of(kind, model, a, seq);
+    if (!sse)
+        return QT_ERR_NOMEM;
+    free(resp->body);
+    resp->body = sse;
+    resp->body_len = strlen(sse);
+    for (size_t i = 0; i < resp->n_headers; i++)
+        if (!strcmp(resp->headers[i].name, "content-type")) {
+            char *v = strdup("text/event-stream");
+            if (!v)
+                return QT_ERR_NOMEM;
+            free(resp->headers[i].value);
+            resp->headers[i].value = v;
+        }
+    return QT_OK;
 }

@@ -390,7 +390,9 @@ static void answer_ok(qt_simprov *s, const key *k, const qt_sim_req *r, const qt
     }
     if (job && job->completion > 0)
         a->completion_tokens = job->completion;
-    if (a->completion_tokens <= 0)
+    else if (own)
+        a->completion_tokens = own->completion;   /* may be 0: an embeddings answer */
+    if (a->completion_tokens <= 0 && !own)
         a->completion_tokens = 16;
     if (max_tokens > 0 && a->completion_tokens > max_tokens)
         a->completion_tokens = max_tokens;

@@ -162,3 +162,41 @@ within "learned: upstream 429s within 20% of the recording's" "$(field "$TMP/lia
 echo "INFO learned: recorded $(json_get "$TMP/liar.sum" 'd["elapsed_s"]') s / $rec_429 429s; replayed (headers) $(field "$TMP/liar.rep" 'd["configs"][0]["elapsed_s"]') s / $(field "$TMP/liar.rep" 'd["configs"][0]["upstream_429"]'); (--upstream config, the config's 1200) $(field "$TMP/liar.cfg" 'd["configs"][0]["elapsed_s"]') s / $(field "$TMP/liar.cfg" 'd["configs"][0]["upstream_429"]')"
 expect_eq "learned: --upstream config still trusts the config instead (no 429s)" \
     "$(field "$TMP/liar.cfg" 'd["configs"][0]["upstream_429"]')" 0
+
+# ---- serve traffic: streamed requests and every endpoint replay as recorded
+PORT=$(free_port)
+cat > "$TMP/srv.json" <<JSON
+{"workers": 8, "state_dir": "$TMP/st-srv", "proxy": {"listen": "127.0.0.1:$PORT"},
+ "providers": {"oa": {"kind": "openai", "base_url": "$MOCK_URL/v1"},
+               "an": {"kind": "anthropic", "base_url": "$MOCK_URL/v1"}},
+ "models": {"gpt-y": {"providers": ["oa"], "input_usd_per_mtok": 1, "output_usd_per_mtok": 2},
+            "claude-y": {"providers": ["an"], "upstream_model": "gpt-y", "input_usd_per_mtok": 3, "output_usd_per_mtok": 4}}}
+JSON
+bg "$QT_BIN" serve -c "$TMP/srv.json" --headless 2>"$TMP/srv.err"
+SRV=$BG_PID
+wait_port "$PORT" 10 || fail "serve starts" "$(cat "$TMP/srv.err")"
+U="http://127.0.0.1:$PORT/v1"
+for i in 1 2 3 4; do
+    for m in gpt-y claude-y; do
+        for s in true false; do
+            curl -s -o /dev/null "$U/chat/completions" -H 'Content-Type: application/json' \
+                -d "{\"model\":\"$m\",\"stream\":$s,\"max_tokens\":20,\"messages\":[{\"role\":\"user\",\"content\":\"hello $i\"}]}"
+            curl -s -o /dev/null "$U/messages" -H 'Content-Type: application/json' \
+                -d "{\"model\":\"$m\",\"stream\":$s,\"max_tokens\":20,\"messages\":[{\"role\":\"user\",\"content\":\"hi $i\"}]}"
+            curl -s -o /dev/null "$U/responses" -H 'Content-Type: application/json' \
+                -d "{\"model\":\"$m\",\"stream\":$s,\"max_output_tokens\":20,\"input\":\"hey $i\"}"
+        done
+    done
+    curl -s -o /dev/null "$U/embeddings" -H 'Content-Type: application/json' -d '{"model":"gpt-y","input":["a b","c d"]}'
+done
+kill -TERM "$SRV"; wait "$SRV" 2>/dev/null
+ST="$TMP/st-srv/trace.jsonl"
+expect_eq "serve trace: 52 requests, 24 of them streamed, every endpoint" \
+    "$(sed 1d "$ST" | python3 -c 'import json,sys; L=[json.loads(l) for l in sys.stdin]; print(len(L), sum(l["stream"] for l in L), sorted({l["endpoint"] for l in L}), sum(l["status"]=="ok" for l in L))')" \
+    "52 24 ['chat', 'embeddings', 'messages', 'responses'] 52"
+"$QT_BIN" replay --trace "$ST" -c "$TMP/srv.json" --json > "$TMP/srv.rep" 2>"$TMP/srv.rerr"
+expect_eq "serve replay: exits 0" "$?" 0
+expect_eq "serve replay: every request ok, one upstream request each" \
+    "$(field "$TMP/srv.rep" '(d["configs"][0]["ok"], d["configs"][0]["failed"], d["configs"][0]["requests"])')" "(52, 0, 52)"
+within "serve replay: spend within 5% of the recording" \
+    "$(field "$TMP/srv.rep" 'd["configs"][0]["cost_usd"]')" "$(field "$TMP/srv.rep" 'd["recorded"]["cost_usd"]')" 5

@@ -133,3 +133,75 @@ static void answers(qt_provider_kind kind)
 
 Test(replay, simulated_answers_parse_like_openai) { answers(QT_KIND_OPENAI); }
 Test(replay, simulated_answers_parse_like_anthropic) { answers(QT_KIND_ANTHROPIC); }
+
+/* A streamed request's answer is the stream its kind sends, and the
+ * engine's stream parser reads the same usage out of it. */
+static void streamed(qt_provider_kind kind)
+{
+    qt_sim_answer ok = { .status = 200, .prompt_tokens = 12, .completion_tokens = 34, .total_ms = 800 };
+    qt_http_response r;
+    cr_assert_eq(rp_build_response(kind, "up", &ok, 1796000000000ull, 7, &r), QT_OK);
+    cr_assert_eq(rp_make_stream(&r, kind, "up", &ok, 7), QT_OK);
+    cr_expect(strstr(r.body, "data: ") == r.body || strstr(r.body, "event: ") == r.body, "%s", r.body);
+    qt_provider_stream *ps = qt_provider_stream_new(kind, NULL, 0);
+    cr_assert_eq(qt_provider_stream_feed(ps, r.body, r.body_len, NULL, NULL), QT_OK);
+    cr_expect(qt_provider_stream_done(ps));
+    qt_provider_result res;
+    char err[200];
+    cr_assert_eq(qt_provider_stream_result(ps, &res, err, sizeof err), QT_OK, "%s", err);
+    cr_expect_eq(res.prompt_tokens, 12);
+    cr_expect_eq(res.completion_tokens, 34);
+    qt_provider_result_free(&res);
+    qt_provider_stream_free(ps);
+    qt_http_response_free(&r);
+    qt_sim_answer rl = { .status = 429, .retry_after_ms = 100, .limited_on = 'r', .rpm = 60 };
+    cr_assert_eq(rp_build_response(kind, "up", &rl, 1796000000000ull, 8, &r), QT_OK);
+    cr_assert_eq(rp_make_stream(&r, kind, "up", &rl, 8), QT_OK);
+    cr_expect_eq(r.body[0], '{', "an error stays a JSON error");
+    qt_http_response_free(&r);
+}
+
+Test(replay, streamed_answers_parse_like_openai) { streamed(QT_KIND_OPENAI); }
+Test(replay, streamed_answers_parse_like_anthropic) { streamed(QT_KIND_ANTHROPIC); }
+
+/* Each recorded endpoint replays as a job of that endpoint, of the
+ * recorded size; a streamed body says so to the wire. */
+Test(replay, recorded_endpoints_and_streams_replay_as_recorded)
+{
+    qt_config *cfg = config();
+    static const char *const eps[] = { "messages", "responses", "embeddings" };
+    for (int k = 0; k < 3; k++) {
+        char path[] = "/tmp/qt-rw.XXXXXX";
+        int fd = mkstemp(path);
+        FILE *f = fdopen(fd, "w");
+        fprintf(f, "{\"quotatop_trace\":1,\"config\":\"\",\"models\":{}}\n");
+        fprintf(f, "{\"t\":5000,\"id\":\"a\",\"model\":\"m\",\"endpoint\":\"%s\",\"chars\":300,\"msgs\":2,"
+                   "\"max_tokens\":40,\"stream\":true,\"status\":\"ok\",\"attempts\":[]}\n", eps[k]);
+        fclose(f);
+        char err[300];
+        const char *p = path;
+        qt_trace_data *d = qt_trace_load(&p, 1, 0, err, sizeof err);
+        unlink(path);
+        cr_assert_not_null(d);
+        cr_expect_eq(d->reqs[0].stream, 1);
+        cJSON *body = rp_job_body(d, 0);
+        qt_job *job = NULL;
+        cr_assert_eq(qt_job_from_json(body, 1, cfg, &job, NULL, NULL, err, sizeof err), QT_OK, "%s: %s", eps[k],
+                     err);
+        cr_expect_str_eq(qt_endpoint_name(job->endpoint), eps[k]);
+        cr_expect_eq(job->prompt_chars, 300, "%s: the recorded size", eps[k]);
+        const qt_provider_ops *ops = qt_provider_ops_for(QT_KIND_OPENAI);
+        qt_provider_request req = { 0 };
+        cr_assert_eq(ops->build_request(job->body, &cfg->models[job->model_idx], NULL, k != 2, &req, err,
+                                        sizeof err), QT_OK, "%s", err);
+        rp_req_info info;
+        cr_assert_eq(rp_parse_request(req.body, req.body_len, &info), 0);
+        cr_expect_eq(info.job, 0);
+        cr_expect_eq(info.max_tokens, k == 2 ? 0 : 40, "%s: max tokens under its API's name", eps[k]);
+        cr_expect_eq(info.stream, k != 2);
+        qt_provider_request_free(&req);
+        qt_job_free(job);
+        qt_trace_data_free(d);
+    }
+    qt_config_free(cfg);
+}
