@@ -79,7 +79,8 @@ typedef struct {
 typedef struct {
     char model[64], provider[64];
     int status;                 /* HTTP status, 0 transport error */
-    uint64_t ttfb_ms, total_ms; /* ttfb: first body byte of a stream, else 0 */
+    uint64_t ttfb_ms, total_ms; /* ttfb: the first body byte of a stream, else the
+                                 * response headers' arrival; 0 unknown */
     int prompt_tokens, completion_tokens;
     uint64_t retry_after_ms;    /* hint the upstream gave (Retry-After / reset), 0 none */
     char error[160];            /* "" when ok; secrets redacted */

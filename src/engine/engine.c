@@ -178,6 +178,8 @@ void engine_record_attempt(qt_engine *e, ejob *ej, int mi, int pi, const fsm_att
     av.status = a->built && a->resp.transport == QT_HTTP_OK ? a->resp.status : 0;
     av.total_ms = a->resp.elapsed_ms > 0 ? (uint64_t)a->resp.elapsed_ms : 0;
     av.ttfb_ms = __atomic_load_n(&ej->first_byte_ms, __ATOMIC_RELAXED);
+    if (!av.ttfb_ms && a->built && a->resp.ttfb_ms > 0)   /* a whole answer: its headers' arrival */
+        av.ttfb_ms = (uint64_t)a->resp.ttfb_ms;
     if (a->parsed_ok) {
         av.prompt_tokens = a->res.prompt_tokens > 0 ? (int)a->res.prompt_tokens : 0;
         av.completion_tokens = a->res.completion_tokens > 0 ? (int)a->res.completion_tokens : 0;

@@ -45,6 +45,10 @@ expect_eq "attempts: when each was sent (at_ms) and ended by the result" \
     "$(sed 1d "$T" | python3 -c 'import json,sys
 L=[json.loads(l) for l in sys.stdin]
 print(all(a["at_ms"] >= 0 and l["t"] + a["at_ms"] + a["total_ms"] <= l["done_ms"] + 5 for l in L for a in l["attempts"]))')" True
+expect_eq "attempts: time to first byte of a plain answer, within its total" \
+    "$(sed 1d "$T" | python3 -c 'import json,sys
+L=[json.loads(l) for l in sys.stdin]
+print(all(0 < a["ttfb_ms"] <= a["total_ms"] for l in L for a in l["attempts"]))')" True
 "$QT_BIN" run -c "$TMP/on.json" --headless -o "$TMP/out2.jsonl" "$TMP/jobs.jsonl" 2>>"$TMP/run.err"
 expect_eq "second run: appends a header and its jobs" "$(grep -c quotatop_trace "$T") $(wc -l < "$T")" "2 20"
 
