@@ -1,6 +1,6 @@
 // sdk_cache.mjs: `@cache` answers replay the original whole. A chain
 // [claude-c, @cache] answers tool requests (chat plain and streamed,
-// responses plain and streamed) once; then the mock's claude-c goes down
+// responses plain and streamed, messages) once; then the mock's claude-c goes down
 // (its /control/outage) and the same requests are answered from the cache,
 // flagged x-quotatop-cached, with the same tool calls and finish reason.
 // Prints PASS/FAIL lines. Env: QT_BASE_URL, QT_TOKEN, QT_MOCK_URL.
@@ -40,7 +40,19 @@ async function streamChat() {
   return { id, name, args, finish };
 }
 
+// /v1/messages with tools, through fetch (Anthropic's shapes).
+const msgReq = { model, max_tokens: 50, messages: [{ role: 'user', content: 'weather in Bern?' }],
+  tools: [{ name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }],
+  tool_choice: { type: 'any' } };
+async function messages() {
+  const r = await fetch(`${process.env.QT_BASE_URL}/messages`, { method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': process.env.QT_TOKEN ?? '',
+               'anthropic-version': '2023-06-01' }, body: JSON.stringify(msgReq) });
+  return { cached: r.headers.get('x-quotatop-cached'), body: await r.json() };
+}
+
 async function main() {
+  const firstMsg = await messages();
   const first = await client.chat.completions.create(chat).withResponse();
   const firstStream = await streamChat();
   const firstResp = await client.responses.create(resp);
@@ -67,6 +79,12 @@ async function main() {
           && r2.response.headers.get('x-quotatop-cached') === 'true', JSON.stringify(r2.data).slice(0, 300));
     check('responses from @cache: the same function call', call?.call_id === call0?.call_id
           && call?.arguments === call0?.arguments && call?.name === 'get_weather', JSON.stringify(r2.data.output));
+    const m2 = await messages();
+    const use = m2.body.content?.find((b) => b.type === 'tool_use');
+    const use0 = firstMsg.body.content?.find((b) => b.type === 'tool_use');
+    check('messages from @cache: the same tool_use block', m2.cached === 'true' && use0 && use?.id === use0.id
+          && JSON.stringify(use.input) === JSON.stringify(use0.input) && m2.body.stop_reason === 'tool_use',
+          `${JSON.stringify(m2)} vs ${JSON.stringify(firstMsg.body)}`);
     const rs = await client.responses.stream(resp).finalResponse();
     const scall = rs.output.find((o) => o.type === 'function_call');
     const scall0 = firstRespStream.output.find((o) => o.type === 'function_call');
