@@ -85,6 +85,7 @@ typedef struct engine_fleet_job {
 
 /* One event loop of the runtime and its thread and transport connection. */
 typedef struct {
+    struct qt_engine *eng;
     qt_loop *loop;
     pthread_t thread;
     int started;

@@ -594,6 +594,7 @@ qt_err engine_loop_start(qt_engine *e)
     e->nloops = n;
     for (int i = 0; i < n; i++) {
         engine_loopctx *lc = &e->loops[i];
+        lc->eng = e;
         lc->loop = qt_loop_new(e->virtual_time ? e->clock : NULL);
         /* libcurl's multi slows down with thousands of connections to one
          * host (its connection cache is searched linearly), so a loop
@@ -637,6 +638,18 @@ static void wait_for(qt_engine *e, int (*cond)(qt_engine *), uint64_t deadline)
 static int none_in_flight(qt_engine *e) { return e->in_flight_jobs == 0; }
 static int all_done(qt_engine *e) { return e->done >= e->jobs; }
 
+/* On a loop at shutdown: closes its transports (aborting what is still on
+ * the wire: on_done runs here, on the loop that owns it), then stops it. */
+static void close_on_loop(void *ud)
+{
+    engine_loopctx *lc = ud;
+    for (int k = 0; k < lc->nconns; k++) {
+        lc->eng->transport->close(lc->conns[k]);
+        lc->conns[k] = NULL;
+    }
+    qt_loop_stop(lc->loop);
+}
+
 void engine_loop_shutdown(qt_engine *e, int64_t grace_ms)
 {
     if (e->loops) {
@@ -654,18 +667,25 @@ void engine_loop_shutdown(qt_engine *e, int64_t grace_ms)
             qt_backend_gate_close(e->gate);
             wait_for(e, all_done, now_of(e) + 2000);
         }
+        /* Each loop closes its own transports (cached connections: closing
+         * 10,000 sockets took ~150 ms on one thread) and then stops; the
+         * loops do it at the same time. */
+        for (int i = 0; i < e->nloops; i++)
+            if (e->loops[i].started && qt_loop_post(e->loops[i].loop, close_on_loop, &e->loops[i]) != QT_OK)
+                qt_loop_stop(e->loops[i].loop);
         for (int i = 0; i < e->nloops; i++)
             if (e->loops[i].started) {
-                qt_loop_stop(e->loops[i].loop);
                 pthread_join(e->loops[i].thread, NULL);
                 e->loops[i].started = 0;
             }
-        /* Whatever is still on the wire is aborted now (on_done runs here). */
+        /* What a loop did not close (virtual time: no thread; a failed
+         * post) is closed here; on_done runs here then. */
         for (int i = 0; i < e->nloops; i++)
-            for (int k = 0; k < e->loops[i].nconns; k++) {
-                e->transport->close(e->loops[i].conns[k]);
-                e->loops[i].conns[k] = NULL;
-            }
+            for (int k = 0; k < e->loops[i].nconns; k++)
+                if (e->loops[i].conns[k]) {
+                    e->transport->close(e->loops[i].conns[k]);
+                    e->loops[i].conns[k] = NULL;
+                }
     }
 }
 

@@ -53,7 +53,9 @@ static bool body_append(http_call *c, const char *p, size_t n)
         return false;
     }
     if (r->body_len + n + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
+        /* The empty body of a request still on the wire costs one byte,
+         * not a page (10,000 in flight: 40 MB less); answers start at 1 KB. */
+        size_t cap = c->body_cap > 1 ? c->body_cap : n == 0 ? 1 : 1024;
         while (cap < r->body_len + n + 1)
             cap *= 2;
         char *b = realloc(r->body, cap);
