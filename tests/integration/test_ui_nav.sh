@@ -8,7 +8,9 @@
 #    panel, the wheel moves the selection by 3, a click on a LIMITS row
 #    points HISTORY at it;
 #  - EVENTS as a log: PgDn / PgUp / End / Home move through it, / searches
-#    it, f filters it by type.
+#    it, f filters it by type;
+#  - acting in any state: + and x on a job in flight; Space pauses and
+#    resumes a whole workflow (WORKFLOWS marks it).
 # About 25 s.
 source "$(dirname "$0")/lib.sh"
 
@@ -25,7 +27,7 @@ EOF
 python3 - >"$TMP/jobs.jsonl" <<'PY'
 import json
 for i in range(40):
-    print(json.dumps({"id": "n%02d" % i, "priority": (i * 7) % 10 + 1, "model": "m",
+    print(json.dumps({"id": "n%02d" % i, "priority": (i * 7) % 10 + 1, "model": "m", "workflow": "w%d" % (i % 2),
                       "messages": [{"role": "user", "content": "hello %d" % i}], "max_tokens": 8}))
 PY
 tm new-session -d -s nav -x 120 -y 40 "cd $TMP && $QT_BIN run -c cfg.json -o out.jsonl jobs.jsonl 2>run.err; sleep 60"
@@ -153,7 +155,7 @@ tm send-keys -t nav / Escape
 sleep 0.4
 expect_contains "/ Esc: the whole log again" "$(cap nav | grep '^ EVENTS')" "$n shown"
 
-# f filters it by type
+# f filters it by type (from every type: info, retry, ... limit_change)
 want=$(frame | json_get - "len([e for e in d['events'] if e['type'] == 'limit_change'])")
 for ((i = 0; i < 14; i++)); do
     [[ "$(cap nav | grep '^ EVENTS')" == *"[type limit_change]"* ]] && break
@@ -164,6 +166,41 @@ expect_contains "f: the type filter in the title" "$(cap nav | grep '^ EVENTS')"
 tm send-keys -t nav f
 sleep 0.4
 expect_contains "f: the next type, pause: the one pause" "$(cap nav | grep '^ EVENTS')" "1 shown, newest first  [type pause]"
+
+tm send-keys -t nav f f f f f f   # back to every type
+
+# ---- acting in any state: + and x on a job in flight ----
+tm send-keys -t nav Tab   # EVENTS -> LIMITS
+sleep 0.2
+tm send-keys -t nav Tab / s t a t e : i n - f l i g h t Enter
+sleep 0.5
+fl=$(cursor_id)
+jprio() { frame | json_get - "[j['priority'] for j in d['jobs'] if j['id'] == '$1'] or ['gone']"; }
+jstate() { frame | json_get - "[j['state'] for j in d['jobs'] if j['id'] == '$1'] or ['gone']"; }
+expect_eq "in flight: the filter selects a job on the wire" "$(jstate "$fl")" "['in-flight']"
+p0=$(jprio "$fl" | tr -d '[]')
+tm send-keys -t nav +
+sleep 0.5
+expect_eq "+ on a job in flight: its priority is raised" "$(jprio "$fl")" "[$((p0 > 1 ? p0 - 1 : 1))]"
+tm send-keys -t nav x
+wait_for nav "Cancel job $fl" 3
+tm send-keys -t nav y
+sleep 1
+expect_eq "x on a job in flight: it is gone from the process" "$(jprio "$fl")" "['gone']"
+expect_contains "x on a job in flight: its result says cancelled" "$(grep "\"$fl\"" "$TMP/out.jsonl")" '"status":"cancelled"'
+tm send-keys -t nav / Escape
+
+# ---- a whole workflow: Space pauses it, again resumes ----
+wfp() { frame | json_get - "[w['paused'] for w in d['snapshot']['workflows'] if w['name'] == 'w1']"; }
+tm send-keys -t nav Tab / w 1 Enter   # JOBS -> WORKFLOWS, only w1 listed
+sleep 0.5
+tm send-keys -t nav Space
+sleep 0.6
+expect_eq "Space: workflow w1 is paused in the process" "$(wfp)" "[1]"
+expect_contains "Space: WORKFLOWS marks it (= and PAUS)" "$(cap nav | grep -oE '=w1 .*')" "PAUS"
+tm send-keys -t nav Space
+sleep 0.6
+expect_eq "Space again: w1 resumed" "$(wfp)" "[0]"
 
 tm send-keys -t nav q
 wait_for nav "Quit" 3
