@@ -12,7 +12,9 @@
  * The pump (requested by submit, a completion, a control; it runs on the
  * loop that asked, or for other threads on the loop with the fewest
  * requests on the wire) offers queued jobs to fsm_dispatch in queue order (priority with aging),
- * looking PUMP_WINDOW entries down the queue past jobs that must wait. A
+ * looking PUMP_WINDOW entries down the queue past jobs that must wait (and,
+ * when every one of those waits, PUMP_DEEP entries for the jobs of models
+ * that do not: a long backlog on one key hides no other model's job). A
  * job that waits on a limiter key stays queued in its place (state
  * wait-key) and marks the key in e->blocked for the rest of the pass, so
  * the capacity that frees on a key goes to the most urgent job that needs
@@ -50,6 +52,8 @@
 #include "engine_int.h"
 
 #define PUMP_WINDOW 256   /* how far down the queue a pump looks for a job that can go */
+#define PUMP_DEEP 16384   /* how far a deep look goes, for models the window did not reach */
+#define PUMP_DEEP_POPS 32 /* deep looks per pump at most */
 #define PUMP_BATCH 1024   /* jobs one pump takes before it lets the loop run */
 #define CONN_SHARE 500    /* transfers per transport connection (curl multi) at most */
 
@@ -172,15 +176,21 @@ static int pump_accept(void *ud, const qt_queue_view *v)
     pump_ctx *pc = ud;
     qt_engine *e = pc->e;
     ejob *ej = v->payload;
-    if (ej->pass == e->pass || e->in_flight_jobs >= e->max_in_flight)
+    model_rt *mr = &e->models[ej->job->model_idx];
+    if (ej->pass == e->pass || e->in_flight_jobs >= e->max_in_flight) {
+        mr->wait_pass = e->pass;
         return 0;
-    if (ej->fl && engine_fleet_holds(e, ej, pc->now, &pc->wake))
+    }
+    if (ej->fl && engine_fleet_holds(e, ej, pc->now, &pc->wake)) {
+        mr->wait_pass = e->pass;
         return 0;   /* the fleet said wait (backend.kind "redis") */
+    }
     fsm_action act;
     fsm_dispatch(&e->env, &ej->f, ej->job, pc->now, pc->wall, &act);
     engine_sync_state(e, ej);
     if (act.kind == FSM_WAIT_KEY) {
         ej->pass = e->pass;
+        mr->wait_pass = e->pass;
         if (act.until > pc->now && act.until < pc->wake)
             pc->wake = act.until;
         return 0;
@@ -191,6 +201,27 @@ static int pump_accept(void *ud, const qt_queue_view *v)
     if (act.kind == FSM_SEND)
         e->in_flight_jobs++;
     return 1;
+}
+
+/* The deep look: only jobs of models none of whose jobs waited in this
+ * pass (the rest are passed over at the cost of a comparison). */
+static int pump_accept_unseen(void *ud, const qt_queue_view *v)
+{
+    pump_ctx *pc = ud;
+    const ejob *ej = v->payload;
+    if (pc->e->models[ej->job->model_idx].wait_pass == pc->e->pass)
+        return 0;
+    return pump_accept(ud, v);
+}
+
+/* Whether some model has queued jobs none of which waited in this pass:
+ * the window may not have reached them. */
+static int some_model_unseen(const qt_engine *e)
+{
+    for (size_t mi = 0; mi < e->cfg->n_models; mi++)
+        if (e->models[mi].queued > 0 && e->models[mi].wait_pass != e->pass)
+            return 1;
+    return 0;
 }
 
 /* Carries out the actions the pump decided, without the lock (on loop self). */
@@ -235,10 +266,24 @@ static void pump(void *ud)
     memset(e->blocked, 0, qt_limiter_key_count(e->limiter));
     pump_ctx pc = { e, now_of(e), wall_of(e), UINT64_MAX };
     ejob *list = NULL, **tail = &list;
-    int n = 0;
+    int n = 0, deep = 0;
     while (e->in_flight_jobs < e->max_in_flight) {
         void *payload = NULL;
-        if (qt_queue_pop_first(e->queue, pc.now, PUMP_WINDOW, pump_accept, &pc, &payload, NULL) != QT_OK)
+        qt_err r = qt_queue_pop_first(e->queue, pc.now, PUMP_WINDOW, pump_accept, &pc, &payload, NULL);
+        if (r == QT_ERR_LIMIT && deep < PUMP_DEEP_POPS && some_model_unseen(e)) {
+            /* Every job of the window waits, and some model's jobs are
+             * further down: a backlog longer than the window must not hide
+             * them (a fast model's jobs, the probe a HALF_OPEN breaker
+             * waits for: issue 12, defect 14). Look further, passing over
+             * the models that wait; when nothing is found, every model
+             * counts as seen for the rest of the pass. */
+            deep++;
+            r = qt_queue_pop_first(e->queue, pc.now, PUMP_DEEP, pump_accept_unseen, &pc, &payload, NULL);
+            if (r != QT_OK)
+                for (size_t mi = 0; mi < e->cfg->n_models; mi++)
+                    e->models[mi].wait_pass = e->pass;
+        }
+        if (r != QT_OK)
             break;
         ejob *ej = payload;
         ej->in_queue = 0;

@@ -54,6 +54,7 @@ typedef struct {
     qt_circuit *circuit;
     int in_flight;                /* requests on the wire */
     size_t queued;                /* its jobs in the queue (for wait estimates) */
+    uint64_t wait_pass;           /* the pump pass in which a job of it waited (engine_loop.c) */
 } model_rt;
 
 typedef struct {

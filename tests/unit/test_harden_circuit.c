@@ -440,3 +440,146 @@ Test(harden_circuit, engine_returns_every_permit_on_every_path, .timeout = 120)
     cr_assert_gt(probing_seen[1], 100);
     cr_assert_gt(probe_cancels_total, 50);
 }
+
+/* ------------------------------------------------------------ head of line */
+
+static int hol_done[2];
+static uint64_t hol_last_fast;
+
+static void hol_result(void *ud, const qt_job *job, const qt_result *r, const qt_result_extra *x)
+{
+    (void)ud, (void)x, (void)r;
+    int fast = job->id[0] == 'f';
+    hol_done[fast]++;
+    if (fast)
+        hol_last_fast = qt_clock_now_ms(CLK);
+}
+
+/* The pump looks PUMP_WINDOW (256) entries down the queue. A backlog of
+ * more jobs than that waiting on one model's RPM must not hide a job of
+ * another model (or a HALF_OPEN breaker's probe) behind it: the fast
+ * model's jobs finish within a few latencies, not after the backlog. */
+Test(harden_circuit, a_backlog_past_the_pump_window_does_not_hide_other_models, .timeout = 60)
+{
+    W = calloc(1, sizeof *W);
+    W->rng = 7;
+    W->chaos_end = 0;
+    W->tail_at = UINT64_MAX / 4;
+    hol_done[0] = hol_done[1] = 0;
+    const char *cfg = "{\"workers\": 50, \"state_dir\": \"\", \"limits\": {\"headroom\": 1.0},"
+                      " \"providers\": {\"pb\": {\"kind\": \"openai\", \"base_url\": \"http://sim/v1\"}},"
+                      " \"models\": {\"A\": {\"providers\": [\"pb\"], \"rpm\": 60}, \"B\": {\"providers\": [\"pb\"]}}}";
+    qt_diag d = { 0 };
+    CFG = qt_config_parse(cfg, strlen(cfg), &d);
+    cr_assert_not_null(CFG);
+    qt_diag_free(&d);
+    CLK = qt_clock_manual_new(1000000);
+    qt_engine_opts o = { .cfg = CFG, .clock = CLK, .on_result = hol_result, .transport = &WT,
+                         .virtual_time = 1, .seed = 1 };
+    char err[200];
+    E = qt_engine_new(&o, err, sizeof err);
+    cr_assert_not_null(E, "%s", err);
+    cr_assert_eq(qt_engine_start(E), QT_OK);
+    W->t0 = qt_clock_now_ms(CLK);
+    char line[200];
+    for (int i = 0; i < 400; i++) {
+        snprintf(line, sizeof line, "{\"id\":\"s%d\",\"model\":\"A\",\"max_tokens\":10,"
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", i);
+        qt_job *j = NULL;
+        cr_assert_eq(qt_job_parse(line, strlen(line), 1, CFG, &j, NULL, NULL, err, sizeof err), QT_OK, "%s", err);
+        cr_assert_eq(qt_engine_submit(E, j), QT_OK);
+    }
+    for (int i = 0; i < 5; i++) {
+        snprintf(line, sizeof line, "{\"id\":\"f%d\",\"model\":\"B\",\"max_tokens\":10,"
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", i);
+        qt_job *j = NULL;
+        cr_assert_eq(qt_job_parse(line, strlen(line), 1, CFG, &j, NULL, NULL, err, sizeof err), QT_OK, "%s", err);
+        cr_assert_eq(qt_engine_submit(E, j), QT_OK);
+    }
+    qt_engine_close_intake(E);
+    cr_assert_eq(qt_engine_run_virtual(E), QT_OK);
+    cr_assert_eq(hol_done[0], 400);
+    cr_assert_eq(hol_done[1], 5);
+    cr_log_info("fast model done after %llu ms", (unsigned long long)(hol_last_fast - W->t0));
+    cr_expect_lt(hol_last_fast - W->t0, 5000, "the fast model's jobs took %llu ms behind a 400-job backlog",
+                 (unsigned long long)(hol_last_fast - W->t0));
+    qt_engine_free(E);
+    qt_config_free(CFG);
+    qt_clock_free(CLK);
+    free(W);
+}
+
+/* Defect 14 as reported, in virtual time: model A is down for 8 s, its
+ * breaker opens and its jobs fall back; meanwhile 300 jobs of G wait on
+ * G's 60 RPM, more than the pump's window. A's jobs that arrive after the
+ * outage sit behind them. Before the fix the pump never offered them, so
+ * nobody took the HALF_OPEN breaker's probe: A stayed HALF_OPEN with no
+ * request until the backlog drained (the report: "HALF_OPEN from 43 s to
+ * the end ... the upstream saw no request for that model"). */
+Test(harden_circuit, a_half_open_breaker_gets_its_probe_behind_a_long_backlog, .timeout = 60)
+{
+    W = calloc(1, sizeof *W);
+    W->rng = 9;
+    W->n_out = 1;
+    W->out_from[0] = 0;
+    W->out_to[0] = 8000;
+    W->chaos_end = 8000;
+    W->tail_at = 12000;
+    n_res = n_sub = 0;
+    memset(res_count, 0, sizeof res_count);
+    const char *cfg = "{\"workers\": 32, \"state_dir\": \"\", \"limits\": {\"headroom\": 1.0},"
+                      " \"providers\": {\"pa\": {\"kind\": \"anthropic\", \"base_url\": \"http://sim/v1\","
+                      "                          \"max_concurrent\": 4, \"rpm\": 120, \"tpm\": 40000},"
+                      "               \"pb\": {\"kind\": \"openai\", \"base_url\": \"http://sim/v1\"}},"
+                      " \"models\": {\"A\": {\"providers\": [\"pa\"], \"fallback\": [\"B\"]},"
+                      "            \"B\": {\"providers\": [\"pb\"]}, \"C\": {\"providers\": [\"pb\"], \"rpm\": 60}},"
+                      " \"circuit\": {\"cooldown_ms\": 3000}}";
+    qt_diag d = { 0 };
+    CFG = qt_config_parse(cfg, strlen(cfg), &d);
+    cr_assert_not_null(CFG, "config: %s", d.n_errors ? d.errors[0] : "?");
+    qt_diag_free(&d);
+    CLK = qt_clock_manual_new(1000000);
+    qt_engine_opts o = { .cfg = CFG, .clock = CLK, .on_result = on_result, .transport = &WT,
+                         .virtual_time = 1, .seed = 2 };
+    char err[200];
+    E = qt_engine_new(&o, err, sizeof err);
+    cr_assert_not_null(E, "%s", err);
+    cr_assert_eq(qt_engine_start(E), QT_OK);
+    W->t0 = qt_loop_now_ms(W->loop);
+    for (int i = 0; i < 10; i++)
+        submit_job(n_sub++, "A", 5);      /* they open A's breaker, then fall back */
+    for (int i = 0; i < 300; i++)
+        submit_job(n_sub++, "C", 5);      /* the backlog: 300 jobs at 60 RPM */
+    int first_late = n_sub;
+    for (int i = 0; i < 10; i++)
+        at(W->tail_at + (uint64_t)i * 100, 0, n_sub++, "A", 5);
+    qt_loop_timer_add(W->loop, W->t0 + W->tail_at + 2000, (qt_loop_fn)qt_engine_close_intake, E);
+    /* Stop at +20 s: the late jobs of A must be done by then. */
+    qt_loop_timer_add(W->loop, W->t0 + 20000, (qt_loop_fn)qt_loop_stop, W->loop);
+    cr_assert_eq(qt_engine_run_virtual(E), QT_OK);
+    int late_on_a = 0, late_done = 0;
+    for (int i = first_late; i < n_sub; i++) {
+        late_done += res_count[i] == 1;
+        late_on_a += res_count[i] == 1 && !strcmp(res_used[i], "A");
+    }
+    cr_log_info("late jobs of A by +20 s: %d done, %d by A, %d requests reached A", late_done, late_on_a,
+                W->sent_a_after);
+    cr_expect_gt(W->sent_a_after, 0, "A got no request after the outage");
+    /* The first is A's probe; those arriving while it is out may fall back. */
+    cr_expect_eq(late_done, 10, "%d of the 10 late jobs of A done by +20 s", late_done);
+    cr_expect_str_eq(res_used[first_late], "A", "the first late job (the probe) went to %s",
+                     res_used[first_late]);
+    cr_expect_str_eq(res_used[n_sub - 1], "A", "the last late job went to %s", res_used[n_sub - 1]);
+    pthread_mutex_lock(&E->lock);
+    qt_circuit_snapshot s;
+    qt_circuit_snapshot_get(E->models[0].circuit, qt_loop_now_ms(W->loop), &s);
+    pthread_mutex_unlock(&E->lock);
+    cr_expect_eq(s.state, QT_CIRCUIT_CLOSED, "A's breaker %s at +20 s", qt_circuit_state_name(s.state));
+    /* Let the rest finish (the backlog takes ~5 min of virtual time). */
+    cr_assert_eq(qt_engine_run_virtual(E), QT_OK);
+    cr_assert_eq(n_res, n_sub);
+    qt_engine_free(E);
+    qt_config_free(CFG);
+    qt_clock_free(CLK);
+    free(W);
+}
