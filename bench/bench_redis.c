@@ -167,6 +167,16 @@ static void run_pass(const char *url, double secs, int target, char *out, size_t
     free(B.t0);
 }
 
+/* The line a forked pass wrote into its pipe (empty if none); closes the pipe
+ * and reaps the child. */
+static void child_line(int fd, pid_t pid, char *line, size_t len)
+{
+    ssize_t r = read(fd, line, len - 1);
+    line[r > 0 ? r : 0] = 0;
+    close(fd);
+    waitpid(pid, NULL, 0);
+}
+
 /* nproc passes in parallel (forked), each printing its line into a pipe. */
 static void run_fleet(const char *url, double secs, int target, int nproc)
 {
@@ -187,11 +197,8 @@ static void run_fleet(const char *url, double secs, int target, int nproc)
     }
     double total = 0, p50max = 0, p99max = 0;
     for (int i = 0; i < nproc; i++) {
-        char line[200] = "";
-        ssize_t r = read(fds[i][0], line, sizeof line - 1);
-        line[r > 0 ? r : 0] = 0;
-        close(fds[i][0]);
-        waitpid(pids[i], NULL, 0);
+        char line[200];
+        child_line(fds[i][0], pids[i], line, sizeof line);
         double rate = 0, p50 = 0, p99 = 0;
         sscanf(line, "%lf %lf %lf", &rate, &p50, &p99);
         total += rate;
@@ -371,11 +378,8 @@ static double gate_fleet(int port, const char *label, const char *prefix, double
     double total = 0, p50max = 0, p99max = 0;
     unsigned long long calls = 0, go = 0;
     for (int i = 0; i < nproc; i++) {
-        char line[200] = "";
-        ssize_t r = read(fds[i][0], line, sizeof line - 1);
-        line[r > 0 ? r : 0] = 0;
-        close(fds[i][0]);
-        waitpid(pids[i], NULL, 0);
+        char line[200];
+        child_line(fds[i][0], pids[i], line, sizeof line);
         double rate = 0, p50 = 0, p99 = 0;
         unsigned long long w = 0, c = 0, g = 0;
         sscanf(line, "%lf %lf %lf %llu %llu %llu", &rate, &p50, &p99, &w, &c, &g);

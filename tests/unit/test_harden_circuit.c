@@ -293,6 +293,20 @@ static void check_permits(void *ud)
 
 /* ------------------------------------------------------------ the property */
 
+/* A model's or provider's breaker, in-flight count and limiter slots are all
+ * free at the end of a sequence. E->lock held. */
+static void assert_nothing_held(int seq, const char *what, const char *name, qt_circuit *c,
+                                int in_flight, int key, uint64_t now)
+{
+    qt_circuit_snapshot s;
+    qt_circuit_snapshot_get(c, now, &s);
+    cr_assert_eq(s.probes_in_flight, 0, "seq %d: %s %s", seq, what, name);
+    cr_assert_eq(in_flight, 0, "seq %d: %s %s", seq, what, name);
+    qt_limiter_stats ls;
+    qt_limiter_key_stats(E->limiter, key, now, &ls);
+    cr_assert_eq(ls.in_flight, 0, "seq %d: limiter slots of %s", seq, name);
+}
+
 static void run_sequence(int seq, uint64_t seed)
 {
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 14;
@@ -389,28 +403,16 @@ static void run_sequence(int seq, uint64_t seed)
     uint64_t now = qt_loop_now_ms(W->loop);
     pthread_mutex_lock(&E->lock);
     cr_assert_null(E->live, "seq %d: a job without a result", seq);
-    for (size_t x = 0; x < CFG->n_models; x++) {
-        qt_circuit_snapshot s;
-        qt_circuit_snapshot_get(E->models[x].circuit, now, &s);
-        cr_assert_eq(s.probes_in_flight, 0, "seq %d: model %s", seq, CFG->models[x].name);
-        cr_assert_eq(E->models[x].in_flight, 0, "seq %d: model %s", seq, CFG->models[x].name);
-        qt_limiter_stats ls;
-        qt_limiter_key_stats(E->limiter, E->models[x].key, now, &ls);
-        cr_assert_eq(ls.in_flight, 0, "seq %d: limiter slots of %s", seq, CFG->models[x].name);
-    }
+    for (size_t x = 0; x < CFG->n_models; x++)
+        assert_nothing_held(seq, "model", CFG->models[x].name, E->models[x].circuit,
+                            E->models[x].in_flight, E->models[x].key, now);
     qt_circuit_snapshot sa;
     qt_circuit_snapshot_get(E->models[0].circuit, now, &sa);
     cr_assert_eq(sa.state, QT_CIRCUIT_CLOSED, "seq %d: A's breaker %s at the end", seq,
                  qt_circuit_state_name(sa.state));
-    for (size_t x = 0; x < CFG->n_providers; x++) {
-        qt_circuit_snapshot s;
-        qt_circuit_snapshot_get(E->providers[x].circuit, now, &s);
-        cr_assert_eq(s.probes_in_flight, 0, "seq %d: provider %s", seq, CFG->providers[x].name);
-        cr_assert_eq(E->providers[x].in_flight, 0, "seq %d: provider %s", seq, CFG->providers[x].name);
-        qt_limiter_stats ls;
-        qt_limiter_key_stats(E->limiter, E->providers[x].key, now, &ls);
-        cr_assert_eq(ls.in_flight, 0, "seq %d: limiter slots of %s", seq, CFG->providers[x].name);
-    }
+    for (size_t x = 0; x < CFG->n_providers; x++)
+        assert_nothing_held(seq, "provider", CFG->providers[x].name, E->providers[x].circuit,
+                            E->providers[x].in_flight, E->providers[x].key, now);
     cr_assert_eq(E->in_flight_jobs, 0);
     pthread_mutex_unlock(&E->lock);
     cr_assert_eq(W->in_flight, 0);

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_expect.h"
+
 #define KEY "sk-test-SECRET-1234567890"
 
 static qt_model_cfg model_cfg(const char *name, const char *upstream, int def_max)
@@ -26,13 +28,6 @@ static qt_model_cfg model_cfg(const char *name, const char *upstream, int def_ma
     m.upstream_model = (char *)upstream;
     m.default_max_tokens = def_max;
     return m;
-}
-
-static cJSON *parse(const char *s)
-{
-    cJSON *j = cJSON_Parse(s);
-    cr_assert_not_null(j, "test JSON parses: %s", s);
-    return j;
 }
 
 /* Builds a request for job text with kind; asserts success. */

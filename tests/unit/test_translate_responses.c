@@ -14,22 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static cJSON *parse(const char *s)
-{
-    cJSON *j = cJSON_Parse(s);
-    cr_assert_not_null(j, "test JSON parses: %s", s);
-    return j;
-}
+#include "json_expect.h"
 
-static void expect_json(const cJSON *got, const char *want)
-{
-    cJSON *w = parse(want);
-    char *g = cJSON_PrintUnformatted(got), *ws = cJSON_PrintUnformatted(w);
-    cr_expect_str_eq(g, ws);
-    free(g);
-    free(ws);
-    cJSON_Delete(w);
-}
 
 Test(translate_responses, request_through_chat_to_anthropic)
 {
