@@ -194,8 +194,8 @@ int main(int argc, char **argv)
         r1[i] = w[i] > 0 ? one[i] / w[i] : 0;
         r2[i] = w[i] > 0 ? two[i] / w[i] : 0;
     }
-    printf("http_multi vs wrk -t2: %d in flight, zero-latency mock, medians of %d interleaved "
-           "rounds of %d s\n", conc, ROUNDS, secs);
+    printf("http_multi vs wrk -t2: %d in flight, zero-latency %s, medians of %d interleaved "
+           "rounds of %d s\n", conc, m ? "mock" : "upstream at QT_BENCH_URL", ROUNDS, secs);
     if (median(w) > 0)
         printf("  wrk -t2                %8.0f req/s\n", median(w));
     else
