@@ -5,7 +5,9 @@
 # run); their headline figures join the table. bench/serve_bench.sh gives
 # the serve figures, each a ratio or a difference against a reference
 # measured in the same run; bench/run_scale.sh (the engine's `run` figures)
-# joins when it exists. Rows: | figure | target | measured | verdict |.
+# joins when it exists. bench_http_multi runs twice: on its in-process mock,
+# and on a zero-latency nginx (bench/lib.sh) for libcurl's own ceiling.
+# Rows: | figure | target | measured | verdict |.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -14,7 +16,8 @@ rows=()
 add() { rows+=("$1"); }
 
 # http_multi_vs_nginx BENCH: bench_http_multi against an nginx echo upstream
-# (bench/lib.sh); prints its 2-loop ratio to wrk, nothing without nginx.
+# (bench/lib.sh, whose nginx_start uses this function's $tmp); prints its
+# 2-loop ratio to wrk, nothing without nginx. Stops nginx by its PID.
 http_multi_vs_nginx() {
     local ECHO_SO=/usr/lib/nginx/modules/ngx_http_echo_module.so BENCH_NAME=bench_http_multi
     command -v nginx >/dev/null && [ -f "$ECHO_SO" ] || return 0
@@ -26,8 +29,12 @@ http_multi_vs_nginx() {
         local out; out=$(QT_BENCH_URL=http://127.0.0.1:$p "$1" 2>&1); echo "$out" >&2
         echo "$out" | awk '/2 loops/ && /ratio/ {for (i = 1; i <= NF; i++) if ($i == "ratio") print $(i + 1); exit}'
     fi
-    [ -s "$tmp/ng/nginx.pid" ] && kill "$(cat "$tmp/ng/nginx.pid")" 2>/dev/null
-    sleep 0.2; rm -rf "$tmp"
+    if [ -s "$tmp/ng/nginx.pid" ]; then
+        local np; np=$(cat "$tmp/ng/nginx.pid")
+        kill "$np" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$np" 2>/dev/null || break; sleep 0.05; done
+    fi
+    rm -rf "$tmp"
 }
 
 for b in "$build"/bench/bench_*; do
