@@ -270,6 +270,12 @@ qt_err qt_engine_run_virtual(qt_engine *e);
  * timers (the replay submits recorded arrivals at their times); NULL
  * before. Loop-thread rules of loop.h apply. */
 qt_loop *qt_engine_loop(qt_engine *e);
+/* How many live loops the engine runs after qt_engine_start (0 before and
+ * in virtual time), and loop i of them, so a front end can run its I/O on
+ * them (serve's HTTP server: a request is then read, sent upstream and
+ * answered on one thread). Loop-thread rules of loop.h apply. */
+int qt_engine_live_loops(const qt_engine *e);
+qt_loop *qt_engine_loop_at(qt_engine *e, int i);
 
 /* Writes the summary object of DESIGN.md as JSON. Caller frees. */
 char *qt_engine_summary_json(qt_engine *e, double elapsed_s);

@@ -10,8 +10,10 @@
  * One mutex (e->lock) guards every policy object (queue, limiter, budget,
  * circuits, retry budgets, estimator, cache) and the engine's own state;
  * nobody holds it while building a request, talking to the network or
- * calling on_result. done_cond (CLOCK_MONOTONIC) is signalled when every
- * job has its result or nothing is in flight. Counters, histories and
+ * calling on_result. done_cond (CLOCK_MONOTONIC) is signalled when the
+ * intake is closed and every job has its result, and while stopping when
+ * nothing is in flight (not at every result: `serve`'s main thread would
+ * wake once a request). Counters, histories and
  * latencies go to the metrics module.
  */
 #include "quotatop/engine.h"
@@ -142,9 +144,11 @@ static void finish(qt_engine *e, ejob *ej, const outcome *o)
     if (o->status == QT_STATUS_FAILED)
         event(e, QT_EV_ERROR, job->model, o->provider, job->workflow, job->id, "job %s failed: %.100s",
               job->id, o->error ? o->error : "?");
-    /* Waiters want "all done" (wait_done); shutdown's grace waits for
-     * "nothing in flight", which complete() signals. */
-    if (e->done >= e->jobs)
+    /* Waiters want "all done" (wait_done, shutdown), which needs the
+     * intake closed: while it is open (serve) a result wakes nobody;
+     * shutdown's grace waits for "nothing in flight", which complete()
+     * signals. */
+    if (e->done >= e->jobs && e->intake_closed)
         pthread_cond_broadcast(&e->done_cond);
     pthread_mutex_unlock(&e->lock);
     qt_job_free(job);

@@ -221,6 +221,7 @@ void qt_engine_close_intake(qt_engine *e)
     pthread_mutex_lock(&e->lock);
     e->intake_closed = 1;
     qt_queue_close(e->queue);
+    pthread_cond_broadcast(&e->done_cond);   /* wait_done may hold now */
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -269,6 +270,7 @@ void qt_engine_shutdown(qt_engine *e, int64_t grace_ms)
     e->stopping = 1;
     e->intake_closed = 1;
     qt_queue_close(e->queue);
+    pthread_cond_broadcast(&e->done_cond);
     pthread_mutex_unlock(&e->lock);
     cancel_queued(e, "cancelled: quotatop was stopped before the job was sent");
     engine_loop_shutdown(e, grace_ms);

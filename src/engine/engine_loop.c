@@ -419,7 +419,7 @@ static void complete(engine_xfer *x)
         engine_loop_requeue(e, ej);
     }
     engine_loop_request_pump(e);
-    if (e->in_flight_jobs == 0)   /* shutdown's grace waits for that */
+    if (e->in_flight_jobs == 0 && e->stopping)   /* shutdown's grace waits for that */
         pthread_cond_broadcast(&e->done_cond);
     ejob_release(ej);   /* start_send's */
     pthread_mutex_unlock(&e->lock);
@@ -441,7 +441,7 @@ void engine_loop_unsent(qt_engine *e, ejob *ej)
     e->in_flight_jobs--;
     e->loops[ej->loop].in_flight--;
     engine_loop_request_pump(e);
-    if (e->in_flight_jobs == 0)   /* shutdown's grace waits for that */
+    if (e->in_flight_jobs == 0 && e->stopping)   /* shutdown's grace waits for that */
         pthread_cond_broadcast(&e->done_cond);
     ejob_release(ej);   /* start_send's */
 }
@@ -758,4 +758,14 @@ qt_err qt_engine_run_virtual(qt_engine *e)
 qt_loop *qt_engine_loop(qt_engine *e)
 {
     return e->loops ? e->loops[0].loop : NULL;
+}
+
+int qt_engine_live_loops(const qt_engine *e)
+{
+    return e->loops && !e->virtual_time && e->started ? e->nloops : 0;
+}
+
+qt_loop *qt_engine_loop_at(qt_engine *e, int i)
+{
+    return e->loops && i >= 0 && i < e->nloops ? e->loops[i].loop : NULL;
 }

@@ -355,6 +355,7 @@ qt_proxy *qt_proxy_new(const qt_proxy_opts *o, char *err, size_t errlen)
     px->control_ud = o->control_ud;
     px->listen_fd = -1;
     px->guard_ep = -1;
+    pthread_mutex_init(&px->ip_mu, NULL);
     px->idle_timeout_s = o->idle_timeout_s ? o->idle_timeout_s : QT_PROXY_IDLE_TIMEOUT_S;
     px->headers_ms = o->headers_timeout_ms ? o->headers_timeout_ms : 10000;
     px->body_ms = o->body_timeout_ms ? o->body_timeout_ms : 60000;
@@ -410,6 +411,28 @@ static unsigned connection_room(const qt_config *cfg)
     return n > 1000000 ? 1000000 : (unsigned)n;
 }
 
+/* Takes d's listening socket back (the daemon's thread: px_on_mhd_threads). */
+static void quiesce_one(px_driver *d)
+{
+    if (d->daemon)
+        MHD_quiesce_daemon(d->daemon);
+}
+
+/* Stops the first n daemons (start failed or stop): quiesced first, so
+ * that none closes the listening socket they share. */
+static void stop_daemons(qt_proxy *px, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!px->drv[i].daemon)
+            continue;
+        if (px->listen_fd >= 0)
+            MHD_quiesce_daemon(px->drv[i].daemon);
+        MHD_stop_daemon(px->drv[i].daemon);
+        px->drv[i].daemon = NULL;
+        px->drv[i].mhd_fd = -1;
+    }
+}
+
 qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
 {
     px->engine = e;
@@ -417,11 +440,17 @@ qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
     unsigned room = connection_room(px->cfg);
     if (!px->conn_limit || px->conn_limit > room)
         px->conn_limit = room;
-    if (!px->threads) {
+    /* MHD on the engine's loops (proxy_drive.c), one daemon each; threads
+     * of MHD's own only when asked for (opts.threads) or when no live loop
+     * can drive it. */
+    int nloops = px->threads ? 0 : qt_engine_live_loops(e);
+    if (nloops > PX_MAX_DRIVERS)
+        nloops = PX_MAX_DRIVERS;
+    if (!nloops && !px->threads) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         px->threads = nc < 2 ? 2 : nc > 16 ? 16 : (unsigned)nc;
     }
-    int fd = socket(px->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(px->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
         || bind(fd, (struct sockaddr *)&px->addr, px->addrlen) || listen(fd, 4096)) {
@@ -449,27 +478,48 @@ qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
         return QT_ERR_NOMEM;
     }
 
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG
-                     | MHD_USE_TURBO;
+    unsigned flags = (nloops ? MHD_USE_EPOLL : MHD_USE_EPOLL_INTERNAL_THREAD)
+                     | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (px->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    px->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handler, px,
-                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, px,
-                                  MHD_OPTION_LISTEN_SOCKET, fd,
-                                  MHD_OPTION_THREAD_POOL_SIZE, px->threads,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, px->idle_timeout_s,
-                                  MHD_OPTION_NOTIFY_COMPLETED, notify_completed, px,
-                                  MHD_OPTION_NOTIFY_CONNECTION, px_conn_notify, px,
-                                  MHD_OPTION_CONNECTION_LIMIT, px->conn_limit,
-                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, px->per_ip_limit,
-                                  MHD_OPTION_END);
-    if (!px->daemon) {
-        snprintf(err, errlen, "cannot start the HTTP server on %s", px->listen);
-        px_guard_stop(px);
-        close(fd);
-        return QT_ERR_IO;
-    }
+    int nd = nloops ? nloops : 1;
+    unsigned per_daemon = px->conn_limit / (unsigned)nd;
     px->listen_fd = fd;
+    for (int i = 0; i < nd; i++) {
+        px_driver *d = &px->drv[i];
+        d->mhd_fd = -1;
+        d->daemon = MHD_start_daemon(flags, 0, px_conn_accept, px, handler, px,
+                                     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, px,
+                                     MHD_OPTION_LISTEN_SOCKET, fd,
+                                     MHD_OPTION_THREAD_POOL_SIZE, px->threads,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, px->idle_timeout_s,
+                                     MHD_OPTION_NOTIFY_COMPLETED, notify_completed, px,
+                                     MHD_OPTION_NOTIFY_CONNECTION, px_conn_notify, px,
+                                     MHD_OPTION_CONNECTION_LIMIT, per_daemon ? per_daemon : 1,
+                                     MHD_OPTION_END);
+        if (!d->daemon) {
+            snprintf(err, errlen, "cannot start the HTTP server on %s", px->listen);
+            stop_daemons(px, i);
+            px_guard_stop(px);
+            close(fd);
+            px->listen_fd = -1;
+            return QT_ERR_IO;
+        }
+        px->ndrv = i + 1;
+    }
+    for (int i = 0; i < nloops; i++)
+        if (px_drive_attach(&px->drv[i], qt_engine_loop_at(e, i))) {
+            /* Nothing has run on a loop yet unless an attach was posted:
+             * the earlier ones are taken back before their daemons stop. */
+            snprintf(err, errlen, "cannot start the HTTP server on %s: no epoll set", px->listen);
+            px_undrive(px);
+            stop_daemons(px, px->ndrv);
+            px->ndrv = 0;
+            px_guard_stop(px);
+            close(fd);
+            px->listen_fd = -1;
+            return QT_ERR_IO;
+        }
     return QT_OK;
 }
 
@@ -479,33 +529,36 @@ const char *qt_proxy_base_url(const qt_proxy *p) { return p->base_url; }
 
 void qt_proxy_quiesce(qt_proxy *p)
 {
-    if (!p || !p->daemon || p->listen_fd < 0)
+    if (!p || !p->ndrv || p->listen_fd < 0)
         return;
-    MHD_socket fd = MHD_quiesce_daemon(p->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    px_on_mhd_threads(p, quiesce_one);   /* each daemon lets go of the socket */
+    close(p->listen_fd);
     p->listen_fd = -1;
 }
 
 void qt_proxy_stop(qt_proxy *p)
 {
-    if (!p || !p->daemon)
+    if (!p || !p->ndrv)
         return;
-    qt_proxy_quiesce(p);   /* the listening socket comes back to us and is closed */
-    /* Jobs have their results by now (qt_engine_shutdown); let the request
-     * threads finish writing those answers (a 503, the end of a stream)
-     * before MHD cuts the connections. */
+    /* The engine's loops have stopped (qt_engine_shutdown): from here this
+     * thread drives MHD. */
+    px_detach(p);
+    qt_proxy_quiesce(p);   /* the listening socket is closed */
+    /* Jobs have their results by now (qt_engine_shutdown); let MHD finish
+     * writing those answers (a 503, the end of a stream) before it cuts
+     * the connections. */
     uint64_t deadline = qt_now_ms() + 3000;
     while (__atomic_load_n(&p->answering, __ATOMIC_RELAXED) > 0 && qt_now_ms() < deadline)
-        usleep(10000);
+        px_drive_here(p, 10);
     /* MHD must not meet a suspended connection when it stops: whatever
      * still waits is resumed as gone and closed. */
     px_resume_all(p);
     deadline = qt_now_ms() + 500;
-    while (__atomic_load_n(&p->answering, __ATOMIC_RELAXED) > 0 && qt_now_ms() < deadline)
-        usleep(5000);
-    MHD_stop_daemon(p->daemon);
-    p->daemon = NULL;
+    do
+        px_drive_here(p, 5);
+    while (__atomic_load_n(&p->answering, __ATOMIC_RELAXED) > 0 && qt_now_ms() < deadline);
+    stop_daemons(p, p->ndrv);
+    p->ndrv = 0;
     px_guard_stop(p);
 }
 
@@ -519,6 +572,8 @@ void qt_proxy_free(qt_proxy *p)
         memset(p->token, 0, strlen(p->token));
         free(p->token);
     }
+    px_conn_ips_free(p);
+    pthread_mutex_destroy(&p->ip_mu);
     pthread_mutex_destroy(&p->conn_mu);
     pthread_mutex_destroy(&p->watch_mu);
     free(p);

@@ -35,6 +35,7 @@
 #include "proxy_int.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,93 @@
 
 #define GUARD_TICK_MS 100
 
+/* ------------------------------------------------------------ connections per address
+ * One table for every daemon (MHD's own per-IP limit counts per daemon):
+ * the accept policy counts a connection before MHD makes it, and the
+ * connection's entry gives the count back when MHD closes it. A count whose
+ * connection MHD then fails to make (out of memory between the policy and
+ * NOTIFY_STARTED) is not given back. */
+
+static int ip_key(const struct sockaddr *sa, socklen_t len, unsigned char key[17])
+{
+    memset(key, 0, 17);
+    if (sa && sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa && sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        key[0] = 6;
+        memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+static size_t ip_bucket(const unsigned char key[17])
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (int i = 0; i < 17; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % PX_IP_BUCKETS;
+}
+
+enum MHD_Result px_conn_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    qt_proxy *px = cls;
+    unsigned char key[17];
+    if (!px->per_ip_limit || ip_key(addr, addrlen, key))
+        return MHD_YES;
+    size_t b = ip_bucket(key);
+    enum MHD_Result ok = MHD_YES;
+    pthread_mutex_lock(&px->ip_mu);
+    px_ip *e = px->ip_tab[b];
+    while (e && memcmp(e->key, key, sizeof key))
+        e = e->next;
+    if (!e && (e = calloc(1, sizeof *e))) {
+        memcpy(e->key, key, sizeof key);
+        e->next = px->ip_tab[b];
+        px->ip_tab[b] = e;
+    }
+    if (e && e->count >= px->per_ip_limit)
+        ok = MHD_NO;
+    else if (e)
+        e->count++;
+    pthread_mutex_unlock(&px->ip_mu);
+    return ok;
+}
+
+static void ip_release(qt_proxy *px, const unsigned char key[17])
+{
+    if (!key[0])
+        return;
+    size_t b = ip_bucket(key);
+    pthread_mutex_lock(&px->ip_mu);
+    for (px_ip **pp = &px->ip_tab[b]; *pp; pp = &(*pp)->next) {
+        px_ip *e = *pp;
+        if (memcmp(e->key, key, 17))
+            continue;
+        if (e->count)
+            e->count--;
+        if (!e->count) {
+            *pp = e->next;
+            free(e);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&px->ip_mu);
+}
+
+void px_conn_ips_free(qt_proxy *px)
+{
+    for (size_t b = 0; b < PX_IP_BUCKETS; b++)
+        for (px_ip *e = px->ip_tab[b], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+    memset(px->ip_tab, 0, sizeof px->ip_tab);
+}
+
 /* ------------------------------------------------------------ connections */
 
 void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
@@ -55,9 +143,19 @@ void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
     qt_proxy *px = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         px_gauge(&px->st.connections, 1);
+        unsigned char key[17] = { 0 };
+        if (px->per_ip_limit) {
+            const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            if (ai && ai->client_addr)
+                ip_key(ai->client_addr, ai->client_addr->sa_family == AF_INET6
+                                            ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), key);
+        }
         px_conn *pc = calloc(1, sizeof *pc);
-        if (!pc)
+        if (!pc) {
+            ip_release(px, key);   /* not counted: nothing would give it back */
             return;   /* no deadline for this one; it still works */
+        }
+        memcpy(pc->ip, key, sizeof key);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         pc->fd = ci ? ci->connect_fd : -1;
         pc->phase = PC_HEADERS;
@@ -84,6 +182,7 @@ void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
     if (pc->next)
         pc->next->prev = pc->prev;
     pthread_mutex_unlock(&px->conn_mu);
+    ip_release(px, pc->ip);
     free(pc);
 }
 
@@ -143,6 +242,7 @@ void px_resume_locked(px_req *r)
         return;
     r->suspended = 0;
     MHD_resume_connection(r->conn);
+    px_wake(r->drv);
 }
 
 void px_unwatch(px_req *r)

@@ -14,6 +14,7 @@
 
 #include <microhttpd.h>
 
+#include "quotatop/loop.h"
 #include "quotatop/proxy.h"
 
 /* A growable byte buffer. Functions return 0, or -1 when out of memory
@@ -88,6 +89,25 @@ typedef struct px_req px_req;
 
 typedef enum { PC_NONE = 0, PC_HEADERS, PC_BODY, PC_IDLE } px_phase;
 
+/* One MHD daemon and who runs it (proxy_drive.c). */
+#define PX_MAX_DRIVERS 16
+typedef struct px_driver {
+    struct MHD_Daemon *daemon;
+    qt_loop *loop;                  /* atomic: the engine loop that runs it; NULL for
+                                       MHD's own threads, or once qt_proxy_stop drives */
+    int mhd_fd;                     /* its epoll set (-1: MHD's own threads) */
+    qt_timer *timer;                /* MHD's next timeout (the loop thread only) */
+    int wake;                       /* atomic: a run of MHD is posted to the loop */
+} px_driver;
+
+/* Connections per client address (proxy_conn.c), under px->ip_mu. */
+typedef struct px_ip {
+    struct px_ip *next;
+    unsigned char key[17];          /* family byte, then 4 or 16 address bytes */
+    unsigned count;
+} px_ip;
+#define PX_IP_BUCKETS 1024
+
 /* One client connection (MHD's socket context), from accept to close. */
 typedef struct px_conn {
     struct px_conn *prev, *next;    /* px->conns, under px->conn_mu */
@@ -95,6 +115,7 @@ typedef struct px_conn {
     int phase;                      /* px_phase (atomic): what the deadline is for */
     uint64_t deadline_ms;           /* atomic: qt_now_ms() after which the guard cuts it; 0 none */
     px_req *req;                    /* the request being handled, under px->conn_mu */
+    unsigned char ip[17];           /* its address's key (px_ip), ip[0] 0: not counted */
 } px_conn;
 
 struct qt_proxy {
@@ -107,7 +128,7 @@ struct qt_proxy {
     unsigned headers_ms, body_ms;   /* total budgets of a request's headers and body */
     unsigned per_ip_limit;          /* 0 = none */
     unsigned conn_limit;            /* MHD_OPTION_CONNECTION_LIMIT */
-    unsigned threads;               /* MHD's pool */
+    unsigned threads;               /* MHD's own pool; 0 = MHD runs on the engine's loop */
     int verbose;
     char listen[300];
     struct sockaddr_storage addr;
@@ -115,8 +136,10 @@ struct qt_proxy {
     int loopback;
     int port;
     char base_url[340];
-    int listen_fd;                  /* ours until MHD owns it; -1 after quiesce */
-    struct MHD_Daemon *daemon;
+    int listen_fd;                  /* the listening socket every daemon accepts on;
+                                       -1 after quiesce */
+    px_driver drv[PX_MAX_DRIVERS];  /* the daemons (proxy_drive.c); set up by start */
+    int ndrv;
     int64_t started_s;              /* wall seconds, for "created" of models */
     uint64_t next_id;               /* atomic */
     int64_t answering;              /* atomic: submitted requests whose answer is not
@@ -124,6 +147,8 @@ struct qt_proxy {
     qt_proxy_stats st;              /* fields updated with __atomic */
 
     /* proxy_conn.c */
+    pthread_mutex_t ip_mu;          /* guards ip_tab: every daemon's accepts */
+    px_ip *ip_tab[PX_IP_BUCKETS];
     pthread_mutex_t conn_mu;        /* guards the conns list (not the fields' values) */
     px_conn *conns;
     pthread_mutex_t watch_mu;       /* guards watch[] */
@@ -159,6 +184,7 @@ static inline qt_endpoint px_route_endpoint(px_route rt)
 struct px_req {
     qt_proxy *px;
     struct MHD_Connection *conn;
+    px_driver *drv;                 /* the daemon that has the connection */
     px_conn *pc;                    /* the connection's entry (NULL if MHD gave none) */
     int sock;                       /* the client's socket */
     px_route route;
@@ -254,6 +280,12 @@ int px_guard_start(qt_proxy *px);
 /* Stops and joins it; frees the watch table. Idempotent. */
 void px_guard_stop(qt_proxy *px);
 
+/* MHD_OPTION_ACCEPT_POLICY (every daemon): refuses a connection from an
+ * address that has px->per_ip_limit open already, else counts it (the
+ * connection's entry takes the count over in px_conn_notify). */
+enum MHD_Result px_conn_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+/* Frees the per-address table. */
+void px_conn_ips_free(qt_proxy *px);
 /* MHD_OPTION_NOTIFY_CONNECTION: adds / removes the connection's entry. */
 void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
                     enum MHD_ConnectionNotificationCode code);
@@ -273,6 +305,28 @@ void px_unwatch(px_req *r);
 /* Resumes every suspended request, marking it gone (before MHD_stop_daemon,
  * which must not meet a suspended connection). */
 void px_resume_all(qt_proxy *px);
+
+/* ---- proxy_drive.c: who runs MHD (see its DESIGN) ---- */
+
+/* Watches d's epoll set from loop and runs MHD there from now on (posted
+ * to the loop). 0, or -1 (no epoll set, or the post failed). */
+int px_drive_attach(px_driver *d, qt_loop *loop);
+/* After a resume: posts one run of d's daemon to its loop (any thread; a
+ * no-op for MHD's own threads or d NULL). */
+void px_wake(px_driver *d);
+/* The driver of c's daemon (the first one when MHD does not say). */
+px_driver *px_driver_of(qt_proxy *px, struct MHD_Connection *c);
+/* Runs fn(d) for every driver on the thread that runs it and waits for all
+ * of them (on the calling thread for MHD's own threads or once detached). */
+void px_on_mhd_threads(qt_proxy *px, void (*fn)(px_driver *));
+/* While the loops run (a start that failed half way): each loop stops
+ * running its daemon, then px_detach. */
+void px_undrive(qt_proxy *px);
+/* qt_proxy_stop, after the engine's loops have stopped: the calling
+ * thread drives every daemon from now on. */
+void px_detach(qt_proxy *px);
+/* Up to ms of MHD's work on the calling thread (a sleep with MHD's own threads). */
+void px_drive_here(qt_proxy *px, int ms);
 
 /* ---- proxy_chat.c ---- */
 

@@ -27,6 +27,7 @@ px_req *px_req_new(qt_proxy *px, struct MHD_Connection *c)
         return NULL;
     r->px = px;
     r->conn = c;
+    r->drv = px_driver_of(px, c);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->sock = ci ? ci->connect_fd : -1;
     ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
