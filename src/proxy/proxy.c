@@ -353,7 +353,6 @@ qt_proxy *qt_proxy_new(const qt_proxy_opts *o, char *err, size_t errlen)
     px->cfg = o->cfg;
     px->control = o->control;
     px->control_ud = o->control_ud;
-    px->listen_fd = -1;
     px->guard_ep = -1;
     pthread_mutex_init(&px->ip_mu, NULL);
     px->idle_timeout_s = o->idle_timeout_s ? o->idle_timeout_s : QT_PROXY_IDLE_TIMEOUT_S;
@@ -412,25 +411,99 @@ static unsigned connection_room(const qt_config *cfg)
 }
 
 /* Takes d's listening socket back (the daemon's thread: px_on_mhd_threads). */
+/* Takes d's listening socket back and closes it (the daemon's thread:
+ * px_on_mhd_threads). */
 static void quiesce_one(px_driver *d)
 {
-    if (d->daemon)
-        MHD_quiesce_daemon(d->daemon);
+    if (!d->daemon || d->listen_fd < 0)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(d->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    d->listen_fd = -1;
 }
 
-/* Stops the first n daemons (start failed or stop): quiesced first, so
- * that none closes the listening socket they share. */
+/* Stops the first n daemons and closes what is still theirs. */
 static void stop_daemons(qt_proxy *px, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (!px->drv[i].daemon)
-            continue;
-        if (px->listen_fd >= 0)
-            MHD_quiesce_daemon(px->drv[i].daemon);
-        MHD_stop_daemon(px->drv[i].daemon);
-        px->drv[i].daemon = NULL;
-        px->drv[i].mhd_fd = -1;
+        px_driver *d = &px->drv[i];
+        if (d->daemon)
+            MHD_stop_daemon(d->daemon);   /* closes its listening socket, if any */
+        else if (d->listen_fd >= 0)
+            close(d->listen_fd);
+        d->daemon = NULL;
+        d->mhd_fd = d->listen_fd = -1;
     }
+}
+
+/* A listening socket on px->addr with the given port (0: px->addr's own);
+ * SO_REUSEPORT when several daemons each have one (the kernel spreads the
+ * connections over them). -1 with errno. */
+static int listen_on(qt_proxy *px, int port, int reuseport)
+{
+    struct sockaddr_storage a = px->addr;
+    if (port) {
+        if (a.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)port);
+    }
+    int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
+        || (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
+        || bind(fd, (struct sockaddr *)&a, px->addrlen) || (reuseport >= 0 && listen(fd, 4096))) {
+        int en = errno;
+        if (fd >= 0)
+            close(fd);
+        errno = en;
+        return -1;
+    }
+    return fd;
+}
+
+static int port_of(int fd)
+{
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &bl))
+        return 0;
+    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                             : ((struct sockaddr_in *)&bound)->sin_port);
+}
+
+/* The daemons' listening sockets (drv[i].listen_fd) and px->port. With
+ * several, a plain bind first: SO_REUSEPORT alone would let this serve
+ * share its port with another process that set it too (a second serve
+ * started on the same address must fail, not take half the clients). */
+static int listen_all(qt_proxy *px, int nd, char *err, size_t errlen)
+{
+    int port = 0;
+    if (nd > 1) {
+        int probe = listen_on(px, 0, -1);
+        if (probe >= 0) {
+            port = port_of(probe);
+            close(probe);
+        }
+        if (probe < 0 || !port) {
+            snprintf(err, errlen, "cannot listen on %s: %s", px->listen, strerror(errno));
+            return -1;
+        }
+    }
+    for (int i = 0; i < nd; i++) {
+        px->drv[i].listen_fd = listen_on(px, port, nd > 1);
+        if (px->drv[i].listen_fd < 0) {
+            snprintf(err, errlen, "cannot listen on %s: %s", px->listen, strerror(errno));
+            for (int k = 0; k < i; k++) {
+                close(px->drv[k].listen_fd);
+                px->drv[k].listen_fd = -1;
+            }
+            return -1;
+        }
+    }
+    px->port = port ? port : port_of(px->drv[0].listen_fd);
+    return 0;
 }
 
 qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
@@ -450,20 +523,11 @@ qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         px->threads = nc < 2 ? 2 : nc > 16 ? 16 : (unsigned)nc;
     }
-    int fd = socket(px->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
-        || bind(fd, (struct sockaddr *)&px->addr, px->addrlen) || listen(fd, 4096)) {
-        snprintf(err, errlen, "cannot listen on %s: %s", px->listen, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    int nd = nloops ? nloops : 1;
+    for (int i = 0; i < PX_MAX_DRIVERS; i++)
+        px->drv[i].mhd_fd = px->drv[i].listen_fd = -1;
+    if (listen_all(px, nd, err, errlen))
         return QT_ERR_IO;
-    }
-    struct sockaddr_storage bound;
-    socklen_t bl = sizeof bound;
-    if (getsockname(fd, (struct sockaddr *)&bound, &bl) == 0)
-        px->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                     : ((struct sockaddr_in *)&bound)->sin_port);
     char host[sizeof px->listen];
     memcpy(host, px->listen, sizeof host);
     char *colon = strrchr(host, ':');
@@ -474,7 +538,7 @@ qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
     if (px_guard_start(px)) {
         snprintf(err, errlen, "cannot start the connection guard: %s", strerror(errno));
         px_guard_stop(px);
-        close(fd);
+        stop_daemons(px, nd);
         return QT_ERR_NOMEM;
     }
 
@@ -482,15 +546,12 @@ qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
                      | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (px->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    int nd = nloops ? nloops : 1;
     unsigned per_daemon = px->conn_limit / (unsigned)nd;
-    px->listen_fd = fd;
     for (int i = 0; i < nd; i++) {
         px_driver *d = &px->drv[i];
-        d->mhd_fd = -1;
         d->daemon = MHD_start_daemon(flags, 0, px_conn_accept, px, handler, px,
                                      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, px,
-                                     MHD_OPTION_LISTEN_SOCKET, fd,
+                                     MHD_OPTION_LISTEN_SOCKET, d->listen_fd,
                                      MHD_OPTION_THREAD_POOL_SIZE, px->threads,
                                      MHD_OPTION_CONNECTION_TIMEOUT, px->idle_timeout_s,
                                      MHD_OPTION_NOTIFY_COMPLETED, notify_completed, px,
@@ -499,27 +560,23 @@ qt_err qt_proxy_start(qt_proxy *px, qt_engine *e, char *err, size_t errlen)
                                      MHD_OPTION_END);
         if (!d->daemon) {
             snprintf(err, errlen, "cannot start the HTTP server on %s", px->listen);
-            stop_daemons(px, i);
+            stop_daemons(px, nd);
             px_guard_stop(px);
-            close(fd);
-            px->listen_fd = -1;
             return QT_ERR_IO;
         }
         px->ndrv = i + 1;
     }
     for (int i = 0; i < nloops; i++)
         if (px_drive_attach(&px->drv[i], qt_engine_loop_at(e, i))) {
-            /* Nothing has run on a loop yet unless an attach was posted:
-             * the earlier ones are taken back before their daemons stop. */
+            /* The loops that got their daemon give it back before it stops. */
             snprintf(err, errlen, "cannot start the HTTP server on %s: no epoll set", px->listen);
             px_undrive(px);
-            stop_daemons(px, px->ndrv);
+            stop_daemons(px, nd);
             px->ndrv = 0;
             px_guard_stop(px);
-            close(fd);
-            px->listen_fd = -1;
             return QT_ERR_IO;
         }
+    px->listening = 1;
     return QT_OK;
 }
 
@@ -529,11 +586,10 @@ const char *qt_proxy_base_url(const qt_proxy *p) { return p->base_url; }
 
 void qt_proxy_quiesce(qt_proxy *p)
 {
-    if (!p || !p->ndrv || p->listen_fd < 0)
+    if (!p || !p->ndrv || !p->listening)
         return;
-    px_on_mhd_threads(p, quiesce_one);   /* each daemon lets go of the socket */
-    close(p->listen_fd);
-    p->listen_fd = -1;
+    px_on_mhd_threads(p, quiesce_one);   /* each daemon gives its socket back; closed */
+    p->listening = 0;
 }
 
 void qt_proxy_stop(qt_proxy *p)

@@ -96,6 +96,8 @@ typedef struct px_driver {
     qt_loop *loop;                  /* atomic: the engine loop that runs it; NULL for
                                        MHD's own threads, or once qt_proxy_stop drives */
     int mhd_fd;                     /* its epoll set (-1: MHD's own threads) */
+    int listen_fd;                  /* its listening socket (MHD's once started; -1
+                                       after quiesce) */
     qt_timer *timer;                /* MHD's next timeout (the loop thread only) */
     int wake;                       /* atomic: a run of MHD is posted to the loop */
 } px_driver;
@@ -136,8 +138,7 @@ struct qt_proxy {
     int loopback;
     int port;
     char base_url[340];
-    int listen_fd;                  /* the listening socket every daemon accepts on;
-                                       -1 after quiesce */
+    int listening;                  /* started and not quiesced yet */
     px_driver drv[PX_MAX_DRIVERS];  /* the daemons (proxy_drive.c); set up by start */
     int ndrv;
     int64_t started_s;              /* wall seconds, for "created" of models */
