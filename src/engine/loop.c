@@ -20,7 +20,9 @@
  *   descriptors or posted work;
  * - posted work: a FIFO list of (fn, ud) nodes behind a mutex, THE ONE LOCK
  *   of the loop. Posters append under it and write the eventfd (registered in
- *   the epoll set) only when the list goes from empty to non-empty; the loop
+ *   the epoll set) only when the list goes from empty to non-empty, and not
+ *   from the loop's own thread while it runs (it looks at the list before
+ *   it sleeps: `serve` posts to its own loop several times a request); the loop
  *   swaps the whole list out under the lock and runs it outside the lock, so
  *   callbacks may post again without deadlock. Nothing else is shared
  *   between threads except the stop flag (an atomic).
@@ -46,6 +48,10 @@
 #include "quotatop/common.h"
 
 #define LOOP_EVENTS 256                 /* epoll events taken per wait */
+
+/* The live loop this thread is running (qt_loop_run), NULL none: a post
+ * from it needs no wake-up. */
+static __thread qt_loop *tls_running;
 #define WAKE_TAG    UINT64_MAX          /* epoll data of the eventfd */
 
 struct qt_timer {
@@ -354,9 +360,9 @@ int qt_loop_io_watch(qt_loop *l, int fd, unsigned events, qt_loop_io_fn fn, void
 
 static void drain_wakefd(qt_loop *l)
 {
-    uint64_t v;
-    while (read(l->wakefd, &v, sizeof v) > 0)
-        ;
+    uint64_t v;   /* one read takes the whole counter (not EFD_SEMAPHORE) */
+    ssize_t r = read(l->wakefd, &v, sizeof v);
+    (void)r;
 }
 
 /* Waits up to timeout_ms (-1 = no limit, 0 = poll) and dispatches what is
@@ -417,9 +423,10 @@ int qt_loop_post(qt_loop *l, qt_loop_fn fn, void *ud)
         l->post_tail->next = p;
     l->post_tail = p;
     pthread_mutex_unlock(&l->post_mu);
-    if (was_empty) {
+    if (was_empty && tls_running != l) {
         /* The loop drains the list after reading the eventfd, so one write
-         * per empty -> non-empty transition is enough. */
+         * per empty -> non-empty transition is enough; none from the
+         * loop's own thread, which looks at the list before it sleeps. */
         uint64_t one = 1;
         ssize_t w = write(l->wakefd, &one, sizeof one);
         (void)w;   /* EAGAIN: the counter is already non-zero, the loop wakes */
@@ -498,6 +505,8 @@ int qt_loop_run(qt_loop *l)
 {
     if (l == NULL || l->virt)
         return -1;
+    qt_loop *outer = tls_running;
+    tls_running = l;
     while (!stopping(l)) {
         run_posted(l);
         run_due(l, qt_loop_now_ms(l));
@@ -505,10 +514,12 @@ int qt_loop_run(qt_loop *l)
             break;
         if (poll_io(l, next_timeout(l, qt_loop_now_ms(l))) < 0) {
             take_stop(l);
+            tls_running = outer;
             return -1;
         }
     }
     take_stop(l);
+    tls_running = outer;
     return 0;
 }
 

@@ -437,9 +437,10 @@ static void stop_daemons(qt_proxy *px, int n)
     }
 }
 
-/* A listening socket on px->addr with the given port (0: px->addr's own);
- * SO_REUSEPORT when several daemons each have one (the kernel spreads the
- * connections over them). -1 with errno. */
+/* A socket bound to px->addr with the given port (0: px->addr's own).
+ * reuseport 1: SO_REUSEPORT, for several daemons with one socket each (the
+ * kernel spreads the connections over them); 0: a plain listening socket;
+ * -1: a plain bind and no listen (the probe of listen_all). -1 with errno. */
 static int listen_on(qt_proxy *px, int port, int reuseport)
 {
     struct sockaddr_storage a = px->addr;
@@ -452,7 +453,7 @@ static int listen_on(qt_proxy *px, int port, int reuseport)
     int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
-        || (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
+        || (reuseport > 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
         || bind(fd, (struct sockaddr *)&a, px->addrlen) || (reuseport >= 0 && listen(fd, 4096))) {
         int en = errno;
         if (fd >= 0)

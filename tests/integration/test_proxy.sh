@@ -133,6 +133,7 @@ expect_error "headers: workflow with a space" 400 invalid_workflow
 req POST "$C" "$(msg gpt-4o 20 hi)" -H 'X-Quotatop-Workflow: we"ird\wf'
 expect_eq "headers: odd but printable workflow: 200" "$CODE" 200
 
+
 # ---------------------------------------------------------------- streaming
 curl -s -N -D "$TMP/sh" "$C" -H 'Content-Type: application/json' \
     -d "$(msg gpt-4o 20 'hello there' ',"stream":true')" > "$TMP/sse"
@@ -378,3 +379,27 @@ if grep -q "$UPKEY" "$TMP/all_output"; then fail "secrets: upstream key never le
 else pass "secrets: upstream key never leaves (responses, metrics, logs)"; fi
 if grep -q "$PXTOKEN" "$TMP/serve.log"; then fail "secrets: proxy token not logged" "found in the log"
 else pass "secrets: proxy token not logged"; fi
+
+# ---------------------------------------------------------------- one port, one serve
+# A second serve on the same address is refused (serve's daemons share the
+# port through SO_REUSEPORT: without a plain bind first, a second serve
+# would join and take part of the clients), and the first one answers
+# every client on fresh connections (each curl is one) while it is tried.
+start_serve "$TMP/a.json"
+C="$SERVE_URL/v1/chat/completions"
+"$QT_BIN" serve -c "$TMP/a.json" --listen "127.0.0.1:$SERVE_PORT" --headless 2>"$TMP/e2" & SECOND=$!
+sleep 1.5
+for i in $(seq 1 20); do
+    curl -s -o /dev/null -m 5 "$C" -H 'Content-Type: application/json' -H 'X-Quotatop-Workflow: port-test' \
+        -d "$(msg gpt-4o 5 hi)"
+done
+if kill -0 "$SECOND" 2>/dev/null; then
+    kill "$SECOND"; wait "$SECOND" 2>/dev/null
+    fail "one port: a second serve on a port in use is refused" "it kept running"
+else
+    wait "$SECOND"; expect_eq "one port: a second serve on a port in use exits 2" "$?" 2
+fi
+expect_contains "one port: the second serve says why" "$(cat "$TMP/e2")" "cannot listen"
+expect_eq "one port: the first serve answered all 20 fresh connections" \
+    "$(metric "$(metrics)" 'quotatop_jobs_total{workflow="port-test",status="ok"}')" 20
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"
