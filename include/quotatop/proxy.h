@@ -10,10 +10,11 @@
  * chunk. Also GET /v1/models, GET /v1/models/{id}, GET /healthz and
  * GET /metrics (Prometheus text).
  *
- * No thread per connection: libmicrohttpd runs a small pool of epoll threads
- * (about one per core). A request that waits for the engine (queued, waiting
- * for a limit, on the wire) has its connection suspended, and the engine's
- * worker that brings its result or a stream chunk resumes it; a guard
+ * No thread per connection: libmicrohttpd runs on the engine's event loops
+ * (one daemon per loop, external epoll), so a request is read, sent upstream
+ * and answered on one thread. A request that waits for the engine (queued,
+ * waiting for a limit, on the wire) has its connection suspended, and the
+ * engine's loop that brings its result or a stream chunk resumes it; a guard
  * thread watches suspended sockets, so a client that hangs up while queued
  * is noticed at once and its job cancelled (nothing reaches the upstream,
  * nothing stays reserved). Each request's headers and body have a total
@@ -62,11 +63,13 @@ typedef struct {
                                     a loopback address, 256 otherwise */
     unsigned max_connections;    /* 0 = what RLIMIT_NOFILE allows (raised to its hard
                                     limit at start), at most 1,000,000 */
-    unsigned threads;            /* HTTP threads; 0 = one per core (at least 2) */
+    unsigned threads;            /* 0 = HTTP on the engine's loops (one daemon each);
+                                    N = libmicrohttpd's own pool of N epoll threads */
     int verbose;                 /* one stderr line per request (never headers or bodies) */
     /* POST /control (and GET /control/snapshot) behind the token: answers one
      * control request (src/ctl's JSON) with a malloc'd JSON text; NULL = the
-     * routes answer 404. Called on the proxy's threads. */
+     * routes answer 404. Called on the HTTP server's threads (the engine's
+     * loops): it must not wait for a loop. */
     char *(*control)(void *ud, const char *req, size_t len);
     void *control_ud;
 } qt_proxy_opts;
@@ -95,14 +98,17 @@ int qt_proxy_port(const qt_proxy *p);
  * inside p; valid after qt_proxy_start. */
 const char *qt_proxy_base_url(const qt_proxy *p);
 
-/* Stops accepting connections; requests already received go on. */
+/* Stops accepting connections; requests already received go on. While the
+ * engine runs (it waits for each loop to let go of its socket), or after
+ * qt_engine_shutdown. */
 void qt_proxy_quiesce(qt_proxy *p);
 
 /* Stops accepting, waits up to 3 s for the answers being written (the 503s
  * and stream ends that qt_engine_shutdown produced), then closes every
- * connection and joins the HTTP threads. Every submitted job must have its
- * result first (qt_engine_shutdown), or requests waiting for one are cut.
- * Idempotent. */
+ * connection and joins the HTTP threads. Call it after qt_engine_shutdown
+ * (the engine's loops have stopped: from then on this thread drives the
+ * HTTP server); every submitted job must have its result first, or requests
+ * waiting for one are cut. Idempotent. */
 void qt_proxy_stop(qt_proxy *p);
 
 /* Stops if needed and frees. Accepts NULL. */

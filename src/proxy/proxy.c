@@ -1,17 +1,20 @@
 /* proxy.c: the HTTP front of `quotatop serve` (see proxy.h for the contract).
  *
  * DESIGN
- * libmicrohttpd runs a pool of epoll threads (MHD_USE_EPOLL_INTERNAL_THREAD,
- * MHD_OPTION_THREAD_POOL_SIZE about one per core) with
- * MHD_ALLOW_SUSPEND_RESUME: no handler ever blocks. A chat request goes:
+ * libmicrohttpd runs on the engine's loops, one external-epoll daemon per
+ * loop, each with its own SO_REUSEPORT listening socket (proxy_drive.c;
+ * opts.threads: MHD's own pool of epoll threads instead), with
+ * MHD_ALLOW_SUSPEND_RESUME: no handler ever blocks (nor waits for a loop:
+ * it runs on one). A chat request goes:
  *
  *   first call       route, auth, Content-Length check; early 4xx answers
  *   body calls       append to r->body (at most proxy.max_body_bytes)
  *   last call        parse -> job (id "px-N", workflow/priority from headers)
  *                    -> backpressure (queue depth, estimated wait) -> submit
  *                    -> suspend the connection (proxy_chat.c)
- *   engine thread    on_result / the stream sink store the result or chunk
- *                    under r->mu and resume the connection
+ *   engine loop      on_result / the stream sink store the result or chunk
+ *                    under r->mu and resume the connection (px_wake: a run
+ *                    of MHD posted to the connection's loop)
  *   call on resume   answer: JSON, an OpenAI error, or an SSE response whose
  *                    content reader suspends again while no chunk is there.
  *
@@ -35,12 +38,14 @@
  * Total budgets for headers and body that trickling cannot stretch: the
  * guard's deadlines (proxy_conn.c).
  *
- * Files: this one holds the server (setup, shutdown), routing, auth and the
- * small endpoints (models, /healthz, /metrics); proxy_chat.c the chat path;
+ * Files: this one holds the server (setup, listening sockets, shutdown),
+ * routing, auth and the small endpoints (models, /healthz, /metrics);
+ * proxy_chat.c the chat path;
  * proxy_req.c the request object and the answer helpers; proxy_conn.c the
- * connection table, suspend/resume and the guard; proxy_int.h their structs;
+ * connection table, per-address counts, suspend/resume and the guard;
+ * proxy_drive.c who runs MHD; proxy_int.h their structs;
  * proxy_json.c and proxy_metrics.c the bodies. Calls point one way: proxy.c
- * -> proxy_chat.c -> proxy_req.c, proxy_conn.c.
+ * -> proxy_chat.c -> proxy_req.c, proxy_conn.c -> proxy_drive.c.
  */
 #include "quotatop/proxy.h"
 

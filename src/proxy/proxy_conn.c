@@ -3,7 +3,8 @@
  * deadline, the suspension of requests that wait, and the guard thread.
  *
  * DESIGN
- * libmicrohttpd runs a small pool of epoll threads. A request that waits
+ * libmicrohttpd runs on the engine's loops (proxy_drive.c; "the MHD thread"
+ * of a connection is the loop that runs its daemon). A request that waits
  * for the engine is suspended (MHD_suspend_connection: MHD stops polling
  * its socket) and resumed by whoever has news for it: the engine's
  * on_result or stream sink, the guard when the client hangs up, or
@@ -19,6 +20,9 @@
  * while taking r->mu (the guard takes a reference under watch_mu, lets go,
  * then locks r), so r->mu -> watch_mu is allowed. A stale event (the fd
  * closed and reused) is harmless: the guard checks the socket itself.
+ *
+ * Per address: connections are counted in one table for every daemon
+ * (px_conn_accept, MHD's accept policy; the entry gives the count back).
  *
  * Deadlines: MHD's connection timeout is per inactivity, so a client that
  * trickles a byte every few seconds would hold its connection forever.
