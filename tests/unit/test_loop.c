@@ -573,3 +573,56 @@ Test(loop, forgotten_fd_number_reused_is_watched_anew, .timeout = 10)
     close(q[1]);
     qt_loop_free(l);
 }
+
+/* A post from the loop's own thread writes no eventfd (the loop looks at
+ * its list before it sleeps): work posted from a timer callback and from a
+ * descriptor callback still runs at once, with an hour-long timer being
+ * the only other thing the loop could sleep for. */
+typedef struct {
+    qt_loop *l;
+    int fd;
+    int ran;
+} self_post;
+
+static void self_second(void *ud)
+{
+    self_post *s = ud;
+    s->ran++;
+    qt_loop_stop(s->l);
+}
+
+static void self_from_timer(void *ud)
+{
+    self_post *s = ud;
+    cr_assert_eq(qt_loop_post(s->l, self_second, s), QT_OK);
+}
+
+static void self_from_io(void *ud, int fd, unsigned events)
+{
+    self_post *s = ud;
+    (void)events;
+    char c;
+    ssize_t k = read(fd, &c, 1);
+    (void)k;
+    qt_loop_io_watch(s->l, fd, 0, NULL, NULL);
+    cr_assert_eq(qt_loop_post(s->l, self_second, s), QT_OK);
+}
+
+Test(loop, post_from_its_own_thread_runs_without_a_wake, .timeout = 10)
+{
+    qt_loop *l = qt_loop_new(NULL);
+    self_post s = {.l = l};
+    qt_loop_timer_add(l, qt_loop_now_ms(l) + 3600000, stop_loop, l);   /* an hour away */
+    qt_loop_timer_add(l, qt_loop_now_ms(l), self_from_timer, &s);
+    cr_assert_eq(qt_loop_run(l), 0, "returned long before the hour");
+    cr_assert_eq(s.ran, 1, "the work posted from a timer ran");
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(qt_loop_io_watch(l, p[0], QT_LOOP_READ, self_from_io, &s), QT_OK);
+    cr_assert_eq(write(p[1], "x", 1), 1);
+    cr_assert_eq(qt_loop_run(l), 0, "returned long before the hour");
+    cr_assert_eq(s.ran, 2, "the work posted from a descriptor callback ran");
+    close(p[0]);
+    close(p[1]);
+    qt_loop_free(l);
+}
