@@ -13,7 +13,7 @@ command -v wrk >/dev/null || { echo "mock_rps: wrk not found (apt-get install wr
 pf=$(mktemp)
 "$bin" mock --port-file "$pf" 2>/dev/null &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$pf"' EXIT
+trap 'set +e; kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$pf"' EXIT
 for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
 port=$(cat "$pf")
 out=$(wrk -t2 -c"$conns" -d"${secs}s" -s "$here/mock_post.lua" "http://127.0.0.1:$port/v1/chat/completions")

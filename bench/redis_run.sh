@@ -22,7 +22,9 @@ if ! command -v redis-server >/dev/null; then
     exit 0
 fi
 pids=()
-trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
+# set +e: under errexit the first wait (137: killed) would end the trap and
+# leave redis-server running after the bench.
+trap 'set +e; for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 pf=$tmp/port
 "$bin" mock --port-file "$pf" 2>/dev/null & pids+=($!)
 for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done

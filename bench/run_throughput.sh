@@ -11,7 +11,7 @@ tmp=$(mktemp -d)
 pf=$tmp/port
 "$bin" mock --port-file "$pf" 2>/dev/null &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'set +e; kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
 port=$(cat "$pf")
 cat > "$tmp/cfg.json" <<JSON
