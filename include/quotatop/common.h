@@ -48,6 +48,10 @@ double qt_rand01(uint64_t *state);
  * logs. Thread-safe (no state). */
 size_t qt_redact(char *s, const char *const *secrets, size_t n);
 
+/* The local port a socket is bound to (IPv4 or IPv6), 0 when getsockname
+ * fails. */
+int qt_bound_port(int fd);
+
 /* Number of elements of a true array. */
 #define QT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -2,6 +2,8 @@
 #include "quotatop/common.h"
 
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 const char *qt_strerror(qt_err err)
 {
@@ -62,4 +64,15 @@ size_t qt_redact(char *s, const char *const *secrets, size_t n)
         }
     }
     return replaced;
+}
+
+int qt_bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len))
+        return 0;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }

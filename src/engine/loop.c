@@ -48,11 +48,11 @@
 #include "quotatop/common.h"
 
 #define LOOP_EVENTS 256                 /* epoll events taken per wait */
+#define WAKE_TAG    UINT64_MAX          /* epoll data of the eventfd */
 
 /* The live loop this thread is running (qt_loop_run), NULL none: a post
  * from it needs no wake-up. */
 static __thread qt_loop *tls_running;
-#define WAKE_TAG    UINT64_MAX          /* epoll data of the eventfd */
 
 struct qt_timer {
     uint64_t at_ms;    /* deadline on the loop's clock */

@@ -415,7 +415,6 @@ static unsigned connection_room(const qt_config *cfg)
     return n > 1000000 ? 1000000 : (unsigned)n;
 }
 
-/* Takes d's listening socket back (the daemon's thread: px_on_mhd_threads). */
 /* Takes d's listening socket back and closes it (the daemon's thread:
  * px_on_mhd_threads). */
 static void quiesce_one(px_driver *d)
@@ -469,16 +468,6 @@ static int listen_on(qt_proxy *px, int port, int reuseport)
     return fd;
 }
 
-static int port_of(int fd)
-{
-    struct sockaddr_storage bound;
-    socklen_t bl = sizeof bound;
-    if (getsockname(fd, (struct sockaddr *)&bound, &bl))
-        return 0;
-    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                             : ((struct sockaddr_in *)&bound)->sin_port);
-}
-
 /* The daemons' listening sockets (drv[i].listen_fd) and px->port. With
  * several, a plain bind first: SO_REUSEPORT alone would let this serve
  * share its port with another process that set it too (a second serve
@@ -489,7 +478,7 @@ static int listen_all(qt_proxy *px, int nd, char *err, size_t errlen)
     if (nd > 1) {
         int probe = listen_on(px, 0, -1);
         if (probe >= 0) {
-            port = port_of(probe);
+            port = qt_bound_port(probe);
             close(probe);
         }
         if (probe < 0 || !port) {
@@ -508,7 +497,7 @@ static int listen_all(qt_proxy *px, int nd, char *err, size_t errlen)
             return -1;
         }
     }
-    px->port = port ? port : port_of(px->drv[0].listen_fd);
+    px->port = port ? port : qt_bound_port(px->drv[0].listen_fd);
     return 0;
 }
 

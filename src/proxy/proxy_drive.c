@@ -139,18 +139,15 @@ void px_on_mhd_threads(qt_proxy *px, void (*fn)(px_driver *))
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     on_loop o[PX_MAX_DRIVERS];
-    int left = 0;
+    int left = px->ndrv;   /* set before any post: no loop sees it earlier */
     for (int i = 0; i < px->ndrv; i++) {
         px_driver *d = &px->drv[i];
         o[i] = (on_loop){ d, fn, &mu, &cv, &left };
-        pthread_mutex_lock(&mu);
-        left++;
-        pthread_mutex_unlock(&mu);
         if (!d->loop || qt_loop_post(d->loop, on_loop_run, &o[i]) != QT_OK) {
+            fn(d);   /* nothing else runs this daemon */
             pthread_mutex_lock(&mu);
             left--;
             pthread_mutex_unlock(&mu);
-            fn(d);   /* nothing else runs this daemon */
         }
     }
     pthread_mutex_lock(&mu);

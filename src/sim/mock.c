@@ -589,17 +589,6 @@ static int listen_on(const char *listen_s, bool *v6, char *err, size_t errlen)
     return fd;
 }
 
-static int bound_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len))
-        return -1;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
 /* Raises the soft RLIMIT_NOFILE to the hard one; the connections that
  * leaves room for. */
 static unsigned connection_room(void)
@@ -670,7 +659,7 @@ qt_mock *qt_mock_start(const qt_mock_opts *opts, char *err, size_t errlen)
     int fd = listen_on(opts->listen ? opts->listen : "127.0.0.1:0", &v6, err, errlen);
     if (fd < 0)
         goto fail;
-    m->port = bound_port(fd);
+    m->port = qt_bound_port(fd);
     if (pthread_create(&m->timer_thread, NULL, timer_main, m)) {
         snprintf(err, errlen, "cannot start the timer thread");
         close(fd);
