@@ -169,4 +169,12 @@ size_t qt_http_multi_active(const qt_http_multi *m);
  * QT_HTTP_MULTI_MAX_CONNECTS). Raise it with the concurrency you run. */
 void qt_http_multi_set_max_connects(qt_http_multi *m, long n);
 
+/* No more work is coming but what is in flight (and perhaps a retry): keep
+ * no idle connection from now on. Each connection is reset (SO_LINGER 0, no
+ * TIME_WAIT left) as its transfer ends, so closing 10,000 connections is
+ * spread over their answers instead of piling up in qt_http_multi_free. A
+ * later transfer opens a fresh connection (and is not kept either). Loop
+ * thread only, not from inside an on_data callback. */
+void qt_http_multi_drain(qt_http_multi *m);
+
 #endif /* QT_HTTP_H */

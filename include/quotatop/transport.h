@@ -47,6 +47,10 @@ struct qt_transport {
                   qt_http_on_done on_done, void *ud);
     /* Stops one request (see above). */
     void (*abort)(void *conn, void *xfer);
+    /* Optional (NULL = nothing to do): no new work will come but what is in
+     * flight and perhaps a retry, so idle connections need not be kept
+     * (qt_http_multi_drain). On the connection's loop thread. */
+    void (*drain)(void *conn);
     void *ctx;          /* the transport's own state (for open) */
 };
 

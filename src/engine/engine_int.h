@@ -93,6 +93,7 @@ typedef struct {
     int nconns;
     int in_flight;                /* its jobs on the wire (e->lock) */
     unsigned next_conn;           /* the connection of its next new job (e->lock) */
+    int drained;                  /* its connections were drained (its thread only) */
 } engine_loopctx;
 
 struct qt_engine {

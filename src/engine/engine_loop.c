@@ -382,6 +382,20 @@ static void arm_timer(void *ud)
     pthread_mutex_unlock(&e->lock);
 }
 
+/* On lc's thread, once every job left is on the wire (the intake closed):
+ * no connection freed from now on is needed again (a retry opens its own),
+ * so the transport closes each as its transfer ends rather than all of them
+ * at shutdown (10,000 at once took ~0.2 s at the end of a run). */
+static void drain_loop(engine_loopctx *lc)
+{
+    if (lc->drained || lc->eng->transport->drain == NULL)
+        return;
+    lc->drained = 1;
+    for (int k = 0; k < lc->nconns; k++)
+        if (lc->conns[k])
+            lc->eng->transport->drain(lc->conns[k]);
+}
+
 /* The attempt is over (on the job's loop, no lock): the "done" event, then
  * its action. Frees x. */
 static void complete(engine_xfer *x)
@@ -422,7 +436,10 @@ static void complete(engine_xfer *x)
     if (e->in_flight_jobs == 0 && e->stopping)   /* shutdown's grace waits for that */
         pthread_cond_broadcast(&e->done_cond);
     ejob_release(ej);   /* start_send's */
+    int drain = e->intake_closed && e->jobs - e->done <= (uint64_t)e->in_flight_jobs;
     pthread_mutex_unlock(&e->lock);
+    if (drain)
+        drain_loop(&e->loops[x->loop]);
     fsm_attempt_free(&x->a);
     free(x);
 }

@@ -31,7 +31,15 @@ static void live_abort(void *conn, void *xfer)
     qt_http_multi_abort(conn, xfer);
 }
 
-static const qt_transport live = { live_open, live_close, live_post, live_abort, NULL };
+static void live_drain(void *conn)
+{
+    qt_http_multi_drain(conn);
+}
+
+static const qt_transport live = {
+    .open = live_open, .close = live_close, .post = live_post, .abort = live_abort,
+    .drain = live_drain,
+};
 
 const qt_transport *qt_transport_live(void)
 {

@@ -30,6 +30,8 @@ typedef struct {
     char sent_id[MAX_SENT][16];
     uint64_t sent_at[MAX_SENT];
     int n_aborted;
+    int drains;               /* drain() calls */
+    int sent_at_drain;        /* n_sent when the first came */
 } sim;
 
 static sim *S;
@@ -109,7 +111,15 @@ static void sim_abort(void *conn, void *xfer)
     free(r);
 }
 
-static const qt_transport SIM = { sim_open, sim_close, sim_post, sim_abort, NULL };
+static void sim_drain(void *conn)
+{
+    sim *s = conn;
+    if (s->drains++ == 0)
+        s->sent_at_drain = s->n_sent;
+}
+
+static const qt_transport SIM = { .open = sim_open, .close = sim_close, .post = sim_post,
+                                  .abort = sim_abort, .drain = sim_drain };
 
 /* ------------------------------------------------------------ harness */
 
@@ -214,6 +224,10 @@ Test(engine_virtual, workers_bound_requests_in_flight_not_threads)
     for (int i = 0; i < R->n; i++)
         ok += R->st[i] == QT_STATUS_OK;
     cr_expect_eq(ok, 10000);
+    /* The transport is told to keep no idle connection once, when the last
+     * job is on the wire (not while 5,000 still wait for a slot). */
+    cr_expect_eq(S->drains, 1);
+    cr_expect_eq(S->sent_at_drain, 10000);
     stop();
 }
 

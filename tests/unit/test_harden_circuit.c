@@ -181,7 +181,7 @@ static void w_abort(void *conn, void *xfer)
     w_answer(r);
 }
 
-static const qt_transport WT = { w_open, w_close, w_post, w_abort, NULL };
+static const qt_transport WT = { .open = w_open, .close = w_close, .post = w_post, .abort = w_abort };
 
 /* ------------------------------------------------------------ events */
 

@@ -7,7 +7,8 @@
  * reuse across transfers (chained from on_done); streaming chunks; non-2xx
  * bodies buffered, not streamed; abort (before the loop runs, from a timer,
  * from inside on_data, by on_data's return) giving QT_HTTP_ABORTED exactly
- * once; timeout; connection refused; freeing with transfers in flight.
+ * once; timeout; connection refused; freeing with transfers in flight; a
+ * drained client keeping no connection once its transfers end.
  * A guard timer stops every loop after 20 s so a bug fails instead of hanging.
  */
 #include "quotatop/http.h"
@@ -223,6 +224,72 @@ Test(http_multi, concurrent_1000_in_about_one_latency, .timeout = 120)
     cr_assert_lt(took, 10 * LATENCY_MS, "took %llu ms", (unsigned long long)took);
     cr_assert_geq(took, LATENCY_MS);
     free(o);
+}
+
+/* This process's TCP connections to the mock in /proc/net/tcp state st
+ * ("01" established, "06" TIME_WAIT): the client side has the mock's port
+ * as its remote port. */
+static int conns_to_mock(const char *st)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    cr_assert_not_null(f);
+    char line[512], rem[64], state[8];
+    int n = 0;
+    char want[16];
+    snprintf(want, sizeof want, ":%04X", qt_mock_port(mock));
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, " %*s %*s %63s %7s", rem, state) == 2 && !strcmp(state, st) &&
+            strlen(rem) > 5 && !strcmp(rem + strlen(rem) - 5, want))
+            n++;
+    fclose(f);
+    return n;
+}
+
+static void post_many(int n, outcome *o, int *counter)
+{
+    for (int i = 0; i < n; i++) {
+        o[i] = (outcome){.counter = counter, .stop_when = n};
+        post("lat", 0, 30000, NULL, &o[i]);
+    }
+}
+
+Test(http_multi, connections_are_kept_for_reuse_by_default)
+{
+    enum { N = 20 };
+    outcome o[N];
+    int counter = 0;
+    post_many(N, o, &counter);
+    run_loop();
+    for (int i = 0; i < N; i++) {
+        cr_expect_eq(o[i].status, 200);
+        free(o[i].body);
+    }
+    cr_assert_eq(conns_to_mock("01"), N, "all %d kept alive in the cache", N);
+}
+
+Test(http_multi, drained_connections_close_as_their_transfers_end)
+{
+    enum { N = 20 };
+    outcome o[N];
+    int counter = 0;
+    post_many(N, o, &counter);
+    qt_http_multi_drain(hm);   /* in flight: each is reset when it ends */
+    run_loop();
+    for (int i = 0; i < N; i++) {
+        cr_expect_eq(o[i].status, 200);
+        free(o[i].body);
+    }
+    cr_assert_eq(conns_to_mock("01"), 0, "none kept after their transfers");
+    cr_assert_eq(conns_to_mock("06"), 0, "reset, so none left in TIME_WAIT");
+    /* A transfer after the drain still goes, on a fresh connection it does
+     * not keep either. */
+    outcome late = {0};
+    post("fast", 0, 5000, NULL, &late);
+    run_loop();
+    cr_assert_eq(late.status, 200);
+    cr_assert_eq(late.num_connects, 1);
+    free(late.body);
+    cr_assert_eq(conns_to_mock("01"), 0);
 }
 
 /* Ten transfers in a chain, each posted from the previous one's on_done:
