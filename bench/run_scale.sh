@@ -8,7 +8,9 @@
 #   figures    run, 10,000 jobs, workers 10,000, 2 s upstream: elapsed
 #              against the ideal 2 s, and peak RSS;
 #              run vs wrk straight to the zero-latency upstream at the same
-#              concurrency (jobs/s against wrk's req/s)
+#              concurrency (jobs/s against wrk's req/s); and the 10,000-job
+#              time against bench/bare_client's for the same POSTs (the
+#              least any client can do: what the kernel and nginx cost)
 #
 #   bench/run_scale.sh [BINARY] [JOBS] [CONNS]
 # Prints "| figure | value | reference | ratio |" lines on stdout, progress on
@@ -80,6 +82,16 @@ log "  elapsed ${el}s, max RSS $((rss / 1024)) MB, ok $ok/$N, CPU ${cpu}s, load 
 echo "| run $N jobs, workers $N, 2 s upstream: elapsed (s) | $el | ideal 2.000 | $(python3 -c "print('%.2fx' % ($el / 2.0))") |"
 echo "| run $N jobs, workers $N, 2 s upstream: peak RSS (MB) | $((rss / 1024)) | aim 300 | $(python3 -c "print('%.2fx' % ($rss / 1024 / 300))") |"
 echo "| run $N jobs, workers $N, 2 s upstream: ok results | $ok | $N | $(python3 -c "print('%.2fx' % ($ok / $N))") |"
+# The same N POSTs from bench/bare_client.c (one epoll thread, nothing
+# parsed): what the kernel and nginx cost here, measured right after.
+bare=$(dirname "$bin")/bench/bare_client
+if [ -x "$bare" ]; then
+    bo=$("$bare" "$U2" "$N" slow)
+    bt=$(echo "$bo" | sed -n 's/.*all answered at \([0-9.]*\) s.*/\1/p')
+    bs=$(echo "$bo" | sed -n 's/.*all sent at \([0-9.]*\) s.*/\1/p')
+    log "  bare client: ${bs:-?} s to send all, ${bt:-?} s in all"
+    [ -n "$bt" ] && echo "| run $N jobs, workers $N, 2 s upstream: time against a bare epoll client's for the same POSTs (bare sent all in ${bs:-?} s) | $el | bare $bt | $(python3 -c "print('%.2fx' % ($el / $bt))") |"
+fi
 
 # 2. run vs wrk straight to the zero-latency upstream, same concurrency.
 jobs "$FASTN" fast > "$tmp/fast.jsonl"
