@@ -11,6 +11,7 @@
  * exactly one result line before the process exits.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -175,6 +176,24 @@ static int write_summary(const char *path, const char *js)
     return bad ? -1 : 0;
 }
 
+/* Whether path can be written, tried before the run: the summary is
+ * written at the end of what may be hours of work, so a missing directory,
+ * a directory or a read-only disk must be said at once. A file this check
+ * creates is removed again. 0 ok, -1 with errno set. (A full disk still
+ * fails only at the end: write_summary says so then.) */
+static int summary_writable(const char *path)
+{
+    struct stat st;
+    int existed = stat(path, &st) == 0;
+    int sfd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (sfd < 0)
+        return -1;
+    close(sfd);
+    if (!existed)
+        unlink(path);
+    return 0;
+}
+
 static const char run_usage[] =
     "usage: quotatop run -c CONFIG [-o RESULTS] [--summary FILE] [--headless] [--stay]\n"
     "                    [--workers N] [--resume] [-v] JOBS|-\n"
@@ -251,6 +270,13 @@ int qt_cmd_run(int argc, char **argv)
     if (same_file(fd, out_path)) {
         fprintf(stderr, "quotatop run: -o %s is the jobs file: refusing to overwrite the input\n",
                 out_path);
+        if (fd > 0)
+            close(fd);
+        qt_config_free(cfg);
+        return 2;
+    }
+    if (summary_path && summary_writable(summary_path) != 0) {
+        fprintf(stderr, "quotatop run: cannot write summary %s: %s\n", summary_path, strerror(errno));
         if (fd > 0)
             close(fd);
         qt_config_free(cfg);

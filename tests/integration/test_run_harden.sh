@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_run_harden.sh: hostile files and flags for `run` (issue 12): -o naming
-# the jobs file, a summary on a full disk, --resume after a torn last line,
+# the jobs file, a summary on a full disk or in a missing directory, --resume after a torn last line,
 # duplicate ids, bytes that are not UTF-8. About 5 s.
 source "$(dirname "$0")/lib.sh"
 
@@ -28,6 +28,15 @@ check "same file (stdin): untouched" cmp -s "$TMP/in.jsonl" "$TMP/jobs.jsonl"
 rc=$?
 expect_eq "full disk summary: exit non-zero" "$([ $rc -ne 0 ] && echo yes || echo "no ($rc)")" yes
 expect_contains "full disk summary: says what failed" "$(cat "$TMP/full.err")" "cannot write summary /dev/full"
+# ... and one that cannot even be created is said before any job runs
+curl -s -X POST "$MOCK_URL/stats/reset" >/dev/null
+"$QT_BIN" run -c "$TMP/cfg.json" --headless -o "$TMP/r8b.jsonl" --summary "$TMP/no/such/dir/s.json" "$TMP/jobs.jsonl" 2>"$TMP/nodir.err"
+expect_eq "summary in a missing directory: exit 2" "$?" 2
+expect_contains "summary in a missing directory: says so" "$(cat "$TMP/nodir.err")" "cannot write summary $TMP/no/such/dir/s.json: No such file or directory"
+expect_eq "summary in a missing directory: no job was sent" "$(mock_stat 'd["models"]["m"]["requests"]')" 0
+"$QT_BIN" run -c "$TMP/cfg.json" --headless -o "$TMP/r8c.jsonl" --summary "$TMP" "$TMP/jobs.jsonl" 2>"$TMP/isdir.err"
+expect_eq "summary naming a directory: exit 2" "$?" 2
+expect_contains "summary naming a directory: says so" "$(cat "$TMP/isdir.err")" "Is a directory"
 "$QT_BIN" run -c "$TMP/cfg.json" --headless -o /dev/full "$TMP/jobs.jsonl" 2>"$TMP/full2.err"
 rc=$?
 expect_eq "full disk results: exit non-zero" "$([ $rc -ne 0 ] && echo yes || echo "no ($rc)")" yes
