@@ -42,7 +42,7 @@ static const field row_f[] = {
     I(qt_engine_row, max_concurrent), U(qt_engine_row, requests), U(qt_engine_row, ok),
     U(qt_engine_row, rate_limited), U(qt_engine_row, errors), U(qt_engine_row, retries),
     U(qt_engine_row, fallbacks), U(qt_engine_row, prompt_tokens), U(qt_engine_row, completion_tokens),
-    D(qt_engine_row, cost_usd), D(qt_engine_row, p50_ms), D(qt_engine_row, p95_ms),
+    U(qt_engine_row, cached_tokens), U(qt_engine_row, cache_write_tokens), D(qt_engine_row, cost_usd), D(qt_engine_row, p50_ms), D(qt_engine_row, p95_ms),
     U(qt_engine_row, held_until_in_ms),
     { "rps", F_U32A120, offsetof(qt_engine_row, rps), 0 },
     { "tps", F_U32A120, offsetof(qt_engine_row, tps), 0 },
@@ -64,7 +64,8 @@ static const field snap_f[] = {
     U(qt_engine_snapshot, requests), U(qt_engine_snapshot, retries), U(qt_engine_snapshot, upstream_429),
     U(qt_engine_snapshot, fallbacks), U(qt_engine_snapshot, circuit_transitions),
     U(qt_engine_snapshot, cache_hits), U(qt_engine_snapshot, prompt_tokens),
-    U(qt_engine_snapshot, completion_tokens), D(qt_engine_snapshot, cost_usd),
+    U(qt_engine_snapshot, completion_tokens), U(qt_engine_snapshot, cached_tokens),
+    U(qt_engine_snapshot, cache_write_tokens), D(qt_engine_snapshot, cost_usd),
     D(qt_engine_snapshot, run_spent_usd), D(qt_engine_snapshot, run_limit_usd),
     D(qt_engine_snapshot, day_spent_usd), D(qt_engine_snapshot, day_limit_usd),
     /* jobs by endpoint (qt_endpoint order) */
