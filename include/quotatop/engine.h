@@ -230,6 +230,12 @@ qt_err qt_engine_reprioritize(qt_engine *e, const char *job_id, int priority);
 qt_err qt_engine_scale_limit(qt_engine *e, const char *name, int is_provider, char which,
                              double factor);
 
+/* 1 when this job, submitted now, would be answered from the response cache
+ * at once (its chain ends in @cache, none of its models is available, the
+ * cache holds its answer): proxy backpressure does not refuse it for a long
+ * estimated wait. Any thread (takes the engine's lock). */
+int qt_engine_cache_answers_now(qt_engine *e, const qt_job *job);
+
 /* How long a job of this model and size would wait for the limiter now (ms),
  * for proxy backpressure. UINT64_MAX when unknown (blocked on concurrency). */
 uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_chars,

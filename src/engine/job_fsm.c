@@ -163,6 +163,24 @@ static void note_fallback(fsm_env *env, fsm_job *j, const qt_job *job, size_t k,
 
 /* Picks a provider of model mi whose circuit admits and that is not held,
  * by weight. Returns its index or -1 (then *until is when one may return). */
+/* 1 when a model or provider cannot take a request now: its circuit does
+ * not admit (*t = the next probe) or its key is held after a 429 (*t = the
+ * hold's end); why names which. Pure. */
+static int blocked(const fsm_env *env, const qt_circuit *circuit, int key, uint64_t now, uint64_t *t,
+                   const char **why)
+{
+    if (!qt_circuit_peek(circuit, now)) {
+        *t = qt_circuit_next_probe_ms(circuit, now);
+        *why = "circuit open";
+        return 1;
+    }
+    if (fsm_key_held(env, key, now, t)) {
+        *why = "cooling down after 429";
+        return 1;
+    }
+    return 0;
+}
+
 static int pick_provider(fsm_env *env, int mi, uint64_t now, uint64_t *until)
 {
     const qt_model_cfg *m = &env->cfg->models[mi];
@@ -173,13 +191,8 @@ static int pick_provider(fsm_env *env, int mi, uint64_t now, uint64_t *until)
         int pi = m->provider_idx[k];
         provider_rt *p = &env->providers[pi];
         uint64_t t;
-        if (!qt_circuit_peek(p->circuit, now)) {
-            t = qt_circuit_next_probe_ms(p->circuit, now);
-            if (t < *until)
-                *until = t;
-            continue;
-        }
-        if (fsm_key_held(env, p->key, now, &t)) {
+        const char *why;
+        if (blocked(env, p->circuit, p->key, now, &t, &why)) {
             if (t < *until)
                 *until = t;
             continue;
@@ -253,6 +266,32 @@ static int model_fits(fsm_env *env, fsm_job *j, const qt_job *job, size_t k, uin
     return 0;
 }
 
+int fsm_cache_answers_now(const fsm_env *env, const qt_job *job, uint64_t now)
+{
+    int chain[MAX_CHAIN], has_cache = 0;
+    size_t n = qt_config_chain(env->cfg, job->model_idx, chain, MAX_CHAIN, &has_cache);
+    if (!has_cache || job->endpoint == QT_ENDPOINT_EMBEDDINGS)
+        return 0;
+    for (size_t k = 0; k < n; k++) {
+        const model_rt *mr = &env->models[chain[k]];
+        uint64_t t;
+        const char *why;
+        if (blocked(env, mr->circuit, mr->key, now, &t, &why))
+            continue;
+        const qt_model_cfg *m = &env->cfg->models[chain[k]];
+        for (size_t q = 0; q < m->n_providers; q++) {
+            const provider_rt *p = &env->providers[m->provider_idx[q]];
+            if (!blocked(env, p->circuit, p->key, now, &t, &why))
+                return 0;   /* this model can go: route takes it, not the cache */
+        }
+    }
+    qt_cache_answer ca;
+    if (!qt_cache_get_answer(env->cache, qt_cache_key(job->model, job->body), &ca))
+        return 0;
+    qt_cache_answer_free(&ca);
+    return 1;
+}
+
 /* Step "route": the first model of the chain that fits, whose circuit
  * admits, that is not cooling down, with a provider available.
  * ROUTE_GO: *k_out, *pi_out set. ROUTE_WAIT: nothing available before
@@ -276,17 +315,11 @@ static int route(fsm_env *env, fsm_job *j, const qt_job *job, uint64_t now, uint
         int mi = c->chain[k];
         model_rt *mr = &env->models[mi];
         uint64_t t;
-        if (!qt_circuit_peek(mr->circuit, now)) {
-            t = qt_circuit_next_probe_ms(mr->circuit, now);
+        const char *why;
+        if (blocked(env, mr->circuit, mr->key, now, &t, &why)) {
             if (t < *until)
                 *until = t;
-            snprintf(c->skip_reason, sizeof c->skip_reason, "circuit open");
-            continue;
-        }
-        if (fsm_key_held(env, mr->key, now, &t)) {
-            if (t < *until)
-                *until = t;
-            snprintf(c->skip_reason, sizeof c->skip_reason, "cooling down after 429");
+            snprintf(c->skip_reason, sizeof c->skip_reason, "%s", why);
             continue;
         }
         int pi = pick_provider(env, mi, now, until);

@@ -206,6 +206,13 @@ int fsm_cannot_carry(const qt_config *cfg, const qt_job *job, int mi, char *why,
 /* The actual cost of an answer on model m (cached-token prices applied). */
 double fsm_cost(const qt_model_cfg *m, const qt_provider_result *res);
 
+/* 1 when a new job of this request would be answered from the response
+ * cache at once: its chain ends in @cache, every model of it is unavailable
+ * now (circuit open or cooling down after a 429, itself or all its
+ * providers) and the cache holds this request's answer. Pure (nothing
+ * changes, no event); under the engine's lock. */
+int fsm_cache_answers_now(const fsm_env *env, const qt_job *job, uint64_t now);
+
 /* 1 when a limiter key is held (429 cooldown, provider reset) past now;
  * *until gets the end. */
 int fsm_key_held(const fsm_env *env, int key, uint64_t now, uint64_t *until);

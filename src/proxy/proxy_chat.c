@@ -525,6 +525,10 @@ static int refused(px_req *r, struct MHD_Connection *c, qt_job *job, enum MHD_Re
     int too_long = wait != UINT64_MAX && wait > (uint64_t)cfg->proxy.max_wait_ms;
     if (!full && !too_long)
         return 0;
+    /* Every model is down but @cache has this answer: the engine answers
+     * at once (the wait estimated is the probe's, which it will not take). */
+    if (!full && qt_engine_cache_answers_now(e, job))
+        return 0;
     /* Retry when the wait would fit the client's patience again. */
     uint64_t ra_ms = wait == UINT64_MAX ? 1000
                      : too_long ? wait - (uint64_t)cfg->proxy.max_wait_ms : wait;

@@ -13,7 +13,8 @@ static const char *CFG =
     " \"providers\": {\"p\": {\"kind\": \"openai\", \"base_url\": \"http://127.0.0.1:1/v1\"}},"
     " \"models\": {\"a\": {\"providers\": [\"p\"], \"rpm\": 60, \"fallback\": [\"b\"],"
     "                      \"input_usd_per_mtok\": 1, \"output_usd_per_mtok\": 1},"
-    "              \"b\": {\"providers\": [\"p\"], \"context_window\": 100}},"
+    "              \"b\": {\"providers\": [\"p\"], \"context_window\": 100},"
+    "              \"c\": {\"providers\": [\"p\"], \"fallback\": [\"@cache\"]}},"
     " \"retry\": {\"max_attempts\": 3, \"base_ms\": 1000, \"cap_ms\": 4000},"
     " \"circuit\": {\"failure_threshold\": 100},"
     " \"budget\": {\"run_usd\": 1.0, \"on_exhausted\": \"reject\"},"
@@ -312,6 +313,41 @@ Test(job_fsm, cache_answers_with_the_tool_calls_when_everything_is_unavailable)
     j3.c.exhausted[1] = 1;
     fsm_dispatch(&w->env, &j3, other, 2000, 0, &act);
     cr_expect_eq(act.kind, FSM_WAIT_TIMER);
+    qt_job_free(other);
+    qt_job_free(job);
+}
+
+/* What the proxy asks before refusing a request for a long wait: would the
+ * machine answer it from the cache at once? Exactly when dispatch would. */
+Test(job_fsm, cache_answers_now_agrees_with_dispatch)
+{
+    qt_job *job = mkjob("j", "c", 10);
+    fsm_job j;
+    fsm_job_init(&j, w->cfg, job);
+    cr_assert_eq(j.c.has_cache, 1, "c's chain ends in @cache");
+    cr_expect_eq(fsm_cache_answers_now(&w->env, job, 1000), 0, "nothing cached yet");
+    fsm_action act;
+    fsm_dispatch(&w->env, &j, job, 1000, 0, &act);
+    cr_assert_eq(act.kind, FSM_SEND);
+    fsm_attempt a = answer(200, QT_HTTP_OK, NULL);
+    fsm_done(&w->env, &j, job, &a, 1100, 0, &act);
+    cr_assert_eq(act.kind, FSM_FINISH);
+    cr_expect_eq(fsm_cache_answers_now(&w->env, job, 1200), 0, "c can go: it is sent, not cached");
+
+    qt_limiter_hold(w->env.limiter, w->models[2].key, 9000);   /* c cools down after a 429 */
+    cr_expect_eq(fsm_cache_answers_now(&w->env, job, 2000), 1);
+    qt_job *other = mkjob("k", "c", 11);
+    cr_expect_eq(fsm_cache_answers_now(&w->env, other, 2000), 0, "another request has no answer");
+    fsm_job j2;
+    fsm_job_init(&j2, w->cfg, job);
+    fsm_dispatch(&w->env, &j2, job, 2000, 0, &act);
+    cr_expect_eq(act.kind, FSM_FINISH, "dispatch answers it from the cache too");
+    cr_expect_eq(act.cached, 1);
+    free(act.owned_content);
+    free(act.owned_model);
+    free(act.owned_finish);
+    free(act.owned_tool_calls);
+    cr_expect_eq(fsm_cache_answers_now(&w->env, job, 9500), 0, "the hold is over: c goes again");
     qt_job_free(other);
     qt_job_free(job);
 }
