@@ -81,7 +81,14 @@ while not buf.endswith(b"\n"):
 print(buf.decode().strip())
 PY
 }
-states=$(ctl '{"op":"frame"}' | python3 -c 'import json,sys; f=json.load(sys.stdin); print(" ".join("%s=%s" % (j["id"], j["state"]) for j in f["jobs"]))')
+# The backoff is full jitter in [0, 60 s]: now and then it draws a wait
+# shorter than the time to here, and bo is back in the queue behind wire
+# (routed), to fail and back off again; so look a few times.
+for _ in $(seq 1 25); do
+    states=$(ctl '{"op":"frame"}' | python3 -c 'import json,sys; f=json.load(sys.stdin); print(" ".join("%s=%s" % (j["id"], j["state"]) for j in f["jobs"]))')
+    case "$states" in *bo=wait-backoff*) break ;; esac
+    sleep 0.2
+done
 echo "ctl: states before: $states"
 expect_contains "ctl: the job on the wire shows in-flight" "$states" "wire=in-flight"
 expect_contains "ctl: the failed job shows its backoff" "$states" "bo=wait-backoff"
