@@ -10,7 +10,10 @@
  *
  * qt_http_multi (at the end) is the event-loop client: many transfers at
  * once on one qt_loop through libcurl's multi interface, with the same
- * response struct and transport classification.
+ * response struct and transport classification; plain-HTTP transfers to a
+ * numeric address or localhost go through quotatop's own HTTP/1.1 client
+ * instead (src/upstream/h1.h), unless a proxy is set in the environment or
+ * QT_HTTP_CLIENT=curl.
  *
  * Thread-safety: a qt_http belongs to one thread (one per worker); a
  * qt_http_multi and its transfers belong to its loop's thread.

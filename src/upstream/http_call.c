@@ -163,12 +163,54 @@ static void free_slist_wiped(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
-qt_err http_call_init(http_call *c, qt_http_response *resp, const char *const *header_lines,
-                      size_t n_headers, qt_http_on_data on_data, void *ud)
+qt_err http_call_init_plain(http_call *c, qt_http_response *resp, qt_http_on_data on_data,
+                            void *ud)
 {
     memset(resp, 0, sizeof *resp);
     *c = (http_call){.resp = resp, .on_data = on_data, .ud = ud};
-    if (!body_append(c, "", 0))
+    return body_append(c, "", 0) ? QT_OK : QT_ERR_NOMEM;
+}
+
+bool http_call_line(http_call *c, const char *line, size_t len)
+{
+    return on_header((char *)line, 1, len, c) == len && !c->aborted && !c->nomem;
+}
+
+bool http_call_body(http_call *c, const char *p, size_t n)
+{
+    if (n == 0)
+        return !c->aborted;
+    return on_write((char *)p, 1, n, c) == n;
+}
+
+qt_err http_call_end(http_call *c, qt_http_transport t, const char *error, int64_t elapsed_ms,
+                     int64_t ttfb_ms, long connects)
+{
+    qt_http_response *resp = c->resp;
+    free_slist_wiped(c->headers);
+    c->headers = NULL;
+    resp->num_connects = connects;
+    resp->elapsed_ms = elapsed_ms;
+    resp->ttfb_ms = ttfb_ms;
+    if (c->nomem)
+        return QT_ERR_NOMEM;
+    resp->transport = t;
+    if (t != QT_HTTP_OK) {
+        if (c->aborted)
+            resp->transport = QT_HTTP_ABORTED;
+        if (c->too_big)
+            snprintf(resp->error, sizeof resp->error, "response body larger than %u bytes",
+                     HTTP_MAX_BODY);
+        else
+            snprintf(resp->error, sizeof resp->error, "%s", error && *error ? error : "transfer failed");
+    }
+    return QT_OK;
+}
+
+qt_err http_call_init(http_call *c, qt_http_response *resp, const char *const *header_lines,
+                      size_t n_headers, qt_http_on_data on_data, void *ud)
+{
+    if (http_call_init_plain(c, resp, on_data, ud) != QT_OK)
         return QT_ERR_NOMEM;
     struct curl_slist *hl = NULL;
     for (size_t i = 0; i <= n_headers; i++) {

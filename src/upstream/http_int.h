@@ -40,6 +40,23 @@ typedef struct {
 qt_err http_call_init(http_call *c, qt_http_response *resp, const char *const *header_lines,
                       size_t n_headers, qt_http_on_data on_data, void *ud);
 
+/* As http_call_init, for a transfer that does not go through libcurl
+ * (h1.h): no copies of the header lines are made. */
+qt_err http_call_init_plain(http_call *c, qt_http_response *resp, qt_http_on_data on_data,
+                            void *ud);
+
+/* For h1.h, which parses the response itself: one line of the head (status
+ * or header line without its ending; an empty line ends a head), and body
+ * bytes. Each returns false when the transfer must stop (the owner aborted,
+ * the sink refused, the body is too big, out of memory). */
+bool http_call_line(http_call *c, const char *line, size_t len);
+bool http_call_body(http_call *c, const char *p, size_t n);
+
+/* Ends a transfer made without libcurl: as http_call_finish, with the
+ * transport kind, message and timings given. */
+qt_err http_call_end(http_call *c, qt_http_transport t, const char *error, int64_t elapsed_ms,
+                     int64_t ttfb_ms, long connects);
+
 /* Sets every option of a POST of body (len bytes, not copied: it must stay
  * valid until http_call_finish) to url on e, with c's callbacks. */
 void http_call_setopts(http_call *c, CURL *e, const char *url, const char *body, size_t len,

@@ -62,13 +62,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "h1.h"
 #include "http_int.h"
 
 #define POOL_MAX 256   /* idle easy handles kept for reuse */
 
 struct qt_http_xfer {
     qt_http_multi *m;
-    CURL *easy;
+    CURL *easy;                 /* NULL for a transfer h1 carries */
+    h1_xfer *hx;                /* set while h1 carries it (see DESIGN) */
     http_call call;
     qt_http_response resp;
     char *body;                 /* our copy of the request body */
@@ -97,14 +99,20 @@ struct qt_http_multi {
     size_t n_pool;
     unsigned char *ours;        /* [fd]: 1 for a socket open_socket_cb made (see DESIGN) */
     size_t cap_ours;
+    h1_client *h1;              /* plain-HTTP transfers (h1.h); made at the first */
+    bool h1_env;                /* h1_env_allows(), read at creation */
+    long max_connects;
 };
 
 size_t qt_http_multi_active(const qt_http_multi *m) { return m ? m->n_xfers : 0; }
 
 void qt_http_multi_set_max_connects(qt_http_multi *m, long n)
 {
-    if (m && n > 0)
+    if (m && n > 0) {
         curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, n);
+        m->max_connects = n;
+        h1_client_set_max_idle(m->h1, (size_t)n);
+    }
 }
 
 void qt_http_multi_drain(qt_http_multi *m)
@@ -112,8 +120,10 @@ void qt_http_multi_drain(qt_http_multi *m)
     if (m == NULL || m->draining || m->closing)
         return;
     m->draining = true;
+    h1_client_drain(m->h1);
     for (qt_http_xfer *x = m->xfers; x; x = x->next)
-        curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);   /* read when its transfer ends */
+        if (x->easy)
+            curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, 1L);   /* read when its transfer ends */
 }
 
 /* ---- curl's sockets and timer on the loop ---- */
@@ -199,6 +209,8 @@ qt_http_multi *qt_http_multi_new(qt_loop *l)
     curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);    /* unlimited */
     curl_multi_setopt(m->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);   /* unlimited */
     curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)QT_HTTP_MULTI_MAX_CONNECTS);
+    m->max_connects = QT_HTTP_MULTI_MAX_CONNECTS;
+    m->h1_env = h1_env_allows();
     return m;
 }
 
@@ -371,6 +383,62 @@ static void after_curl(qt_http_multi *m)
     }
 }
 
+/* h1's end of a transfer it carried. */
+static void h1_done(void *ud, qt_http_transport t, const char *error, int64_t elapsed_ms,
+                    int64_t ttfb_ms, long connects)
+{
+    qt_http_xfer *x = ud;
+    qt_http_multi *m = x->m;
+    x->hx = NULL;
+    unlink_xfer(m, x);
+    if (http_call_end(&x->call, t, error, elapsed_ms, ttfb_ms, connects) != QT_OK) {
+        x->resp.transport = QT_HTTP_OTHER;
+        snprintf(x->resp.error, sizeof x->resp.error, "out of memory reading the response");
+    }
+    x->on_done(x->ud, &x->resp);
+    free_xfer(x);
+}
+
+/* A plain-HTTP POST through h1 (see DESIGN). NULL when out of memory. */
+static qt_http_xfer *post_h1(qt_http_multi *m, const char *url,
+                             const char *const *header_lines, size_t n_headers,
+                             const char *body, size_t len, int timeout_ms,
+                             qt_http_on_data on_data, qt_http_on_done on_done, void *ud)
+{
+    if (m->h1 == NULL) {
+        m->h1 = h1_client_new(m->loop);
+        if (m->h1 == NULL)
+            return NULL;
+        h1_client_set_max_idle(m->h1, (size_t)m->max_connects);
+        if (m->draining)
+            h1_client_drain(m->h1);
+    }
+    qt_http_xfer *x = calloc(1, sizeof *x);
+    if (x == NULL)
+        return NULL;
+    if (http_call_init_plain(&x->call, &x->resp, on_data, ud) != QT_OK) {
+        qt_http_response_free(&x->resp);
+        free(x);
+        return NULL;
+    }
+    x->m = m;
+    x->on_done = on_done;
+    x->ud = ud;
+    x->hx = h1_post(m->h1, url, header_lines, n_headers, body, len, timeout_ms, &x->call,
+                    h1_done, x);
+    if (x->hx == NULL) {
+        qt_http_response_free(&x->resp);
+        free(x);
+        return NULL;
+    }
+    x->next = m->xfers;
+    if (m->xfers)
+        m->xfers->prev = x;
+    m->xfers = x;
+    m->n_xfers++;
+    return x;
+}
+
 qt_http_xfer *qt_http_multi_post(qt_http_multi *m, const char *url,
                                  const char *const *header_lines, size_t n_headers,
                                  const char *body, size_t len, int timeout_ms,
@@ -378,6 +446,9 @@ qt_http_xfer *qt_http_multi_post(qt_http_multi *m, const char *url,
 {
     if (m == NULL || url == NULL || on_done == NULL || (body == NULL && len > 0) || m->closing)
         return NULL;
+    if (m->h1_env && h1_url_usable(url))
+        return post_h1(m, url, header_lines, n_headers, body, len, timeout_ms, on_data, on_done,
+                       ud);
     qt_http_xfer *x = calloc(1, sizeof *x);
     if (x == NULL)
         return NULL;
@@ -440,6 +511,10 @@ void qt_http_multi_abort(qt_http_multi *m, qt_http_xfer *x)
 {
     if (m == NULL || x == NULL)
         return;
+    if (x->hx) {
+        h1_abort(m->h1, x->hx);
+        return;
+    }
     if (!x->added)
         drop_pending(m, x);   /* never reached curl: nothing to ask it */
     if (m->in_curl && x->added) {
@@ -458,6 +533,8 @@ void qt_http_multi_free(qt_http_multi *m)
     if (m == NULL)
         return;
     m->closing = true;   /* on_done callbacks below cannot start new transfers */
+    h1_client_free(m->h1);   /* its transfers end first (h1_done unlinks each) */
+    m->h1 = NULL;
     m->pending = m->pending_tail = NULL;
     while (m->xfers)
         finish(m, m->xfers, CURLE_OK, true);
