@@ -15,8 +15,10 @@
  * alive, where libcurl polls every connection before reusing it.
  *
  * System calls a connection: socket, setsockopt(TCP_NODELAY), connect,
- * epoll_ctl, send, recv (one: a read shorter than the buffer means the
- * socket is drained), close; a reused one: send, recv.
+ * epoll_ctl (writable: connected or refused; the first send says which,
+ * with no getsockopt), send, epoll_ctl (readable), recv (one: a read
+ * shorter than the buffer means the socket is drained), close; a reused
+ * one: send, recv.
  *
  * An end is never called from inside h1_post, and an end caused while any
  * transfer's sink runs (an abort from on_data) is deferred to a zero-delay
@@ -485,6 +487,13 @@ static void do_send(h1_xfer *x)
         if (retry_fresh(x))
             return;
         char msg[160];
+        if (x->sent == 0 && !x->conn->used && !x->got_bytes) {
+            /* The first send on a fresh connection: the connect failed. */
+            snprintf(msg, sizeof msg, "Failed to connect to %s port %d: %s", x->host->name,
+                     x->host->port, strerror(err));
+            x_end(x, QT_HTTP_CONNECT, msg);
+            return;
+        }
         snprintf(msg, sizeof msg, "Send failure: %s", strerror(err));
         x_end(x, QT_HTTP_OTHER, msg);
         return;
@@ -499,19 +508,7 @@ static void on_io(void *ud, int fd, unsigned events)
     h1_xfer *x = ud;
     (void)fd;
     if (x->phase == X_CONNECT) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(x->conn->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-            err = errno;
-        if (err == 0 && !(events & QT_LOOP_WRITE))
-            return;
-        if (err != 0) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "Failed to connect to %s port %d: %s", x->host->name,
-                     x->host->port, strerror(err));
-            x_end(x, QT_HTTP_CONNECT, msg);
-            return;
-        }
+        /* Connected, or refused: the send says which (no getsockopt). */
         x->phase = X_SEND;
         do_send(x);
         return;
