@@ -539,8 +539,10 @@ static char *build_request(const url_parts *u, const char *const *lines, size_t 
     if (r == NULL)
         return NULL;
     size_t o = 0;
-    o += (size_t)snprintf(r + o, cap - o, "POST %.*s HTTP/1.1\r\n", (int)(u->path_len ? u->path_len : 1),
-                          u->path_len ? u->path : "/");
+    /* "http://h:p?q" asks for "/?q": the target always starts with '/'. */
+    bool slash = u->path_len > 0 && u->path[0] == '/';
+    o += (size_t)snprintf(r + o, cap - o, "POST %s%.*s HTTP/1.1\r\n", slash ? "" : "/",
+                          (int)u->path_len, u->path);
     if (!own_host)
         o += (size_t)snprintf(r + o, cap - o, "Host: %.*s\r\n", (int)u->auth_len, u->auth);
     for (size_t i = 0; i < n_lines; i++) {
