@@ -15,10 +15,11 @@
  * alive, where libcurl polls every connection before reusing it.
  *
  * System calls a connection: socket, setsockopt(TCP_NODELAY), connect,
- * epoll_ctl (writable: connected or refused; the first send says which,
- * with no getsockopt), send, epoll_ctl (readable), recv (one: a read
- * shorter than the buffer means the socket is drained), close; a reused
- * one: send, recv.
+ * send (on loopback the handshake is over when connect returns; EAGAIN
+ * means it is not, and then the loop waits for writable, where a second
+ * send says connected or refused, with no getsockopt), epoll_ctl
+ * (readable), recv (one: a read shorter than the buffer means the socket
+ * is drained), setsockopt(SO_LINGER) and close; a reused one: send, recv.
  *
  * An end is never called from inside h1_post, and an end caused while any
  * transfer's sink runs (an abort from on_data) is deferred to a zero-delay
@@ -353,7 +354,21 @@ static bool open_conn(h1_xfer *x, char *msg, size_t cap)
         snprintf(msg, cap, "Failed to connect to %s port %d: %s", h->name, h->port, strerror(errno));
         return false;   /* x->conn is closed by the end */
     }
-    if (!watch(x, QT_LOOP_WRITE)) {
+    /* On loopback (and often on a LAN) the handshake is over by the time
+     * connect returns: send at once. EAGAIN means still connecting (wait
+     * for writable); an error is the connect's. */
+    ssize_t n = send(k->fd, x->req, x->req_len, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        snprintf(msg, cap, "Failed to connect to %s port %d: %s", h->name, h->port, strerror(errno));
+        return false;
+    }
+    unsigned events = QT_LOOP_WRITE;
+    if (n > 0) {
+        x->sent = (size_t)n;
+        x->phase = x->sent == x->req_len ? X_RECV : X_SEND;
+        events = x->phase == X_RECV ? QT_LOOP_READ : QT_LOOP_READ | QT_LOOP_WRITE;
+    }
+    if (!watch(x, events)) {
         snprintf(msg, cap, "cannot watch the connection: %s", strerror(errno));
         return false;
     }

@@ -880,3 +880,93 @@ Test(h1_client, concurrent_transfers_fill_then_reuse_the_pool)
     cr_assert_eq(S.reqs, 40);
     cr_assert_eq(qt_http_multi_active(hm), 0);
 }
+
+/* ---- a connect that is not over when connect() returns ----
+ * A listener with a full accept queue (backlog 0 and a filler connection
+ * nobody accepts) drops the client's SYN, so the client's first send gets
+ * EAGAIN and it must wait for writable. A thread starts accepting after
+ * 150 ms; the SYN sent again (after about 1 s) completes the handshake, and
+ * the transfer must still succeed, on one connection. */
+
+typedef struct {
+    int lfd;
+    int stop[2];
+    int served;
+} slow_srv;
+
+static void *slow_accept_main(void *ud)
+{
+    slow_srv *s = ud;
+    struct pollfd pf[8];
+    int n = 0;
+    char buf[4096];
+    size_t have[8] = {0};
+    struct timespec ts = {.tv_nsec = 150 * 1000000L};
+    nanosleep(&ts, NULL);
+    pf[n++] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
+    pf[n++] = (struct pollfd){.fd = s->stop[0], .events = POLLIN};
+    while (poll(pf, (nfds_t)n, 4000) > 0 && !(pf[1].revents & POLLIN)) {
+        if ((pf[0].revents & POLLIN) && n < 8) {
+            int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0)
+                pf[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+        }
+        for (int i = 2; i < n; i++) {
+            if (!(pf[i].revents & POLLIN))
+                continue;
+            ssize_t k = recv(pf[i].fd, buf, sizeof buf, 0);
+            if (k <= 0) {
+                pf[i].events = 0;
+                continue;
+            }
+            have[i] += (size_t)k;
+            if (memmem(buf, (size_t)k, "\r\n\r\n", 4)) {   /* the test's body is tiny */
+                send_str(pf[i].fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                s->served++;
+            }
+        }
+    }
+    for (int i = 2; i < n; i++)
+        close(pf[i].fd);
+    return NULL;
+}
+
+Test(h1_client, connect_still_in_progress_waits_for_writable)
+{
+    slow_srv s = {0};
+    cr_assert_eq(pipe2(s.stop, O_CLOEXEC), 0);
+    s.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(s.lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(s.lfd, 0), 0);
+    socklen_t len = sizeof a;
+    getsockname(s.lfd, (struct sockaddr *)&a, &len);
+    /* Fill the accept queue: these connect and are never accepted first. */
+    int filler[2];
+    for (int i = 0; i < 2; i++) {
+        filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        connect(filler[i], (struct sockaddr *)&a, sizeof a);
+    }
+    struct timespec ts = {.tv_nsec = 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, slow_accept_main, &s), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/x", ntohs(a.sin_port));
+    chain ch = {.timeout_ms = 4000};
+    run_chain(&ch, 1);
+    cr_assert_eq(write(s.stop[1], "x", 1), 1);
+    pthread_join(th, NULL);
+    for (int i = 0; i < 2; i++)
+        close(filler[i]);
+    close(s.lfd);
+    close(s.stop[0]);
+    close(s.stop[1]);
+    cr_assert_eq(ch.o[0].transport, QT_HTTP_OK, "%s", ch.o[0].error);
+    cr_assert_eq(ch.o[0].status, 200);
+    cr_assert_str_eq(ch.o[0].body, "ok");
+    cr_assert_eq(ch.o[0].num_connects, 1);
+    cr_assert_eq(s.served, 1);
+    /* The SYN was dropped and sent again: the connect took the retransmit. */
+    cr_assert_geq(ch.o[0].wall_ms, 500, "took %lld ms: was the connect ever in progress?",
+                  (long long)ch.o[0].wall_ms);
+}
