@@ -6,7 +6,7 @@
 # the serve figures, each a ratio or a difference against a reference
 # measured in the same run; bench/run_scale.sh (the engine's `run` figures)
 # joins when it exists. bench_http_multi runs twice: on its in-process mock,
-# and on a zero-latency nginx (bench/lib.sh) for libcurl's own ceiling.
+# and on a zero-latency nginx (bench/lib.sh) for the client's own ceiling.
 # Rows: | figure | target | measured | verdict |.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,10 +47,11 @@ for b in "$build"/bench/bench_*; do
     bench_http_multi)
         r=$(echo "$out" | awk '/ratio/ {print $2; exit}')
         [ -n "$r" ] && add "| qt_http_multi vs wrk, 32 in flight, zero-latency in-process mock (the mock is slower than both clients: says little about the client) | - | $r | - |"
-        # The same against nginx (faster than either client): libcurl's own
-        # ceiling for the "run vs wrk" figure, measured in the same run.
+        # The same against nginx (faster than either client): the HTTP
+        # client's own ceiling for the "run vs wrk" figure (h1 on this
+        # plain-HTTP upstream, src/upstream/h1.h), measured in the same run.
         r=$(http_multi_vs_nginx "$b")
-        [ -n "$r" ] && add "| qt_http_multi (2 loops, no engine) vs wrk, 32 in flight, zero-latency nginx: libcurl's ceiling for \"run vs wrk\" | - | ${r}x | - |" ;;
+        [ -n "$r" ] && add "| qt_http_multi (2 loops, no engine) vs wrk, 32 in flight, zero-latency nginx (h1 client): the client's ceiling for \"run vs wrk\" | - | ${r}x | - |" ;;
     bench_limiter)
         v=$(echo "$out" | awk '/^admit +1 thread/ {print $5; exit}')
         [ -n "$v" ] && add "| limiter reserve+commit, 1 thread (M pairs/s, absolute) | - | $v | - |" ;;
