@@ -8,7 +8,7 @@
  * POSTs at once on two loops to a 2 s upstream take libcurl 3.0 s to the
  * last answer where one epoll thread needs 2.4 s (bench/bare_client.c).
  * HTTPS, host names other than "localhost", and any proxy setting in the
- * environment stay with libcurl (h1_url_usable says which).
+ * environment stay with libcurl (h1_url_parse says which).
  *
  * Two parts:
  * - h1_parser: an incremental parser of one HTTP/1.x response (status
@@ -64,7 +64,8 @@ typedef struct {
 
 typedef struct {
     int state;              /* internal */
-    int status;             /* of the response being read; 0 before its status line */
+    int status;             /* of the response being read; 0 before its status line
+                             * (and again after a 1xx head) */
     int minor;              /* HTTP/1.minor */
     bool keep_alive;        /* at H1_DONE: the connection may carry another request */
     bool chunked;
@@ -96,10 +97,6 @@ h1_status h1_parse(h1_parser *p, const char *buf, size_t n, size_t *used, const 
  * else H1_ERROR (p->error says what was missing). */
 h1_status h1_parse_eof(h1_parser *p);
 
-/* True once the status line of the final response and at least one byte
- * of anything arrived (for "the server answered something"). */
-bool h1_parser_started(const h1_parser *p);
-
 /* ---- the client ---- */
 
 typedef struct h1_client h1_client;
@@ -112,9 +109,20 @@ typedef struct h1_xfer h1_xfer;
 typedef void (*h1_end_fn)(void *ud, qt_http_transport transport, const char *error,
                           int64_t elapsed_ms, int64_t ttfb_ms, long connects);
 
-/* True when url can go through h1: "http://" with a numeric IPv4 or
- * [IPv6] host or "localhost" (no user info). */
-bool h1_url_usable(const char *url);
+/* A URL h1 can carry, split (pointers into the URL it came from). */
+typedef struct {
+    const char *auth;               /* authority ("host:port"), in the URL */
+    size_t auth_len;
+    const char *path;               /* from the first '/' or '?', fragment cut; may be "" */
+    size_t path_len;
+    char host[64];                  /* the address without brackets ("localhost": 127.0.0.1) */
+    int port;
+    int family;                     /* AF_INET or AF_INET6 */
+} h1_url;
+
+/* True (and *u filled) when url can go through h1: "http://" with a
+ * numeric IPv4 or [IPv6] host or "localhost" (no user info). */
+bool h1_url_parse(const char *url, h1_url *u);
 /* True unless the environment asks for libcurl: a proxy variable set
  * (http_proxy, HTTP_PROXY, all_proxy, ALL_PROXY: those stay libcurl's, with
  * no_proxy), or QT_HTTP_CLIENT=curl. Read once per qt_http_multi. */
@@ -131,22 +139,19 @@ void h1_client_set_max_idle(h1_client *c, size_t n);
  * (see qt_http_multi_drain). */
 void h1_client_drain(h1_client *c);
 
-/* POSTs body (len bytes, copied) to url (h1_url_usable must hold) with the
+/* POSTs body (len bytes, copied) to the URL u (from h1_url_parse, its
+ * string still valid for this call) with the
  * header lines ("Name: value", copied into the request and wiped from it
  * when it ends; a line "Name:" with no value sends nothing), feeding the
  * response to call. timeout_ms bounds the whole transfer (0: none). end
  * runs exactly once, later, on the loop thread. Returns the handle, or NULL
- * when out of memory or the URL is not usable (end will not run). */
-h1_xfer *h1_post(h1_client *c, const char *url, const char *const *header_lines,
+ * when out of memory (end will not run). */
+h1_xfer *h1_post(h1_client *c, const h1_url *u, const char *const *header_lines,
                  size_t n_headers, const char *body, size_t len, int timeout_ms,
                  http_call *call, h1_end_fn end, void *ud);
 
 /* Stops x: end runs with QT_HTTP_ABORTED, at once or, when called while x's
  * own response is being fed to its sink, as soon as that returns. */
 void h1_abort(h1_client *c, h1_xfer *x);
-
-/* Connections open (idle and busy) and idle, for tests. */
-size_t h1_client_open(const h1_client *c);
-size_t h1_client_idle(const h1_client *c);
 
 #endif /* QT_H1_H */

@@ -95,7 +95,7 @@ struct h1_client {
     qt_loop *loop;
     h1_host *hosts;
     h1_xfer *xfers;
-    size_t n_open, n_idle, max_idle;
+    size_t n_idle, max_idle;
     int in_sink;                    /* > 0 while some transfer's sink runs */
     bool draining, closing;
 };
@@ -114,23 +114,13 @@ bool h1_env_allows(void)
     return !(k && !strcmp(k, "curl"));
 }
 
-typedef struct {
-    const char *auth;               /* authority start, in the URL */
-    size_t auth_len;
-    const char *path;               /* "/..." or "" */
-    size_t path_len;
-    char host[64];                  /* the address without brackets */
-    int port;
-    int family;
-} url_parts;
-
-static bool split_url(const char *url, url_parts *u)
+bool h1_url_parse(const char *url, h1_url *u)
 {
-    if (strncasecmp(url, "http://", 7))
+    if (url == NULL || strncasecmp(url, "http://", 7))
         return false;
     const char *a = url + 7, *e = a + strcspn(a, "/?#");
     const char *path_end = e + strcspn(e, "#");
-    *u = (url_parts){.auth = a, .auth_len = (size_t)(e - a), .path = e,
+    *u = (h1_url){.auth = a, .auth_len = (size_t)(e - a), .path = e,
                      .path_len = (size_t)(path_end - e), .port = 80};
     if (u->auth_len == 0 || memchr(a, '@', u->auth_len))
         return false;
@@ -175,13 +165,7 @@ static bool split_url(const char *url, url_parts *u)
     return inet_pton(u->family, u->host, buf) == 1;
 }
 
-bool h1_url_usable(const char *url)
-{
-    url_parts u;
-    return url && split_url(url, &u);
-}
-
-static h1_host *host_get(h1_client *c, const url_parts *u)
+static h1_host *host_get(h1_client *c, const h1_url *u)
 {
     for (h1_host *h = c->hosts; h; h = h->next)
         if (strlen(h->authority) == u->auth_len && !memcmp(h->authority, u->auth, u->auth_len))
@@ -221,7 +205,6 @@ static void conn_close(h1_client *c, h1_conn *k, bool reset)
         setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     close(k->fd);
-    c->n_open--;
     free(k);
 }
 
@@ -274,7 +257,7 @@ static void x_end(h1_xfer *x, qt_http_transport t, const char *err)
     qt_loop_timer_cancel(c->loop, x->timeout);
     qt_loop_timer_cancel(c->loop, x->later);
     if (x->conn)
-        conn_close(c, x->conn, true);   /* mid-transfer: nothing to linger for */
+        conn_close(c, x->conn, true);   /* not kept: mid-transfer, or the server closes it */
     unlink_xfer(c, x);
     h1_parser_free(&x->p);
     if (x->req) {
@@ -326,6 +309,33 @@ static bool watch(h1_xfer *x, unsigned events)
     return qt_loop_io_watch(x->c->loop, x->conn->fd, events, on_io, x) == QT_OK;
 }
 
+/* Sends what is left of the request without blocking. Returns 0 (all sent,
+ * or the socket takes no more for now) or the errno of a failed send. */
+static int send_some(h1_xfer *x)
+{
+    while (x->sent < x->req_len) {
+        ssize_t n = send(x->conn->fd, x->req + x->sent, x->req_len - x->sent, MSG_NOSIGNAL);
+        if (n > 0)
+            x->sent += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        else
+            return n < 0 ? errno : EPIPE;
+    }
+    return 0;
+}
+
+/* Watches x's connection for what comes next: the answer once the request
+ * is all sent, else writable too (and the answer: a server may answer, 413,
+ * before reading everything). */
+static bool watch_next(h1_xfer *x)
+{
+    x->phase = x->sent == x->req_len ? X_RECV : X_SEND;
+    return watch(x, x->phase == X_RECV ? QT_LOOP_READ : QT_LOOP_READ | QT_LOOP_WRITE);
+}
+
 /* Opens a fresh connection for x. Returns false with msg set on failure. */
 static bool open_conn(h1_xfer *x, char *msg, size_t cap)
 {
@@ -344,7 +354,6 @@ static bool open_conn(h1_xfer *x, char *msg, size_t cap)
         return false;
     }
     qt_loop_io_forget(c->loop, k->fd);   /* a new socket: what the loop had for the number is stale */
-    c->n_open++;
     int one = 1;
     setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     x->conn = k;
@@ -355,20 +364,14 @@ static bool open_conn(h1_xfer *x, char *msg, size_t cap)
         return false;   /* x->conn is closed by the end */
     }
     /* On loopback (and often on a LAN) the handshake is over by the time
-     * connect returns: send at once. EAGAIN means still connecting (wait
-     * for writable); an error is the connect's. */
-    ssize_t n = send(k->fd, x->req, x->req_len, MSG_NOSIGNAL);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        snprintf(msg, cap, "Failed to connect to %s port %d: %s", h->name, h->port, strerror(errno));
+     * connect returns: send at once. Nothing sent means still connecting
+     * (wait for writable); an error is the connect's. */
+    int err = send_some(x);
+    if (err) {
+        snprintf(msg, cap, "Failed to connect to %s port %d: %s", h->name, h->port, strerror(err));
         return false;
     }
-    unsigned events = QT_LOOP_WRITE;
-    if (n > 0) {
-        x->sent = (size_t)n;
-        x->phase = x->sent == x->req_len ? X_RECV : X_SEND;
-        events = x->phase == X_RECV ? QT_LOOP_READ : QT_LOOP_READ | QT_LOOP_WRITE;
-    }
-    if (!watch(x, events)) {
+    if (x->sent > 0 ? !watch_next(x) : !watch(x, QT_LOOP_WRITE)) {
         snprintf(msg, cap, "cannot watch the connection: %s", strerror(errno));
         return false;
     }
@@ -484,38 +487,24 @@ static bool do_recv(h1_xfer *x)
 
 static void do_send(h1_xfer *x)
 {
-    while (x->sent < x->req_len) {
-        ssize_t n = send(x->conn->fd, x->req + x->sent, x->req_len - x->sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            x->sent += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* Read too while sending: a server may answer (413) early. */
-            if (!watch(x, QT_LOOP_READ | QT_LOOP_WRITE))
-                x_end(x, QT_HTTP_OTHER, "cannot watch the connection");
-            return;
-        }
-        int err = errno;
-        if (retry_fresh(x))
-            return;
-        char msg[160];
-        if (x->sent == 0 && !x->conn->used && !x->got_bytes) {
-            /* The first send on a fresh connection: the connect failed. */
-            snprintf(msg, sizeof msg, "Failed to connect to %s port %d: %s", x->host->name,
-                     x->host->port, strerror(err));
-            x_end(x, QT_HTTP_CONNECT, msg);
-            return;
-        }
-        snprintf(msg, sizeof msg, "Send failure: %s", strerror(err));
-        x_end(x, QT_HTTP_OTHER, msg);
+    int err = send_some(x);
+    if (err == 0) {
+        if (!watch_next(x))
+            x_end(x, QT_HTTP_OTHER, "cannot watch the connection");
         return;
     }
-    x->phase = X_RECV;
-    if (!watch(x, QT_LOOP_READ))
-        x_end(x, QT_HTTP_OTHER, "cannot watch the connection");
+    if (retry_fresh(x))
+        return;
+    char msg[160];
+    if (x->sent == 0 && !x->conn->used && !x->got_bytes) {
+        /* The first send on a fresh connection: the connect failed. */
+        snprintf(msg, sizeof msg, "Failed to connect to %s port %d: %s", x->host->name,
+                 x->host->port, strerror(err));
+        x_end(x, QT_HTTP_CONNECT, msg);
+        return;
+    }
+    snprintf(msg, sizeof msg, "Send failure: %s", strerror(err));
+    x_end(x, QT_HTTP_OTHER, msg);
 }
 
 static void on_io(void *ud, int fd, unsigned events)
@@ -540,7 +529,7 @@ static void on_io(void *ud, int fd, unsigned events)
 }
 
 /* The request: line, Host, the caller's lines, Content-Length, body. */
-static char *build_request(const url_parts *u, const char *const *lines, size_t n_lines,
+static char *build_request(const h1_url *u, const char *const *lines, size_t n_lines,
                            const char *body, size_t len, size_t *out_len)
 {
     bool own_host = false;
@@ -581,19 +570,18 @@ static char *build_request(const url_parts *u, const char *const *lines, size_t 
     return r;
 }
 
-h1_xfer *h1_post(h1_client *c, const char *url, const char *const *header_lines,
+h1_xfer *h1_post(h1_client *c, const h1_url *u, const char *const *header_lines,
                  size_t n_headers, const char *body, size_t len, int timeout_ms,
                  http_call *call, h1_end_fn end, void *ud)
 {
-    url_parts u;
-    if (c == NULL || url == NULL || call == NULL || end == NULL || c->closing ||
-        (body == NULL && len > 0) || !split_url(url, &u))
+    if (c == NULL || u == NULL || call == NULL || end == NULL || c->closing ||
+        (body == NULL && len > 0))
         return NULL;
-    h1_host *h = host_get(c, &u);
+    h1_host *h = host_get(c, u);
     h1_xfer *x = h ? calloc(1, sizeof *x) : NULL;
     if (x == NULL)
         return NULL;
-    x->req = build_request(&u, header_lines, n_headers, body, len, &x->req_len);
+    x->req = build_request(u, header_lines, n_headers, body, len, &x->req_len);
     if (x->req == NULL) {
         free(x);
         return NULL;
@@ -618,18 +606,9 @@ h1_xfer *h1_post(h1_client *c, const char *url, const char *const *header_lines,
     h1_conn *k = conn_pop(c, h);
     if (k) {
         x->conn = k;
-        x->phase = X_SEND;
-        ssize_t n = send(k->fd, x->req, x->req_len, MSG_NOSIGNAL);
-        if (n > 0)
-            x->sent = (size_t)n;
-        if (x->sent == x->req_len) {
-            x->phase = X_RECV;
-            if (!watch(x, QT_LOOP_READ))
-                end_later(x, QT_HTTP_OTHER, "cannot watch the connection");
-        } else if (!watch(x, QT_LOOP_READ | QT_LOOP_WRITE)) {
+        send_some(x);   /* a send error (a dead connection) shows again at the next readiness */
+        if (!watch_next(x))
             end_later(x, QT_HTTP_OTHER, "cannot watch the connection");
-        }
-        /* A send error (a dead connection) shows again on the next readiness */
         return x;
     }
     char msg[sizeof x->later_err];
@@ -685,9 +664,6 @@ void h1_client_drain(h1_client *c)
             conn_close(c, k, true);
     }
 }
-
-size_t h1_client_open(const h1_client *c) { return c ? c->n_open : 0; }
-size_t h1_client_idle(const h1_client *c) { return c ? c->n_idle : 0; }
 
 void h1_client_free(h1_client *c)
 {

@@ -44,8 +44,6 @@ void h1_parser_free(h1_parser *p)
     p->line_len = p->line_cap = 0;
 }
 
-bool h1_parser_started(const h1_parser *p) { return p->status >= 200; }
-
 static h1_status fail(h1_parser *p, const char *what)
 {
     snprintf(p->error, sizeof p->error, "bad HTTP response from the upstream: %s", what);

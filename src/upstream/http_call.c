@@ -255,8 +255,6 @@ qt_err http_call_finish(http_call *c, CURL *e, CURLcode rc)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
-    free_slist_wiped(c->headers);
-    c->headers = NULL;
 
     long code = 0, connects = 0;
     curl_off_t total_us = 0, first_us = 0;
@@ -266,22 +264,7 @@ qt_err http_call_finish(http_call *c, CURL *e, CURLcode rc)
     curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &first_us);
     if (code > 0)
         resp->status = (int)code;
-    resp->num_connects = connects;
-    resp->elapsed_ms = (int64_t)(total_us / 1000);
-    resp->ttfb_ms = (int64_t)(first_us / 1000);
-
-    if (c->nomem)
-        return QT_ERR_NOMEM;
-    resp->transport = classify(rc);
-    if (rc != CURLE_OK) {
-        if (c->aborted || rc == CURLE_ABORTED_BY_CALLBACK)
-            resp->transport = QT_HTTP_ABORTED;
-        if (c->too_big)
-            snprintf(resp->error, sizeof resp->error, "response body larger than %u bytes",
-                     HTTP_MAX_BODY);
-        else
-            snprintf(resp->error, sizeof resp->error, "%s",
-                     c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
-    }
-    return QT_OK;
+    qt_http_transport t = rc == CURLE_ABORTED_BY_CALLBACK ? QT_HTTP_ABORTED : classify(rc);
+    return http_call_end(c, t, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc),
+                         (int64_t)(total_us / 1000), (int64_t)(first_us / 1000), connects);
 }

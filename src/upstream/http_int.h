@@ -52,8 +52,11 @@ qt_err http_call_init_plain(http_call *c, qt_http_response *resp, qt_http_on_dat
 bool http_call_line(http_call *c, const char *line, size_t len);
 bool http_call_body(http_call *c, const char *p, size_t n);
 
-/* Ends a transfer made without libcurl: as http_call_finish, with the
- * transport kind, message and timings given. */
+/* Ends a transfer with the transport kind, message and timings given:
+ * wipes and frees the header lines, fills resp's timings, transport and
+ * error (an abort or a body too big wins over the message). h1.h calls it;
+ * http_call_finish is it with what libcurl reports. Returns QT_OK, or
+ * QT_ERR_NOMEM when a callback ran out of memory. */
 qt_err http_call_end(http_call *c, qt_http_transport t, const char *error, int64_t elapsed_ms,
                      int64_t ttfb_ms, long connects);
 

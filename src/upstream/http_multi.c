@@ -291,6 +291,15 @@ static void easy_put(qt_http_multi *m, CURL *e)
         curl_easy_cleanup(e);
 }
 
+static void link_xfer(qt_http_multi *m, qt_http_xfer *x)
+{
+    x->next = m->xfers;
+    if (m->xfers)
+        m->xfers->prev = x;
+    m->xfers = x;
+    m->n_xfers++;
+}
+
 static void unlink_xfer(qt_http_multi *m, qt_http_xfer *x)
 {
     if (x->prev)
@@ -400,7 +409,7 @@ static void h1_done(void *ud, qt_http_transport t, const char *error, int64_t el
 }
 
 /* A plain-HTTP POST through h1 (see DESIGN). NULL when out of memory. */
-static qt_http_xfer *post_h1(qt_http_multi *m, const char *url,
+static qt_http_xfer *post_h1(qt_http_multi *m, const h1_url *u,
                              const char *const *header_lines, size_t n_headers,
                              const char *body, size_t len, int timeout_ms,
                              qt_http_on_data on_data, qt_http_on_done on_done, void *ud)
@@ -424,18 +433,14 @@ static qt_http_xfer *post_h1(qt_http_multi *m, const char *url,
     x->m = m;
     x->on_done = on_done;
     x->ud = ud;
-    x->hx = h1_post(m->h1, url, header_lines, n_headers, body, len, timeout_ms, &x->call,
+    x->hx = h1_post(m->h1, u, header_lines, n_headers, body, len, timeout_ms, &x->call,
                     h1_done, x);
     if (x->hx == NULL) {
         qt_http_response_free(&x->resp);
         free(x);
         return NULL;
     }
-    x->next = m->xfers;
-    if (m->xfers)
-        m->xfers->prev = x;
-    m->xfers = x;
-    m->n_xfers++;
+    link_xfer(m, x);
     return x;
 }
 
@@ -446,8 +451,9 @@ qt_http_xfer *qt_http_multi_post(qt_http_multi *m, const char *url,
 {
     if (m == NULL || url == NULL || on_done == NULL || (body == NULL && len > 0) || m->closing)
         return NULL;
-    if (m->h1_env && h1_url_usable(url))
-        return post_h1(m, url, header_lines, n_headers, body, len, timeout_ms, on_data, on_done,
+    h1_url u;
+    if (m->h1_env && h1_url_parse(url, &u))
+        return post_h1(m, &u, header_lines, n_headers, body, len, timeout_ms, on_data, on_done,
                        ud);
     qt_http_xfer *x = calloc(1, sizeof *x);
     if (x == NULL)
@@ -470,11 +476,7 @@ qt_http_xfer *qt_http_multi_post(qt_http_multi *m, const char *url,
     x->m = m;
     x->on_done = on_done;
     x->ud = ud;
-    x->next = m->xfers;
-    if (m->xfers)
-        m->xfers->prev = x;
-    m->xfers = x;
-    m->n_xfers++;
+    link_xfer(m, x);
     if (m->in_curl) {
         if (m->pending_tail)
             m->pending_tail->pending_next = x;
