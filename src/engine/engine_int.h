@@ -67,7 +67,10 @@ typedef struct ejob {
     struct engine_xfer *x;         /* its request on the wire */
     uint64_t q_enq_ms, q_seq;      /* its place in the queue (keep_place) */
     uint64_t pass;                 /* the pump pass that last found it waiting on a key */
-    fsm_action act;                /* what the pump decided, carried out after the lock */
+    fsm_act_kind act;              /* what the pump decided, carried out after the lock */
+    uint64_t act_until;            /* FSM_WAIT_TIMER: until when */
+    fsm_action *act_fin;           /* FSM_FINISH: the action, in the deciding loop's
+                                    * scratch (engine_loopctx.fin) until carried out */
     struct ejob *fx_next;          /* the pump's list of actions to carry out */
     struct engine_fleet_job *fl;   /* backend.kind "redis": the fleet's part (engine_fleet.c), else NULL */
 } ejob;
@@ -94,6 +97,9 @@ typedef struct {
     int in_flight;                /* its jobs on the wire (e->lock) */
     unsigned next_conn;           /* the connection of its next new job (e->lock) */
     int drained;                  /* its connections were drained (its thread only) */
+    fsm_action *fin;              /* its pump's FINISH actions, PUMP_BATCH of them (its thread
+                                   * only: a pump runs on one loop and carries its actions out
+                                   * before it returns; an ejob holds only its kind and time) */
 } engine_loopctx;
 
 struct qt_engine {
@@ -201,7 +207,9 @@ void engine_sync_state(qt_engine *e, ejob *ej);
 void engine_finish_action(qt_engine *e, ejob *ej, fsm_action *act, const fsm_attempt *a);
 
 /* One request on its way: what was built, the stream's parser, what came
- * back. engine_send.c. */
+ * back. engine_send.c. Kept small (10,000 of them are alive at once when
+ * `workers` is 10,000): the attempt (fsm_attempt, ~1.6 KB) is made on the
+ * stack of complete() from the answer, not carried on the wire. */
 typedef struct engine_xfer {
     struct qt_engine *e;
     const qt_job *job;
@@ -209,13 +217,15 @@ typedef struct engine_xfer {
     int mi, pi;
     int stream;
     qt_provider_request req;
-    char url[600];
+    char *url;            /* base_url + path (malloc'd; freed with req) */
     qt_provider_stream *ps;
     int client_gone;
     uint64_t start_ms;
     size_t forwarded;     /* chunks handed to the client's sink */
     int parse_failed;     /* on_data stopped the transfer: bad stream */
-    fsm_attempt a;        /* a.resp is the transport's answer */
+    int built;            /* the request could be built (else build_err says why) */
+    char *build_err;      /* malloc'd, NULL none */
+    qt_http_response resp;/* the transport's answer (ours from on_done) */
     void *handle;         /* the transport's, while on the wire */
     int loop;             /* the loop it runs on (event runtime) */
     int conn;             /* the loop's transport connection it uses */
@@ -227,8 +237,10 @@ typedef struct engine_xfer {
 int engine_xfer_build(qt_engine *e, ejob *ej, int mi, int pi, engine_xfer *x);
 /* The on_data of a streamed request (ud: the xfer). */
 int engine_xfer_on_data(void *ud, const char *buf, size_t n);
-/* Frees the request, classifies x->a.resp into x->a, redacts keys. */
-void engine_xfer_classify(engine_xfer *x);
+/* Frees the request and the stream parser, moves x->resp into a (which it
+ * sets up: the caller frees it with fsm_attempt_free), classifies it and
+ * redacts keys. */
+void engine_xfer_classify(engine_xfer *x, fsm_attempt *a);
 /* Copies an answer's finish reason, tool calls, choices and cache/reasoning
  * token counts into a result (res NULL: nothing). */
 void engine_result_details(qt_result *r, const qt_provider_result *res);

@@ -167,6 +167,8 @@ void engine_loop_requeue(qt_engine *e, ejob *ej)
 typedef struct {
     qt_engine *e;
     uint64_t now, wall, wake;
+    fsm_action *fin;   /* the loop's scratch for FINISH actions */
+    int nfin;
 } pump_ctx;
 
 /* Offers one queued job the chance to go now. 1: it leaves the queue with
@@ -195,7 +197,14 @@ static int pump_accept(void *ud, const qt_queue_view *v)
             pc->wake = act.until;
         return 0;
     }
-    ej->act = act;
+    if (act.kind == FSM_FINISH) {
+        if (pc->nfin >= PUMP_BATCH)
+            return 0;   /* not reached: a pump takes at most PUMP_BATCH jobs */
+        ej->act_fin = &pc->fin[pc->nfin++];
+        *ej->act_fin = act;
+    }
+    ej->act = act.kind;
+    ej->act_until = act.until;
     ej->q_enq_ms = v->enqueue_ms;
     ej->q_seq = v->seq;
     if (act.kind == FSM_SEND)
@@ -229,7 +238,7 @@ static void run_actions(qt_engine *e, ejob *list, int self)
 {
     for (ejob *ej = list, *next; ej; ej = next) {
         next = ej->fx_next;
-        switch (ej->act.kind) {
+        switch (ej->act) {
         case FSM_SEND:
             if (ej->loop == self)
                 start_send(ej);   /* takes the action's reference */
@@ -241,7 +250,8 @@ static void run_actions(qt_engine *e, ejob *list, int self)
                 arm_timer(ej);
             break;
         default: /* FSM_FINISH */
-            engine_finish_action(e, ej, &ej->act, NULL);
+            engine_finish_action(e, ej, ej->act_fin, NULL);
+            ej->act_fin = NULL;
             pthread_mutex_lock(&e->lock);
             ejob_release(ej);
             pthread_mutex_unlock(&e->lock);
@@ -264,7 +274,7 @@ static void pump(void *ud)
     }
     e->pass++;
     memset(e->blocked, 0, qt_limiter_key_count(e->limiter));
-    pump_ctx pc = { e, now_of(e), wall_of(e), UINT64_MAX };
+    pump_ctx pc = { e, now_of(e), wall_of(e), UINT64_MAX, e->loops[self].fin, 0 };
     ejob *list = NULL, **tail = &list;
     int n = 0, deep = 0;
     while (e->in_flight_jobs < e->max_in_flight) {
@@ -298,9 +308,9 @@ static void pump(void *ud)
             ej->loop = k;
             ej->conn = (int)(e->loops[k].next_conn++ % (unsigned)e->loops[k].nconns);
         }
-        if (ej->act.kind == FSM_SEND)
+        if (ej->act == FSM_SEND)
             e->loops[ej->loop].in_flight++;
-        if (ej->act.kind == FSM_SEND && !ej->job->dispatched_ms)
+        if (ej->act == FSM_SEND && !ej->job->dispatched_ms)
             ej->job->dispatched_ms = pc.now;
         ej->refs++;   /* the action's */
         ej->fx_next = NULL;
@@ -373,7 +383,7 @@ static void arm_timer(void *ud)
     if (ej->finished) {
         ejob_release(ej);
     } else {
-        ej->timer = qt_loop_timer_add(loop_of(e, ej), ej->act.until, timer_fired, ej);
+        ej->timer = qt_loop_timer_add(loop_of(e, ej), ej->act_until, timer_fired, ej);
         if (!ej->timer) {
             engine_loop_requeue(e, ej);
             ejob_release(ej);
@@ -402,14 +412,15 @@ static void complete(engine_xfer *x)
 {
     ejob *ej = x->ej;
     qt_engine *e = x->e;
-    engine_xfer_classify(x);
+    fsm_attempt a;
+    engine_xfer_classify(x, &a);
     pthread_mutex_lock(&e->lock);
     ej->x = NULL;
-    engine_record_attempt(e, ej, x->mi, x->pi, &x->a);
+    engine_record_attempt(e, ej, x->mi, x->pi, &a);
     if (ej->fl)
-        engine_fleet_settle(e, ej, &x->a);   /* the fleet's ticket, as the machine settles its own */
+        engine_fleet_settle(e, ej, &a);   /* the fleet's ticket, as the machine settles its own */
     fsm_action act;
-    fsm_done(&e->env, &ej->f, ej->job, &x->a, now_of(e), wall_of(e), &act);
+    fsm_done(&e->env, &ej->f, ej->job, &a, now_of(e), wall_of(e), &act);
     e->in_flight_jobs--;
     e->loops[ej->loop].in_flight--;
     engine_sync_state(e, ej);
@@ -421,7 +432,7 @@ static void complete(engine_xfer *x)
         finish_stopped(e, ej);
     } else if (act.kind == FSM_FINISH) {
         pthread_mutex_unlock(&e->lock);
-        engine_finish_action(e, ej, &act, &x->a);
+        engine_finish_action(e, ej, &act, &a);
         pthread_mutex_lock(&e->lock);
     } else if (act.kind == FSM_WAIT_TIMER) {
         ej->timer = qt_loop_timer_add(loop_of(e, ej), act.until, timer_fired, ej);
@@ -440,7 +451,7 @@ static void complete(engine_xfer *x)
     pthread_mutex_unlock(&e->lock);
     if (drain)
         drain_loop(&e->loops[x->loop]);
-    fsm_attempt_free(&x->a);
+    fsm_attempt_free(&a);
     free(x);
 }
 
@@ -448,7 +459,7 @@ static void on_done(void *ud, qt_http_response *resp)
 {
     engine_xfer *x = ud;
     x->handle = NULL;
-    x->a.resp = *resp;   /* ours now; freed with the attempt */
+    x->resp = *resp;   /* ours now; the attempt's in complete() */
     complete(x);
 }
 
@@ -508,7 +519,7 @@ void engine_loop_send(ejob *ej)
     x->loop = ej->loop;
     x->conn = ej->conn;
     if (stop && built) {
-        x->a.resp.transport = QT_HTTP_ABORTED;   /* cancelled before it left: nothing sent */
+        x->resp.transport = QT_HTTP_ABORTED;   /* cancelled before it left: nothing sent */
         if (ej->fl) {
             pthread_mutex_lock(&e->lock);
             engine_fleet_drop(e, ej);   /* the fleet's too */
@@ -529,8 +540,8 @@ void engine_loop_send(ejob *ej)
                                    e->providers[pi].cfg->timeout_ms,
                                    x->stream ? engine_xfer_on_data : NULL, on_done, x);
     if (!x->handle) {
-        x->a.resp.transport = QT_HTTP_OTHER;
-        snprintf(x->a.resp.error, sizeof x->a.resp.error, "out of memory");
+        x->resp.transport = QT_HTTP_OTHER;
+        snprintf(x->resp.error, sizeof x->resp.error, "out of memory");
         complete(x);
     }
 }
@@ -663,7 +674,8 @@ qt_err engine_loop_start(qt_engine *e)
          * spreads its transfers over one multi per ~CONN_SHARE of them. */
         int nc = e->virtual_time ? 1 : (e->max_in_flight / n + CONN_SHARE - 1) / CONN_SHARE;
         lc->conns = calloc((size_t)(nc > 0 ? nc : 1), sizeof *lc->conns);
-        if (!lc->loop || !lc->conns)
+        lc->fin = malloc(PUMP_BATCH * sizeof *lc->fin);   /* pages are touched only when used */
+        if (!lc->loop || !lc->conns || !lc->fin)
             return QT_ERR_NOMEM;
         lc->nconns = nc > 0 ? nc : 1;
         for (int k = 0; k < lc->nconns; k++)
@@ -758,6 +770,7 @@ void engine_loop_free(qt_engine *e)
             if (e->loops[i].conns[k])
                 e->transport->close(e->loops[i].conns[k]);
         free(e->loops[i].conns);
+        free(e->loops[i].fin);
         qt_loop_free(e->loops[i].loop);
     }
     free(e->loops);

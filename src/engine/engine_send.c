@@ -67,7 +67,6 @@ int engine_xfer_build(qt_engine *e, ejob *ej, int mi, int pi, engine_xfer *x)
     const qt_job *job = ej->job;
     const qt_model_cfg *m = &e->cfg->models[mi];
     provider_rt *p = &e->providers[pi];
-    fsm_attempt *a = &x->a;
     memset(x, 0, sizeof *x);
     x->e = e;
     x->job = job;
@@ -76,40 +75,57 @@ int engine_xfer_build(qt_engine *e, ejob *ej, int mi, int pi, engine_xfer *x)
     x->pi = pi;
     x->start_ms = now_of(e);
     x->stream = job->stream != NULL;
-    if (p->ops->build_request(job->body, m, p->api_key, x->stream, &x->req, a->err, sizeof a->err)
+    char err[sizeof ((fsm_attempt *)0)->err] = "";
+    if (p->ops->build_request(job->body, m, p->api_key, x->stream, &x->req, err, sizeof err)
         != QT_OK) {
-        a->verdict.cls = QT_RETRY_FALLBACK;
-        a->verdict.reason = "request cannot be expressed for this provider";
+        x->build_err = strdup(err);
         return 0;
     }
-    a->built = 1;
-    snprintf(x->url, sizeof x->url, "%s%s", p->cfg->base_url, x->req.path);
+    if (asprintf(&x->url, "%s%s", p->cfg->base_url, x->req.path) < 0) {
+        x->url = NULL;
+        qt_provider_request_free(&x->req);
+        x->build_err = strdup("out of memory");
+        return 0;
+    }
+    x->built = 1;
     if (x->stream)   /* chunks keep the model the upstream named (the one that answered) */
         x->ps = qt_provider_stream_new(p->cfg->kind, NULL, (int64_t)(wall_of(e) / 1000));
     return 1;
 }
 
-static void classify(engine_xfer *x);
+static void classify(engine_xfer *x, fsm_attempt *a);
 static void redact_attempt(qt_engine *e, fsm_attempt *a);
 
-void engine_xfer_classify(engine_xfer *x)
+void engine_xfer_classify(engine_xfer *x, fsm_attempt *a)
 {
+    memset(a, 0, sizeof *a);
+    a->resp = x->resp;   /* the attempt owns the answer now */
+    memset(&x->resp, 0, sizeof x->resp);
     qt_provider_request_free(&x->req);
-    if (x->a.built)
-        classify(x);
+    free(x->url);
+    x->url = NULL;
+    if (x->built) {
+        a->built = 1;
+        classify(x, a);
+    } else {
+        a->verdict.cls = QT_RETRY_FALLBACK;
+        a->verdict.reason = "request cannot be expressed for this provider";
+        snprintf(a->err, sizeof a->err, "%s", x->build_err ? x->build_err : "out of memory");
+    }
+    free(x->build_err);
+    x->build_err = NULL;
     qt_provider_stream_free(x->ps);
     x->ps = NULL;
-    redact_attempt(x->e, &x->a);
+    redact_attempt(x->e, a);
 }
 
-/* Classifies a response (x->a.resp) for the retry policy. */
-static void classify(engine_xfer *x)
+/* Classifies a response (a->resp) for the retry policy. */
+static void classify(engine_xfer *x, fsm_attempt *a)
 {
     qt_engine *e = x->e;
     const qt_job *job = x->job;
     const qt_model_cfg *m = &e->cfg->models[x->mi];
     provider_rt *p = &e->providers[x->pi];
-    fsm_attempt *a = &x->a;
     bool stream = x->stream;
     qt_retry_transport tr = QT_RETRY_TRANSPORT_NONE;
     switch (a->resp.transport) {
