@@ -272,6 +272,9 @@ Test(http_multi, drained_connections_close_as_their_transfers_end)
     enum { N = 20 };
     outcome o[N];
     int counter = 0;
+    /* A connection another test left in TIME_WAIT to a port the kernel has
+     * since handed to this mock counts too: only an increase is ours. */
+    int tw_before = conns_to_mock("06");
     post_many(N, o, &counter);
     qt_http_multi_drain(hm);   /* in flight: each is reset when it ends */
     run_loop();
@@ -280,7 +283,7 @@ Test(http_multi, drained_connections_close_as_their_transfers_end)
         free(o[i].body);
     }
     cr_assert_eq(conns_to_mock("01"), 0, "none kept after their transfers");
-    cr_assert_eq(conns_to_mock("06"), 0, "reset, so none left in TIME_WAIT");
+    cr_assert_leq(conns_to_mock("06"), tw_before, "reset, so none left in TIME_WAIT");
     /* A transfer after the drain still goes, on a fresh connection it does
      * not keep either. */
     outcome late = {0};
