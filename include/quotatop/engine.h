@@ -120,6 +120,13 @@ typedef struct {
     int workers;                 /* 0 = cfg->workers */
     qt_engine_on_result on_result;
     void *on_result_ud;
+    /* Optional: called after on_result, once for a burst: on a loop thread
+     * when the loop is about to wait again (every result of that turn is
+     * given by then), on any other thread right after the result. A sink
+     * that buffers what on_result writes writes it out here (cmd_run: one
+     * write(2) for a burst of result lines, not one a line). */
+    void (*on_results_flush)(void *ud);
+    void *on_results_flush_ud;
     uint64_t seed;               /* jitter PRNG seed, 0 = from time */
     int want_openai_json;        /* render ok answers for qt_result_extra (proxy) */
     const qt_transport *transport; /* NULL = live (libcurl multi); see transport.h */

@@ -3,8 +3,9 @@
  * A job is one JSON object per line: id, workflow, priority, model, messages,
  * max_tokens and any fields passed through to the upstream. qt_job_parse
  * turns a line into a qt_job or into a clear reason naming the line. A result
- * is one JSON object per line; qt_results writes them, flushed per line, so
- * exactly one line per job reaches the file as soon as the job ends.
+ * is one JSON object per line; qt_results writes them, flushed per line (or
+ * per burst: qt_results_set_buffered), so exactly one line per job reaches
+ * the file as soon as the job ends.
  *
  * Thread-safety: qt_job values belong to one thread at a time (the queue
  * hands them over). qt_results_write may be called from any thread (one
@@ -135,8 +136,15 @@ typedef struct qt_results qt_results;
  * "-" writes to stdout. Returns NULL with errno set on failure. */
 qt_results *qt_results_open(const char *path, int append);
 
-/* Writes one result line and flushes it. Returns QT_OK or QT_ERR_IO. */
+/* Writes one result line and flushes it (buffered: leaves it in the
+ * stream's buffer for qt_results_flush). Returns QT_OK or QT_ERR_IO. */
 qt_err qt_results_write(qt_results *r, const qt_result *res);
+/* Buffered (on): qt_results_write does not flush; the caller calls
+ * qt_results_flush after each burst of results (cmd_run: the engine's
+ * on_results_flush). Off (the default): flushed per line. */
+void qt_results_set_buffered(qt_results *r, int on);
+/* Writes out what buffered writes left. QT_OK or QT_ERR_IO. Any thread. */
+qt_err qt_results_flush(qt_results *r);
 
 /* Formats one result as a JSON line without the newline; caller frees. */
 char *qt_result_to_json(const qt_result *res);

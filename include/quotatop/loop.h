@@ -99,6 +99,13 @@ void qt_loop_stop(qt_loop *l);
 
 /* --- the loop's thread --- */
 
+/* fn(ud) runs on the loop's thread before each wait for descriptors (once
+ * per turn of the loop: after the posted work, the due timers and the
+ * events of the last wait have run) and when a run returns, in both modes.
+ * A place to write out what a burst of callbacks buffered. NULL fn: none.
+ * Set it before the loop runs. */
+void qt_loop_set_before_wait(qt_loop *l, qt_loop_fn fn, void *ud);
+
 /* Live mode: dispatches descriptors, timers and posted work until
  * qt_loop_stop. Returns 0, or -1 when epoll_wait fails (not EINTR) or the
  * loop is virtual. */

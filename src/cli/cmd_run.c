@@ -143,7 +143,15 @@ static void on_result(void *ud, const qt_job *job, const qt_result *res, const q
     (void)job;
     (void)x;
     if (qt_results_write(s->out, res) != QT_OK)
-        s->write_failed = 1;
+        __atomic_store_n(&s->write_failed, 1, __ATOMIC_RELAXED);   /* any loop thread */
+}
+
+/* The engine's on_results_flush: a burst of result lines in one write. */
+static void flush_results(void *ud)
+{
+    sink *s = ud;
+    if (qt_results_flush(s->out) != QT_OK)
+        __atomic_store_n(&s->write_failed, 1, __ATOMIC_RELAXED);
 }
 
 /* 1 when the jobs input (fd) and the results path are the same file. */
@@ -308,7 +316,9 @@ int qt_cmd_run(int argc, char **argv)
     qt_ctl *ctl = qt_ctl_new("run");   /* the dashboard's and `top`'s view of this run */
     qt_cmd_ctl_tap ctap = { ctl, qt_trace_on_result, &tap };
     qt_engine_opts eo = { .cfg = cfg, .workers = workers, .on_result = qt_cmd_ctl_on_result,
-                          .on_result_ud = &ctap };
+                          .on_result_ud = &ctap, .on_results_flush = flush_results,
+                          .on_results_flush_ud = &snk };
+    qt_results_set_buffered(snk.out, 1);
     qt_engine *e = ctl ? qt_engine_new(&eo, err, sizeof err) : NULL;
     qt_ctl_attach(ctl, e);
     if (!e || qt_engine_start(e) != QT_OK) {

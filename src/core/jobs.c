@@ -7,7 +7,9 @@
  * parsed object is kept whole in the job (body) because providers pass
  * unknown fields through. Results are formatted with cJSON and written under
  * one mutex, one fflush per line, so a crash loses at most the line being
- * written and readers can tail the file. The id set is a small open-addressing
+ * written and readers can tail the file. Buffered (run, through the engine's
+ * on_results_flush) the flush is per turn of a loop instead: a crash loses at
+ * most that turn's lines, which --resume runs again. The id set is a small open-addressing
  * hash table of strings.
  */
 #include "quotatop/jobs.h"
@@ -411,6 +413,7 @@ struct qt_results {
     pthread_mutex_t lock;   /* guards f: one line at a time */
     FILE *f;
     int is_stdout;
+    int buffered;           /* qt_results_set_buffered (under lock) */
 };
 
 qt_results *qt_results_open(const char *path, int append)
@@ -655,9 +658,30 @@ qt_err qt_results_write(qt_results *r, const qt_result *res)
     if (!line)
         return QT_ERR_NOMEM;
     pthread_mutex_lock(&r->lock);
-    int bad = fputs(line, r->f) < 0 || fputc('\n', r->f) == EOF || fflush(r->f) != 0;
+    int bad = fputs(line, r->f) < 0 || fputc('\n', r->f) == EOF || (!r->buffered && fflush(r->f) != 0);
     pthread_mutex_unlock(&r->lock);
     free(line);
+    return bad ? QT_ERR_IO : QT_OK;
+}
+
+void qt_results_set_buffered(qt_results *r, int on)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->buffered = on != 0;
+    int bad = fflush(r->f) != 0;
+    (void)bad;   /* seen by the next flush or the close (ferror) */
+    pthread_mutex_unlock(&r->lock);
+}
+
+qt_err qt_results_flush(qt_results *r)
+{
+    if (!r)
+        return QT_OK;
+    pthread_mutex_lock(&r->lock);
+    int bad = fflush(r->f) != 0;
+    pthread_mutex_unlock(&r->lock);
     return bad ? QT_ERR_IO : QT_OK;
 }
 

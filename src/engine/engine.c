@@ -128,6 +128,7 @@ static void finish(qt_engine *e, ejob *ej, const outcome *o)
                               .queue_wait_ms = (uint64_t)r.queued_ms };
     if (e->on_result)
         e->on_result(e->on_result_ud, job, &r, &extra);
+    engine_loop_result_given(e);
 
     static const qt_job_status map[] = {
         [QT_STATUS_OK] = QT_JOB_OK, [QT_STATUS_FAILED] = QT_JOB_FAILED,

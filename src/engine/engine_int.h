@@ -97,6 +97,7 @@ typedef struct {
     int in_flight;                /* its jobs on the wire (e->lock) */
     unsigned next_conn;           /* the connection of its next new job (e->lock) */
     int drained;                  /* its connections were drained (its thread only) */
+    int results_given;            /* on_result ran on it since on_results_flush (its thread only) */
     fsm_action *fin;              /* its pump's FINISH actions, PUMP_BATCH of them (its thread
                                    * only: a pump runs on one loop and carries its actions out
                                    * before it returns; an ejob holds only its kind and time) */
@@ -107,6 +108,8 @@ struct qt_engine {
     qt_clock *clock;
     qt_engine_on_result on_result;
     void *on_result_ud;
+    void (*on_results_flush)(void *ud);   /* immutable, NULL none */
+    void *on_results_flush_ud;
     int want_openai_json;
     uint64_t start_ms;
     qt_events *events;            /* has its own lock */
@@ -200,6 +203,9 @@ void engine_finish_simple(qt_engine *e, ejob *ej, qt_status st, int attempts, co
 /* Waits on cond (e->lock held) until the engine clock reads until_ms, a
  * signal, or one second at most. */
 void engine_wait_until(qt_engine *e, pthread_cond_t *cond, uint64_t until_ms);
+/* A result was given (after on_result, no lock): on_results_flush now, or
+ * when this loop is about to wait. engine_loop.c. */
+void engine_loop_result_given(qt_engine *e);
 /* Copies the machine's state into the job's record (views). Lock held. */
 void engine_sync_state(qt_engine *e, ejob *ej);
 /* Carries out a FINISH action (ledger, OpenAI rendering, the result) and

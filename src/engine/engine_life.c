@@ -49,6 +49,8 @@ qt_engine *qt_engine_new(const qt_engine_opts *opts, char *err, size_t errlen)
     e->clock = opts->clock ? opts->clock : qt_clock_system();
     e->on_result = opts->on_result;
     e->on_result_ud = opts->on_result_ud;
+    e->on_results_flush = opts->on_results_flush;
+    e->on_results_flush_ud = opts->on_results_flush_ud;
     e->want_openai_json = opts->want_openai_json;
     e->transport = opts->transport ? opts->transport : qt_transport_live();
     e->virtual_time = opts->virtual_time;

@@ -611,6 +611,27 @@ qt_err engine_loop_cancel(qt_engine *e, ejob *ej)
 
 /* ------------------------------------------------------------ life */
 
+void engine_loop_result_given(qt_engine *e)
+{
+    if (!e->on_results_flush)
+        return;
+    int k = current_loop(e);
+    if (k >= 0)
+        e->loops[k].results_given = 1;   /* flush_results, before the loop waits */
+    else
+        e->on_results_flush(e->on_results_flush_ud);
+}
+
+/* The loop's before-wait hook: the results of this turn leave together. */
+static void flush_results(void *ud)
+{
+    engine_loopctx *lc = ud;
+    if (!lc->results_given)
+        return;
+    lc->results_given = 0;
+    lc->eng->on_results_flush(lc->eng->on_results_flush_ud);
+}
+
 static void *loop_main(void *arg)
 {
     engine_loopctx *lc = arg;
@@ -669,6 +690,8 @@ qt_err engine_loop_start(qt_engine *e)
         engine_loopctx *lc = &e->loops[i];
         lc->eng = e;
         lc->loop = qt_loop_new(e->virtual_time ? e->clock : NULL);
+        if (lc->loop && e->on_results_flush)
+            qt_loop_set_before_wait(lc->loop, flush_results, lc);
         /* libcurl's multi slows down with thousands of connections to one
          * host (its connection cache is searched linearly), so a loop
          * spreads its transfers over one multi per ~CONN_SHARE of them. */

@@ -92,6 +92,9 @@ struct qt_loop {
 
     pthread_mutex_t post_mu;   /* the one lock: guards post_head/post_tail */
     post *post_head, *post_tail;
+
+    qt_loop_fn before_wait;    /* qt_loop_set_before_wait */
+    void *before_wait_ud;
 };
 
 /* ---- lifecycle ---- */
@@ -501,6 +504,20 @@ static int next_timeout(qt_loop *l, uint64_t now)
     return at - now > INT_MAX ? INT_MAX : (int)(at - now);
 }
 
+void qt_loop_set_before_wait(qt_loop *l, qt_loop_fn fn, void *ud)
+{
+    if (l == NULL)
+        return;
+    l->before_wait = fn;
+    l->before_wait_ud = ud;
+}
+
+static void before_wait(qt_loop *l)
+{
+    if (l->before_wait)
+        l->before_wait(l->before_wait_ud);
+}
+
 int qt_loop_run(qt_loop *l)
 {
     if (l == NULL || l->virt)
@@ -512,12 +529,14 @@ int qt_loop_run(qt_loop *l)
         run_due(l, qt_loop_now_ms(l));
         if (stopping(l))
             break;
+        before_wait(l);
         if (poll_io(l, next_timeout(l, qt_loop_now_ms(l))) < 0) {
             take_stop(l);
             tls_running = outer;
             return -1;
         }
     }
+    before_wait(l);
     take_stop(l);
     tls_running = outer;
     return 0;
@@ -530,6 +549,7 @@ int qt_loop_run_virtual(qt_loop *l)
     while (!stopping(l)) {
         run_posted(l);
         run_due(l, qt_loop_now_ms(l));
+        before_wait(l);
         if (l->n_watches > 0 && poll_io(l, 0) < 0) {
             take_stop(l);
             return -1;
@@ -542,6 +562,7 @@ int qt_loop_run_virtual(qt_loop *l)
         if (at > qt_loop_now_ms(l))
             qt_clock_manual_set(l->clock, at);   /* jump: nothing happens in between */
     }
+    before_wait(l);
     take_stop(l);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -156,6 +157,60 @@ Test(jobs, results_file_and_resume_ids)
     cr_expect(qt_idset_has(ids, "c"));
     qt_idset_free(ids);
     unlink(path);
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Per line by default: each result is in the file when the write returns.
+ * Buffered (run): lines wait for qt_results_flush, then all of them are
+ * there, whole. */
+Test(jobs, buffered_results_reach_the_file_at_the_flush)
+{
+    char path[] = "/tmp/qt-results-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    qt_results *w = qt_results_open(path, 0);
+    cr_assert_not_null(w);
+    qt_result a = { .id = "a", .workflow = "w", .status = QT_STATUS_OK };
+    qt_result b = { .id = "b", .workflow = "w", .status = QT_STATUS_OK };
+    qt_result c = { .id = "c", .workflow = "w", .status = QT_STATUS_OK };
+    cr_assert_eq(qt_results_write(w, &a), QT_OK);
+    long one = file_size(path);
+    cr_assert_gt(one, 0, "unbuffered: the line is in the file at once");
+    qt_results_set_buffered(w, 1);
+    cr_assert_eq(qt_results_write(w, &b), QT_OK);
+    cr_assert_eq(qt_results_write(w, &c), QT_OK);
+    cr_assert_eq(file_size(path), one, "buffered: nothing more until the flush");
+    cr_assert_eq(qt_results_flush(w), QT_OK);
+    cr_assert_gt(file_size(path), 2 * one, "the flush writes both lines");
+    qt_idset *ids = qt_results_ok_ids(path);
+    cr_expect_eq(qt_idset_count(ids), 3);
+    cr_expect(qt_idset_has(ids, "b") && qt_idset_has(ids, "c"));
+    qt_idset_free(ids);
+    qt_results_set_buffered(w, 0);
+    qt_result d = { .id = "d", .workflow = "w", .status = QT_STATUS_OK };
+    long three = file_size(path);
+    cr_assert_eq(qt_results_write(w, &d), QT_OK);
+    cr_assert_gt(file_size(path), three, "per line again once buffering is off");
+    cr_assert_eq(qt_results_close(w), QT_OK);
+    unlink(path);
+}
+
+/* A flush that cannot write says so. */
+Test(jobs, buffered_flush_reports_full_disk)
+{
+    qt_results *w = qt_results_open("/dev/full", 0);
+    cr_assert_not_null(w);
+    qt_results_set_buffered(w, 1);
+    qt_result a = { .id = "a", .workflow = "w", .status = QT_STATUS_OK };
+    cr_assert_eq(qt_results_write(w, &a), QT_OK, "buffered: no write yet");
+    cr_assert_eq(qt_results_flush(w), QT_ERR_IO);
+    qt_results_close(w);
 }
 
 Test(jobs, idset_grows)

@@ -224,6 +224,55 @@ Test(loop, callbacks_add_work_before_the_clock_moves)
     qt_clock_free(c);
 }
 
+typedef struct {
+    trace *tr;
+    int seen[16];         /* tr->n at each call of the hook */
+    uint64_t at[16];      /* the clock then */
+    int calls;
+} waits;
+
+static void before_wait_hook(void *ud)
+{
+    waits *w = ud;
+    if (w->calls < 16) {
+        w->seen[w->calls] = w->tr->n;
+        w->at[w->calls] = qt_loop_now_ms(w->tr->l);
+    }
+    w->calls++;
+}
+
+/* The before-wait hook runs once a turn, after everything due at that
+ * instant: two timers due together are seen together, never one alone,
+ * and the last turn is seen before the run returns. */
+Test(loop, before_wait_runs_after_each_turn_of_work)
+{
+    qt_clock *c = qt_clock_manual_new(0);
+    qt_loop *l = qt_loop_new(c);
+    trace tr = {.l = l};
+    waits w = {.tr = &tr};
+    qt_loop_set_before_wait(l, before_wait_hook, &w);
+    mark m[3] = {{&tr, 0}, {&tr, 1}, {&tr, 2}};
+    qt_loop_timer_add(l, 100, record, &m[0]);
+    qt_loop_timer_add(l, 100, record, &m[1]);
+    qt_loop_timer_add(l, 200, record, &m[2]);
+    cr_assert_eq(qt_loop_run_virtual(l), 0);
+    cr_assert_eq(tr.n, 3);
+    cr_assert_geq(w.calls, 2);
+    cr_assert_leq(w.calls, 16);
+    int saw_two = 0;
+    for (int i = 0; i < w.calls; i++) {
+        cr_assert_neq(w.seen[i], 1, "call %d saw one of the two timers due at 100", i);
+        if (w.seen[i] == 2) {
+            cr_assert_eq(w.at[i], 100);
+            saw_two = 1;
+        }
+    }
+    cr_assert(saw_two, "a call between the turn at 100 and the one at 200");
+    cr_assert_eq(w.seen[w.calls - 1], 3, "the last turn is seen before the run returns");
+    qt_loop_free(l);
+    qt_clock_free(c);
+}
+
 static void stop_loop(void *ud)
 {
     qt_loop_stop(ud);
