@@ -202,6 +202,11 @@ qt_err qt_engine_start(qt_engine *e);
 /* Queues a job (the engine takes ownership). QT_ERR_CLOSED after intake was
  * closed (the job is then given a `cancelled` result and freed). */
 qt_err qt_engine_submit(qt_engine *e, qt_job *job);
+/* Queues n jobs as qt_engine_submit does each, in order, taking the engine
+ * lock once per 256 of them (the reader of `run`: one lock for a read's
+ * worth of lines, not one a line). errs (NULL: not wanted) gets each job's
+ * qt_engine_submit answer. */
+void qt_engine_submit_many(qt_engine *e, qt_job **jobs, size_t n, qt_err *errs);
 
 /* Records a job that could not be used (an invalid line): counts it and
  * emits its `invalid` result at once. */

@@ -42,7 +42,16 @@ typedef struct {
     volatile int stop;          /* set by main: stop reading */
     size_t skipped;
     int read_error;
+    qt_job *batch[256];         /* valid jobs read, not yet submitted */
+    size_t nbatch;
 } reader;
+
+/* Submits the jobs read so far: one engine lock for a read's worth. */
+static void submit_batch(reader *rd)
+{
+    qt_engine_submit_many(rd->engine, rd->batch, rd->nbatch, NULL);
+    rd->nbatch = 0;
+}
 
 /* Handles one line of the jobs input. */
 static void take_line(reader *rd, char *line, size_t len, long line_no)
@@ -55,8 +64,10 @@ static void take_line(reader *rd, char *line, size_t len, long line_no)
     qt_job *job = NULL;
     char *id = NULL, *wf = NULL, err[300];
     if (qt_job_parse(line, len, line_no, rd->cfg, &job, &id, &wf, err, sizeof err) != QT_OK) {
-        if (!rd->skip || !qt_idset_has(rd->skip, id))
+        if (!rd->skip || !qt_idset_has(rd->skip, id)) {
+            submit_batch(rd);   /* results in the order of the lines */
             qt_engine_submit_invalid(rd->engine, id, wf, err);
+        }
     } else if (rd->skip && qt_idset_has(rd->skip, job->id)) {
         rd->skipped++;
         qt_idset_add(rd->seen, job->id, line_no, NULL);
@@ -71,10 +82,13 @@ static void take_line(reader *rd, char *line, size_t len, long line_no)
         if (added == 0) {
             snprintf(err, sizeof err, "line %ld: duplicate job id \"%.100s\" (first on line %ld)",
                      line_no, job->id, first);
+            submit_batch(rd);
             qt_engine_submit_invalid(rd->engine, job->id, job->workflow, err);
             qt_job_free(job);
         } else {
-            qt_engine_submit(rd->engine, job);
+            rd->batch[rd->nbatch++] = job;
+            if (rd->nbatch == sizeof rd->batch / sizeof rd->batch[0])
+                submit_batch(rd);
         }
     }
     free(id);
@@ -120,6 +134,7 @@ static void *reader_main(void *arg)
             take_line(rd, buf + start, i - start, ++line_no);
             start = i + 1;
         }
+        submit_batch(rd);   /* a read's lines are queued before the next read waits */
         memmove(buf, buf + start, len - start);
         len -= start;
     }
@@ -127,6 +142,7 @@ static void *reader_main(void *arg)
         buf[len] = '\0';
         take_line(rd, buf, len, ++line_no);
     }
+    submit_batch(rd);
     free(buf);
     qt_engine_close_intake(rd->engine);
     return NULL;

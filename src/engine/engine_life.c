@@ -160,14 +160,10 @@ qt_err qt_engine_start(qt_engine *e)
     return engine_loop_start(e);
 }
 
-qt_err qt_engine_submit(qt_engine *e, qt_job *job)
+/* Queues one record (e->lock held); the caller requests the pump. */
+static qt_err submit_locked(qt_engine *e, ejob *ej)
 {
-    ejob *ej = ejob_new(e, job);
-    if (!ej) {
-        qt_job_free(job);
-        return QT_ERR_NOMEM;
-    }
-    pthread_mutex_lock(&e->lock);
+    qt_job *job = ej->job;
     job->enqueued_ms = now_of(e);
     e->jobs++;
     e->by_endpoint[(unsigned)job->endpoint % QT_ENDPOINT_COUNT]++;
@@ -183,20 +179,58 @@ qt_err qt_engine_submit(qt_engine *e, qt_job *job)
         ejob_link(e, ej);
         ej->in_queue = 1;
         e->models[job->model_idx].queued++;
-        engine_loop_request_pump(e);
-    }
-    pthread_mutex_unlock(&e->lock);
-    if (r != QT_OK) {
-        char msg[200];
-        if (r == QT_ERR_INVALID)
-            snprintf(msg, sizeof msg, "duplicate job id \"%.100s\" (a job with this id has no result yet)",
-                     job->id);
-        else
-            snprintf(msg, sizeof msg, "not queued: %s", r == QT_ERR_CLOSED ? "quotatop is shutting down"
-                                                                         : qt_strerror(r));
-        engine_finish_simple(e, ej, r == QT_ERR_INVALID ? QT_STATUS_INVALID : QT_STATUS_CANCELLED, 0, msg);
     }
     return r;
+}
+
+/* The result of a record submit_locked refused (no lock held). */
+static void submit_refused(qt_engine *e, ejob *ej, qt_err r)
+{
+    char msg[200];
+    if (r == QT_ERR_INVALID)
+        snprintf(msg, sizeof msg, "duplicate job id \"%.100s\" (a job with this id has no result yet)",
+                 ej->job->id);
+    else
+        snprintf(msg, sizeof msg, "not queued: %s", r == QT_ERR_CLOSED ? "quotatop is shutting down"
+                                                                     : qt_strerror(r));
+    engine_finish_simple(e, ej, r == QT_ERR_INVALID ? QT_STATUS_INVALID : QT_STATUS_CANCELLED, 0, msg);
+}
+
+qt_err qt_engine_submit(qt_engine *e, qt_job *job)
+{
+    qt_err r;
+    qt_engine_submit_many(e, &job, 1, &r);
+    return r;
+}
+
+void qt_engine_submit_many(qt_engine *e, qt_job **jobs, size_t n, qt_err *errs)
+{
+    enum { BATCH = 256 };
+    for (size_t off = 0; off < n; off += BATCH) {
+        size_t m = n - off < BATCH ? n - off : BATCH;
+        ejob *ej[BATCH];
+        qt_err r[BATCH];
+        for (size_t i = 0; i < m; i++) {   /* allocated outside the lock */
+            ej[i] = ejob_new(e, jobs[off + i]);
+            if (!ej[i])
+                qt_job_free(jobs[off + i]);
+        }
+        int queued = 0;
+        pthread_mutex_lock(&e->lock);
+        for (size_t i = 0; i < m; i++) {
+            r[i] = ej[i] ? submit_locked(e, ej[i]) : QT_ERR_NOMEM;
+            queued |= r[i] == QT_OK;
+        }
+        if (queued)
+            engine_loop_request_pump(e);
+        pthread_mutex_unlock(&e->lock);
+        for (size_t i = 0; i < m; i++) {
+            if (ej[i] && r[i] != QT_OK)
+                submit_refused(e, ej[i], r[i]);
+            if (errs)
+                errs[off + i] = r[i];
+        }
+    }
 }
 
 void qt_engine_submit_invalid(qt_engine *e, const char *id, const char *workflow, const char *reason)

@@ -179,7 +179,7 @@ static void stop(void)
     free(R);
 }
 
-static void submit(const char *id, const char *model, int prio)
+static qt_job *job_of(const char *id, const char *model, int prio)
 {
     char line[300];
     snprintf(line, sizeof line,
@@ -190,7 +190,12 @@ static void submit(const char *id, const char *model, int prio)
     cr_assert_eq(qt_job_parse(line, strlen(line), 1, CFG, &j, &rid, &rwf, err, sizeof err), QT_OK, "%s", err);
     free(rid);
     free(rwf);
-    cr_assert_eq(qt_engine_submit(E, j), QT_OK);
+    return j;
+}
+
+static void submit(const char *id, const char *model, int prio)
+{
+    cr_assert_eq(qt_engine_submit(E, job_of(id, model, prio)), QT_OK);
 }
 
 static int result_of(const char *id)
@@ -228,6 +233,45 @@ Test(engine_virtual, workers_bound_requests_in_flight_not_threads)
      * job is on the wire (not while 5,000 still wait for a slot). */
     cr_expect_eq(S->drains, 1);
     cr_expect_eq(S->sent_at_drain, 10000);
+    stop();
+}
+
+/* A batch (run's reader) is queued as one-by-one submits are: in order,
+ * each with its answer, a live duplicate id refused with an `invalid`
+ * result, batches larger than one lock's share split, every job one result. */
+Test(engine_virtual, submit_many_queues_a_batch_with_one_answer_each)
+{
+    start("{\"workers\": 1, \"state_dir\": \"\", " PROVIDER ","
+          " \"models\": {\"m\": {\"providers\": [\"p\"]}}}", 100);
+    enum { N = 600 };
+    qt_job **jobs = calloc(N, sizeof *jobs);
+    qt_err *errs = calloc(N, sizeof *errs);
+    char id[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "j%d", i == 300 ? 7 : i);   /* j7 twice: in different locks */
+        jobs[i] = job_of(id, "m", 5);
+    }
+    qt_job_free(jobs[5]);
+    jobs[5] = job_of("j4", "m", 5);   /* j4 twice in one lock */
+    qt_engine_submit_many(E, jobs, N, errs);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(errs[i], i == 5 || i == 300 ? QT_ERR_INVALID : QT_OK, "job %d: %d", i, errs[i]);
+    cr_assert_eq(R->n, 2, "the two duplicates have their results at once");
+    cr_assert_eq(R->st[0], QT_STATUS_INVALID);
+    cr_assert_eq(R->st[1], QT_STATUS_INVALID);
+    qt_engine_close_intake(E);
+    cr_assert_eq(qt_engine_run_virtual(E), QT_OK);
+    cr_assert_eq(R->n, N, "one result per job");
+    /* One worker: sent in the order submitted (all priority 5). */
+    cr_assert_str_eq(R->id[2], "j0");
+    cr_assert_str_eq(R->id[3], "j1");
+    cr_assert_str_eq(R->id[N - 1], "j599");
+    int ok = 0;
+    for (int i = 0; i < R->n; i++)
+        ok += R->st[i] == QT_STATUS_OK;
+    cr_assert_eq(ok, N - 2);
+    free(jobs);
+    free(errs);
     stop();
 }
 
