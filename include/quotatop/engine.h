@@ -253,6 +253,11 @@ int qt_engine_cache_answers_now(qt_engine *e, const qt_job *job);
 uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_chars,
                                     int max_tokens);
 size_t qt_engine_queue_depth(qt_engine *e);
+/* Both at once, with one take of the lock (serve's backpressure, once a
+ * request): returns the estimated wait and sets *depth (if not NULL) to the
+ * queue's depth. */
+uint64_t qt_engine_backpressure(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens,
+                                size_t *depth);
 int qt_engine_in_flight(qt_engine *e);   /* requests on the wire now */
 
 /* ---- readers ---- */

@@ -428,12 +428,25 @@ static void complete(engine_xfer *x)
         snprintf(act.error, sizeof act.error, "%s",
                  ej->job->cancel_requested ? QT_CANCELLED_BY_OPERATOR
                                            : "cancelled: quotatop is shutting down");
-    if (act.kind != FSM_FINISH && must_stop(e, ej)) {
-        finish_stopped(e, ej);
-    } else if (act.kind == FSM_FINISH) {
+    if (act.kind == FSM_FINISH) {
+        /* What follows the result is done first, so that the result is the
+         * last take of the lock (finish's own): one take fewer a request.
+         * finish counts this job done, hence the - 1. */
+        engine_loop_request_pump(e);
+        if (e->in_flight_jobs == 0 && e->stopping)
+            pthread_cond_broadcast(&e->done_cond);
+        ejob_release(ej);   /* start_send's; finish holds the record's own */
+        int drain = e->intake_closed && e->jobs - e->done - 1 <= (uint64_t)e->in_flight_jobs;
         pthread_mutex_unlock(&e->lock);
         engine_finish_action(e, ej, &act, &a);
-        pthread_mutex_lock(&e->lock);
+        if (drain)
+            drain_loop(&e->loops[x->loop]);
+        fsm_attempt_free(&a);
+        free(x);
+        return;
+    }
+    if (must_stop(e, ej)) {
+        finish_stopped(e, ej);
     } else if (act.kind == FSM_WAIT_TIMER) {
         ej->timer = qt_loop_timer_add(loop_of(e, ej), act.until, timer_fired, ej);
         if (ej->timer)
@@ -493,6 +506,9 @@ void engine_loop_send(ejob *ej)
     pthread_mutex_lock(&e->lock);
     int stop = must_stop(e, ej) || !x;
     int mi = ej->f.mi, pi = ej->f.pi;
+    /* From here a cancel aborts x: its abort_on_loop runs on this loop,
+     * after this function, when x has its handle (or complete() took it). */
+    ej->x = x;
     __atomic_store_n(&ej->streaming, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&ej->first_byte_ms, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&e->lock);
@@ -532,9 +548,6 @@ void engine_loop_send(ejob *ej)
         complete(x);
         return;
     }
-    pthread_mutex_lock(&e->lock);
-    ej->x = x;
-    pthread_mutex_unlock(&e->lock);
     x->handle = e->transport->post(e->loops[x->loop].conns[x->conn], x->url, (const char *const *)x->req.headers,
                                    x->req.n_headers, x->req.body, x->req.body_len,
                                    e->providers[pi].cfg->timeout_ms,

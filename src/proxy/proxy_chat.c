@@ -519,8 +519,8 @@ static int refused(px_req *r, struct MHD_Connection *c, qt_job *job, enum MHD_Re
     qt_proxy *px = r->px;
     const qt_config *cfg = px->cfg;
     qt_engine *e = px->engine;
-    size_t depth = qt_engine_queue_depth(e);
-    uint64_t wait = qt_engine_estimate_wait_ms(e, job->model_idx, job->prompt_chars, job->max_tokens);
+    size_t depth = 0;
+    uint64_t wait = qt_engine_backpressure(e, job->model_idx, job->prompt_chars, job->max_tokens, &depth);
     int full = (long)depth >= cfg->proxy.max_queue;
     int too_long = wait != UINT64_MAX && wait > (uint64_t)cfg->proxy.max_wait_ms;
     if (!full && !too_long)

@@ -13,13 +13,22 @@
  * in the one that resumes, so a resume never precedes its suspend and
  * never happens twice.
  *
- * The guard thread owns one epoll set. A suspended request's socket is in
- * it (EPOLLRDHUP, one-shot) and in watch[fd] -> r; a hang-up marks the
- * request gone and resumes it, so the handler closes the connection and
- * notify_completed cancels the job. Lock order: watch_mu is never held
- * while taking r->mu (the guard takes a reference under watch_mu, lets go,
- * then locks r), so r->mu -> watch_mu is allowed. A stale event (the fd
- * closed and reused) is harmless: the guard checks the socket itself.
+ * The guard thread owns one epoll set. Every connection's socket is in it
+ * from NOTIFY_STARTED to NOTIFY_CLOSED (EPOLLRDHUP, edge-triggered: one
+ * event when the peer hangs up, none for data), so a request that waits
+ * costs no epoll_ctl of ours (it was two a request: ADD at the suspend, DEL
+ * at the resume). A suspended request is in watch[fd] -> r. The guard's
+ * event sets hup[fd] and, if watch[fd] is a suspended request, marks it
+ * gone and resumes it, so the handler closes the connection and
+ * notify_completed cancels the job. A hang-up that came while nobody was
+ * suspended is in hup[fd]: the suspend that finds it re-arms the socket
+ * (EPOLL_CTL_MOD, which reports a hang-up already there), so the guard
+ * sees it again with the request in watch[]. watch[] and hup[] are under
+ * watch_mu, so a suspend and a hang-up event see each other whatever their
+ * order. Lock order: watch_mu is never held while taking r->mu (the guard
+ * takes a reference under watch_mu, lets go, then locks r), so r->mu ->
+ * watch_mu is allowed. A stale event (the fd closed and reused) is
+ * harmless: the guard checks the socket itself.
  *
  * Per address: connections are counted in one table for every daemon
  * (px_conn_accept, MHD's accept policy; the entry gives the count back).
@@ -141,6 +150,20 @@ void px_conn_ips_free(qt_proxy *px)
 
 /* ------------------------------------------------------------ connections */
 
+/* Puts pc's socket in the guard's set for the connection's life. */
+static void guard_add(qt_proxy *px, px_conn *pc)
+{
+    if (pc->fd < 0 || (size_t)pc->fd >= px->n_watch || px->guard_ep < 0)
+        return;
+    pthread_mutex_lock(&px->watch_mu);
+    px->hup[pc->fd] = 0;
+    pthread_mutex_unlock(&px->watch_mu);
+    struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET, .data.fd = pc->fd };
+    if (epoll_ctl(px->guard_ep, EPOLL_CTL_ADD, pc->fd, &ev) == 0
+        || (errno == EEXIST && epoll_ctl(px->guard_ep, EPOLL_CTL_MOD, pc->fd, &ev) == 0))
+        pc->guarded = 1;
+}
+
 void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
                     enum MHD_ConnectionNotificationCode code)
 {
@@ -162,6 +185,7 @@ void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
         memcpy(pc->ip, key, sizeof key);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         pc->fd = ci ? ci->connect_fd : -1;
+        guard_add(px, pc);
         pc->phase = PC_HEADERS;
         pc->deadline_ms = qt_now_ms() + px->headers_ms;
         pthread_mutex_lock(&px->conn_mu);
@@ -178,6 +202,8 @@ void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
     if (!pc)
         return;
     *socket_ctx = NULL;
+    if (pc->guarded)   /* MHD has not closed the fd yet */
+        epoll_ctl(px->guard_ep, EPOLL_CTL_DEL, pc->fd, NULL);
     pthread_mutex_lock(&px->conn_mu);
     if (pc->prev)
         pc->prev->next = pc->next;
@@ -229,15 +255,18 @@ void px_suspend_locked(px_req *r)
     qt_proxy *px = r->px;
     r->suspended = 1;
     MHD_suspend_connection(r->conn);
-    if (r->sock < 0 || (size_t)r->sock >= px->n_watch || px->guard_ep < 0)
+    if (r->sock < 0 || (size_t)r->sock >= px->n_watch || px->guard_ep < 0 || !r->pc
+        || !r->pc->guarded)
         return;
     pthread_mutex_lock(&px->watch_mu);
     px->watch[r->sock] = r;
+    int hup = px->hup[r->sock];
     pthread_mutex_unlock(&px->watch_mu);
-    struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLONESHOT, .data.fd = r->sock };
-    if (epoll_ctl(px->guard_ep, EPOLL_CTL_ADD, r->sock, &ev) && errno == EEXIST)
-        epoll_ctl(px->guard_ep, EPOLL_CTL_MOD, r->sock, &ev);
     r->watched = 1;
+    if (hup) {   /* hung up before: show the guard again, now that r is in watch[] */
+        struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET, .data.fd = r->sock };
+        epoll_ctl(px->guard_ep, EPOLL_CTL_MOD, r->sock, &ev);
+    }
 }
 
 void px_resume_locked(px_req *r)
@@ -255,7 +284,6 @@ void px_unwatch(px_req *r)
         return;
     qt_proxy *px = r->px;
     r->watched = 0;
-    epoll_ctl(px->guard_ep, EPOLL_CTL_DEL, r->sock, NULL);
     pthread_mutex_lock(&px->watch_mu);
     if (px->watch[r->sock] == r)
         px->watch[r->sock] = NULL;
@@ -275,6 +303,7 @@ static void on_hangup(qt_proxy *px, int fd)
     if (fd < 0 || (size_t)fd >= px->n_watch)
         return;
     pthread_mutex_lock(&px->watch_mu);
+    px->hup[fd] = 1;
     px_req *r = px->watch[fd];
     if (r)
         px_req_ref(r);   /* watch_mu is released before r->mu is taken */
@@ -339,7 +368,8 @@ int px_guard_start(qt_proxy *px)
     if (n > (1u << 20))
         n = 1u << 20;
     px->watch = calloc(n, sizeof *px->watch);
-    if (!px->watch)
+    px->hup = calloc(n, 1);
+    if (!px->watch || !px->hup)
         return -1;
     px->n_watch = n;
     px->guard_ep = epoll_create1(EPOLL_CLOEXEC);
@@ -362,6 +392,8 @@ void px_guard_stop(qt_proxy *px)
         close(px->guard_ep);
     px->guard_ep = -1;
     free(px->watch);
+    free(px->hup);
     px->watch = NULL;
+    px->hup = NULL;
     px->n_watch = 0;
 }

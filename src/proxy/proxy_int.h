@@ -117,6 +117,7 @@ typedef struct px_conn {
     int phase;                      /* px_phase (atomic): what the deadline is for */
     uint64_t deadline_ms;           /* atomic: qt_now_ms() after which the guard cuts it; 0 none */
     px_req *req;                    /* the request being handled, under px->conn_mu */
+    int guarded;                    /* its fd is in the guard's epoll set */
     unsigned char ip[17];           /* its address's key (px_ip), ip[0] 0: not counted */
 } px_conn;
 
@@ -153,8 +154,9 @@ struct qt_proxy {
     pthread_mutex_t conn_mu;        /* guards the conns list (not the fields' values) */
     px_conn *conns;
     pthread_mutex_t watch_mu;       /* guards watch[] */
-    px_req **watch;                 /* by fd: suspended requests whose socket the guard
-                                       watches for a hang-up */
+    px_req **watch;                 /* by fd: suspended requests, which a hang-up
+                                       the guard sees resumes */
+    unsigned char *hup;             /* by fd: the guard saw its peer hang up */
     size_t n_watch;
     int guard_ep;                   /* the guard's epoll set (-1 none) */
     int guard_stop;                 /* atomic */
@@ -295,7 +297,8 @@ void px_conn_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
 void px_conn_phase(qt_proxy *px, px_conn *pc, px_phase phase);
 
 /* Suspends r's connection (MHD thread, from the access handler or a content
- * reader) and watches its socket for a hang-up. Caller holds r->mu. */
+ * reader) and puts it in the guard's watch[], so a hang-up resumes it.
+ * Caller holds r->mu. */
 void px_suspend_locked(px_req *r);
 /* Resumes r's connection if suspended (any thread). Caller holds r->mu. */
 void px_resume_locked(px_req *r);

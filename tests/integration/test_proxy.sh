@@ -359,6 +359,26 @@ expect_eq "disconnect in flight: the worker is free before the upstream would an
 expect_eq "disconnect in flight: the job is cancelled" \
     "$(metric "$M" 'quotatop_jobs_total{workflow="default",status="cancelled"}')" 2
 
+# A client that hangs up the moment its request is out (FIN right behind the
+# body, so the hang-up can come before the request is suspended): still seen,
+# the transfer aborted and the job cancelled long before the 3 s answer.
+python3 - "$SERVE_PORT" "$PXTOKEN" "$(msg lag 20 bye)" <<'PY'
+import socket, sys, time
+port, token, body = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode()
+          + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+s.shutdown(socket.SHUT_WR)
+time.sleep(0.3)
+s.close()
+PY
+sleep 1
+M=$(metrics "${AUTH[@]}")
+expect_eq "hang-up right after the request: the worker is free before the upstream would answer" \
+    "$(metric "$M" quotatop_workers_busy)" 0
+expect_eq "hang-up right after the request: the job is cancelled" \
+    "$(metric "$M" 'quotatop_jobs_total{workflow="default",status="cancelled"}')" 3
+
 # SIGTERM while a client waits: it gets a 503, serve exits 0.
 curl -s -o "$TMP/term.body" -w '%{http_code}' "${AUTH[@]}" "$C" -d "$(msg slow 20 hi)" > "$TMP/term.code" &
 tp=$!
