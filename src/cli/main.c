@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "quotatop/jsonmem.h"
 
 static const char usage[] =
     "usage: quotatop <command> [options]      (quotatop --version)\n"
@@ -53,8 +54,12 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            qt_jsonmem_init();
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            qt_jsonmem_release();
+            return rc;
+        }
     fprintf(stderr, "quotatop: unknown command '%s'\n\n%s", argv[1], usage);
     return 2;
 }
