@@ -253,11 +253,18 @@ int qt_engine_cache_answers_now(qt_engine *e, const qt_job *job);
 uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_chars,
                                     int max_tokens);
 size_t qt_engine_queue_depth(qt_engine *e);
-/* Both at once, with one take of the lock (serve's backpressure, once a
- * request): returns the estimated wait and sets *depth (if not NULL) to the
- * queue's depth. */
-uint64_t qt_engine_backpressure(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens,
-                                size_t *depth);
+/* Backpressure and submit under one take of the lock (serve, once a
+ * request), so that the bound holds however many threads submit. Returns
+ * QT_ERR_LIMIT, the job still the caller's, when the queue already holds
+ * max_queue jobs, or when the job would wait longer than max_wait_ms for
+ * its limits (qt_engine_estimate_wait_ms) and the response cache would not
+ * answer it at once; QT_ERR_NOMEM when no record could be made (the job is
+ * freed, no result comes); else QT_OK: the engine has the job and gives it
+ * exactly one result (queued, or refused as qt_engine_submit refuses).
+ * *depth and *wait_ms (either may be NULL) get what was seen: the queue's
+ * depth before this job, and the wait (UINT64_MAX: unknown). */
+qt_err qt_engine_submit_bounded(qt_engine *e, qt_job *job, size_t max_queue, uint64_t max_wait_ms,
+                                size_t *depth, uint64_t *wait_ms);
 int qt_engine_in_flight(qt_engine *e);   /* requests on the wire now */
 
 /* ---- readers ---- */

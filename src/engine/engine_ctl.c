@@ -219,9 +219,10 @@ static uint64_t model_wait_ms(qt_engine *e, int mi, size_t prompt_chars, int max
     return w;
 }
 
-/* The wait of qt_engine_estimate_wait_ms; caller holds e->lock. */
-static uint64_t estimate_wait_locked(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens)
+uint64_t engine_estimate_wait_locked(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens)
 {
+    if (model_idx < 0 || (size_t)model_idx >= e->cfg->n_models)
+        return UINT64_MAX;
     uint64_t now = now_of(e);
     /* Over the whole fallback chain: a primary held for a minute after a
      * 429 does not make the request wait when its fallback is free. */
@@ -238,22 +239,8 @@ static uint64_t estimate_wait_locked(qt_engine *e, int model_idx, size_t prompt_
 
 uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens)
 {
-    return qt_engine_backpressure(e, model_idx, prompt_chars, max_tokens, NULL);
-}
-
-uint64_t qt_engine_backpressure(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens,
-                                size_t *depth)
-{
-    bool known = model_idx >= 0 && (size_t)model_idx < e->cfg->n_models;
-    if (!known && !depth)
-        return UINT64_MAX;
     pthread_mutex_lock(&e->lock);
-    uint64_t w = known ? estimate_wait_locked(e, model_idx, prompt_chars, max_tokens) : UINT64_MAX;
-    if (depth) {
-        qt_queue_counts qc;
-        qt_queue_counts_get(e->queue, &qc);
-        *depth = qc.total;
-    }
+    uint64_t w = engine_estimate_wait_locked(e, model_idx, prompt_chars, max_tokens);
     pthread_mutex_unlock(&e->lock);
     return w;
 }

@@ -233,6 +233,40 @@ void qt_engine_submit_many(qt_engine *e, qt_job **jobs, size_t n, qt_err *errs)
     }
 }
 
+qt_err qt_engine_submit_bounded(qt_engine *e, qt_job *job, size_t max_queue, uint64_t max_wait_ms,
+                                size_t *depth, uint64_t *wait_ms)
+{
+    ejob *ej = ejob_new(e, job);
+    if (!ej) {
+        qt_job_free(job);
+        return QT_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&e->lock);
+    qt_queue_counts qc;
+    qt_queue_counts_get(e->queue, &qc);
+    uint64_t w = engine_estimate_wait_locked(e, job->model_idx, job->prompt_chars, job->max_tokens);
+    int full = qc.total >= max_queue;
+    int too_long = w != UINT64_MAX && w > max_wait_ms;
+    /* Every model is down but @cache has this answer: it is answered at
+     * once (the wait estimated is the probe's, which it will not take). */
+    int refuse = full || (too_long && !fsm_cache_answers_now(&e->env, job, now_of(e)));
+    qt_err r = refuse ? QT_ERR_LIMIT : submit_locked(e, ej);
+    if (r == QT_OK)
+        engine_loop_request_pump(e);
+    pthread_mutex_unlock(&e->lock);
+    if (depth)
+        *depth = qc.total;
+    if (wait_ms)
+        *wait_ms = w;
+    if (refuse) {
+        ejob_free(ej);   /* the job is still the caller's */
+        return QT_ERR_LIMIT;
+    }
+    if (r != QT_OK)
+        submit_refused(e, ej, r);   /* its result (shutting down, duplicate id) */
+    return QT_OK;
+}
+
 void qt_engine_submit_invalid(qt_engine *e, const char *id, const char *workflow, const char *reason)
 {
     qt_job *job = calloc(1, sizeof *job);

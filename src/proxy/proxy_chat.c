@@ -512,23 +512,16 @@ static enum MHD_Result chat_job(px_req *r, struct MHD_Connection *c, qt_job **ou
     return MHD_YES;
 }
 
-/* Backpressure: a bounded queue, and no promise we cannot keep. Returns 1
- * when the job was refused (a 429 is queued in *ok, the job freed). */
-static int refused(px_req *r, struct MHD_Connection *c, qt_job *job, enum MHD_Result *ok)
+/* Backpressure: a bounded queue, and no promise we cannot keep. The engine
+ * refused the job (qt_engine_submit_bounded: QT_ERR_LIMIT) after seeing
+ * depth and wait: a 429 that says which and when to come back. Frees job. */
+static enum MHD_Result refuse(px_req *r, struct MHD_Connection *c, qt_job *job, size_t depth,
+                              uint64_t wait)
 {
     qt_proxy *px = r->px;
     const qt_config *cfg = px->cfg;
-    qt_engine *e = px->engine;
-    size_t depth = 0;
-    uint64_t wait = qt_engine_backpressure(e, job->model_idx, job->prompt_chars, job->max_tokens, &depth);
     int full = (long)depth >= cfg->proxy.max_queue;
     int too_long = wait != UINT64_MAX && wait > (uint64_t)cfg->proxy.max_wait_ms;
-    if (!full && !too_long)
-        return 0;
-    /* Every model is down but @cache has this answer: the engine answers
-     * at once (the wait estimated is the probe's, which it will not take). */
-    if (!full && qt_engine_cache_answers_now(e, job))
-        return 0;
     /* Retry when the wait would fit the client's patience again. */
     uint64_t ra_ms = wait == UINT64_MAX ? 1000
                      : too_long ? wait - (uint64_t)cfg->proxy.max_wait_ms : wait;
@@ -543,15 +536,13 @@ static int refused(px_req *r, struct MHD_Connection *c, qt_job *job, enum MHD_Re
     snprintf(model_name, sizeof model_name, "%s", job->model);
     qt_job_free(job);
     if (full)
-        *ok = px_answer_error(r, c, 429, "requests", "queue_full", NULL, h,
-                              "quotatop: the queue is full (%zu requests, proxy.max_queue %ld); "
-                              "retry after %s s", depth, cfg->proxy.max_queue, ra);
-    else
-        *ok = px_answer_error(r, c, 429, "requests", "rate_limit_exceeded", NULL, h,
-                              "quotatop: rate limit of %s: the estimated wait of %llu ms exceeds "
-                              "proxy.max_wait_ms (%ld ms); retry after %s s", model_name,
-                              (unsigned long long)wait, cfg->proxy.max_wait_ms, ra);
-    return 1;
+        return px_answer_error(r, c, 429, "requests", "queue_full", NULL, h,
+                               "quotatop: the queue is full (%zu requests, proxy.max_queue %ld); "
+                               "retry after %s s", depth, cfg->proxy.max_queue, ra);
+    return px_answer_error(r, c, 429, "requests", "rate_limit_exceeded", NULL, h,
+                           "quotatop: rate limit of %s: the estimated wait of %llu ms exceeds "
+                           "proxy.max_wait_ms (%ld ms); retry after %s s", model_name,
+                           (unsigned long long)wait, cfg->proxy.max_wait_ms, ra);
 }
 
 enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
@@ -559,10 +550,11 @@ enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
     px_count(&r->px->st.by_endpoint[px_route_endpoint(r->route)], 1);
     qt_job *job;
     enum MHD_Result ok = chat_job(r, c, &job);
-    if (!job || refused(r, c, job, &ok))
+    if (!job)
         return ok;
     qt_proxy *px = r->px;
     qt_engine *e = px->engine;
+    const qt_config *cfg = px->cfg;
     r->sink.on_chunk = on_chunk;
     r->sink.ud = r;
     job->stream = r->stream ? &r->sink : NULL;
@@ -573,7 +565,25 @@ enum MHD_Result px_chat(px_req *r, struct MHD_Connection *c)
     r->submitted = 1;
     pthread_mutex_unlock(&r->mu);
     px_gauge(&px->answering, 1);     /* until notify_completed */
-    qt_engine_submit(e, job);     /* may answer at once (shutting down) */
+    size_t depth = 0;
+    uint64_t wait = 0;
+    size_t max_queue = cfg->proxy.max_queue > 0 ? (size_t)cfg->proxy.max_queue : 0;
+    uint64_t max_wait = cfg->proxy.max_wait_ms > 0 ? (uint64_t)cfg->proxy.max_wait_ms : 0;
+    /* may answer at once (shutting down) */
+    qt_err sr = qt_engine_submit_bounded(e, job, max_queue, max_wait, &depth, &wait);
+    if (sr == QT_ERR_LIMIT || sr == QT_ERR_NOMEM) {
+        /* Not the engine's: no result will come, so the request is ours again. */
+        pthread_mutex_lock(&r->mu);
+        r->submitted = 0;
+        r->job = NULL;
+        pthread_mutex_unlock(&r->mu);
+        px_gauge(&px->answering, -1);
+        px_req_unref(r);          /* the job's reference (the handler's own holds r) */
+        if (sr == QT_ERR_LIMIT)
+            return refuse(r, c, job, depth, wait);
+        return px_answer_error(r, c, 503, "server_error", "out_of_memory", NULL, NULL,
+                               "quotatop: out of memory");   /* the engine freed the job */
+    }
 
     pthread_mutex_lock(&r->mu);
     int ready = answer_ready(r);

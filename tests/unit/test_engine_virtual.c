@@ -275,6 +275,45 @@ Test(engine_virtual, submit_many_queues_a_batch_with_one_answer_each)
     stop();
 }
 
+/* serve's backpressure: the queue bound and the wait bound refuse a job
+ * under the same take of the lock that would queue it, the refused job is
+ * still the caller's (no result for it), and what was seen comes back. */
+Test(engine_virtual, submit_bounded_refuses_past_the_queue_or_wait_bound)
+{
+    /* 60 RPM, headroom 1, no burst: after one admission the next waits 1 s. */
+    start("{\"workers\": 1, \"state_dir\": \"\", \"limits\": {\"headroom\": 1.0, \"burst_ms\": 0}, "
+          PROVIDER ", \"models\": {\"m\": {\"providers\": [\"p\"], \"rpm\": 60}}}", 100);
+    size_t depth = 99;
+    uint64_t wait = 99;
+    cr_assert_eq(qt_engine_submit_bounded(E, job_of("a", "m", 5), 2, 60000, &depth, &wait), QT_OK);
+    cr_assert_eq(depth, 0);
+    cr_assert_eq(wait, 0, "nothing admitted yet: no wait");
+    cr_assert_eq(qt_engine_submit_bounded(E, job_of("b", "m", 5), 2, 60000, &depth, &wait), QT_OK);
+    cr_assert_eq(depth, 1);
+    qt_job *c = job_of("c", "m", 5);
+    cr_assert_eq(qt_engine_submit_bounded(E, c, 2, 60000, &depth, &wait), QT_ERR_LIMIT);
+    cr_assert_eq(depth, 2, "refused on the queue's depth");
+    cr_assert_str_eq(c->id, "c", "the refused job is still the caller's");
+    qt_job_free(c);
+    /* "a" is sent: the next admission of m is 1 s away. */
+    cr_assert_eq(qt_engine_run_virtual(E), QT_OK);
+    cr_assert_geq(R->n, 1);
+    qt_job *d = job_of("d", "m", 5);
+    cr_assert_eq(qt_engine_submit_bounded(E, d, 100, 10, &depth, &wait), QT_ERR_LIMIT,
+                 "a wait past max_wait_ms is refused");
+    cr_assert_gt(wait, 10);
+    cr_assert_leq(wait, 1000);
+    qt_job_free(d);
+    cr_assert_eq(qt_engine_submit_bounded(E, job_of("e", "m", 5), 100, 5000, NULL, NULL), QT_OK,
+                 "the same wait within max_wait_ms is queued");
+    qt_engine_close_intake(E);
+    cr_assert_eq(qt_engine_run_virtual(E), QT_OK);
+    cr_assert_eq(R->n, 3, "a, b and e have one result each; c and d none");
+    cr_assert_eq(result_of("c"), -1);
+    cr_assert_eq(result_of("d"), -1);
+    stop();
+}
+
 Test(engine_virtual, rpm_pacing_is_exact)
 {
     /* 600 RPM with headroom 1: one admission every 100 ms. */
