@@ -242,23 +242,15 @@ qt_err qt_engine_reprioritize(qt_engine *e, const char *job_id, int priority);
 qt_err qt_engine_scale_limit(qt_engine *e, const char *name, int is_provider, char which,
                              double factor);
 
-/* 1 when this job, submitted now, would be answered from the response cache
- * at once (its chain ends in @cache, none of its models is available, the
- * cache holds its answer): proxy backpressure does not refuse it for a long
- * estimated wait. Any thread (takes the engine's lock). */
-int qt_engine_cache_answers_now(qt_engine *e, const qt_job *job);
-
-/* How long a job of this model and size would wait for the limiter now (ms),
- * for proxy backpressure. UINT64_MAX when unknown (blocked on concurrency). */
-uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_chars,
-                                    int max_tokens);
 size_t qt_engine_queue_depth(qt_engine *e);
 /* Backpressure and submit under one take of the lock (serve, once a
  * request), so that the bound holds however many threads submit. Returns
  * QT_ERR_LIMIT, the job still the caller's, when the queue already holds
  * max_queue jobs, or when the job would wait longer than max_wait_ms for
- * its limits (qt_engine_estimate_wait_ms) and the response cache would not
- * answer it at once; QT_ERR_NOMEM when no record could be made (the job is
+ * its limits (over its whole fallback chain; unknown when blocked on
+ * concurrency) and the response cache would not answer it at once (its
+ * chain ends in @cache, none of its models is available, the cache holds
+ * its answer); QT_ERR_NOMEM when no record could be made (the job is
  * freed, no result comes); else QT_OK: the engine has the job and gives it
  * exactly one result (queued, or refused as qt_engine_submit refuses).
  * *depth and *wait_ms (either may be NULL) get what was seen: the queue's

@@ -237,24 +237,6 @@ uint64_t engine_estimate_wait_locked(qt_engine *e, int model_idx, size_t prompt_
     return w;
 }
 
-uint64_t qt_engine_estimate_wait_ms(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens)
-{
-    pthread_mutex_lock(&e->lock);
-    uint64_t w = engine_estimate_wait_locked(e, model_idx, prompt_chars, max_tokens);
-    pthread_mutex_unlock(&e->lock);
-    return w;
-}
-
-int qt_engine_cache_answers_now(qt_engine *e, const qt_job *job)
-{
-    if (job == NULL || job->model_idx < 0 || (size_t)job->model_idx >= e->cfg->n_models)
-        return 0;
-    pthread_mutex_lock(&e->lock);
-    int yes = fsm_cache_answers_now(&e->env, job, now_of(e));
-    pthread_mutex_unlock(&e->lock);
-    return yes;
-}
-
 size_t qt_engine_queue_depth(qt_engine *e)
 {
     pthread_mutex_lock(&e->lock);

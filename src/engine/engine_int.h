@@ -168,7 +168,9 @@ static inline int max_tokens_of(const qt_engine *e, const qt_job *job, int mi)
 /* engine_view.c (lock held unless said) */
 /* A new record for job (not linked), or NULL when out of memory. */
 ejob *ejob_new(qt_engine *e, qt_job *job);
-/* qt_engine_estimate_wait_ms with the lock held (engine_ctl.c). */
+/* How long a job of this model and size would wait for the limiter now
+ * (ms), over its fallback chain; UINT64_MAX when unknown (blocked on
+ * concurrency). Lock held (engine_ctl.c; qt_engine_submit_bounded). */
 uint64_t engine_estimate_wait_locked(qt_engine *e, int model_idx, size_t prompt_chars, int max_tokens);
 /* Frees the record (not the job). */
 void ejob_free(ejob *ej);

@@ -353,11 +353,14 @@ expect_le "disconnect: ... at once" "$ms" 1500
 curl -s -o /dev/null --max-time 0.5 "${AUTH[@]}" "$C" -d "$(msg lag 20 bye)"; rc=$?
 expect_eq "disconnect in flight: curl gave up" "$rc" 28
 sleep 1.8
-M=$(metrics "${AUTH[@]}")
-expect_eq "disconnect in flight: the worker is free before the upstream would answer" \
-    "$(metric "$M" quotatop_workers_busy)" 0
-expect_eq "disconnect in flight: the job is cancelled" \
-    "$(metric "$M" 'quotatop_jobs_total{workflow="default",status="cancelled"}')" 2
+# freed_and_cancelled NAME N: no worker busy, N jobs cancelled so far
+freed_and_cancelled() {
+    local m; m=$(metrics "${AUTH[@]}")
+    expect_eq "$1: the worker is free before the upstream would answer" "$(metric "$m" quotatop_workers_busy)" 0
+    expect_eq "$1: the job is cancelled" \
+        "$(metric "$m" 'quotatop_jobs_total{workflow="default",status="cancelled"}')" "$2"
+}
+freed_and_cancelled "disconnect in flight" 2
 
 # A client that hangs up the moment its request is out (FIN right behind the
 # body, so the hang-up can come before the request is suspended): still seen,
@@ -373,11 +376,7 @@ time.sleep(0.3)
 s.close()
 PY
 sleep 1
-M=$(metrics "${AUTH[@]}")
-expect_eq "hang-up right after the request: the worker is free before the upstream would answer" \
-    "$(metric "$M" quotatop_workers_busy)" 0
-expect_eq "hang-up right after the request: the job is cancelled" \
-    "$(metric "$M" 'quotatop_jobs_total{workflow="default",status="cancelled"}')" 3
+freed_and_cancelled "hang-up right after the request" 3
 
 # SIGTERM while a client waits: it gets a 503, serve exits 0.
 curl -s -o "$TMP/term.body" -w '%{http_code}' "${AUTH[@]}" "$C" -d "$(msg slow 20 hi)" > "$TMP/term.code" &
