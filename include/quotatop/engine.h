@@ -169,6 +169,8 @@ typedef struct {
     int paused;
     int workers, busy;
     size_t queued;
+    size_t waiting;              /* taken from the queue, not on the wire: waiting on a limit key,
+                                    a backoff, a circuit probe or a fleet slot (or being routed) */
     uint64_t jobs, done, ok, failed, rejected, cancelled, invalid;
     uint64_t by_endpoint[QT_ENDPOINT_COUNT];   /* jobs submitted, by qt_endpoint */
     uint64_t requests, retries, upstream_429, fallbacks, circuit_transitions, cache_hits;

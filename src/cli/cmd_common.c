@@ -93,7 +93,7 @@ void qt_cmd_print_progress(FILE *out, const qt_engine_snapshot *s)
             (unsigned long long)s->jobs, (unsigned long long)s->ok, (unsigned long long)s->failed,
             (unsigned long long)s->rejected, (unsigned long long)s->cancelled,
             (unsigned long long)s->invalid);
-    fprintf(out, " | queue %zu busy %d/%d", s->queued, s->busy, s->workers);
+    fprintf(out, " | queue %zu waiting %zu busy %d/%d", s->queued, s->waiting, s->busy, s->workers);
     for (size_t i = 0; i < s->n_rows; i++) {
         const qt_engine_row *r = &s->rows[i];
         if (r->is_provider || (r->requests == 0 && r->requests_60s == 0))
@@ -102,7 +102,9 @@ void qt_cmd_print_progress(FILE *out, const qt_engine_snapshot *s)
         fmt_limit(rpm, sizeof rpm, (double)r->requests_60s, r->rpm);
         fmt_limit(tpm, sizeof tpm, (double)r->tokens_60s, r->tpm);
         fprintf(out, " | %s rpm %s tpm %s", r->name, rpm, tpm);
-        if (strcmp(r->circuit, "CLOSED"))
+        if (!strcmp(r->circuit, "OPEN"))   /* its jobs wait for the probe: say when */
+            fprintf(out, " OPEN probe in %llus", (unsigned long long)((r->next_probe_in_ms + 999) / 1000));
+        else if (strcmp(r->circuit, "CLOSED"))
             fprintf(out, " %s", r->circuit);
     }
     fprintf(out, " | $%.4f", s->cost_usd);

@@ -58,7 +58,8 @@ static const field wf_f[] = {
 
 static const field snap_f[] = {
     U(qt_engine_snapshot, uptime_ms), I(qt_engine_snapshot, paused), I(qt_engine_snapshot, workers),
-    I(qt_engine_snapshot, busy), Z(qt_engine_snapshot, queued), U(qt_engine_snapshot, jobs),
+    I(qt_engine_snapshot, busy), Z(qt_engine_snapshot, queued), Z(qt_engine_snapshot, waiting),
+    U(qt_engine_snapshot, jobs),
     U(qt_engine_snapshot, done), U(qt_engine_snapshot, ok), U(qt_engine_snapshot, failed),
     U(qt_engine_snapshot, rejected), U(qt_engine_snapshot, cancelled), U(qt_engine_snapshot, invalid),
     U(qt_engine_snapshot, requests), U(qt_engine_snapshot, retries), U(qt_engine_snapshot, upstream_429),

@@ -363,6 +363,8 @@ qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *s)
     qt_queue_counts qc;
     qt_queue_counts_get(e->queue, &qc);
     s->queued = qc.total;
+    size_t taken = e->n_live > qc.total ? e->n_live - qc.total : 0;
+    s->waiting = taken > (size_t)e->in_flight_jobs ? taken - (size_t)e->in_flight_jobs : 0;
     s->jobs = e->jobs;
     memcpy(s->by_endpoint, e->by_endpoint, sizeof s->by_endpoint);
     s->done = e->done;

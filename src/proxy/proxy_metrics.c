@@ -177,15 +177,18 @@ static void jobs_section(out_t *o, const qt_engine_snapshot *s_, const qt_metric
         }
     family(o, "quotatop_queue_depth", "gauge", "Jobs waiting in the queue (not yet taken by a worker).");
     sample_u(o, "quotatop_queue_depth", NULL, s_->queued);
+    family(o, "quotatop_jobs_waiting", "gauge",
+           "Jobs taken from the queue and not on the wire: waiting on a limit, a backoff or a circuit probe.");
+    sample_u(o, "quotatop_jobs_waiting", NULL, s_->waiting);
     family(o, "quotatop_in_flight", "gauge", "Upstream requests on the wire now.");
     int in_flight = 0;
     for (size_t i = 0; i < s_->n_rows; i++)
         if (s_->rows[i].is_provider)
             in_flight += s_->rows[i].in_flight;
     sample_u(o, "quotatop_in_flight", NULL, (uint64_t)in_flight);
-    family(o, "quotatop_workers_busy", "gauge", "Workers carrying a job (sending or waiting for capacity).");
+    family(o, "quotatop_workers_busy", "gauge", "Requests on the wire, counted against workers.");
     sample_u(o, "quotatop_workers_busy", NULL, (uint64_t)s_->busy);
-    family(o, "quotatop_workers", "gauge", "Worker threads.");
+    family(o, "quotatop_workers", "gauge", "The most requests in flight at once (workers).");
     sample_u(o, "quotatop_workers", NULL, (uint64_t)s_->workers);
     family(o, "quotatop_paused", "gauge", "1 while dispatch is paused.");
     sample_u(o, "quotatop_paused", NULL, (uint64_t)s_->paused);

@@ -81,6 +81,8 @@ static void draw_header(ui_state *ui, WINDOW *w)
     seg(ui, w, 0, &x, QT_ROLE_HEADER, b);
     snprintf(b, sizeof b, "queue %zu", s->queued);
     seg(ui, w, 0, &x, QT_ROLE_HEADER, b);
+    snprintf(b, sizeof b, "waiting %zu", s->waiting);
+    seg(ui, w, 0, &x, QT_ROLE_HEADER, b);
     double rate = done_rate(ui);
     snprintf(b, sizeof b, "jobs %llu/%llu", (unsigned long long)s->done, (unsigned long long)s->jobs);
     seg(ui, w, 0, &x, QT_ROLE_HEADER, b);

@@ -66,3 +66,38 @@ expect_eq "flaky: every 5xx was retried" "$(json_get "$TMP/flaky.sum" 'd["retrie
 expect_eq "flaky: requests agree with the upstream" \
     "$(json_get "$TMP/flaky.sum" 'd["requests"]')" "$(mock_stat 'd["models"]["flaky"]["requests"]')"
 expect_eq "flaky: the circuit stayed closed" "$(json_get "$TMP/flaky.sum" 'd["models"]["flaky"]["circuit"]')" "CLOSED"
+
+# --- jobs that wait on an open circuit are counted: a chain with no
+# fallback whose only model is down holds its jobs for the probe (cooldown
+# 60 s); the progress line, the attached dashboard's snapshot and the
+# results on shutdown all account for them
+python3 - "$TMP/cfg.json" "$TMP/lone.json" "$TMP/st" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["state_dir"] = sys.argv[3]
+c["models"]["lone"] = {"providers": ["mock"], "upstream_model": "primary"}
+c["retry"]["max_attempts"] = 1
+json.dump(c, open(sys.argv[2], "w"))
+PY
+gen_jobs 50 lone 16 > "$TMP/lone.jsonl"
+bg "$QT_BIN" run -c "$TMP/lone.json" --headless -o "$TMP/lone.out" "$TMP/lone.jsonl" 2>"$TMP/lone.err"
+lone_pid=$BG_PID
+for i in $(seq 1 60); do grep -q "OPEN probe in" "$TMP/lone.err" 2>/dev/null && break; sleep 0.1; done
+sleep 1.2
+line=$(grep "OPEN probe in" "$TMP/lone.err" | tail -1)
+echo "lone: $line"
+done_n=$(echo "$line" | sed -n 's/.*done \([0-9]*\)\/50.*/\1/p')
+waiting=$(echo "$line" | sed -n 's/.* waiting \([0-9]*\) .*/\1/p')
+expect_ge "lone: some jobs failed before the circuit opened" "${done_n:-0}" 1
+expect_eq "lone: the progress line counts every job held for the probe as waiting" "${waiting:-}" "$((50 - ${done_n:-0}))"
+expect_contains "lone: it says when the probe goes" "$line" "OPEN probe in 5"
+expect_contains "lone: the queue itself is empty" "$line" "queue 0 "
+snap=$("$QT_BIN" top -c "$TMP/lone.json" --json 2>&1)
+expect_eq "lone: an attached dashboard's snapshot has the same count" \
+    "$(echo "$snap" | json_get - 'd["snapshot"]["waiting"] + d["snapshot"]["done"]')" 50
+expect_eq "lone: each of them is listed as wait-probe" \
+    "$(echo "$snap" | json_get - 'sum(1 for j in d["jobs"] if j["state"] == "wait-probe")')" \
+    "$(echo "$snap" | json_get - 'd["snapshot"]["waiting"]')"
+kill -TERM "$lone_pid"; wait "$lone_pid" 2>/dev/null
+expect_eq "lone: on shutdown every job has exactly one result" "$(unique_ids "$TMP/lone.out"):$(wc -l < "$TMP/lone.out")" "50:50"
+expect_eq "lone: the waiting ones are cancelled" "$(results_count "$TMP/lone.out" cancelled)" "$((50 - ${done_n:-0}))"

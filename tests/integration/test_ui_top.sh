@@ -55,6 +55,10 @@ wait_for top "queued" 5
 s=$(cap top)
 for p in LIMITS JOBS WORKFLOWS EVENTS alpha beta; do expect_contains "top: shows $p" "$s" "$p"; done
 expect_contains "top: JOBS lists the waiting requests" "$s" "queued"
+check "top: the header counts the jobs taken from the queue that wait" \
+    grep -Eq "waiting [0-9]+" <<<"$(echo "$s" | head -2)"
+expect_eq "top: queued + waiting + on the wire = every job without a result" \
+    "$("$QT_BIN" top -c "$TMP/cfg.json" --json | json_get - "(lambda s: s['queued'] + s['waiting'] + s['busy'] - (s['jobs'] - s['done']))(d['snapshot'])")" 0
 
 # keys act on the server: p pauses its dispatch
 tm send-keys -t top p
