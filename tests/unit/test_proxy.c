@@ -120,6 +120,7 @@ Test(proxy, metrics_text_of_an_idle_engine)
     static const char *const fams[] = {
         "# TYPE quotatop_requests_total counter", "# TYPE quotatop_upstream_429_total counter",
         "# TYPE quotatop_circuit_state gauge", "# TYPE quotatop_queue_depth gauge",
+        "# TYPE quotatop_jobs_waiting gauge",
         "# TYPE quotatop_limit gauge", "# TYPE quotatop_used gauge",
         "# TYPE quotatop_request_duration_seconds histogram",
     };

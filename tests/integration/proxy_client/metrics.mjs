@@ -19,7 +19,8 @@ const byName = Object.fromEntries(fams.map((f) => [f.name, f]));
 const want = {
   quotatop_requests_total: 'COUNTER', quotatop_upstream_429_total: 'COUNTER',
   quotatop_retries_total: 'COUNTER', quotatop_fallbacks_total: 'COUNTER',
-  quotatop_circuit_state: 'GAUGE', quotatop_queue_depth: 'GAUGE', quotatop_tokens_total: 'COUNTER',
+  quotatop_circuit_state: 'GAUGE', quotatop_queue_depth: 'GAUGE', quotatop_jobs_waiting: 'GAUGE',
+  quotatop_tokens_total: 'COUNTER',
   quotatop_spend_usd_total: 'COUNTER', quotatop_limit: 'GAUGE', quotatop_used: 'GAUGE',
   quotatop_request_duration_seconds: 'HISTOGRAM', quotatop_jobs_total: 'COUNTER',
 };
