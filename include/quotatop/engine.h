@@ -260,6 +260,8 @@ size_t qt_engine_queue_depth(qt_engine *e);
 qt_err qt_engine_submit_bounded(qt_engine *e, qt_job *job, size_t max_queue, uint64_t max_wait_ms,
                                 size_t *depth, uint64_t *wait_ms);
 int qt_engine_in_flight(qt_engine *e);   /* requests on the wire now */
+/* Jobs submitted that have no result yet (queued, waiting or on the wire). */
+size_t qt_engine_unfinished(qt_engine *e);
 
 /* ---- readers ---- */
 qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *out);

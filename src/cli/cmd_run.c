@@ -6,9 +6,15 @@
  * live); the engine's workers produce results, written by the on_result
  * callback one flushed line at a time; the main thread shows progress (the
  * dashboard, or one line per second on stderr) and watches the signal flag.
+ * The reader keeps at most read_ahead jobs without a result (twice
+ * `workers`, at least READ_AHEAD_MIN) and reads on as they finish, so a file
+ * of millions of lines runs in the memory of read_ahead jobs; priorities
+ * order the jobs read so far.
  * SIGINT/SIGTERM stop intake, give requests in flight a short grace and
- * cancel the rest; a second SIGINT cancels at once. Either way every job gets
- * exactly one result line before the process exits.
+ * cancel the rest; the unread lines of a regular file are still read, each
+ * getting its `cancelled` (or `invalid`) line at once. A second SIGINT
+ * cancels at once and stops reading. Every job read gets exactly one result
+ * line before the process exits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +38,7 @@
 #include "quotatop/trace.h"
 
 #define GRACE_MS 2000
+#define READ_AHEAD_MIN 50000   /* jobs held without a result before reading on */
 
 typedef struct {
     qt_engine *engine;
@@ -39,7 +46,9 @@ typedef struct {
     int fd;                     /* jobs input */
     qt_idset *skip;             /* --resume: ids already ok */
     qt_idset *seen;             /* ids of this input's valid jobs -> their line */
-    volatile int stop;          /* set by main: stop reading */
+    int stop;                   /* set by main (__atomic): stop reading */
+    size_t read_ahead;          /* the most jobs without a result before the next read */
+    int regular;                /* a regular file: on stop its unread lines get results */
     size_t skipped;
     int read_error;
     qt_job *batch[256];         /* valid jobs read, not yet submitted */
@@ -95,6 +104,25 @@ static void take_line(reader *rd, char *line, size_t len, long line_no)
     free(wf);
 }
 
+static int stopping(reader *rd) { return __atomic_load_n(&rd->stop, __ATOMIC_ACQUIRE); }
+
+/* Reading ends now: a pipe on stop (its writer may never close it), or a
+ * second signal ("stop now"). A regular file is read to its end on a first
+ * signal, each line getting its result at once (the intake is closed). */
+static int quit_now(reader *rd)
+{
+    return stopping(rd) && (!rd->regular || qt_cmd_signal_count() >= 2);
+}
+
+/* Waits while the engine holds read_ahead jobs without a result, so a file
+ * of millions of lines costs the memory of read_ahead jobs, not of all of
+ * them. Polls: 2 ms of sleep is nothing next to a request's time. */
+static void wait_room(reader *rd)
+{
+    while (!stopping(rd) && qt_engine_unfinished(rd->engine) >= rd->read_ahead)
+        usleep(2000);
+}
+
 /* Reads lines with poll() so the thread notices `stop` even on an idle pipe. */
 static void *reader_main(void *arg)
 {
@@ -102,7 +130,14 @@ static void *reader_main(void *arg)
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
     long line_no = 0;
-    while (buf && !rd->stop) {
+    int draining = 0;   /* stopped: the rest of the file gets `cancelled` lines */
+    while (buf && !quit_now(rd)) {
+        if (!draining && stopping(rd)) {
+            draining = 1;
+            qt_engine_close_intake(rd->engine);
+        }
+        if (!draining)
+            wait_room(rd);
         struct pollfd pfd = { .fd = rd->fd, .events = POLLIN };
         int pr = poll(&pfd, 1, 100);
         if (pr < 0 && errno == EINTR)
@@ -138,7 +173,7 @@ static void *reader_main(void *arg)
         memmove(buf, buf + start, len - start);
         len -= start;
     }
-    if (buf && len > 0 && !rd->stop) {   /* a last line without a newline */
+    if (buf && len > 0 && !quit_now(rd)) {   /* a last line without a newline */
         buf[len] = '\0';
         take_line(rd, buf, len, ++line_no);
     }
@@ -352,7 +387,14 @@ int qt_cmd_run(int argc, char **argv)
         fprintf(stderr, "quotatop run: --resume: %zu jobs already ok in %s are skipped\n",
                 qt_idset_count(skip), out_path);
 
-    reader rd = { .engine = e, .cfg = cfg, .fd = fd, .skip = skip, .seen = qt_idset_new() };
+    /* Read ahead: twice the requests in flight, so capacity that frees
+     * always finds jobs, and at least READ_AHEAD_MIN so priorities order a
+     * good stretch of the file. */
+    size_t in_flight_max = (size_t)(workers > 0 ? workers : cfg->workers);
+    struct stat st;
+    reader rd = { .engine = e, .cfg = cfg, .fd = fd, .skip = skip, .seen = qt_idset_new(),
+                  .read_ahead = 2 * in_flight_max > READ_AHEAD_MIN ? 2 * in_flight_max : READ_AHEAD_MIN,
+                  .regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) };
     pthread_t rt;
     pthread_create(&rt, NULL, reader_main, &rd);
 
@@ -361,7 +403,7 @@ int qt_cmd_run(int argc, char **argv)
     qt_cmd_ctl_listen(ctl, cfg, "quotatop run", "run");
     qt_cmd_watch(e, ctl, interactive ? "run" : NULL, t0, headless || !interactive, stay, verbose);
 
-    rd.stop = 1;
+    __atomic_store_n(&rd.stop, 1, __ATOMIC_RELEASE);
     if (qt_cmd_signal_count()) {
         /* Stop dispatching; requests in flight get a grace period unless a
          * second signal asks to stop at once. */

@@ -256,6 +256,14 @@ int qt_engine_in_flight(qt_engine *e)
     return n;
 }
 
+size_t qt_engine_unfinished(qt_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    size_t n = e->n_live;
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
 size_t qt_engine_queue_head(qt_engine *e, qt_queue_view *out, size_t max)
 {
     pthread_mutex_lock(&e->lock);

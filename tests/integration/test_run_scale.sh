@@ -67,3 +67,36 @@ PY
 )
 echo "scale: $tw sockets in TIME_WAIT towards the mock after the run"
 expect_le "scale: the run leaves no TIME_WAIT behind (reset at exit)" "$tw" 50
+
+# --- a jobs file far longer than the read-ahead: `run` reads it as its jobs
+# finish (at most max(2 x workers, 50,000) without a result), so a file of
+# millions of lines does not cost the memory of all of them; on a signal the
+# lines not read yet still get their one `cancelled` result each.
+LONG=60000 AHEAD=50000
+start_mock --latency-ms 1000
+cat > "$TMP/long.json" <<JSON
+{"workers": 100, "state_dir": "",
+ "providers": {"mock": {"kind": "openai", "base_url": "$MOCK_URL/v1", "timeout_ms": 30000}},
+ "models": {"m": {"providers": ["mock"]}}}
+JSON
+gen_jobs $LONG m 16 > "$TMP/long.jsonl"
+"$QT_BIN" run -c "$TMP/long.json" --headless -o "$TMP/long.out" "$TMP/long.jsonl" 2>"$TMP/long.err" &
+lpid=$!
+# held = jobs read - jobs done, from the progress line
+held() { tail -1 "$TMP/long.err" | sed -n 's/.*done \([0-9]*\)\/\([0-9]*\) .*/\2 \1/p' | awk '{print $1 - $2}'; }
+for i in $(seq 1 300); do h=$(held); [ "${h:-0}" -ge $AHEAD ] && break; sleep 0.1; done
+sleep 1.5
+line=$(tail -1 "$TMP/long.err")
+echo "long: $line"
+h=$(held)
+expect_ge "long: it reads ahead the whole read-ahead" "${h:-0}" $AHEAD
+expect_le "long: ... and no further (one read's lines at most)" "${h:-999999}" $((AHEAD + 1000))
+expect_le "long: the rest of the file is not read yet" \
+    "$(echo "$line" | sed -n 's/.*done [0-9]*\/\([0-9]*\) .*/\1/p')" $((AHEAD + 2000))
+kill -INT $lpid; wait $lpid
+ok=$(results_count "$TMP/long.out" ok)
+echo "long: $ok ok before the signal"
+expect_eq "long: on a signal every line of the file has exactly one result" \
+    "$(unique_ids "$TMP/long.out"):$(wc -l < "$TMP/long.out")" "$LONG:$LONG"
+expect_ge "long: some were answered" "$ok" 100
+expect_eq "long: the rest are cancelled" "$(results_count "$TMP/long.out" cancelled)" $((LONG - ok))
