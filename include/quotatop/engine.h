@@ -262,6 +262,8 @@ qt_err qt_engine_submit_bounded(qt_engine *e, qt_job *job, size_t max_queue, uin
 int qt_engine_in_flight(qt_engine *e);   /* requests on the wire now */
 /* Jobs submitted that have no result yet (queued, waiting or on the wire). */
 size_t qt_engine_unfinished(qt_engine *e);
+/* `workers` as the engine resolved it (opts, else the config): requests in flight at most. */
+int qt_engine_workers(const qt_engine *e);
 
 /* ---- readers ---- */
 qt_err qt_engine_snapshot_take(qt_engine *e, qt_engine_snapshot *out);

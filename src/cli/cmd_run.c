@@ -390,7 +390,7 @@ int qt_cmd_run(int argc, char **argv)
     /* Read ahead: twice the requests in flight, so capacity that frees
      * always finds jobs, and at least READ_AHEAD_MIN so priorities order a
      * good stretch of the file. */
-    size_t in_flight_max = (size_t)(workers > 0 ? workers : cfg->workers);
+    size_t in_flight_max = (size_t)qt_engine_workers(e);
     struct stat st;
     reader rd = { .engine = e, .cfg = cfg, .fd = fd, .skip = skip, .seen = qt_idset_new(),
                   .read_ahead = 2 * in_flight_max > READ_AHEAD_MIN ? 2 * in_flight_max : READ_AHEAD_MIN,

@@ -264,6 +264,11 @@ size_t qt_engine_unfinished(qt_engine *e)
     return n;
 }
 
+int qt_engine_workers(const qt_engine *e)
+{
+    return e->max_in_flight;   /* set once by qt_engine_new */
+}
+
 size_t qt_engine_queue_head(qt_engine *e, qt_queue_view *out, size_t max)
 {
     pthread_mutex_lock(&e->lock);
