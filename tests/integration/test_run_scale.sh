@@ -68,6 +68,41 @@ PY
 echo "scale: $tw sockets in TIME_WAIT towards the mock after the run"
 expect_le "scale: the run leaves no TIME_WAIT behind (reset at exit)" "$tw" 50
 
+# --- the open-files limit: `workers` needs a socket each (workers + 256 in
+# all). A soft limit below that is raised at start up to the hard one, with
+# nothing to say; a hard limit below it is said, naming what to raise, and the
+# run still gives every job its result, with fewer in flight. Valgrind keeps
+# its own descriptors and fakes RLIMIT_NOFILE: not checked there.
+case "$QT_BIN" in *valgrind*) echo "nofile: skipped under valgrind" ;; *)
+start_mock --latency-ms 1500
+cat > "$TMP/nofile.json" <<JSON
+{"workers": 4, "state_dir": "",
+ "providers": {"mock": {"kind": "openai", "base_url": "$MOCK_URL/v1", "timeout_ms": 30000}},
+ "models": {"m": {"providers": ["mock"]}}}
+JSON
+gen_jobs 400 m 16 > "$TMP/nofile.jsonl"
+( ulimit -Sn 300 && exec "$QT_BIN" run -c "$TMP/nofile.json" --workers 1000 --headless \
+    -o "$TMP/nofile1.out" "$TMP/nofile.jsonl" 2>"$TMP/nofile1.err" ) &
+npid=$!
+soft=
+for _ in $(seq 1 20); do
+    sleep 0.1
+    soft=$(awk '/^Max open files/ {print $4}' /proc/$npid/limits 2>/dev/null)
+    [ "$soft" = 1256 ] && break
+done
+wait $npid
+expect_eq "nofile: soft limit 300 under the hard one: exit 0" "$?" 0
+expect_eq "nofile: ... raised at start to workers + 256" "$soft" 1256
+expect_not_contains "nofile: ... with nothing to say" "$(cat "$TMP/nofile1.err")" "open files"
+( ulimit -n 300 && exec "$QT_BIN" run -c "$TMP/nofile.json" --workers 1000 --headless \
+    -o "$TMP/nofile2.out" "$TMP/nofile.jsonl" 2>"$TMP/nofile2.err" )
+expect_eq "nofile: hard limit 300: the run still completes (exit 0)" "$?" 0
+expect_contains "nofile: ... says what to raise" "$(cat "$TMP/nofile2.err")" \
+    "workers 1000 needs about 1256 open files, the limit is 300 (hard 300)"
+expect_contains "nofile: ... and how" "$(cat "$TMP/nofile2.err")" "ulimit -n 1256"
+expect_eq "nofile: ... every job ok" "$(results_count "$TMP/nofile2.out" ok)" 400
+;; esac
+
 # --- a jobs file far longer than the read-ahead: `run` reads it as its jobs
 # finish (at most max(2 x workers, 50,000) without a result), so a file of
 # millions of lines does not cost the memory of all of them; on a signal the
